@@ -1,0 +1,226 @@
+"""The run configuration: one flat dataclass, loaded from YAML and CLI flags, validated once."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .registry import suggest
+
+
+@dataclass
+class TrainConfig:
+    """Every option of `convcoach train`; each field is also a YAML key and a `--flag`."""
+
+    # data
+    data: str = "fashion-mnist"  # a dataset name, imagefolder:PATH, npz:PATH or a folder path
+    data_dir: str | None = None
+    subset: int | None = None  # train on a stratified N-sample subset of the training split
+    val_fraction: float = 0.1
+    image_size: int | None = None  # resize folder images to this square size
+    strict: bool = False  # fail on an unreadable image instead of skipping it
+    preprocess: str = "meanstd"  # meanstd (ResNet) | mean (VGG) | none
+    augment: list[str] = field(default_factory=lambda: ["hflip", "translate:2"])
+    memory_limit_gb: float = 4.0  # larger image folders stream from disk
+    # model
+    model: str = "resnet"
+    depth: int | None = None
+    width: int | None = None
+    activation: str = "relu"
+    norm: str = "batch"
+    dropout: float = 0.0
+    init: str = "auto"
+    zero_init_residual: bool = True
+    model_options: dict[str, Any] = field(default_factory=dict)  # builder-specific, e.g. stem_pool=false
+    # loss and regularization
+    loss: str = "cross_entropy"
+    label_smoothing: float = 0.1
+    reg: str | None = None  # l1:LAMBDA | l2:LAMBDA | elastic:LAMBDA[:BETA]
+    reg_all: bool = False  # also penalize biases and norm parameters
+    # optimization
+    optimizer: str = "nesterov"
+    lr: float | None = None  # None: the optimizer's default
+    momentum: float = 0.9
+    momentum_convention: str = "sum"  # sum: v = rho*v + g | ema: v = rho*v + (1-rho)*g
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
+    epochs: int = 8
+    schedule: str = "onecycle"
+    warmup: int = 0  # linear warmup iterations, composed with any schedule
+    # early stopping (patience None: off)
+    patience: int | None = None
+    min_delta: float = 0.0
+    smoothing: float = 0.0  # EMA factor on the validation metric before comparing
+    # guard
+    explosion_factor: float = 3.0
+    # run
+    seed: int = 0
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    device: str = "auto"
+    channels_last: bool = True
+    out: str | None = None
+    resume: str | None = None
+    quiet: bool = False
+
+    def validate(self) -> TrainConfig:
+        """Check values once at the edge; names are checked against the registries."""
+        from .data.augment import parse_augment
+        from .data.sources import check_data_spec
+        from .models import MODELS
+        from .models.init import check_init
+        from .models.layers import check_activation, check_norm
+        from .train.losses import LOSSES
+        from .train.optim import OPTIMIZERS
+        from .train.regularizers import parse_reg
+        from .train.schedules import parse_schedule
+
+        check_data_spec(self.data)
+        MODELS.get(self.model)
+        from .models import model_options
+
+        known = model_options(self.model)
+        for key in self.model_options:
+            if key not in known:
+                raise ConfigError(f"model '{self.model}' has no option '{key}'{suggest(key, known)}; options: {', '.join(known)}")
+        check_activation(self.activation)
+        check_norm(self.norm)
+        check_init(self.init)
+        LOSSES.get(self.loss)
+        OPTIMIZERS.get(self.optimizer)
+        parse_schedule(self.schedule)
+        parse_reg(self.reg)
+        parse_augment(self.augment)
+        _in_range("val_fraction", self.val_fraction, 0.0, 0.9)
+        _in_range("dropout", self.dropout, 0.0, 0.99)
+        _in_range("label_smoothing", self.label_smoothing, 0.0, 0.99)
+        _in_range("momentum", self.momentum, 0.0, 0.9999)
+        _in_range("smoothing", self.smoothing, 0.0, 0.99)
+        for key in ("batch_size", "epochs"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("subset", "depth", "width", "image_size", "base_batch_size", "patience"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise ConfigError(f"{key} must be >= 1, got {value}")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or self.warmup < 0:
+            raise ConfigError("weight_decay and warmup must be >= 0")
+        _one_of("preprocess", self.preprocess, ["meanstd", "mean", "none"])
+        _one_of("momentum_convention", self.momentum_convention, ["sum", "ema"])
+        _one_of("precision", self.precision, ["auto", "fp32", "bf16", "fp16"])
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _in_range(key: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:
+        raise ConfigError(f"{key} must be in [{low}, {high}], got {value}")
+
+
+def _one_of(key: str, value: str, options: list[str]) -> None:
+    if value not in options:
+        raise ConfigError(f"{key} must be one of {', '.join(options)}; got '{value}'")
+
+
+def config_fields(cls: type = TrainConfig) -> dict[str, Any]:
+    """Field name -> resolved type annotation."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Convert a YAML or CLI value to the field's type, with an error naming the key."""
+    args = typing.get_args(annotation)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{key} may not be empty")
+    base = next((a for a in args if a is not type(None)), annotation) if args else annotation
+    origin = typing.get_origin(base)
+    try:
+        if origin is dict:
+            return parse_mapping(key, value)
+        if origin is list:
+            items = value.split(",") if isinstance(value, str) else list(value)
+            return [str(item).strip() for item in items if str(item).strip()]
+        if base is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if base is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        name = getattr(base, "__name__", str(base))
+        raise ConfigError(f"{key}: '{value}' is not a valid {name}") from None
+
+
+def parse_mapping(key: str, value: Any) -> dict[str, Any]:
+    """'a=1,b=false' (CLI) or a YAML mapping -> dict with YAML-typed values."""
+    if isinstance(value, dict):
+        return dict(value)
+    result = {}
+    for item in str(value).split(","):
+        if not item.strip():
+            continue
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{key}: '{item}' is not of the form name=value")
+        result[name.strip()] = yaml.safe_load(raw.strip())
+    return result
+
+
+def from_dict(values: dict[str, Any], cls: type = TrainConfig, source: str = "config") -> Any:
+    """Build a config from a mapping; unknown keys are errors naming the nearest valid key."""
+    fields = config_fields(cls)
+    kwargs = {}
+    for key, value in values.items():
+        norm_key = str(key).replace("-", "_")
+        if norm_key not in fields:
+            raise ConfigError(f"unknown key '{key}' in {source}{suggest(norm_key, list(fields))}")
+        kwargs[norm_key] = coerce(norm_key, value, fields[norm_key])
+    return cls(**kwargs)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    return values
+
+
+def save_yaml(config: Any, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A validated TrainConfig from an optional YAML file plus keyword overrides."""
+    values = load_yaml(path) if path else {}
+    values.update(overrides)
+    return from_dict(values, source=str(path) if path else "config").validate()

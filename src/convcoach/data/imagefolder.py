@@ -1,0 +1,111 @@
+"""Decode a folder of class subfolders into uint8 arrays with pillow."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ConfigError
+
+log = logging.getLogger("convcoach")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F", "La"}
+
+
+def list_classes(root: Path) -> list[str]:
+    """Sorted class subfolder names; an empty class folder is an error naming it."""
+    if not root.is_dir():
+        raise ConfigError(f"image folder not found: {root}")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ConfigError(f"{root}: no class subfolders (expected one folder per class)")
+    for name in classes:
+        if not any(_is_image_path(f) for f in (root / name).iterdir()):
+            raise ConfigError(f"{root / name}: class folder has no images")
+    return classes
+
+
+def list_files(root: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
+    files, labels = [], []
+    for index, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            raise ConfigError(f"{root}: missing class folder '{name}' (other splits have it)")
+        for path in sorted(folder.iterdir()):
+            if _is_image_path(path):
+                files.append(path)
+                labels.append(index)
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def _is_image_path(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def decide_channels(files: list[Path]) -> int:
+    """1 when every readable image is grayscale, else 3; decided once for the whole set."""
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                if image.mode not in GRAY_MODES and not (image.mode == "P" and _gray_palette(image)):
+                    return 3
+        except (OSError, UnidentifiedImageError):
+            continue
+    return 1
+
+
+def _gray_palette(image: Image.Image) -> bool:
+    palette = image.getpalette() or []
+    triples = [palette[i : i + 3] for i in range(0, len(palette), 3)]
+    return all(r == g == b for r, g, b in triples)
+
+
+def load_image(
+    path: Path, channels: int, size: tuple[int, int], background: tuple[int, int, int] = (255, 255, 255)
+) -> np.ndarray:
+    """One image as a (C, H, W) uint8 array; transparency is composited onto `background`."""
+    with Image.open(path) as image:
+        image.load()
+        if image.mode == "P" and "transparency" in image.info:
+            image = image.convert("RGBA")
+        if image.mode in ("RGBA", "LA", "La", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            canvas = Image.new("RGBA", rgba.size, background + (255,))
+            image = Image.alpha_composite(canvas, rgba)
+        image = image.convert("L" if channels == 1 else "RGB")
+        if image.size != (size[1], size[0]):
+            image = image.resize((size[1], size[0]), Image.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def first_size(files: list[Path]) -> tuple[int, int]:
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                return image.size[1], image.size[0]
+        except (OSError, UnidentifiedImageError):
+            continue
+    raise ConfigError(f"no readable image among {len(files)} files")
+
+
+def decode_all(
+    files: list[Path], labels: np.ndarray, channels: int, size: tuple[int, int], strict: bool
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode every file; unreadable ones are skipped and reported (or fail when strict)."""
+    images, kept, skipped = [], [], []
+    for path, label in zip(files, labels):
+        try:
+            images.append(load_image(path, channels, size))
+            kept.append(label)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            if strict:
+                raise ConfigError(f"{path}: unreadable image ({exc})") from None
+            skipped.append(str(path))
+            log.warning("skipping unreadable image %s (%s)", path, exc)
+    if not images:
+        raise ConfigError("no readable images")
+    return np.stack(images), np.asarray(kept, dtype=np.int64), skipped

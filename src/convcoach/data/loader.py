@@ -1,0 +1,111 @@
+"""Mini-batches for the loop: uint8 tensors in memory, gathered, normalized and augmented as
+whole-batch ops on the training device; sets too large for memory stream through a DataLoader."""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from .augment import Augmenter
+from .imagefolder import load_image
+from .preprocess import Normalizer
+from .sources import Split
+
+
+class BatchLoader:
+    """Shuffled every epoch from a seeded generator whose state is part of the checkpoint."""
+
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        normalizer: Normalizer,
+        device: torch.device | str = "cpu",
+        shuffle: bool = False,
+        augment: Augmenter | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.split = split
+        self.batch_size = batch_size
+        self.normalizer = normalizer
+        self.shuffle = shuffle
+        self.augment = augment if augment and augment.ops else None
+        self.drop_last = drop_last
+        self.channels_last = channels_last
+        self.rank, self.world_size = rank, world_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.aug_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        if split.images is not None:
+            # the whole set moves to the device once; batches never leave it
+            self.images = split.images.to(self.device)
+            self.labels = split.labels.to(self.device)
+        self.num_workers = num_workers if num_workers is not None else min(4, os.cpu_count() or 1)
+
+    def __len__(self) -> int:
+        per_rank = len(self.split) // self.world_size
+        return per_rank // self.batch_size if self.drop_last else -(-per_rank // self.batch_size)
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.split)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        # every rank draws the same permutation and keeps its own interleaved share
+        per_rank = n // self.world_size if self.world_size > 1 else n
+        return order[self.rank :: self.world_size][:per_rank]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order()
+        count = len(self)
+        if self.split.images is None:
+            yield from self._stream(order, count)
+            return
+        order = order.to(self.device)
+        for index in range(count):
+            batch = order[index * self.batch_size : (index + 1) * self.batch_size]
+            yield self._finish(self.images[batch]), self.labels[batch]
+
+    def _finish(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.normalizer(images)
+        if self.augment is not None:
+            x = self.augment(x, self.aug_generator)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _stream(self, order: torch.Tensor, count: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        dataset = _FileDataset(self.split.files, self.split.labels, self.split.shape)
+        batches = [order[i * self.batch_size : (i + 1) * self.batch_size].tolist() for i in range(count)]
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=batches, num_workers=self.num_workers, pin_memory=self.device.type == "cuda"
+        )
+        for images, labels in loader:
+            yield self._finish(images.to(self.device, non_blocking=True)), labels.to(self.device, non_blocking=True)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "aug_generator": self.aug_generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.aug_generator.set_state(state["aug_generator"])
+
+
+class _FileDataset(torch.utils.data.Dataset):
+    """Decodes one image per item in a worker process; used only for sets larger than memory."""
+
+    def __init__(self, files: list, labels: torch.Tensor, shape: tuple[int, int, int]) -> None:
+        self.files, self.labels, self.shape = files, labels, shape
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        channels, height, width = self.shape
+        image = load_image(self.files[index], channels, (height, width))
+        return torch.from_numpy(np.ascontiguousarray(image)), self.labels[index]

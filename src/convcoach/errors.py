@@ -1,0 +1,9 @@
+"""The one exception type for user mistakes; the CLI prints it as one line and exits 2."""
+
+
+class ConfigError(ValueError):
+    """Bad user input: a config key or value, a data file, a checkpoint."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The explosion guard stopped a run (NaN/inf loss or loss far above its start)."""

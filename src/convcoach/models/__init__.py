@@ -1,0 +1,46 @@
+"""Models: a registry of architectures built from a name and keyword options."""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch.nn as nn
+
+from ..errors import ConfigError
+from ..registry import Registry, suggest
+from .convnets import cnn, vgg
+from .resnet import resnet
+from .simple import linear, mlp
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+MODELS.register("linear")(linear)
+MODELS.register("mlp")(mlp)
+MODELS.register("cnn")(cnn)
+MODELS.register("vgg")(vgg)
+MODELS.register("resnet")(resnet)
+
+
+
+def model_options(name: str) -> list[str]:
+    """The keyword options a model accepts (besides in_shape and num_classes)."""
+    builder = MODELS.get(name)
+    if name == "resnet":
+        from .resnet import ResNet
+
+        builder = ResNet.__init__
+    params = inspect.signature(builder).parameters
+    return [p for p in params if p not in ("self", "in_shape", "num_classes") and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+
+
+def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **options: Any) -> nn.Module:
+    """Build a registered model; None options fall back to the builder's defaults, unknown ones are errors."""
+    known = model_options(name)
+    chosen = {k: v for k, v in options.items() if v is not None}
+    for key in chosen:
+        if key not in known:
+            raise ConfigError(f"model '{name}' has no option '{key}'{suggest(key, known)}; options: {', '.join(known)}")
+    return MODELS.get(name)(tuple(in_shape), num_classes, **chosen)
+
+
+__all__ = ["MODELS", "create_model", "model_options"]

@@ -1,0 +1,94 @@
+"""Basic-block ResNet (He et al. 2016) sized for 28-32 px inputs: depth = 6n + 2."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import ConfigError
+from .layers import activation, norm
+
+
+class BasicBlock(nn.Module):
+    """out = act(F(x) + shortcut(x)), F = Conv-Norm-Act-Conv-Norm; `drop_prob` is stochastic depth."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, act: str, norm_spec: str, shortcut: str) -> None:
+        super().__init__()
+        has_bias = norm_spec == "none"
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=has_bias)
+        self.norm1 = norm(norm_spec, out_channels)
+        self.act1 = activation(act)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=has_bias)
+        self.norm2 = norm(norm_spec, out_channels)
+        self.norm2.is_residual_last = True  # zero-init target (Goyal et al. 2017)
+        self.act2 = activation(act)
+        self.drop_prob = 0.0
+        self.shortcut: nn.Module = nn.Identity()
+        self.pad_channels = 0
+        if stride != 1 or in_channels != out_channels:
+            if shortcut == "projection":  # option B: 1x1 conv + norm
+                self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=has_bias), norm(norm_spec, out_channels))
+            else:  # option A: subsample and zero-pad the new channels, no parameters
+                self.shortcut = nn.AvgPool2d(stride) if stride > 1 else nn.Identity()
+                self.pad_channels = out_channels - in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.shortcut(x)
+        if self.pad_channels:
+            skip = F.pad(skip, (0, 0, 0, 0, 0, self.pad_channels))
+        out = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))
+        if self.training and self.drop_prob > 0:
+            # stochastic depth (Huang et al. 2016): drop the whole branch per sample, rescale survivors
+            keep = torch.rand(out.shape[0], 1, 1, 1, device=out.device) >= self.drop_prob
+            out = out * keep / (1 - self.drop_prob)
+        return self.act2(out + skip)
+
+
+class ResNet(nn.Module):
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        depth: int = 8,
+        width: int = 32,
+        activation_name: str = "relu",
+        norm_spec: str = "batch",
+        dropout: float = 0.0,
+        shortcut: str = "projection",
+        stem_pool: bool = True,
+        stochastic_depth: float = 0.0,
+        **_: object,
+    ) -> None:
+        super().__init__()
+        if depth < 8 or (depth - 2) % 6:
+            raise ConfigError(f"resnet depth must be 6n+2 (8, 14, 20, 32, 44, 56, ...), got {depth}")
+        if shortcut not in ("projection", "identity"):
+            raise ConfigError(f"resnet shortcut must be projection or identity, got '{shortcut}'")
+        blocks_per_stage = (depth - 2) // 6
+        has_bias = norm_spec == "none"
+        stem: list[nn.Module] = [nn.Conv2d(in_shape[0], width, 3, 1, 1, bias=has_bias), norm(norm_spec, width), activation(activation_name)]
+        if stem_pool:  # halve 28-32 px maps first: 4x fewer FLOPs in stage 1
+            stem.append(nn.MaxPool2d(2))
+        self.stem = nn.Sequential(*stem)
+        blocks, channels = [], width
+        for stage in range(3):
+            out = width * 2**stage
+            for index in range(blocks_per_stage):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(BasicBlock(channels, out, stride, activation_name, norm_spec, shortcut))
+                channels = out
+        self.blocks = nn.Sequential(*blocks)
+        # linear decay over depth: block l of L drops with probability p * l / L
+        for index, block in enumerate(blocks, start=1):
+            block.drop_prob = stochastic_depth * index / len(blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.blocks(self.stem(x))).flatten(1)
+        return self.fc(self.dropout(x))
+
+
+def resnet(in_shape: tuple[int, int, int], num_classes: int, **options: object) -> nn.Module:
+    return ResNet(in_shape, num_classes, **options)

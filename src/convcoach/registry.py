@@ -1,0 +1,65 @@
+"""Name -> builder registries with errors that list the known names and suggest the nearest."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def suggest(name: str, options: list[str]) -> str:
+    """' (did you mean X?)' for the closest option, or ''."""
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class Registry(Generic[T]):
+    """A dict of named builders; `get` of an unknown name raises a ConfigError listing the known ones."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, *names: str) -> Callable[[T], T]:
+        def add(item: T) -> T:
+            for name in names:
+                if name in self._items:
+                    raise KeyError(f"{self.kind} '{name}' registered twice")
+                self._items[name] = item
+            return item
+
+        return add
+
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            known = sorted(self._items)
+            raise ConfigError(
+                f"unknown {self.kind} '{name}'{suggest(name, known)}; known: {', '.join(known)}"
+            )
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """Split 'name:arg1:arg2' into ('name', ['arg1', 'arg2']); commas inside args are kept."""
+    name, *args = spec.strip().split(":")
+    return name.strip().lower(), [a.strip() for a in args]
+
+
+def spec_float(spec: str, value: str, what: str) -> float:
+    """Parse a numeric spec argument, naming the spec when it is not a number."""
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{what} '{spec}': '{value}' is not a number") from None

@@ -1,0 +1,1 @@
+"""Training: losses, regularizers, optimizers, schedules, the loop and its callbacks."""

@@ -1,0 +1,209 @@
+"""The callbacks every run has: explosion guard, early stopping, metrics log, checkpoints, progress."""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .loop import Trainer
+
+
+class Callback:
+    """Hooks into the loop's events; `order` sets who runs first; state goes into checkpoints."""
+
+    order = 50
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+    def on_epoch_start(self, trainer: Trainer) -> None: ...
+    def on_batch_end(self, trainer: Trainer, loss: float) -> None: ...
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+    def on_train_end(self, trainer: Trainer) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class ExplosionGuard(Callback):
+    """Stops at once on a NaN/inf loss or a loss above `factor` x the first one (the lectures' abort rule)."""
+
+    order = 10
+
+    def __init__(self, factor: float = 3.0) -> None:
+        self.factor = factor
+        self.initial: float | None = None
+
+    def on_batch_end(self, trainer: Trainer, loss: float) -> None:
+        if self.initial is None and math.isfinite(loss):
+            self.initial = loss
+        if not math.isfinite(loss) or (self.initial is not None and loss > self.factor * self.initial):
+            what = "NaN/inf" if not math.isfinite(loss) else f"{loss:.3g} > {self.factor:g} x initial {self.initial:.3g}"
+            lr = trainer.optimizer.param_groups[0]["lr"]
+            trainer.stop(
+                "diverged",
+                f"loss exploded at iteration {trainer.state.step} ({what}); the learning rate ({lr:.3g}) is the likely cause: try 3-10x lower",
+            )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"initial": self.initial}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.initial = state["initial"]
+
+
+class EarlyStopping(Callback):
+    """Stop when the (optionally EMA-smoothed) validation metric has not improved by min_delta for `patience` epochs."""
+
+    order = 20
+
+    def __init__(self, patience: int, min_delta: float = 0.0, smoothing: float = 0.0, monitor: str = "val_acc") -> None:
+        self.patience, self.min_delta, self.smoothing, self.monitor = patience, min_delta, smoothing, monitor
+        self.smoothed: float | None = None
+        self.best: float | None = None
+        self.bad_epochs = 0
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        value = metrics.get(self.monitor)
+        if value is None:
+            return
+        sign = -1.0 if self.monitor.endswith("loss") else 1.0
+        # validation error fluctuates: compare an exponential moving average, not the raw value
+        self.smoothed = value if self.smoothed is None else self.smoothing * self.smoothed + (1 - self.smoothing) * value
+        score = sign * self.smoothed
+        if self.best is None or score > self.best + self.min_delta:
+            self.best, self.bad_epochs = score, 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.patience:
+                trainer.stop("early_stopping", f"{self.monitor} has not improved for {self.patience} epochs")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"smoothed": self.smoothed, "best": self.best, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.smoothed, self.best, self.bad_epochs = state["smoothed"], state["best"], state["bad_epochs"]
+
+
+class MetricsLogger(Callback):
+    """Per-iteration loss and per-epoch metrics as JSON lines in RUN_DIR/metrics.jsonl."""
+
+    order = 80
+
+    def __init__(self, path: Path, every: int = 1) -> None:
+        self.path, self.every = Path(path), every
+        self.handle = None
+        self.rows: list[str] = []
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.resumed and self.path.exists():
+            # drop what was logged after the checkpoint: those iterations are replayed
+            keep = []
+            for line in self.path.read_text().splitlines():
+                row = json.loads(line)
+                if (row["kind"] == "epoch" and row["epoch"] <= trainer.state.epoch) or (row["kind"] != "epoch" and row.get("step", 0) <= trainer.state.step):
+                    keep.append(line + "\n")
+            self.path.write_text("".join(keep))
+        elif self.path.exists():
+            self.path.unlink()
+        self.handle = open(self.path, "a")
+
+    def log(self, row: dict[str, Any]) -> None:
+        self.rows.append(json.dumps(row) + "\n")
+
+    def on_batch_end(self, trainer: Trainer, loss: float) -> None:
+        if trainer.state.step % self.every == 0:
+            self.rows.append(f'{{"kind": "iter", "step": {trainer.state.step}, "epoch": {trainer.state.epoch}, "loss": {json.dumps(loss)}, "lr": {trainer.optimizer.param_groups[0]["lr"]!r}}}\n')
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        self.rows.append(json.dumps({"kind": "epoch", **metrics}) + "\n")
+        self.flush()
+
+    def flush(self) -> None:
+        if self.handle:
+            self.handle.writelines(self.rows)
+            self.handle.flush()
+            self.rows = []
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.flush()
+        if self.handle:
+            self.handle.close()
+            self.handle = None
+
+
+class Checkpointer(Callback):
+    """last.pt after every epoch, best.pt when the validation metric improves."""
+
+    order = 90
+
+    def __init__(self, run_dir: Path, monitor: str = "val_acc") -> None:
+        self.run_dir, self.monitor = Path(run_dir), monitor
+        self.best: float | None = None
+        self.best_epoch: int | None = None
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        value = metrics.get(self.monitor, metrics.get("train_acc"))
+        improved = value is not None and (self.best is None or value > self.best)
+        if improved:
+            self.best, self.best_epoch = value, metrics["epoch"]
+        payload = trainer.checkpoint_payload()
+        if improved:
+            trainer.save(payload, self.run_dir / "best.pt")
+        trainer.save(payload, self.run_dir / "last.pt")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
+
+class Progress(Callback):
+    """A rich progress bar with ETA on a terminal; one line per epoch otherwise; nothing when quiet."""
+
+    order = 95
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bar = None
+        self.interactive = sys.stderr.isatty()
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if self.quiet or not self.interactive:
+            return
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import Progress as RichProgress
+
+        self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task("train", total=trainer.total_steps, completed=trainer.state.step, info="")
+
+    def on_batch_end(self, trainer: Trainer, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=trainer.state.step, description=f"epoch {trainer.state.epoch + 1}/{trainer.config.epochs}", info=f"loss {loss:.4f}")
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        parts = [f"epoch {metrics['epoch']}/{trainer.config.epochs}"] + [f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("epoch", "time", "lr") and isinstance(v, float)]
+        parts.append(f"lr {metrics['lr']:.3g}  {metrics['time']:.0f}s")
+        line = "  ".join(parts)
+        if self.bar is not None:
+            self.bar.console.print(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def now() -> float:
+    return time.perf_counter()

@@ -1,0 +1,348 @@
+"""The Trainer: a short mini-batch loop with events; everything else is a callback."""
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .. import __version__
+from ..config import TrainConfig, from_dict, load_yaml, save_yaml
+from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data, parse_augment
+from ..errors import ConfigError
+from ..models import create_model
+from ..models.init import initialize
+from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
+from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from .evaluate import Evaluation, evaluate
+from .losses import create_loss
+from .optim import OptimSettings, create_optimizer, default_lr
+from .precision import autocast, resolve_device, resolve_precision, timed
+from .regularizers import parse_reg, penalized_parameters
+from .schedules import create_scheduler, scaled_lr
+
+log = logging.getLogger("convcoach")
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    step: int = 0  # iterations completed
+    elapsed: float = 0.0  # training seconds, summed over resumes
+    stop_reason: str | None = None
+    stop_message: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes: int) -> dict[str, Any]:
+    """What it takes to rebuild the model: name, input shape, class count, keyword options."""
+    options = {"depth": config.depth, "width": config.width, "activation_name": config.activation, "norm_spec": config.norm, "dropout": config.dropout}
+    options.update(config.model_options)
+    return {"name": config.model, "in_shape": list(in_shape), "num_classes": num_classes, "options": options}
+
+
+def build_model(spec: dict[str, Any]) -> nn.Module:
+    return create_model(spec["name"], tuple(spec["in_shape"]), spec["num_classes"], **spec["options"])
+
+
+def new_run_dir(out: str | None) -> Path:
+    path = Path(out) if out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Trainer:
+    """Builds data, model, optimizer and callbacks from a TrainConfig and runs the loop.
+
+    `model` (any nn.Module) replaces the registry model; `data` skips loading."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: nn.Module | None = None,
+        callbacks: list[Callback] | None = None,
+        data: DataBundle | None = None,
+    ) -> None:
+        resume_state = None
+        if config.resume:
+            run_dir = Path(config.resume)
+            if not (run_dir / "last.pt").is_file():
+                raise ConfigError(f"cannot resume: {run_dir / 'last.pt'} not found")
+            saved = from_dict(load_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
+            saved.quiet, saved.resume, saved.out = config.quiet, str(run_dir), str(run_dir)
+            config = saved
+            resume_state = load_checkpoint(run_dir / "last.pt")
+        self.config = config.validate()
+        self.run_dir = new_run_dir(config.out) if not config.resume else Path(config.resume)
+        self.resumed = resume_state is not None
+        self._seed_everything(config.seed)
+        self.device = resolve_device(config.device)
+        self.data = data or load_data(
+            config.data,
+            SourceOptions(config.data_dir, config.image_size, config.strict, config.memory_limit_gb, config.seed),
+            config.val_fraction,
+            config.subset,
+        )
+        self.normalizer = self._fit_normalizer()
+        self.spec = model_spec(config, self.data.shape, self.data.num_classes)
+        self.model = (model if model is not None else build_model(self.spec)).to(self.device)
+        if model is not None:
+            self.spec = {"name": "custom", "in_shape": list(self.data.shape), "num_classes": self.data.num_classes, "options": {}}
+        self.train_loader = self._loader(self.data.train, shuffle=True, augment=True)
+        self.val_loader = self._loader(self.data.val) if self.data.val is not None else None
+        if model is None:
+            sample = next(iter(self._loader(self.data.train)))[0][:256] if config.init == "lsuv" else None
+            self.init_used = initialize(self.model, config.init, config.activation, config.zero_init_residual, sample)
+        else:
+            self.init_used = "user model"
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = create_loss(config.loss, config.label_smoothing)
+        self.eval_loss_fn = create_loss(config.loss)
+        self.penalty = parse_reg(config.reg)
+        self.penalty_params = penalized_parameters(self.model, config.reg_all) if self.penalty else []
+        lr = config.lr if config.lr is not None else default_lr(config.optimizer)
+        self.base_lr = scaled_lr(lr, config.batch_size, config.base_batch_size)
+        self.optimizer = create_optimizer(
+            config.optimizer, self.model, OptimSettings(self.base_lr, config.momentum, config.momentum_convention, config.weight_decay)
+        )
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        self.scheduler = create_scheduler(self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch, config.warmup)
+        self.precision, self.precision_reason = resolve_precision(config.precision, self.device, self._time_precision)
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.state = TrainState()
+        self.callbacks = sorted(self._default_callbacks() + list(callbacks or []), key=lambda c: c.order)
+        if resume_state is not None:
+            self._restore(resume_state)
+        else:
+            save_yaml(config, self.run_dir / "config.yaml")
+        self._write_env()
+
+    # ----- the loop -----
+    def fit(self) -> dict[str, Any]:
+        """Train to the configured epochs (or until a callback stops the run), then test the best snapshot."""
+        self.emit("on_train_start")
+        start = time.perf_counter() - self.state.elapsed
+        while self.state.epoch < self.config.epochs and self.state.stop_reason is None:
+            self.emit("on_epoch_start")
+            self.model.train()
+            loss_sum, correct, seen = 0.0, torch.zeros((), device=self.device), 0
+            for x, y in self.train_loader:
+                x, y = self.transform_batch(x, y)
+                loss, logits = self.train_step(x, y)
+                self.state.step += 1
+                loss_sum += loss * len(x)
+                seen += len(x)
+                correct += (logits.argmax(dim=1) == (y if y.dim() == 1 else y.argmax(dim=1))).sum()
+                self.emit("on_batch_end", loss)
+                if self.state.stop_reason == "diverged":
+                    break
+            if self.state.stop_reason == "diverged":
+                break
+            self.state.epoch += 1
+            metrics = {"epoch": self.state.epoch, "step": self.state.step, "train_loss": loss_sum / max(seen, 1), "train_acc": correct.item() / max(seen, 1)}
+            if self.val_loader is not None:
+                val = self.evaluate(self.val_loader)
+                metrics.update(val_loss=val.loss, val_acc=val.accuracy)
+            metrics.update(lr=self.optimizer.param_groups[0]["lr"], time=time.perf_counter() - start)
+            self.state.elapsed = metrics["time"]
+            self.state.history.append(metrics)
+            self.emit("on_validation_end", metrics)
+            self.emit("on_epoch_end", metrics)
+        self.state.elapsed = time.perf_counter() - start
+        self.emit("on_train_end")
+        return self.finish()
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        with autocast(self.precision, self.device):
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+        if self.penalty is not None:
+            loss = loss + self.penalty(self.penalty_params)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.scheduler.step()
+        return loss.item(), logits.detach()
+
+    def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Callbacks with `on_batch_start` may replace the batch (mixup, cutmix)."""
+        for callback in self.callbacks:
+            hook = getattr(callback, "on_batch_start", None)
+            if hook is not None:
+                x, y = hook(self, x, y)
+        return x, y
+
+    def emit(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
+
+    def stop(self, reason: str, message: str) -> None:
+        if self.state.stop_reason is None:
+            self.state.stop_reason, self.state.stop_message = reason, message
+            log.warning(message)
+
+    def evaluate(self, loader: BatchLoader) -> Evaluation:
+        return evaluate(self.model, loader, self.eval_loss_fn, self.data.num_classes, self.precision, self.device)
+
+    # ----- the end of a run -----
+    def finish(self) -> dict[str, Any]:
+        """Test the best snapshot once and write summary.json."""
+        best_path = self.run_dir / "best.pt"
+        if best_path.is_file():
+            load_model_state(self.model, load_checkpoint(best_path)["model_state"], str(best_path))
+        test = self.evaluate(self._loader(self.data.test))
+        checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
+        summary = {
+            "command": "train",
+            "status": "diverged" if self.state.stop_reason == "diverged" else "completed",
+            "stop_reason": self.state.stop_reason,
+            "stop_message": self.state.stop_message,
+            "run_dir": str(self.run_dir),
+            "data": {"name": self.data.name, "classes": self.data.classes, "shape": list(self.data.shape), "train": len(self.data.train), "val": len(self.data.val) if self.data.val else 0, "test": len(self.data.test), "skipped_files": self.data.skipped},
+            "model": self.spec,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "init": self.init_used,
+            "precision": self.precision,
+            "epochs_run": self.state.epoch,
+            "steps": self.state.step,
+            "best_epoch": checkpointer.best_epoch if checkpointer else None,
+            "best_val_acc": checkpointer.best if checkpointer else None,
+            "train_seconds": round(self.state.elapsed, 2),
+            "final": self.state.history[-1] if self.state.history else None,
+            "test_accuracy": test.accuracy,
+            "test_loss": test.loss,
+            "test_per_class_accuracy": dict(zip(self.data.classes, test.per_class_accuracy)),
+        }
+        self.summary = summary
+        write_json(self.run_dir / "summary.json", summary)
+        return summary
+
+    # ----- checkpoints -----
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {
+            "config": self.config.to_dict(),
+            "model": self.spec,
+            "classes": list(self.data.classes),
+            "normalizer": self.normalizer.state_dict(),
+            "model_state": self.model.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scheduler_state": self.scheduler.state_dict(),
+            "loader_state": self.train_loader.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks},
+            "state": asdict(self.state),
+            "versions": {"convcoach": __version__, "torch": str(torch.__version__)},
+        }
+
+    def save(self, payload: dict[str, Any], path: Path) -> None:
+        save_checkpoint(payload, path)
+
+    def _restore(self, payload: dict[str, Any]) -> None:
+        load_model_state(self.model, payload["model_state"], str(self.run_dir / "last.pt"))
+        self.optimizer.load_state_dict(payload["optimizer_state"])
+        self.scheduler.load_state_dict(payload["scheduler_state"])
+        self.train_loader.load_state_dict(payload["loader_state"])
+        torch.set_rng_state(payload["rng"]["torch"])
+        if payload["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+        for callback in self.callbacks:
+            state = payload["callbacks"].get(type(callback).__name__)
+            if state is not None:
+                callback.load_state_dict(state)
+        self.state = TrainState(**payload["state"])
+        log.info("resumed %s at epoch %d (step %d)", self.run_dir, self.state.epoch, self.state.step)
+
+    # ----- set-up helpers -----
+    def _default_callbacks(self) -> list[Callback]:
+        config = self.config
+        callbacks: list[Callback] = [ExplosionGuard(config.explosion_factor), MetricsLogger(self.run_dir / "metrics.jsonl"), Checkpointer(self.run_dir), Progress(config.quiet)]
+        if config.patience:
+            callbacks.append(EarlyStopping(config.patience, config.min_delta, config.smoothing))
+        return callbacks
+
+    def _fit_normalizer(self) -> Normalizer:
+        if self.data.streaming:
+            sample = next(iter(BatchLoader(self.data.train, 512, Normalizer([0.0] * self.data.shape[0], [1 / 255] * self.data.shape[0]), shuffle=True, seed=self.config.seed)))[0]
+            return Normalizer.fit(sample.round().clamp(0, 255).to(torch.uint8), self.config.preprocess)
+        return Normalizer.fit(self.data.train.images, self.config.preprocess)
+
+    def _loader(self, split: Any, shuffle: bool = False, augment: bool = False) -> BatchLoader:
+        return BatchLoader(
+            split,
+            self.config.batch_size if shuffle else max(self.config.batch_size, 512),
+            self.normalizer,
+            self.device,
+            shuffle=shuffle,
+            augment=parse_augment(self.config.augment) if augment else None,
+            seed=self.config.seed,
+            channels_last=self.config.channels_last,
+        )
+
+    def _time_precision(self, precision: str) -> float:
+        """Seconds per training step in `precision`, on a copy of the model (weights untouched)."""
+        import copy
+
+        model = copy.deepcopy(self.model)
+        x, y = next(iter(self._loader(self.data.train)))
+        x, y = x[: self.config.batch_size], y[: self.config.batch_size]
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+
+        def step() -> None:
+            with autocast(precision, self.device):
+                loss = self.loss_fn(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+
+        return timed(step)
+
+    def _seed_everything(self, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    def _write_env(self) -> None:
+        write_json(
+            self.run_dir / "env.json",
+            {
+                "convcoach": __version__,
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "seed": self.config.seed,
+                "device": str(self.device),
+                "precision": self.precision,
+                "precision_reason": self.precision_reason,
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "threads": torch.get_num_threads(),
+            },
+        )
+
+
+def write_json(path: Path, value: Any) -> None:
+    Path(path).write_text(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def train(config: TrainConfig | None = None, **overrides: Any) -> dict[str, Any]:
+    """Train from a config (or keyword options) and return the run summary."""
+    if config is None:
+        config = from_dict(overrides)
+    elif overrides:
+        config = from_dict({**config.to_dict(), **overrides})
+    return Trainer(config).fit()

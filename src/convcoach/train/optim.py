@@ -1,0 +1,93 @@
+"""Optimizers by name, all from torch.optim; no weight decay on biases and norm parameters."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ..registry import Registry
+
+
+@dataclass
+class OptimSettings:
+    lr: float | None = None
+    momentum: float = 0.9
+    momentum_convention: str = "sum"  # sum: v = rho*v + g ; ema: v = rho*v + (1-rho)*g
+    weight_decay: float = 0.0
+
+
+OPTIMIZERS: Registry[Callable[[list, OptimSettings], torch.optim.Optimizer]] = Registry("optimizer")
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
+
+
+def _lr(name: str, settings: OptimSettings) -> float:
+    return settings.lr if settings.lr is not None else DEFAULT_LR[name]
+
+
+def _dampening(settings: OptimSettings) -> float:
+    # torch: v = rho*v + (1 - dampening)*g, so dampening = rho gives the (1 - rho) form
+    return settings.momentum if settings.momentum_convention == "ema" else 0.0
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=_lr("sgd", s), weight_decay=s.weight_decay)
+
+
+@OPTIMIZERS.register("momentum")
+def _momentum(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=_lr("momentum", s), momentum=s.momentum, dampening=_dampening(s), weight_decay=s.weight_decay)
+
+
+@OPTIMIZERS.register("nesterov")
+def _nesterov(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
+    # torch's Nesterov needs zero dampening, so only the "sum" convention applies here
+    return torch.optim.SGD(groups, lr=_lr("nesterov", s), momentum=s.momentum, nesterov=True, weight_decay=s.weight_decay)
+
+
+@OPTIMIZERS.register("adagrad")
+def _adagrad(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(groups, lr=_lr("adagrad", s), weight_decay=s.weight_decay)
+
+
+@OPTIMIZERS.register("rmsprop")
+def _rmsprop(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(groups, lr=_lr("rmsprop", s), alpha=0.99, weight_decay=s.weight_decay)
+
+
+@OPTIMIZERS.register("adam")
+def _adam(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
+    return torch.optim.Adam(groups, lr=_lr("adam", s), betas=(0.9, 0.999), weight_decay=s.weight_decay)
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
+    """Decoupled weight decay (Loshchilov & Hutter 2019), unlike L2 in the loss."""
+    return torch.optim.AdamW(groups, lr=_lr("adamw", s), betas=(0.9, 0.999), weight_decay=s.weight_decay)
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: decayed conv/linear weights, and undecayed biases and norm parameters."""
+    decay, no_decay = [], []
+    for module in model.modules():
+        for name, param in module.named_parameters(recurse=False):
+            if not param.requires_grad:
+                continue
+            if name == "weight" and isinstance(module, (nn.Conv2d, nn.Linear)):
+                decay.append(param)
+            else:
+                no_decay.append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def create_optimizer(name: str, model: nn.Module, settings: OptimSettings, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """Build a named optimizer over `groups` (default: decay / no-decay groups of `model`)."""
+    groups = groups if groups is not None else parameter_groups(model, settings.weight_decay)
+    return OPTIMIZERS.get(name)(groups, settings)
+
+
+def default_lr(name: str) -> float:
+    return DEFAULT_LR[name]

@@ -1,0 +1,71 @@
+"""Device and numeric precision: cuda when present; bf16 autocast where the hardware runs it natively."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+
+from ..errors import ConfigError
+
+log = logging.getLogger("convcoach")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}' requested but CUDA is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where oneDNN has bf16 kernels for this CPU (AVX512-BF16 or AMX), read from torch itself."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(
+    name: str, device: torch.device, time_step: Callable[[str], float] | None = None
+) -> tuple[str, str]:
+    """(precision, reason). 'auto' asks the hardware, and on CPUs with native bf16 also times a few steps."""
+    if device.type == "cuda":
+        if name == "auto":
+            return ("bf16", "CUDA device supports bf16") if torch.cuda.is_bf16_supported() else ("fp16", "CUDA without bf16: fp16 with a grad scaler")
+        return name, "requested"
+    if name == "fp16":
+        raise ConfigError("precision fp16 needs a CUDA device; on CPU use bf16, fp32 or auto")
+    if name != "auto":
+        if name == "bf16" and not cpu_has_native_bf16():
+            log.warning("this CPU has no native bf16 (AVX512-BF16/AMX): bf16 will be emulated and slower than fp32")
+        return name, "requested"
+    if not cpu_has_native_bf16():
+        return "fp32", f"CPU capability {torch.backends.cpu.get_cpu_capability()} has no native bf16"
+    if time_step is None:
+        return "bf16", "CPU has native bf16"
+    fp32, bf16 = time_step("fp32"), time_step("bf16")
+    if bf16 < 0.9 * fp32:
+        return "bf16", f"CPU has native bf16 and a timed step took {bf16 * 1e3:.0f} ms vs {fp32 * 1e3:.0f} ms in fp32"
+    return "fp32", f"CPU has bf16 but a timed step was not faster ({bf16 * 1e3:.0f} vs {fp32 * 1e3:.0f} ms)"
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def timed(step: Callable[[], None], repeats: int = 3) -> float:
+    """Median seconds of `step` after one warm-up call."""
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
