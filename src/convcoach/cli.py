@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import typing
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .config import TrainConfig, config_fields, from_dict, load_yaml
+from .config import TrainConfig, config_fields, from_dict, load_yaml, unwrap_optional
 from .errors import ConfigError
 
 Command = Callable[[argparse.Namespace], int]
@@ -42,8 +41,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig, s
         if name in skip:
             continue
         flag = "--" + name.replace("_", "-")
-        base = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation)
-        if base is bool:
+        if unwrap_optional(annotation) is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=FLAG_HELP.get(name))
         else:
             parser.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(), help=FLAG_HELP.get(name))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,13 +45,13 @@ class TrainConfig:
     reg_all: bool = False  # also penalize biases and norm parameters
     # optimization
     optimizer: str = "nesterov"
-    lr: float | None = None  # None: the optimizer's default
+    lr: float | None = None  # None: the optimizer's default (train/optim.py DEFAULT_LR)
     momentum: float = 0.9
     momentum_convention: str = "sum"  # sum: v = rho*v + g | ema: v = rho*v + (1-rho)*g
     weight_decay: float = 5e-4
     batch_size: int = 256
     base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
-    epochs: int = 8
+    epochs: int = 6
     schedule: str = "onecycle"
     warmup: int = 0  # linear warmup iterations, composed with any schedule
     # early stopping (patience None: off)
@@ -139,14 +140,20 @@ def config_fields(cls: type = TrainConfig) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+def unwrap_optional(annotation: Any) -> Any:
+    """`int | None` -> int; other annotations unchanged."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return next(a for a in typing.get_args(annotation) if a is not type(None))
+    return annotation
+
+
 def coerce(key: str, value: Any, annotation: Any) -> Any:
     """Convert a YAML or CLI value to the field's type, with an error naming the key."""
-    args = typing.get_args(annotation)
+    base = unwrap_optional(annotation)
     if value is None:
-        if type(None) in args:
+        if base is not annotation:
             return None
         raise ConfigError(f"{key} may not be empty")
-    base = next((a for a in args if a is not type(None)), annotation) if args else annotation
     origin = typing.get_origin(base)
     try:
         if origin is dict:

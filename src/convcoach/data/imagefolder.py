@@ -78,7 +78,7 @@ def load_image(
         image = image.convert("L" if channels == 1 else "RGB")
         if image.size != (size[1], size[0]):
             image = image.resize((size[1], size[0]), Image.BILINEAR)
-        array = np.asarray(image, dtype=np.uint8)
+        array = np.array(image, dtype=np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 

@@ -274,8 +274,8 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
     if subset:
         chosen = stratified_subset(train_y, subset, options.seed)
         train_x, train_y = train_x[chosen], train_y[chosen]
-    train = Split(torch.from_numpy(np.ascontiguousarray(train_x)), torch.from_numpy(train_y))
-    test = Split(torch.from_numpy(np.ascontiguousarray(raw.test_x)), torch.from_numpy(raw.test_y))
+    train = Split(torch.from_numpy(np.array(train_x)), torch.from_numpy(np.array(train_y)))
+    test = Split(torch.from_numpy(np.array(raw.test_x)), torch.from_numpy(np.array(raw.test_y)))
     return DataBundle(spec, raw.classes, train, val, test, tuple(train.images.shape[1:]), raw.skipped)
 
 

@@ -129,7 +129,7 @@ def lsuv(model: nn.Module, sample: torch.Tensor, tolerance: float = 0.1, max_ite
     model.eval()
     for layer in layers:
         captured: dict[str, torch.Tensor] = {}
-        handle = layer.register_forward_hook(lambda mod, inp, out: captured.__setitem__("out", out))
+        handle = layer.register_forward_hook(lambda mod, inp, out, store=captured: store.__setitem__("out", out))
         for _ in range(max_iters):
             model(sample)
             variance = captured["out"].var().item()

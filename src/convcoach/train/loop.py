@@ -291,6 +291,8 @@ class Trainer:
             shuffle=shuffle,
             augment=parse_augment(self.config.augment) if augment else None,
             seed=self.config.seed,
+            # like fastai, drop the ragged last training batch: a batch of 1 breaks BatchNorm
+            drop_last=shuffle and len(split) >= self.config.batch_size,
             channels_last=self.config.channels_last,
         )
 

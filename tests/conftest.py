@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny synthetic image set that a small net learns in seconds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def make_blobs(n_per_class: int = 60, classes: int = 3, size: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Class k is a bright square in quadrant k of a noisy image: easy, but only for a working pipeline."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, size=(n_per_class * classes, size, size), dtype=np.uint8)
+    labels = np.repeat(np.arange(classes), n_per_class)
+    half = size // 2
+    for index, label in enumerate(labels):
+        row, col = divmod(int(label), 2)
+        images[index, row * half : (row + 1) * half, col * half : (col + 1) * half] += 150
+    order = rng.permutation(len(labels))
+    return images[order], labels[order].astype(np.int64)
+
+
+@pytest.fixture
+def blobs_npz(tmp_path: Path) -> Path:
+    x, y = make_blobs()
+    path = tmp_path / "blobs.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def small_config(data: Path, out: Path, **overrides):
+    from convcoach import TrainConfig
+
+    values = dict(
+        data=f"npz:{data}", out=str(out), model="cnn", depth=2, width=8, epochs=3, batch_size=32,
+        quiet=True, augment=["none"], schedule="constant", lr=0.05, label_smoothing=0.0,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)

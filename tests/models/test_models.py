@@ -1,0 +1,184 @@
+"""The model registry: shapes, options, norms/activations, and the errors a user sees."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from convcoach.errors import ConfigError
+from convcoach.models import MODELS, create_model, model_options
+from convcoach.models.layers import ACTIVATIONS
+
+SHAPES = [(1, 28, 28), (3, 32, 32)]
+NORMS = ["batch", "layer", "instance", "group:4", "none"]
+# small versions of the conv nets so the whole matrix runs in well under a second each
+SMALL = {"cnn": {"depth": 2, "width": 4, "fc_width": 8}, "resnet": {"depth": 8, "width": 4}}
+
+
+def _logits(model: nn.Module, shape: tuple[int, int, int], batch: int = 2) -> torch.Tensor:
+    torch.manual_seed(0)
+    return model(torch.randn(batch, *shape))
+
+
+def test_registry_holds_the_five_architectures():
+    assert MODELS.names() == ["cnn", "linear", "mlp", "resnet", "vgg"]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["mnist", "cifar"])
+@pytest.mark.parametrize("name", ["linear", "mlp", "cnn", "vgg", "resnet"])
+def test_every_model_gives_logits_of_shape_batch_by_classes(name, shape):
+    model = create_model(name, shape, 10)
+    out = _logits(model, shape, batch=3)
+    assert out.shape == (3, 10)
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["mnist", "cifar"])
+@pytest.mark.parametrize("stem_pool", [True, False])
+def test_resnet_identity_shortcut_gives_logits_for_28_and_32_px(shape, stem_pool):
+    # 28 px with the stem pool reaches stage 3 at 7x7: the parameter-free shortcut must subsample to 4x4 like the strided conv
+    model = create_model("resnet", shape, 10, width=4, shortcut="identity", stem_pool=stem_pool)
+    assert _logits(model, shape).shape == (2, 10)
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATIONS.names()))
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_every_activation_builds_and_runs(name, act):
+    model = create_model(name, (3, 32, 32), 5, activation_name=act, **SMALL[name])
+    out = _logits(model, (3, 32, 32))
+    assert out.shape == (2, 5)
+    assert torch.isfinite(out).all()
+    out.sum().backward()  # in-place activations must not break autograd
+
+
+@pytest.mark.parametrize("norm_spec", NORMS)
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_every_norm_builds_and_runs(name, norm_spec):
+    model = create_model(name, (1, 28, 28), 7, norm_spec=norm_spec, **SMALL[name])
+    out = _logits(model, (1, 28, 28))
+    assert out.shape == (2, 7)
+    assert torch.isfinite(out).all()
+
+
+def test_group_norm_uses_the_requested_group_count():
+    model = create_model("cnn", (1, 28, 28), 10, norm_spec="group:4", depth=1, width=8)
+    groups = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
+    assert groups and all(m.num_groups == 4 for m in groups)
+
+
+def test_layer_and_instance_norm_are_one_group_and_one_group_per_channel():
+    layer = create_model("cnn", (1, 28, 28), 10, norm_spec="layer", depth=1, width=8)
+    instance = create_model("cnn", (1, 28, 28), 10, norm_spec="instance", depth=1, width=8)
+    assert [m.num_groups for m in layer.modules() if isinstance(m, nn.GroupNorm)] == [1, 1]
+    assert [m.num_groups for m in instance.modules() if isinstance(m, nn.GroupNorm)] == [8, 8]
+
+
+def test_unknown_option_is_an_error_naming_it_and_suggesting_the_nearest():
+    with pytest.raises(ConfigError, match=r"no option 'widht'.*did you mean 'width'"):
+        create_model("cnn", (1, 28, 28), 10, widht=8)
+
+
+def test_none_options_fall_back_to_the_builder_defaults():
+    model = create_model("cnn", (1, 28, 28), 10, depth=None, width=None)
+    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert first_conv.out_channels == 32
+
+
+def test_unknown_model_name_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: cnn, linear, mlp, resnet, vgg"):
+        create_model("resnett", (1, 28, 28), 10)
+
+
+def test_model_options_lists_the_builder_keywords():
+    assert model_options("linear") == []
+    assert model_options("resnet") == ["depth", "width", "activation_name", "norm_spec", "dropout", "shortcut", "stem_pool", "stochastic_depth"]
+    assert "pool" in model_options("cnn")
+
+
+@pytest.mark.parametrize("depth", [6, 10, 21])
+def test_resnet_depth_must_be_6n_plus_2(depth):
+    with pytest.raises(ConfigError, match=r"6n\+2"):
+        create_model("resnet", (1, 28, 28), 10, depth=depth)
+
+
+@pytest.mark.parametrize("depth", [8, 14, 20])
+def test_resnet_has_3n_basic_blocks(depth):
+    model = create_model("resnet", (1, 28, 28), 10, depth=depth, width=4)
+    assert len(model.blocks) == 3 * (depth - 2) // 6
+
+
+def test_vgg_rejects_an_unplanned_depth():
+    with pytest.raises(ConfigError, match=r"vgg depth must be one of \[6, 8, 11, 13, 16\], got 9"):
+        create_model("vgg", (1, 28, 28), 10, depth=9)
+
+
+def test_resnet_identity_shortcut_has_fewer_parameters_than_projection():
+    def count(shortcut: str) -> int:
+        model = create_model("resnet", (3, 32, 32), 10, width=16, shortcut=shortcut)
+        return sum(p.numel() for p in model.parameters())
+
+    identity, projection = count("identity"), count("projection")
+    # projection adds a 1x1 conv + BatchNorm at the two down-sampling blocks: 16*32 + 2*32 and 32*64 + 2*64
+    assert projection - identity == (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
+
+
+@pytest.mark.parametrize("name", ["cnn", "vgg", "resnet"])
+def test_convs_have_no_bias_when_a_norm_follows(name):
+    with_norm = create_model(name, (1, 28, 28), 10, norm_spec="batch", width=4)
+    without = create_model(name, (1, 28, 28), 10, norm_spec="none", width=4)
+    convs_norm = [m for m in with_norm.modules() if isinstance(m, nn.Conv2d)]
+    convs_plain = [m for m in without.modules() if isinstance(m, nn.Conv2d)]
+    assert convs_norm and all(m.bias is None for m in convs_norm)
+    assert convs_plain and all(m.bias is not None for m in convs_plain)
+
+
+def test_mlp_of_the_init_lecture_has_six_hidden_bias_free_tanh_layers():
+    with torch.device("meta"):  # 100M parameters: build the structure without allocating them
+        model = create_model("mlp", (1, 28, 28), 10, depth=6, width=4096, activation_name="tanh", bias=False)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    hidden = linears[:-1]
+    assert len(hidden) == 6
+    assert [(m.in_features, m.out_features) for m in hidden] == [(784, 4096)] + [(4096, 4096)] * 5
+    assert (linears[-1].in_features, linears[-1].out_features) == (4096, 10)
+    assert all(m.bias is None for m in linears)
+    assert sum(isinstance(m, nn.Tanh) for m in model.modules()) == 6
+
+
+def test_mlp_default_is_the_two_layer_net():
+    model = create_model("mlp", (3, 32, 32), 10)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(3072, 100), (100, 10)]
+
+
+def test_linear_classifier_is_one_affine_layer_on_the_flattened_image():
+    model = create_model("linear", (3, 32, 32), 10)
+    assert sum(p.numel() for p in model.parameters()) == 3072 * 10 + 10
+
+
+@pytest.mark.parametrize(("pool", "sizes"), [("fractional", [19, 13]), ("fractional:0.6", [16, 9]), ("max", [14, 7]), ("avg", [14, 7])])
+def test_cnn_pooling_choices_shrink_the_maps_by_their_ratio(pool, sizes):
+    model = create_model("cnn", (1, 28, 28), 10, pool=pool, depth=2, width=4, fc_width=8)
+    seen: list[int] = []
+    for module in model.modules():
+        if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.FractionalMaxPool2d)):
+            module.register_forward_hook(lambda mod, inp, out: seen.append(out.shape[-1]))
+    out = _logits(model, (1, 28, 28))
+    assert out.shape == (2, 10)
+    assert seen == sizes
+
+
+def test_fractional_pooling_is_fractional_max_pool():
+    model = create_model("cnn", (1, 28, 28), 10, pool="fractional", depth=2, width=4)
+    pools = [m for m in model.modules() if isinstance(m, nn.FractionalMaxPool2d)]
+    assert len(pools) == 2
+    assert tuple(pools[0].output_ratio) == (0.7, 0.7)
+
+
+def test_unknown_pool_is_an_error():
+    with pytest.raises(ConfigError, match="unknown pooling 'maxx'"):
+        create_model("cnn", (1, 28, 28), 10, pool="maxx")
+
+
+def test_resnet_stochastic_depth_grows_linearly_over_blocks():
+    model = create_model("resnet", (1, 28, 28), 10, depth=14, width=4, stochastic_depth=0.5)
+    assert [block.drop_prob for block in model.blocks] == pytest.approx([0.5 * i / 6 for i in range(1, 7)])

@@ -1,0 +1,118 @@
+"""The Trainer end to end on tiny synthetic data: learning, checkpoints, guards, resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import small_config
+
+from convcoach import Trainer
+from convcoach.train.callbacks import Callback
+from convcoach.train.checkpoint import load_checkpoint
+
+
+def test_small_cnn_learns_blobs_to_high_accuracy(blobs_npz, tmp_path):
+    summary = Trainer(small_config(blobs_npz, tmp_path / "run", epochs=8)).fit()
+    assert summary["status"] == "completed"
+    assert summary["test_accuracy"] >= 0.9
+    assert summary["data"]["train"] + summary["data"]["val"] == 144  # 80% of 180 after the test split
+    assert summary["data"]["val"] == 15  # 10% stratified validation split, 5 per class
+
+
+def test_run_dir_holds_config_env_metrics_and_checkpoints(blobs_npz, tmp_path):
+    Trainer(small_config(blobs_npz, tmp_path / "run")).fit()
+    run = tmp_path / "run"
+    for name in ("config.yaml", "env.json", "metrics.jsonl", "best.pt", "last.pt", "summary.json"):
+        assert (run / name).is_file(), name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    iters = [r for r in rows if r["kind"] == "iter"]
+    assert [r["epoch"] for r in epochs] == [1, 2, 3]
+    assert len(iters) == epochs[-1]["step"] == 3 * 4  # 129 training samples, batch 32, ragged batch dropped
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "lr"} <= set(epochs[0])
+    env = json.loads((run / "env.json").read_text())
+    assert env["seed"] == 0 and env["precision"] in ("fp32", "bf16")
+
+
+def test_checkpoint_loads_with_weights_only(blobs_npz, tmp_path):
+    Trainer(small_config(blobs_npz, tmp_path / "run")).fit()
+    payload = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert payload["classes"] == ["0", "1", "2"]
+    assert payload["model"]["name"] == "cnn"
+    assert len(payload["normalizer"]["mean"]) == 1
+
+
+def test_explosion_guard_stops_a_run_with_huge_learning_rate(blobs_npz, tmp_path):
+    summary = Trainer(small_config(blobs_npz, tmp_path / "run", lr=1e6, norm="none", optimizer="sgd")).fit()
+    assert summary["status"] == "diverged"
+    assert "learning rate" in summary["stop_message"]
+    assert summary["steps"] <= 4  # stopped within the first epoch
+
+
+def test_early_stopping_stops_when_validation_stalls(blobs_npz, tmp_path):
+    # lr 1e-7 cannot move the validation accuracy: patience 2 ends the run after 3 epochs
+    summary = Trainer(small_config(blobs_npz, tmp_path / "run", lr=1e-7, epochs=20, patience=2)).fit()
+    assert summary["stop_reason"] == "early_stopping"
+    assert summary["epochs_run"] == 3
+
+
+def test_user_module_trains_and_callbacks_see_every_event(blobs_npz, tmp_path):
+    events = []
+
+    class Recorder(Callback):
+        def on_train_start(self, trainer):
+            events.append("train_start")
+
+        def on_epoch_end(self, trainer, metrics):
+            events.append(f"epoch{metrics['epoch']}")
+
+        def on_train_end(self, trainer):
+            events.append("train_end")
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(144, 3))
+    summary = Trainer(small_config(blobs_npz, tmp_path / "run", epochs=2), model=model, callbacks=[Recorder()]).fit()
+    assert events == ["train_start", "epoch1", "epoch2", "train_end"]
+    assert summary["model"]["name"] == "custom"
+
+
+def _final_state(run: Path) -> dict:
+    return load_checkpoint(run / "last.pt")["model_state"]
+
+
+def _epoch_rows(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+
+
+@pytest.mark.slow
+def test_run_killed_with_sigkill_resumes_to_identical_weights_and_metrics(blobs_npz, tmp_path):
+    args = ["--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "6", "--batch-size", "16",
+            "--augment", "hflip,translate:1", "--dropout", "0.2", "--quiet", "--seed", "3"]
+    reference = tmp_path / "reference"
+    subprocess.run([sys.executable, "-m", "convcoach", "train", *args, "--out", str(reference)], check=True, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "convcoach", "train", *args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once two epochs are checkpointed, mid-run
+        metrics = killed / "metrics.jsonl"
+        if metrics.exists() and metrics.read_text().count('"kind": "epoch"') >= 2:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert load_checkpoint(killed / "last.pt")["state"]["epoch"] < 6
+
+    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--resume", str(killed), "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    ours, theirs = _final_state(killed), _final_state(reference)
+    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+    assert _epoch_rows(killed) == _epoch_rows(reference)
+    assert json.loads((killed / "summary.json").read_text())["test_accuracy"] == json.loads((reference / "summary.json").read_text())["test_accuracy"]
