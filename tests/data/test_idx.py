@@ -58,14 +58,14 @@ def test_truncated_data_raises_config_error_naming_file(tmp_path):
         read_idx(path)
     message = str(info.value)
     assert str(path) in message
-    assert "truncated" in message
+    assert "truncated" in message.replace(str(path), "")  # the tmp path itself may say "truncated"
     assert "header promises 24 data bytes, found 19" in message
 
 
 def test_truncated_header_raises_config_error_naming_file(tmp_path):
     path = tmp_path / "header-only"
     path.write_bytes(idx_bytes(IMAGES, 0x08)[:9])  # magic + one and a bit of three dims
-    with pytest.raises(ConfigError, match="truncated") as info:
+    with pytest.raises(ConfigError, match="truncated IDX header") as info:
         read_idx(path)
     assert str(path) in str(info.value)
 
@@ -78,7 +78,7 @@ def test_truncated_gzip_raises_config_error_naming_file_and_truncated(tmp_path):
         read_idx(path)
     message = str(info.value)
     assert str(path) in message
-    assert "truncated" in message
+    assert "truncated" in message.replace(str(path), "")  # the tmp path itself may say "truncated"
 
 
 def test_bad_magic_number_raises(tmp_path):

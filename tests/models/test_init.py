@@ -136,7 +136,7 @@ def _layer_output_variances(model: nn.Module, sample: torch.Tensor) -> list[floa
 def test_lsuv_gives_unit_output_variance_at_every_layer(name, options):
     torch.manual_seed(0)
     model = create_model(name, (1, 16, 16), 10, **options)
-    sample = torch.randn(64, 1, 16, 16)
+    sample = torch.randn(32, 1, 16, 16)
     assert initialize(model, "lsuv", options.get("activation_name", "relu"), sample=sample) == "lsuv"
     variances = _layer_output_variances(model, sample)
     assert len(variances) == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())

@@ -44,8 +44,8 @@ def test_resnet_identity_shortcut_gives_logits_for_28_and_32_px(shape, stem_pool
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS.names()))
 @pytest.mark.parametrize("name", ["cnn", "resnet"])
 def test_every_activation_builds_and_runs(name, act):
-    model = create_model(name, (3, 32, 32), 5, activation_name=act, **SMALL[name])
-    out = _logits(model, (3, 32, 32))
+    model = create_model(name, (3, 16, 16), 5, activation_name=act, **SMALL[name])
+    out = _logits(model, (3, 16, 16))
     assert out.shape == (2, 5)
     assert torch.isfinite(out).all()
     out.sum().backward()  # in-place activations must not break autograd
@@ -54,8 +54,8 @@ def test_every_activation_builds_and_runs(name, act):
 @pytest.mark.parametrize("norm_spec", NORMS)
 @pytest.mark.parametrize("name", ["cnn", "resnet"])
 def test_every_norm_builds_and_runs(name, norm_spec):
-    model = create_model(name, (1, 28, 28), 7, norm_spec=norm_spec, **SMALL[name])
-    out = _logits(model, (1, 28, 28))
+    model = create_model(name, (1, 16, 16), 7, norm_spec=norm_spec, **SMALL[name])
+    out = _logits(model, (1, 16, 16))
     assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
 

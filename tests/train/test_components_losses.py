@@ -76,7 +76,7 @@ def test_label_smoothing_is_applied_to_soft_targets_too():
 
 def test_as_probabilities_smooths_one_hot():
     probs = as_probabilities(torch.tensor([2]), 4, smoothing=0.2)
-    assert probs.tolist() == pytest.approx([[0.05, 0.05, 0.85, 0.05]])
+    assert probs[0].tolist() == pytest.approx([0.05, 0.05, 0.85, 0.05])
     assert probs.sum().item() == pytest.approx(1.0)
 
 
@@ -167,7 +167,7 @@ def test_penalty_sums_over_all_parameters():
 def test_penalty_has_a_gradient_of_2_lambda_w_for_l2():
     layer = _known_linear()
     parse_reg("l2:0.1")(penalized_parameters(layer)).backward()
-    assert layer.weight.grad.tolist() == pytest.approx([[0.2, -0.4, 0.6]])
+    assert layer.weight.grad[0].tolist() == pytest.approx([0.2, -0.4, 0.6])
 
 
 def test_penalized_parameters_are_conv_and_linear_weights_only():

@@ -16,6 +16,9 @@ _ALLOWED = {
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "scalar"),
     ("numpy._core.multiarray", "scalar"),
+    # pickle protocol 5 (the default from Python 3.14) stores arrays via frombuffer
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),
     ("builtins", "bytearray"),
 }

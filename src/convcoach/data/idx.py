@@ -17,10 +17,13 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     try:
         raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
+    except OSError as exc:
         raise ConfigError(f"{path}: cannot read IDX file ({exc})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:  # e.g. an interrupted download
+            raise ConfigError(f"{path}: truncated or corrupt gzip IDX file ({exc})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
         raise ConfigError(f"{path}: not an IDX file (bad magic number)")
     ndim = raw[3]

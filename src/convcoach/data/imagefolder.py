@@ -69,6 +69,9 @@ def load_image(
     """One image as a (C, H, W) uint8 array; transparency is composited onto `background`."""
     with Image.open(path) as image:
         image.load()
+        if image.mode.startswith("I;16"):
+            # 16-bit grayscale: scale 0..65535 to 0..255 (convert("L") would clip everything above 255)
+            image = Image.fromarray(np.round(np.asarray(image, dtype=np.float64) / 257.0).astype(np.uint8))
         if image.mode == "P" and "transparency" in image.info:
             image = image.convert("RGBA")
         if image.mode in ("RGBA", "LA", "La", "PA") or (image.mode == "P" and "transparency" in image.info):

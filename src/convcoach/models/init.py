@@ -128,11 +128,13 @@ def lsuv(model: nn.Module, sample: torch.Tensor, tolerance: float = 0.1, max_ite
     was_training = model.training
     model.eval()
     for layer in layers:
-        captured: dict[str, torch.Tensor] = {}
-        handle = layer.register_forward_hook(lambda mod, inp, out, store=captured: store.__setitem__("out", out))
+        captured: dict[str, float] = {}
+        # take the variance inside the hook: an in-place activation (ReLU(inplace=True)) right after the
+        # layer would otherwise overwrite the captured output before it is read
+        handle = layer.register_forward_hook(lambda mod, inp, out, store=captured: store.__setitem__("var", out.var().item()))
         for _ in range(max_iters):
             model(sample)
-            variance = captured["out"].var().item()
+            variance = captured["var"]
             if not math.isfinite(variance) or variance < 1e-12 or abs(variance - 1.0) < tolerance:
                 break
             layer.weight.div_(math.sqrt(variance))

@@ -24,16 +24,18 @@ class BasicBlock(nn.Module):
         self.act2 = activation(act)
         self.drop_prob = 0.0
         self.shortcut: nn.Module = nn.Identity()
-        self.pad_channels = 0
+        self.stride, self.pad_channels = 1, 0
         if stride != 1 or in_channels != out_channels:
             if shortcut == "projection":  # option B: 1x1 conv + norm
                 self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=has_bias), norm(norm_spec, out_channels))
-            else:  # option A: subsample and zero-pad the new channels, no parameters
-                self.shortcut = nn.AvgPool2d(stride) if stride > 1 else nn.Identity()
+            else:  # option A: strided subsampling and zero-padded new channels, no parameters
+                self.stride = stride
                 self.pad_channels = out_channels - in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = self.shortcut(x)
+        if self.stride > 1 and isinstance(self.shortcut, nn.Identity):
+            skip = skip[:, :, :: self.stride, :: self.stride]  # same size as the padded strided conv
         if self.pad_channels:
             skip = F.pad(skip, (0, 0, 0, 0, 0, self.pad_channels))
         out = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))

@@ -19,7 +19,7 @@ from .. import __version__
 from ..config import TrainConfig, from_dict, load_yaml, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data, parse_augment
 from ..errors import ConfigError
-from ..models import create_model
+from ..models import create_model, model_options
 from ..models.init import initialize
 from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
@@ -43,9 +43,20 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+_CONFIG_KEY = {"activation_name": "activation", "norm_spec": "norm"}
+
+
 def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes: int) -> dict[str, Any]:
     """What it takes to rebuild the model: name, input shape, class count, keyword options."""
-    options = {"depth": config.depth, "width": config.width, "activation_name": config.activation, "norm_spec": config.norm, "dropout": config.dropout}
+    generic = {"depth": config.depth, "width": config.width, "activation_name": config.activation, "norm_spec": config.norm, "dropout": config.dropout}
+    accepted = model_options(config.model)
+    defaults = TrainConfig()
+    options = {}
+    for key, value in generic.items():
+        if key in accepted:
+            options[key] = value
+        elif value not in (None, getattr(defaults, _CONFIG_KEY.get(key, key))):
+            log.warning("model '%s' has no %s option; ignoring %s", config.model, key, value)
     options.update(config.model_options)
     return {"name": config.model, "in_shape": list(in_shape), "num_classes": num_classes, "options": options}
 

@@ -1,0 +1,228 @@
+"""Optimizers by name, momentum conventions, decay groups; and the precision choice."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+
+from convcoach.errors import ConfigError
+from convcoach.train import precision
+from convcoach.train.optim import DEFAULT_LR, OPTIMIZERS, OptimSettings, create_optimizer, default_lr, parameter_groups
+
+
+def _small_net() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3))
+
+
+class _Scalar(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(()))
+
+
+def test_optimizer_registry_names():
+    assert OPTIMIZERS.names() == ["adagrad", "adam", "adamw", "momentum", "nesterov", "rmsprop", "sgd"]
+    assert sorted(DEFAULT_LR) == OPTIMIZERS.names()
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
+def test_every_optimizer_builds_with_its_default_lr_and_takes_a_step(name):
+    model = _small_net()
+    opt = create_optimizer(name, model, OptimSettings())
+    assert isinstance(opt, torch.optim.Optimizer)
+    assert [g["lr"] for g in opt.param_groups] == [default_lr(name)] * 2
+    before = model[4].weight.detach().clone()
+    model(torch.randn(4, 1, 5, 5)).sum().backward()
+    opt.step()
+    assert not torch.equal(model[4].weight, before)
+
+
+def test_explicit_lr_overrides_the_default():
+    opt = create_optimizer("sgd", _small_net(), OptimSettings(lr=0.03))
+    assert [g["lr"] for g in opt.param_groups] == [0.03, 0.03]
+
+
+def test_adam_defaults_are_lr_1e3_and_betas_09_0999():
+    opt = create_optimizer("adam", _small_net(), OptimSettings())
+    assert isinstance(opt, torch.optim.Adam)
+    assert opt.param_groups[0]["lr"] == 1e-3
+    assert opt.param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def test_adamw_is_decoupled_adam():
+    opt = create_optimizer("adamw", _small_net(), OptimSettings(weight_decay=0.01))
+    assert isinstance(opt, torch.optim.AdamW)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.01, 0.0]
+
+
+def test_sgd_has_no_momentum_and_rmsprop_alpha_is_099():
+    assert create_optimizer("sgd", _small_net(), OptimSettings()).param_groups[0]["momentum"] == 0
+    assert create_optimizer("rmsprop", _small_net(), OptimSettings()).param_groups[0]["alpha"] == 0.99
+
+
+def _momentum_run(convention: str, steps: int, rho: float = 0.9) -> tuple[list[float], list[float]]:
+    """Constant gradient g = 1 on a scalar, lr = 1: the velocity and the parameter after each step."""
+    model = _Scalar()
+    opt = create_optimizer("momentum", model, OptimSettings(lr=1.0, momentum=rho, momentum_convention=convention))
+    velocities, params = [], []
+    for _ in range(steps):
+        model.w.grad = torch.tensor(1.0)
+        opt.step()
+        velocities.append(opt.state[model.w]["momentum_buffer"].item())
+        params.append(model.w.item())
+    return velocities, params
+
+
+def test_momentum_sum_convention_accumulates_v_rho_v_plus_g():
+    # v1 = g = 1, v2 = 0.9 * 1 + 1 = 1.9; w = -(1 + 1.9)
+    velocities, params = _momentum_run("sum", 2)
+    assert velocities == pytest.approx([1.0, 1.9])
+    assert params == pytest.approx([-1.0, -2.9])
+
+
+def test_momentum_ema_convention_is_torch_dampening_whose_first_step_is_undamped():
+    # The lecture writes vel = 0; vel = rho*vel + (1-rho)*g, which would give v1 = 0.1, v2 = 0.19.
+    # 'ema' maps to torch's SGD(dampening=rho), and torch initializes the buffer to the raw gradient on
+    # the first step (buf = g, no dampening), then applies v = rho*v + (1-rho)*g: v1 = 1, v2 = 0.9 + 0.1 = 1.
+    # So with a constant gradient the ema velocity is g from the start (a bias-corrected EMA, in effect).
+    velocities, params = _momentum_run("ema", 2)
+    assert velocities == pytest.approx([1.0, 1.0])
+    assert params == pytest.approx([-1.0, -2.0])
+
+
+def test_momentum_conventions_differ_by_a_factor_1_over_1_minus_rho_at_steady_state():
+    sum_v, _ = _momentum_run("sum", 200)
+    ema_v, _ = _momentum_run("ema", 200)
+    assert sum_v[-1] == pytest.approx(1 / (1 - 0.9), rel=1e-6)  # g / (1 - rho) = 10
+    assert ema_v[-1] == pytest.approx(1.0)
+
+
+def test_momentum_dampening_follows_the_convention():
+    assert create_optimizer("momentum", _small_net(), OptimSettings(momentum_convention="sum")).param_groups[0]["dampening"] == 0.0
+    ema = create_optimizer("momentum", _small_net(), OptimSettings(momentum=0.8, momentum_convention="ema")).param_groups[0]
+    assert (ema["momentum"], ema["dampening"]) == (0.8, 0.8)
+
+
+def test_nesterov_sets_nesterov_with_undamped_momentum():
+    group = create_optimizer("nesterov", _small_net(), OptimSettings()).param_groups[0]
+    assert group["nesterov"] is True
+    assert (group["momentum"], group["dampening"]) == (0.9, 0)
+
+
+def test_nesterov_update_looks_ahead():
+    # torch Nesterov: v = rho*v + g; step = g + rho*v. Constant g = 1, lr = 1: steps 1.9 then 1 + 0.9*1.9 = 2.71
+    model = _Scalar()
+    opt = create_optimizer("nesterov", model, OptimSettings(lr=1.0))
+    params = []
+    for _ in range(2):
+        model.w.grad = torch.tensor(1.0)
+        opt.step()
+        params.append(model.w.item())
+    assert params == pytest.approx([-1.9, -1.9 - 2.71])
+
+
+def test_parameter_groups_decay_conv_and_linear_weights_only():
+    model = _small_net()
+    decay, no_decay = parameter_groups(model, 5e-4)
+    conv, bn, fc = model[0], model[1], model[4]
+    assert decay["weight_decay"] == 5e-4 and no_decay["weight_decay"] == 0.0
+    assert {id(p) for p in decay["params"]} == {id(conv.weight), id(fc.weight)}
+    assert {id(p) for p in no_decay["params"]} == {id(conv.bias), id(bn.weight), id(bn.bias), id(fc.bias)}
+
+
+def test_parameter_groups_skip_frozen_and_drop_empty_groups():
+    model = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False))
+    model[0].weight.requires_grad_(False)
+    groups = parameter_groups(model, 0.1)
+    assert len(groups) == 1
+    assert [id(p) for p in groups[0]["params"]] == [id(model[1].weight)]
+
+
+def test_create_optimizer_puts_weight_decay_on_the_decay_group():
+    opt = create_optimizer("nesterov", _small_net(), OptimSettings(weight_decay=5e-4))
+    assert [g["weight_decay"] for g in opt.param_groups] == [5e-4, 0.0]
+    assert [len(g["params"]) for g in opt.param_groups] == [2, 4]
+
+
+def test_unknown_optimizer_lists_the_names():
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd"):
+        create_optimizer("adamm", _small_net(), OptimSettings())
+
+
+# ---- precision ------------------------------------------------------------------------------
+
+CPU = torch.device("cpu")
+
+
+def _fake_timer(fp32: float, bf16: float):
+    calls: list[str] = []
+
+    def time_step(name: str) -> float:
+        calls.append(name)
+        return {"fp32": fp32, "bf16": bf16}[name]
+
+    return time_step, calls
+
+
+def test_auto_precision_is_fp32_on_a_cpu_without_native_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    time_step, calls = _fake_timer(0.010, 0.001)
+    chosen, reason = precision.resolve_precision("auto", CPU, time_step)
+    assert chosen == "fp32"
+    assert "no native bf16" in reason
+    assert calls == []  # no timing without the hardware
+
+
+def test_auto_precision_is_bf16_when_native_and_the_timed_step_is_faster(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    time_step, calls = _fake_timer(0.010, 0.005)
+    chosen, reason = precision.resolve_precision("auto", CPU, time_step)
+    assert chosen == "bf16"
+    assert "5 ms vs 10 ms" in reason
+    assert sorted(calls) == ["bf16", "fp32"]
+
+
+@pytest.mark.parametrize("bf16_seconds", [0.010, 0.0095, 0.020])
+def test_auto_precision_is_fp32_when_bf16_is_not_at_least_10_percent_faster(monkeypatch, bf16_seconds):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    time_step, _ = _fake_timer(0.010, bf16_seconds)
+    assert precision.resolve_precision("auto", CPU, time_step)[0] == "fp32"
+
+
+def test_auto_precision_without_a_timer_trusts_native_bf16(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.resolve_precision("auto", CPU) == ("bf16", "CPU has native bf16")
+
+
+def test_fp16_on_cpu_is_a_config_error():
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        precision.resolve_precision("fp16", CPU)
+
+
+@pytest.mark.parametrize("name", ["fp32", "bf16"])
+def test_explicit_cpu_precision_is_kept(name, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.resolve_precision(name, CPU) == (name, "requested")
+
+
+def test_autocast_fp32_is_a_no_op_and_bf16_casts_matmuls():
+    a = torch.randn(2, 2)
+    with precision.autocast("fp32", CPU):
+        assert (a @ a).dtype == torch.float32
+    with precision.autocast("bf16", CPU):
+        assert (a @ a).dtype == torch.bfloat16
+
+
+def test_cpu_device_resolves_and_missing_cuda_is_an_error():
+    assert precision.resolve_device("cpu") == CPU
+    if not torch.cuda.is_available():
+        assert precision.resolve_device("auto") == CPU
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            precision.resolve_device("cuda")
+
+
+def test_timed_returns_the_median_after_a_warm_up():
+    calls = []
+    assert precision.timed(lambda: calls.append(1), repeats=3) >= 0
+    assert len(calls) == 4
