@@ -61,16 +61,38 @@ def default_out(prefix: str = "") -> str:
 # ----- train -----
 @command("train", "train a model (flags and/or --config FILE.yaml)", add_config_flags)
 def run_train(args: argparse.Namespace) -> int:
+    from .train.distributed import launched_by_torchrun
     from .train.loop import Trainer
 
     config = config_from_args(args)
+    if config.nproc > 1 and not launched_by_torchrun():
+        return _launch_torchrun(config.nproc, args.argv)
     trainer = Trainer(config)
     summary = trainer.fit()
+    if not trainer.dist.is_main:
+        return 0
     if summary["status"] == "diverged":
         print(f"convcoach: training diverged: {summary['stop_message']}", file=sys.stderr)
         return 1
     print(f"test accuracy: {summary['test_accuracy'] * 100:.2f}%  (run: {summary['run_dir']}, {summary['train_seconds']:.0f}s)")
     return 0
+
+
+def _launch_torchrun(nproc: int, argv: list[str]) -> int:
+    """Re-run this very command under torchrun (one machine, `nproc` processes)."""
+    import subprocess
+
+    from .train.distributed import torchrun_command
+
+    clean, skip = [], False
+    for item in argv:  # drop --nproc N / --nproc=N so the children train instead of launching
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            clean.append(item)
+    return subprocess.run(torchrun_command(nproc, clean)).returncode
 
 
 # ----- eval -----
@@ -135,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("convcoach").setLevel(logging.DEBUG if args.verbose else logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     try:

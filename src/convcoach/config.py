@@ -65,6 +65,9 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     device: str = "auto"
     channels_last: bool = True
+    nproc: int = 1  # >1: launch this many DDP processes on this machine through torchrun
+    sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA only)
+    compile: bool = False  # torch.compile the model (useful on CUDA; off by default)
     out: str | None = None
     resume: str | None = None
     quiet: bool = False

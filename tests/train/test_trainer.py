@@ -116,3 +116,21 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights_and_metrics(blobs_
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     assert _epoch_rows(killed) == _epoch_rows(reference)
     assert json.loads((killed / "summary.json").read_text())["test_accuracy"] == json.loads((reference / "summary.json").read_text())["test_accuracy"]
+
+
+def test_image_folder_larger_than_memory_limit_streams_through_dataloader(tmp_path):
+    from conftest import make_blobs
+    from PIL import Image
+
+    x, y = make_blobs(n_per_class=20)
+    for index, (image, label) in enumerate(zip(x, y)):
+        folder = tmp_path / "imgs" / f"class{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{index}.png")
+    config = small_config(tmp_path / "unused", tmp_path / "run", memory_limit_gb=1e-6, epochs=20, batch_size=16)
+    config.data = str(tmp_path / "imgs")
+    trainer = Trainer(config)
+    assert trainer.data.streaming and trainer.data.train.files is not None
+    trainer.train_loader.num_workers = 0  # worker processes are exercised by the CLI; keep the test quick
+    summary = trainer.fit()
+    assert summary["data"]["test"] == 12 and summary["test_accuracy"] >= 0.75

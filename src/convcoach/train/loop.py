@@ -23,6 +23,7 @@ from ..models import create_model, model_options
 from ..models.init import initialize
 from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from .distributed import all_reduce_sum, barrier, device_for, init_distributed, shutdown, unwrap, wrap_model
 from .evaluate import Evaluation, evaluate
 from .losses import create_loss
 from .optim import OptimSettings, create_optimizer, default_lr
@@ -93,10 +94,11 @@ class Trainer:
             config = saved
             resume_state = load_checkpoint(run_dir / "last.pt")
         self.config = config.validate()
-        self.run_dir = new_run_dir(config.out) if not config.resume else Path(config.resume)
+        self.dist = init_distributed(config.device)
+        self.run_dir = Path(config.resume) if config.resume else self._agree_run_dir(config.out)
         self.resumed = resume_state is not None
         self._seed_everything(config.seed)
-        self.device = resolve_device(config.device)
+        self.device = device_for(self.dist, resolve_device(config.device))
         self.data = data or load_data(
             config.data,
             SourceOptions(config.data_dir, config.image_size, config.strict, config.memory_limit_gb, config.seed),
@@ -117,6 +119,9 @@ class Trainer:
             self.init_used = "user model"
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = wrap_model(self.model, self.dist, self.device, config.sync_bn)
+        if config.compile:
+            self.model = torch.compile(self.model)
         self.loss_fn = create_loss(config.loss, config.label_smoothing)
         self.eval_loss_fn = create_loss(config.loss)
         self.penalty = parse_reg(config.reg)
@@ -135,9 +140,10 @@ class Trainer:
         self.callbacks = sorted(self._default_callbacks() + list(callbacks or []), key=lambda c: c.order)
         if resume_state is not None:
             self._restore(resume_state)
-        else:
+        elif self.dist.is_main:
             save_yaml(config, self.run_dir / "config.yaml")
-        self._write_env()
+        if self.dist.is_main:
+            self._write_env()
 
     # ----- the loop -----
     def fit(self) -> dict[str, Any]:
@@ -161,10 +167,10 @@ class Trainer:
             if self.state.stop_reason == "diverged":
                 break
             self.state.epoch += 1
-            metrics = {"epoch": self.state.epoch, "step": self.state.step, "train_loss": loss_sum / max(seen, 1), "train_acc": correct.item() / max(seen, 1)}
+            totals = all_reduce_sum(torch.tensor([loss_sum, correct.item(), seen], dtype=torch.float64), self.dist).tolist()
+            metrics = {"epoch": self.state.epoch, "step": self.state.step, "train_loss": totals[0] / max(totals[2], 1), "train_acc": totals[1] / max(totals[2], 1)}
             if self.val_loader is not None:
-                val = self.evaluate(self.val_loader)
-                metrics.update(val_loss=val.loss, val_acc=val.accuracy)
+                metrics.update(self._validate())
             metrics.update(lr=self.optimizer.param_groups[0]["lr"], time=time.perf_counter() - start)
             self.state.elapsed = metrics["time"]
             self.state.history.append(metrics)
@@ -189,6 +195,8 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
         self.scheduler.step()
+        if self.dist.enabled:  # the global batch's mean loss, the same on every rank
+            return (all_reduce_sum(loss.detach().clone(), self.dist) / self.dist.world_size).item(), logits.detach()
         return loss.item(), logits.detach()
 
     def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,14 +217,27 @@ class Trainer:
             log.warning(message)
 
     def evaluate(self, loader: BatchLoader) -> Evaluation:
-        return evaluate(self.model, loader, self.eval_loss_fn, self.data.num_classes, self.precision, self.device)
+        return evaluate(unwrap(self.model), loader, self.eval_loss_fn, self.data.num_classes, self.precision, self.device)
+
+    def _validate(self) -> dict[str, float]:
+        """Validation metrics; under DDP rank 0's are broadcast so every rank takes the same decisions."""
+        val = self.evaluate(self.val_loader)
+        result = [{"val_loss": val.loss, "val_acc": val.accuracy}]
+        if self.dist.enabled:
+            torch.distributed.broadcast_object_list(result, src=0)
+        return result[0]
 
     # ----- the end of a run -----
     def finish(self) -> dict[str, Any]:
         """Test the best snapshot once and write summary.json."""
+        barrier(self.dist)  # rank 0 has written best.pt
+        if not self.dist.is_main:
+            shutdown(self.dist)
+            self.summary = {"status": "completed", "rank": self.dist.rank}
+            return self.summary
         best_path = self.run_dir / "best.pt"
         if best_path.is_file():
-            load_model_state(self.model, load_checkpoint(best_path)["model_state"], str(best_path))
+            load_model_state(unwrap(self.model), load_checkpoint(best_path)["model_state"], str(best_path))
         test = self.evaluate(self._loader(self.data.test))
         checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
         summary = {
@@ -242,6 +263,7 @@ class Trainer:
         }
         self.summary = summary
         write_json(self.run_dir / "summary.json", summary)
+        shutdown(self.dist)
         return summary
 
     # ----- checkpoints -----
@@ -251,7 +273,7 @@ class Trainer:
             "model": self.spec,
             "classes": list(self.data.classes),
             "normalizer": self.normalizer.state_dict(),
-            "model_state": self.model.state_dict(),
+            "model_state": unwrap(self.model).state_dict(),
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict(),
             "loader_state": self.train_loader.state_dict(),
@@ -265,7 +287,7 @@ class Trainer:
         save_checkpoint(payload, path)
 
     def _restore(self, payload: dict[str, Any]) -> None:
-        load_model_state(self.model, payload["model_state"], str(self.run_dir / "last.pt"))
+        load_model_state(unwrap(self.model), payload["model_state"], str(self.run_dir / "last.pt"))
         self.optimizer.load_state_dict(payload["optimizer_state"])
         self.scheduler.load_state_dict(payload["scheduler_state"])
         self.train_loader.load_state_dict(payload["loader_state"])
@@ -282,7 +304,9 @@ class Trainer:
     # ----- set-up helpers -----
     def _default_callbacks(self) -> list[Callback]:
         config = self.config
-        callbacks: list[Callback] = [ExplosionGuard(config.explosion_factor), MetricsLogger(self.run_dir / "metrics.jsonl"), Checkpointer(self.run_dir), Progress(config.quiet)]
+        callbacks: list[Callback] = [ExplosionGuard(config.explosion_factor)]
+        if self.dist.is_main:  # only rank 0 logs, draws and writes
+            callbacks += [MetricsLogger(self.run_dir / "metrics.jsonl"), Checkpointer(self.run_dir), Progress(config.quiet)]
         if config.patience:
             callbacks.append(EarlyStopping(config.patience, config.min_delta, config.smoothing))
         return callbacks
@@ -294,9 +318,12 @@ class Trainer:
         return Normalizer.fit(self.data.train.images, self.config.preprocess)
 
     def _loader(self, split: Any, shuffle: bool = False, augment: bool = False) -> BatchLoader:
+        world = self.dist.world_size if shuffle else 1  # training batches are sharded; evaluation is not
+        if self.config.batch_size % world:
+            raise ConfigError(f"batch_size {self.config.batch_size} must divide evenly among {world} processes")
         return BatchLoader(
             split,
-            self.config.batch_size if shuffle else max(self.config.batch_size, 512),
+            self.config.batch_size // world if shuffle else max(self.config.batch_size, 512),
             self.normalizer,
             self.device,
             shuffle=shuffle,
@@ -305,6 +332,8 @@ class Trainer:
             # like fastai, drop the ragged last training batch: a batch of 1 breaks BatchNorm
             drop_last=shuffle and len(split) >= self.config.batch_size,
             channels_last=self.config.channels_last,
+            rank=self.dist.rank if shuffle else 0,
+            world_size=world,
         )
 
     def _time_precision(self, precision: str) -> float:
@@ -323,6 +352,13 @@ class Trainer:
             loss.backward()
 
         return timed(step)
+
+    def _agree_run_dir(self, out: str | None) -> Path:
+        """Rank 0 names the run directory (a timestamp by default); the other ranks take its choice."""
+        chosen = [str(new_run_dir(out)) if self.dist.is_main else None]
+        if self.dist.enabled:
+            torch.distributed.broadcast_object_list(chosen, src=0)
+        return Path(chosen[0])
 
     def _seed_everything(self, seed: int) -> None:
         random.seed(seed)
