@@ -21,6 +21,17 @@ def make_blobs(n_per_class: int = 60, classes: int = 3, size: int = 12, seed: in
 
 
 @pytest.fixture
+def single_thread():
+    """One intra-op thread: as fast for tiny models, and far faster when other jobs share the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def blobs_npz(tmp_path: Path) -> Path:
     x, y = make_blobs()
     path = tmp_path / "blobs.npz"

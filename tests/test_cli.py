@@ -70,7 +70,7 @@ def error_of(capsys, *argv: str) -> str:
 @pytest.mark.parametrize(
     ("flag", "value", "expected"),
     [
-        ("--model", "resnett", "unknown model 'resnett' (did you mean 'resnet'?); known: cnn, linear, mlp, resnet, vgg"),
+        ("--model", "resnett", "unknown model 'resnett' (did you mean 'resnet'?); known: cnn, linear, mlp, resnet, truncated, vgg"),
         ("--optimizer", "adamm", "unknown optimizer 'adamm' (did you mean 'adam'?)"),
         ("--schedule", "cosin", "unknown schedule 'cosin' (did you mean 'cosine'?)"),
         ("--data", "fashion-mnis", "unknown dataset 'fashion-mnis' (did you mean 'fashion-mnist'?)"),

@@ -111,8 +111,8 @@ def test_validate_rejects_unknown_optimizer_listing_names():
 
 
 def test_validate_rejects_unknown_augment_op():
-    with pytest.raises(ConfigError, match=r"unknown augment\w* 'rotate'"):
-        TrainConfig(augment=["hflip", "rotate"]).validate()
+    with pytest.raises(ConfigError, match=r"unknown augment\w* 'twirl'"):
+        TrainConfig(augment=["hflip", "twirl"]).validate()
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [

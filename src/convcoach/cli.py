@@ -26,7 +26,8 @@ def command(name: str, help_text: str, add_arguments: Callable[[argparse.Argumen
 
 FLAG_HELP = {
     "data": "dataset name (fashion-mnist, mnist, cifar10, cifar100, digits), imagefolder:PATH, npz:PATH or a folder",
-    "augment": "comma-separated ops, e.g. hflip,translate:2 ('none' for off)",
+    "augment": "comma-separated ops, e.g. hflip,translate:2,rotate:10,jitter:0.4,randaugment:2:9 ('none' for off; see README)",
+    "recipe": "a shipped base config, e.g. long (flags and --config override it)",
     "reg": "l1:LAMBDA | l2:LAMBDA | elastic:LAMBDA[:BETA]",
     "schedule": "constant | step:E1,E2[:gamma] | exp:GAMMA | cosine | linear | invsqrt | onecycle[:pct]",
     "init": "auto | normal:STD | xavier | xavier_uniform | kaiming | kaiming_uniform | orthogonal | zeros | constant:V | lsuv | default",
@@ -71,10 +72,14 @@ def run_train(args: argparse.Namespace) -> int:
     summary = trainer.fit()
     if not trainer.dist.is_main:
         return 0
+    from .coach.commands import print_train_diagnosis
+
     if summary["status"] == "diverged":
         print(f"convcoach: training diverged: {summary['stop_message']}", file=sys.stderr)
+        print_train_diagnosis(summary)
         return 1
     print(f"test accuracy: {summary['test_accuracy'] * 100:.2f}%  (run: {summary['run_dir']}, {summary['train_seconds']:.0f}s)")
+    print_train_diagnosis(summary)
     return 0
 
 
@@ -102,24 +107,71 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
     parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--top-k", type=int, default=5, help="also report top-K accuracy (default 5)")
+    parser.add_argument("--fuse-bn", action="store_true", help="fold each BatchNorm into the conv/linear layer before it")
+    parser.add_argument("--tta", help="test-time augmentation: flip | 10crop[:PAD] | multiscale[:S1:S2...] | random[:N]")
     parser.add_argument("--out", help="output directory (default runs/eval-<timestamp>)")
 
 
-@command("eval", "test accuracy and per-class accuracy of a checkpoint", _eval_args)
+@command("eval", "accuracy, top-k, per-class precision/recall, confusion matrix, calibration and confident mistakes of a checkpoint", _eval_args)
 def run_eval(args: argparse.Namespace) -> int:
-    from .infer import evaluate_trained, load_trained
+    from .evaluate.outputs import write_evaluation
+    from .infer import evaluate_split, load_split, load_trained
     from .train.loop import write_json
 
+    if args.tta:
+        from .evaluate.tta import parse_tta
+
+        parse_tta(args.tta)  # a bad spec fails before any data is loaded
     trained = load_trained(args.checkpoint)
-    result = evaluate_trained(trained, args.data, args.data_dir, args.split, args.batch_size)
+    if args.fuse_bn:
+        from .models.fuse import fuse_bn
+
+        trained.model = fuse_bn(trained.model)
+    split = load_split(trained, args.data, args.data_dir, args.split)
+    result = evaluate_split(trained, split, args.batch_size, args.tta)
     out = Path(args.out or default_out("eval-"))
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"command": "eval", "checkpoint": str(args.checkpoint), "split": args.split, **result.summary(trained.classes)}
+    summary = {"command": "eval", "checkpoint": str(args.checkpoint), "split": args.split, "fused_bn": args.fuse_bn, **result.summary(trained.classes)}
+    if args.tta:
+        plain = evaluate_split(trained, split, args.batch_size)
+        summary.update(tta=args.tta, accuracy_without_tta=plain.accuracy, tta_gain=result.accuracy - plain.accuracy)
+        print(f"{args.split} accuracy without test-time augmentation: {plain.accuracy * 100:.2f}%; with {args.tta}:")
+    summary.update(write_evaluation(result.probabilities, result.labels, trained.classes, split, out, f"Evaluation of {args.checkpoint}", args.top_k, args.split))
     write_json(out / "summary.json", summary)
     print(f"{args.split} accuracy: {result.accuracy * 100:.2f}%")
+    top_k = ", ".join(f"top-{k} {v * 100:.2f}%" for k, v in summary["top_k_accuracy"].items())
+    print(f"{top_k}; expected calibration error {summary['expected_calibration_error'] * 100:.2f}%  (figures and report.html in {out})")
     for name, acc in summary["per_class_accuracy"].items():
         print(f"  {name:>16s}  {acc * 100:6.2f}%")
     return 0
+
+
+# ----- export and the augmentation gallery (export.py, data/gallery.py) -----
+def _export_args(parser: argparse.ArgumentParser) -> None:
+    from .export import add_export_flags
+
+    add_export_flags(parser)
+
+
+@command("export", "write an inference checkpoint, with --fuse-bn folding each BatchNorm into the layer before it", _export_args)
+def run_export(args: argparse.Namespace) -> int:
+    from .export import run_export as run
+
+    return run(args)
+
+
+def _gallery_args(parser: argparse.ArgumentParser) -> None:
+    from .data.gallery import add_gallery_flags
+
+    add_gallery_flags(parser)
+
+
+@command("augment", "draw a grid of training images and augmented draws of them (PNG), to look before training", _gallery_args)
+def run_gallery(args: argparse.Namespace) -> int:
+    from .data.gallery import run_gallery as run
+
+    return run(args)
 
 
 # ----- predict -----
@@ -144,6 +196,149 @@ def run_predict(args: argparse.Namespace) -> int:
         top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
         print(f"{row['file']}: {row['prediction']}  ({top})")
     return 0
+
+
+# ----- tune -----
+def _tune_args(parser: argparse.ArgumentParser) -> None:
+    from .tune.options import add_tune_flags
+
+    add_config_flags(parser)
+    add_tune_flags(parser)
+
+
+@command("tune", "hyperparameter search: random, grid or TPE, coarse-to-fine stages, early abort (flags and/or --config)", _tune_args)
+def run_tune(args: argparse.Namespace) -> int:
+    from .tune.options import tune_inputs
+    from .tune.study import tune
+
+    base, space, options = tune_inputs(args)
+    result = tune(base, space, options)
+    print(f"tune directory: {result.out} (trials.csv, best.yaml, plots/, tune.json)")
+    return 0 if result.best is not None else 1
+
+
+# ----- transfer learning and the nearest-neighbour baseline (transfer/commands.py) -----
+def _finetune_args(parser: argparse.ArgumentParser) -> None:
+    from .transfer.commands import add_finetune_flags
+
+    add_config_flags(parser)
+    add_finetune_flags(parser)
+
+
+@command("finetune", "fine-tune a pretrained checkpoint on new data: --strategy linear | top:K | full | stages | auto", _finetune_args)
+def run_finetune(args: argparse.Namespace) -> int:
+    from .transfer.commands import run_finetune as run
+
+    return run(args, config_from_args(args))
+
+
+def _features_args(parser: argparse.ArgumentParser) -> None:
+    from .transfer.commands import add_features_flags
+
+    add_features_flags(parser)
+
+
+@command("features", "write a checkpoint's embeddings (a stage, penultimate or logits) of every split to .npz", _features_args)
+def run_features(args: argparse.Namespace) -> int:
+    from .transfer.commands import run_features as run
+
+    return run(args)
+
+
+def _knn_args(parser: argparse.ArgumentParser) -> None:
+    from .transfer.commands import add_knn_flags
+
+    add_knn_flags(parser)
+
+
+@command("knn", "k-nearest-neighbour classifier (L1/L2) on raw pixels or a checkpoint's features; k chosen on validation", _knn_args)
+def run_knn(args: argparse.Namespace) -> int:
+    from .transfer.commands import run_knn as run
+
+    return run(args, Path(args.out or default_out("knn-")))
+
+
+# ----- inspection, run report and comparison (report/commands.py) -----
+def _inspect_args(parser: argparse.ArgumentParser) -> None:
+    from .report.commands import add_inspect_flags
+
+    add_inspect_flags(parser)
+
+
+@command("inspect", "look inside a trained net: filters, occlusion, top images per unit, noise, class visualization, saliency, dead ReLUs", _inspect_args)
+def run_inspect(args: argparse.Namespace) -> int:
+    from .report.commands import run_inspect as run
+
+    return run(args)
+
+
+def _report_args(parser: argparse.ArgumentParser) -> None:
+    from .report.commands import add_report_flags
+
+    add_report_flags(parser)
+
+
+@command("report", "rebuild RUN_DIR/report.html, the self-contained HTML report of a run", _report_args)
+def run_report(args: argparse.Namespace) -> int:
+    from .report.commands import run_report as run
+
+    return run(args)
+
+
+def _compare_args(parser: argparse.ArgumentParser) -> None:
+    from .report.commands import add_compare_flags
+
+    add_compare_flags(parser)
+
+
+@command("compare", "overlay the curves of several runs on one HTML page, with a table of their final figures", _compare_args)
+def run_compare(args: argparse.Namespace) -> int:
+    from .report.commands import run_compare as run
+
+    return run(args)
+
+
+# ----- the coach: checks before training, init statistics, diagnosis after (coach/commands.py) -----
+def _check_args(parser: argparse.ArgumentParser) -> None:
+    from .coach.commands import add_check_flags
+
+    add_config_flags(parser)
+    add_check_flags(parser)
+
+
+@command("check", "sanity checks before training: initial loss, regularization, overfit 20 examples, LR sweep, gradients, activations, data", _check_args)
+def run_check(args: argparse.Namespace) -> int:
+    from .coach.commands import run_check as run
+
+    config = config_from_args(args)
+    return run(args, config, Path(config.out or default_out("check-")))
+
+
+def _stats_args(parser: argparse.ArgumentParser) -> None:
+    from .coach.commands import add_stats_flags
+
+    add_config_flags(parser)
+    add_stats_flags(parser)
+
+
+@command("stats", "per-layer activation mean/std of a freshly initialized model on noise or data (the lectures' init experiment)", _stats_args)
+def run_stats(args: argparse.Namespace) -> int:
+    from .coach.commands import run_stats as run
+
+    return run(args, config_from_args(args))
+
+
+def _diagnose_args(parser: argparse.ArgumentParser) -> None:
+    from .coach.commands import add_diagnose_flags
+
+    add_diagnose_flags(parser)
+
+
+@command("diagnose", "diagnose a finished run from its curves and monitors: under/overfitting, learning rate, dead units, ...", _diagnose_args)
+def run_diagnose(args: argparse.Namespace) -> int:
+    from .coach.commands import run_diagnose as run
+
+    return run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

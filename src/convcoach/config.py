@@ -18,6 +18,7 @@ from .registry import suggest
 class TrainConfig:
     """Every option of `convcoach train`; each field is also a YAML key and a `--flag`."""
 
+    recipe: str | None = None  # a shipped base config (src/convcoach/recipes/NAME.yaml), e.g. long; other keys override it
     # data
     data: str = "fashion-mnist"  # a dataset name, imagefolder:PATH, npz:PATH or a folder path
     data_dir: str | None = None
@@ -43,6 +44,14 @@ class TrainConfig:
     label_smoothing: float = 0.1
     reg: str | None = None  # l1:LAMBDA | l2:LAMBDA | elastic:LAMBDA[:BETA]
     reg_all: bool = False  # also penalize biases and norm parameters
+    # stochastic regularizers and constraints (README "Regularization and augmentation")
+    dropconnect: float = 0.0  # drop each Linear weight with this probability in training (Wan et al. 2013)
+    stochastic_depth: float = 0.0  # resnet: drop probability of the last residual block, linear decay over depth
+    max_norm: float | None = None  # after every step, cap each unit's incoming weight vector at this L2 norm
+    input_noise: float = 0.0  # std of additive Gaussian noise on training inputs (normalized units)
+    cutout: int = 0  # side of a square zeroed at a random place in each training image
+    mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing weight; 0 is off
+    cutmix: float = 0.0  # alpha of cutmix's Beta(alpha, alpha); with mixup too, each batch picks one
     # optimization
     optimizer: str = "nesterov"
     lr: float | None = None  # None: the optimizer's default (train/optim.py DEFAULT_LR)
@@ -60,6 +69,9 @@ class TrainConfig:
     smoothing: float = 0.0  # EMA factor on the validation metric before comparing
     # guard
     explosion_factor: float = 3.0
+    # coach monitors: dead ReLUs, gradient norms, update/weight ratios every N iterations
+    monitors: bool = True
+    monitor_every: int = 50
     # run
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
@@ -71,6 +83,7 @@ class TrainConfig:
     out: str | None = None
     resume: str | None = None
     quiet: bool = False
+    report: bool = True  # write report.html into the run directory at the end
 
     def validate(self) -> TrainConfig:
         """Check values once at the edge; names are checked against the registries."""
@@ -99,13 +112,20 @@ class TrainConfig:
         OPTIMIZERS.get(self.optimizer)
         parse_schedule(self.schedule)
         parse_reg(self.reg)
-        parse_augment(self.augment)
         _in_range("val_fraction", self.val_fraction, 0.0, 0.9)
         _in_range("dropout", self.dropout, 0.0, 0.99)
+        _in_range("dropconnect", self.dropconnect, 0.0, 0.99)
+        _in_range("stochastic_depth", self.stochastic_depth, 0.0, 0.99)
+        for key in ("input_noise", "cutout", "mixup", "cutmix"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
+        if self.max_norm is not None and not self.max_norm > 0:
+            raise ConfigError(f"max_norm must be > 0, got {self.max_norm}")
+        parse_augment(self.augment_pipeline())
         _in_range("label_smoothing", self.label_smoothing, 0.0, 0.99)
         _in_range("momentum", self.momentum, 0.0, 0.9999)
         _in_range("smoothing", self.smoothing, 0.0, 0.99)
-        for key in ("batch_size", "epochs"):
+        for key in ("batch_size", "epochs", "monitor_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
         for key in ("subset", "depth", "width", "image_size", "base_batch_size", "patience"):
@@ -125,6 +145,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def augment_pipeline(self) -> list[str]:
+        """The training augmentation specs: `augment`, then cutout and input noise when set."""
+        specs = [s for s in self.augment if s.strip().lower() != "none"]
+        if self.cutout:
+            specs.append(f"cutout:{self.cutout}")
+        if self.input_noise:
+            specs.append(f"noise:{self.input_noise}")
+        return specs
 
 
 def _in_range(key: str, value: float, low: float, high: float) -> None:
@@ -202,6 +231,10 @@ def parse_mapping(key: str, value: Any) -> dict[str, Any]:
 def from_dict(values: dict[str, Any], cls: type = TrainConfig, source: str = "config") -> Any:
     """Build a config from a mapping; unknown keys are errors naming the nearest valid key."""
     fields = config_fields(cls)
+    if "recipe" in fields and values.get("recipe"):
+        from .recipes import load_recipe
+
+        values = {**load_recipe(str(values["recipe"])), **values}
     kwargs = {}
     for key, value in values.items():
         norm_key = str(key).replace("-", "_")

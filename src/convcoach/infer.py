@@ -9,9 +9,11 @@ import torch
 import torch.nn as nn
 
 from .config import TrainConfig, from_dict
-from .data import BatchLoader, Normalizer, SourceOptions, load_data
+from .data import BatchLoader, Normalizer, SourceOptions, Split, load_data
 from .data.imagefolder import load_image
 from .errors import ConfigError
+from .evaluate.tta import tta_model
+from .models.fuse import fuse_bn
 from .train.checkpoint import load_checkpoint, load_model_state
 from .train.evaluate import Evaluation, evaluate
 from .train.loop import build_model
@@ -41,6 +43,8 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     if spec["name"] == "custom":
         raise ConfigError(f"{path}: trained with a user-supplied model; load its state dict into that model in Python")
     model = build_model(spec)
+    if payload.get("fused_bn"):  # an export with BatchNorm folded (export.py): same tree, BNs are Identity
+        model = fuse_bn(model, inplace=True)
     load_model_state(model, payload["model_state"], str(path))
     model.to(device).eval()
     config = from_dict(payload["config"], source=str(path))
@@ -48,9 +52,24 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
 
 
 def evaluate_trained(
-    trained: TrainedModel, data: str | None = None, data_dir: str | None = None, split: str = "test", batch_size: int = 512
+    trained: TrainedModel, data: str | None = None, data_dir: str | None = None, split: str = "test", batch_size: int = 512,
+    tta: str | None = None,
 ) -> Evaluation:
-    """Accuracy and per-class accuracy of a trained model on a split of its data (or of `data`)."""
+    """Accuracy and per-class accuracy of a trained model on a split of its data (or of `data`);
+    `tta` ('flip', '10crop', 'multiscale', 'random:N') averages the softmax over test-time views."""
+    return evaluate_split(trained, load_split(trained, data, data_dir, split), batch_size, tta)
+
+
+def evaluate_split(trained: TrainedModel, split: Split, batch_size: int = 512, tta: str | None = None) -> Evaluation:
+    """Loss, accuracy and the predicted probabilities of a trained model on a loaded split."""
+    device = next(trained.model.parameters()).device
+    loader = BatchLoader(split, batch_size, trained.normalizer, device)
+    model = tta_model(trained, tta) if tta else trained.model
+    return evaluate(model, loader, create_loss(trained.config.loss), len(trained.classes), "fp32", device)
+
+
+def load_split(trained: TrainedModel, data: str | None = None, data_dir: str | None = None, split: str = "test") -> Split:
+    """A split of the model's data (or of `data`), checked against the model's classes and input shape."""
     config = trained.config
     spec = data or config.data
     bundle = load_data(
@@ -65,9 +84,7 @@ def evaluate_trained(
     chosen = {"test": bundle.test, "val": bundle.val, "train": bundle.train}.get(split)
     if chosen is None:
         raise ConfigError(f"split must be test, val or train (and exist); got '{split}'")
-    device = next(trained.model.parameters()).device
-    loader = BatchLoader(chosen, batch_size, trained.normalizer, device)
-    return evaluate(trained.model, loader, create_loss(config.loss), len(trained.classes), "fp32", device)
+    return chosen
 
 
 def _square(shape: tuple[int, int, int]) -> int | None:

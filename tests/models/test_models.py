@@ -21,7 +21,8 @@ def _logits(model: nn.Module, shape: tuple[int, int, int], batch: int = 2) -> to
 
 
 def test_registry_holds_the_five_architectures():
-    assert MODELS.names() == ["cnn", "linear", "mlp", "resnet", "vgg"]
+    # plus `truncated`: a network cut after one stage, built by transfer learning (models/stages.py)
+    assert MODELS.names() == ["cnn", "linear", "mlp", "resnet", "truncated", "vgg"]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["mnist", "cifar"])
@@ -85,7 +86,7 @@ def test_none_options_fall_back_to_the_builder_defaults():
 
 
 def test_unknown_model_name_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: cnn, linear, mlp, resnet, vgg"):
+    with pytest.raises(ConfigError, match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: cnn, linear, mlp, resnet, truncated, vgg"):
         create_model("resnett", (1, 28, 28), 10)
 
 

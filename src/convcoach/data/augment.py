@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from ..registry import Registry, parse_spec, spec_float
+from .preprocess import Normalizer
 
 AugmentOp = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -19,6 +20,16 @@ AUGMENTS: Registry = Registry("augmentation")
 
 def _rand(n: int, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=generator, device=generator.device).to(x.device)
+
+
+def uniform(n: int, low: float, high: float, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """n per-sample draws from U(low, high) on x's device."""
+    return low + (high - low) * _rand(n, x, generator)
+
+
+def normal(shape: tuple[int, ...], x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal draws of `shape` on x's device."""
+    return torch.randn(shape, generator=generator, device=generator.device).to(x.device)
 
 
 def _arg(spec: str, args: list[str], index: int, default: float, low: float, high: float) -> float:
@@ -84,6 +95,19 @@ class Augmenter:
             x = op(x, generator)
         return x
 
+    @property
+    def needs_fit(self) -> bool:
+        """True while an op still waits for `fit` (colour ops, fancy PCA)."""
+        return any(hasattr(op, "fit") and not op.fitted for op in self.ops)
+
+    def fit(self, images: torch.Tensor, normalizer: Normalizer) -> Augmenter:
+        """Give the ops that need them the training images (uint8 N, C, H, W) and the normalizer:
+        fancy PCA's colour covariance, the pixel units of the colour ops. Call once before training."""
+        for op in self.ops:
+            if hasattr(op, "fit"):
+                op.fit(images, normalizer)
+        return self
+
 
 def parse_augment(specs: list[str] | str | None) -> Augmenter:
     """Build an Augmenter from ['hflip', 'translate:2'] or 'hflip,translate:2'; 'none' or [] is off."""
@@ -95,3 +119,7 @@ def parse_augment(specs: list[str] | str | None) -> Augmenter:
         name, args = parse_spec(spec)
         ops.append(AUGMENTS.get(name)(spec, args))
     return Augmenter(ops, list(specs))
+
+
+# the gallery: each module registers its ops in AUGMENTS on import
+from . import augment_color, augment_erase, augment_geometry, augment_policy  # noqa: E402,F401

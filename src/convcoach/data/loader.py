@@ -48,6 +48,9 @@ class BatchLoader:
             self.images = split.images.to(self.device)
             self.labels = split.labels.to(self.device)
         self.num_workers = num_workers if num_workers is not None else min(4, os.cpu_count() or 1)
+        if self.augment is not None and self.augment.needs_fit:
+            # colour ops and fancy PCA take their statistics from the split this loader serves
+            self.augment.fit(self._fit_images(), normalizer)
 
     def __len__(self) -> int:
         per_rank = len(self.split) // self.world_size
@@ -87,6 +90,14 @@ class BatchLoader:
         )
         for images, labels in loader:
             yield self._finish(images.to(self.device, non_blocking=True)), labels.to(self.device, non_blocking=True)
+
+    def _fit_images(self, limit: int = 2048) -> torch.Tensor:
+        """The split's uint8 images; for a streamed set, `limit` evenly spaced ones decoded from disk."""
+        if self.split.images is not None:
+            return self.split.images
+        dataset = _FileDataset(self.split.files, self.split.labels, self.split.shape)
+        indices = torch.linspace(0, len(dataset) - 1, min(limit, len(dataset))).long().tolist()
+        return torch.stack([dataset[i][0] for i in indices])
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "aug_generator": self.aug_generator.get_state()}

@@ -12,6 +12,7 @@ from ..registry import Registry, suggest
 from .convnets import cnn, vgg
 from .resnet import resnet
 from .simple import linear, mlp
+from .stages import truncated
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 MODELS.register("linear")(linear)
@@ -19,6 +20,7 @@ MODELS.register("mlp")(mlp)
 MODELS.register("cnn")(cnn)
 MODELS.register("vgg")(vgg)
 MODELS.register("resnet")(resnet)
+MODELS.register("truncated")(truncated)  # a network cut after one stage (transfer/)
 
 
 

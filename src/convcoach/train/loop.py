@@ -6,6 +6,7 @@ import logging
 import platform
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +21,15 @@ from ..config import TrainConfig, from_dict, load_yaml, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data, parse_augment
 from ..errors import ConfigError
 from ..models import create_model, model_options
+from ..models.dropconnect import apply_dropconnect
 from ..models.init import initialize
 from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
+from .constraints import MaxNorm
 from .distributed import all_reduce_sum, barrier, device_for, init_distributed, shutdown, unwrap, wrap_model
 from .evaluate import Evaluation, evaluate
 from .losses import create_loss
+from .mixing import MixBatches
 from .optim import OptimSettings, create_optimizer, default_lr
 from .precision import autocast, resolve_device, resolve_precision, timed
 from .regularizers import parse_reg, penalized_parameters
@@ -49,7 +53,8 @@ _CONFIG_KEY = {"activation_name": "activation", "norm_spec": "norm"}
 
 def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes: int) -> dict[str, Any]:
     """What it takes to rebuild the model: name, input shape, class count, keyword options."""
-    generic = {"depth": config.depth, "width": config.width, "activation_name": config.activation, "norm_spec": config.norm, "dropout": config.dropout}
+    generic = {"depth": config.depth, "width": config.width, "activation_name": config.activation, "norm_spec": config.norm, "dropout": config.dropout,
+               "stochastic_depth": config.stochastic_depth}
     accepted = model_options(config.model)
     defaults = TrainConfig()
     options = {}
@@ -75,7 +80,9 @@ def new_run_dir(out: str | None) -> Path:
 class Trainer:
     """Builds data, model, optimizer and callbacks from a TrainConfig and runs the loop.
 
-    `model` (any nn.Module) replaces the registry model; `data` skips loading."""
+    `model` (any nn.Module) replaces the registry model; `data` skips loading; `normalizer` replaces
+    the one fit on the training split; `param_groups(base_lr)` gives the optimizer's groups
+    (discriminative fine-tuning, transfer/)."""
 
     def __init__(
         self,
@@ -83,6 +90,8 @@ class Trainer:
         model: nn.Module | None = None,
         callbacks: list[Callback] | None = None,
         data: DataBundle | None = None,
+        normalizer: Normalizer | None = None,
+        param_groups: Callable[[float], list[dict]] | None = None,
     ) -> None:
         resume_state = None
         if config.resume:
@@ -105,9 +114,10 @@ class Trainer:
             config.val_fraction,
             config.subset,
         )
-        self.normalizer = self._fit_normalizer()
+        self.normalizer = normalizer or self._fit_normalizer()
         self.spec = model_spec(config, self.data.shape, self.data.num_classes)
         self.model = (model if model is not None else build_model(self.spec)).to(self.device)
+        apply_dropconnect(self.model, config.dropconnect)  # training-only: eval uses all weights, so the spec needs no trace of it
         if model is not None:
             self.spec = {"name": "custom", "in_shape": list(self.data.shape), "num_classes": self.data.num_classes, "options": {}}
         self.train_loader = self._loader(self.data.train, shuffle=True, augment=True)
@@ -129,7 +139,10 @@ class Trainer:
         lr = config.lr if config.lr is not None else default_lr(config.optimizer)
         self.base_lr = scaled_lr(lr, config.batch_size, config.base_batch_size)
         self.optimizer = create_optimizer(
-            config.optimizer, self.model, OptimSettings(self.base_lr, config.momentum, config.momentum_convention, config.weight_decay)
+            config.optimizer,
+            self.model,
+            OptimSettings(self.base_lr, config.momentum, config.momentum_convention, config.weight_decay),
+            groups=param_groups(self.base_lr) if param_groups else None,
         )
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
@@ -146,8 +159,10 @@ class Trainer:
             self._write_env()
 
     # ----- the loop -----
-    def fit(self) -> dict[str, Any]:
-        """Train to the configured epochs (or until a callback stops the run), then test the best snapshot."""
+    def fit(self, test: bool = True) -> dict[str, Any]:
+        """Train to the configured epochs (or until a callback stops the run), then test the best snapshot.
+
+        `test=False` (tuning trials) never reads the test split: the summary's test fields are None."""
         self.emit("on_train_start")
         start = time.perf_counter() - self.state.elapsed
         while self.state.epoch < self.config.epochs and self.state.stop_reason is None:
@@ -178,7 +193,7 @@ class Trainer:
             self.emit("on_epoch_end", metrics)
         self.state.elapsed = time.perf_counter() - start
         self.emit("on_train_end")
-        return self.finish()
+        return self.finish(test)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
         with autocast(self.precision, self.device):
@@ -228,17 +243,17 @@ class Trainer:
         return result[0]
 
     # ----- the end of a run -----
-    def finish(self) -> dict[str, Any]:
-        """Test the best snapshot once and write summary.json."""
+    def finish(self, test: bool = True) -> dict[str, Any]:
+        """Test the best snapshot once (unless `test` is False) and write summary.json."""
         barrier(self.dist)  # rank 0 has written best.pt
         if not self.dist.is_main:
             shutdown(self.dist)
             self.summary = {"status": "completed", "rank": self.dist.rank}
             return self.summary
         best_path = self.run_dir / "best.pt"
-        if best_path.is_file():
+        if test and best_path.is_file():
             load_model_state(unwrap(self.model), load_checkpoint(best_path)["model_state"], str(best_path))
-        test = self.evaluate(self._loader(self.data.test))
+        result = self.evaluate(self._loader(self.data.test)) if test else None
         checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
         summary = {
             "command": "train",
@@ -257,12 +272,19 @@ class Trainer:
             "best_val_acc": checkpointer.best if checkpointer else None,
             "train_seconds": round(self.state.elapsed, 2),
             "final": self.state.history[-1] if self.state.history else None,
-            "test_accuracy": test.accuracy,
-            "test_loss": test.loss,
-            "test_per_class_accuracy": dict(zip(self.data.classes, test.per_class_accuracy)),
+            "test_accuracy": result.accuracy if result else None,
+            "test_loss": result.loss if result else None,
+            "test_per_class_accuracy": dict(zip(self.data.classes, result.per_class_accuracy)) if result else None,
         }
+        self.emit("on_summary", summary)
         self.summary = summary
         write_json(self.run_dir / "summary.json", summary)
+        if self.config.report:  # report.html; without the test split (tuning trials) it shows validation examples
+            from ..report import RunArtifacts, write_run_report
+
+            write_run_report(self.run_dir, RunArtifacts(unwrap(self.model), self.normalizer, list(self.data.classes), self.data,
+                                                        result.probabilities if result else None, result.labels if result else None, "test" if test else "val",
+                                                        self.config.augment_pipeline()))
         shutdown(self.dist)
         return summary
 
@@ -307,8 +329,16 @@ class Trainer:
         callbacks: list[Callback] = [ExplosionGuard(config.explosion_factor)]
         if self.dist.is_main:  # only rank 0 logs, draws and writes
             callbacks += [MetricsLogger(self.run_dir / "metrics.jsonl"), Checkpointer(self.run_dir), Progress(config.quiet)]
+            from ..coach.diagnosis import Diagnosis
+            from ..coach.monitors import default_monitors
+
+            callbacks += (default_monitors(config.monitor_every) if config.monitors else []) + [Diagnosis()]
         if config.patience:
             callbacks.append(EarlyStopping(config.patience, config.min_delta, config.smoothing))
+        if config.mixup or config.cutmix:
+            callbacks.append(MixBatches(config.mixup, config.cutmix, config.seed))
+        if config.max_norm:
+            callbacks.append(MaxNorm(config.max_norm))
         return callbacks
 
     def _fit_normalizer(self) -> Normalizer:
@@ -327,7 +357,7 @@ class Trainer:
             self.normalizer,
             self.device,
             shuffle=shuffle,
-            augment=parse_augment(self.config.augment) if augment else None,
+            augment=parse_augment(self.config.augment_pipeline()) if augment else None,
             seed=self.config.seed,
             # like fastai, drop the ragged last training batch: a batch of 1 breaks BatchNorm
             drop_last=shuffle and len(split) >= self.config.batch_size,

@@ -1,0 +1,116 @@
+"""The coach's subcommands behind cli.py: `check`, `stats` and `diagnose`."""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+from pathlib import Path
+
+from ..config import TrainConfig, load_yaml
+
+
+def add_check_flags(parser: argparse.ArgumentParser) -> None:
+    from .checks import ORDER
+
+    parser.add_argument("--only", metavar="NAMES", help=f"comma-separated checks to run (default all): {', '.join(ORDER)}")
+    parser.add_argument("--quick", action="store_true", help="coarser LR sweep (one point per decade) and shorter runs")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads while checking (default 1; 0 keeps torch's setting)")
+
+
+def run_check(args: argparse.Namespace, config: TrainConfig, out: Path) -> int:
+    """Print the table, write check.json (and summary.json); exit 1 when a check fails."""
+    from ..train.loop import write_json
+    from .checks import run_checks
+    from .context import CheckBudget
+
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if getattr(args, "only", None) else None
+    budget = CheckBudget.quick() if args.quick else CheckBudget()
+    budget.threads = args.threads or None
+    report = run_checks(config, only=only, budget=budget)
+    out.mkdir(parents=True, exist_ok=True)
+    report.write(out / "check.json")
+    write_json(out / "summary.json", report.to_dict())
+    report.render()
+    print(f"check.json written to {out}")
+    return 1 if report.status == "fail" else 0
+
+
+def add_stats_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch", type=int, default=16, help="inputs per forward pass (default 16, as in the lectures)")
+    parser.add_argument("--input", choices=["noise", "data"], default="noise", help="N(0,1) noise (default) or a normalized data batch")
+    parser.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
+
+
+def stats_config(args: argparse.Namespace, config: TrainConfig) -> TrainConfig:
+    """Without --norm, the architecture's own default (mlp: none, the lectures' plain net), not train's batch norm."""
+    given = set(vars(args)) | (set(load_yaml(args.config)) if getattr(args, "config", None) else set())
+    if "norm" not in given:
+        from ..models import MODELS
+        from ..models.resnet import ResNet
+
+        builder = ResNet.__init__ if config.model == "resnet" else MODELS.get(config.model)
+        default = inspect.signature(builder).parameters.get("norm_spec")
+        if default is not None and isinstance(default.default, str):
+            config.norm = default.default
+    return config
+
+
+def run_stats(args: argparse.Namespace, config: TrainConfig) -> int:
+    from ..train.loop import write_json
+    from .plots import save_histograms
+    from .probe import init_stats
+
+    config = stats_config(args, config)
+    result = init_stats(config, args.batch, args.input, keep_values=bool(config.out))
+    payload = result.to_dict()
+    if config.out:
+        out = Path(config.out)
+        out.mkdir(parents=True, exist_ok=True)
+        payload["histograms"] = [p.name for p in save_histograms(result.layers, out, f"{config.model} {result.init}: ")]
+        write_json(out / "summary.json", payload)
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    _print_stats_table(result, config)
+    if config.out:
+        print(f"histograms and summary.json written to {config.out}")
+    return 0
+
+
+def _print_stats_table(result, config: TrainConfig) -> None:  # noqa: ANN001 (InitStats, imported lazily)
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"{config.model} init {result.init}, {result.source} input {tuple(result.input_shape)}")
+    for column in ("layer", "module", "kind", "mean", "std", "saturated", "dead"):
+        table.add_column(column, justify="right" if column in ("layer", "mean", "std", "saturated", "dead") else "left")
+    for s in result.layers:
+        table.add_row(str(s.index), escape(s.name), s.kind, f"{s.mean:.2f}", f"{s.std:.2f}",
+                      "" if s.saturated is None else f"{s.saturated:.0%}", "" if s.dead is None else f"{s.dead:.0%}")
+    Console().print(table)
+    for finding in result.findings:  # plain print: one unwrapped line each
+        print(f"{finding.severity}: {finding.message}; try: {finding.fix}")
+    if not result.findings:
+        print("activations are well scaled in every layer")
+
+
+def add_diagnose_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a training run directory (metrics.jsonl, summary.json)")
+    parser.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+
+
+def run_diagnose(args: argparse.Namespace) -> int:
+    from .diagnosis import diagnose_run, format_diagnosis
+
+    diagnosis = diagnose_run(args.run_dir).to_dict()
+    print(json.dumps(diagnosis, indent=2) if args.json else format_diagnosis(diagnosis))
+    return 0
+
+
+def print_train_diagnosis(summary: dict) -> None:
+    """The verdict at the end of `convcoach train`."""
+    from .diagnosis import format_diagnosis
+
+    if summary.get("diagnosis"):
+        print(format_diagnosis(summary["diagnosis"]))

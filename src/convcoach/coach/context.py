@@ -1,0 +1,159 @@
+"""What every pre-training check shares: the data loaded once, fresh models, fixed batches, short runs."""
+from __future__ import annotations
+
+import copy
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..config import TrainConfig
+from ..data import DataBundle, Normalizer, SourceOptions, load_data
+from ..data.splits import stratified_subset
+from ..errors import ConfigError
+from ..models import model_options
+from ..models.init import initialize
+from ..train.loop import build_model, model_spec
+from ..train.losses import LossFn, create_loss
+from ..train.optim import OptimSettings, create_optimizer, default_lr
+from ..train.precision import resolve_device
+from ..train.schedules import scaled_lr
+
+
+@dataclass
+class CheckBudget:
+    """Bounds that keep `convcoach check` under a minute for the default model on 2 CPU cores."""
+
+    subset: int = 2048  # training images the model-based checks draw from
+    loss_batch: int = 256  # batch for the initial-loss and regularization checks
+    overfit_examples: int = 20  # the lectures' tiny set
+    overfit_steps: int = 150
+    sweep_batch: int = 32
+    sweep_steps: int = 10
+    sweep_probe: int = 128  # held-out images whose loss is compared before and after each run
+    sweep_decades: tuple[float, float] = (-3.0, 1.0)  # around the optimizer's default LR, in powers of ten
+    sweep_points_per_decade: int = 2
+    grad_entries: int = 3  # parameters sampled per tensor
+    grad_batch: int = 4
+    grad_width: int = 4  # registry models are rebuilt this narrow (in float64) for the gradient check
+    stats_batch: int = 64
+    knn_reference: int = 2000
+    knn_queries: int = 500
+    # intra-op threads while checking: small batches gain little from more, and on a shared machine
+    # two threads per process oversubscribe the cores (measured 5-10x slower); None keeps torch's
+    threads: int | None = 1
+
+    @classmethod
+    def quick(cls) -> CheckBudget:
+        """`--quick`: one sweep point per decade and shorter runs, for a first look or CI."""
+        return cls(subset=512, overfit_steps=60, sweep_steps=8, sweep_points_per_decade=1, grad_entries=2, knn_reference=500, knn_queries=200)
+
+
+class CheckContext:
+    """The configured data and model, prepared once for all checks (or a user model, copied per check,
+    and a user normalizer, as the Trainer takes them)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        model: nn.Module | None = None,
+        data: DataBundle | None = None,
+        budget: CheckBudget | None = None,
+        normalizer: Normalizer | None = None,
+    ) -> None:
+        self.config = config.validate()
+        self.budget = budget or CheckBudget()
+        self.device = resolve_device(config.device)
+        self._seed(config.seed)
+        self.data = data or load_data(
+            config.data,
+            SourceOptions(config.data_dir, config.image_size, config.strict, config.memory_limit_gb, config.seed),
+            config.val_fraction,
+            config.subset,
+        )
+        if self.data.streaming:
+            raise ConfigError(f"convcoach check needs the images in memory; {config.data} is larger than --memory-limit-gb {config.memory_limit_gb:g}")
+        self.normalizer = normalizer or Normalizer.fit(self.data.train.images, config.preprocess)
+        self.user_model = model
+        self.spec = model_spec(config, self.data.shape, self.data.num_classes) if model is None else None
+        self.num_classes = self.data.num_classes
+        self.loss_fn: LossFn = create_loss(config.loss)  # no label smoothing: the ln(C) reference
+        self.train_loss_fn: LossFn = create_loss(config.loss, config.label_smoothing)
+        lr = config.lr if config.lr is not None else default_lr(config.optimizer)
+        self.lr = scaled_lr(lr, config.batch_size, config.base_batch_size)
+        labels = self.data.train.labels.numpy()
+        chosen = stratified_subset(labels, min(self.budget.subset, len(labels)), config.seed)
+        self.order = torch.from_numpy(chosen)[torch.randperm(len(chosen), generator=torch.Generator().manual_seed(config.seed))]
+
+    def _seed(self, seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    @property
+    def custom(self) -> bool:
+        return self.user_model is not None
+
+    def images(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalized training images (no augmentation) and labels at `index`, on the device."""
+        split = self.data.train
+        return self.normalizer(split.images[index].to(self.device)), split.labels[index].to(self.device)
+
+    def batch(self, size: int, start: int = 0, channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """A fixed batch from the seeded check subset; `start` walks through it (wrapping around)."""
+        index = self.order[(torch.arange(size) + start) % len(self.order)]
+        x, y = self.images(index)
+        return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
+
+    def fresh_model(self, dtype: torch.dtype = torch.float32, channels_last: bool = False, **options: object) -> nn.Module:
+        """The configured model, freshly initialized with the run's seed (a copy of a user model).
+
+        `options` override the registry model's options (e.g. width=4 or dropout=0.0);
+        `channels_last` follows the training run's memory format (faster convolutions on CPU)."""
+        self._seed(self.config.seed)
+        if self.user_model is not None:
+            model = copy.deepcopy(self.user_model)
+        else:
+            assert self.spec is not None
+            known = set(model_options(self.spec["name"]))
+            spec = {**self.spec, "options": {**self.spec["options"], **{k: v for k, v in options.items() if k in known}}}
+            model = build_model(spec)
+            sample = self.batch(256)[0] if self.config.init == "lsuv" else None
+            initialize(model, self.config.init, self.config.activation, self.config.zero_init_residual, sample)
+        model = model.to(device=self.device, dtype=dtype).train()
+        return model.to(memory_format=torch.channels_last) if channels_last else model
+
+    def optimizer(self, model: nn.Module, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
+        config = self.config
+        decay = config.weight_decay if weight_decay is None else weight_decay
+        return create_optimizer(config.optimizer, model, OptimSettings(lr, config.momentum, config.momentum_convention, decay))
+
+
+def train_steps(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: LossFn,
+    steps: int,
+    stop: Callable[[float, torch.Tensor, torch.Tensor], bool] | None = None,
+    explode: float = 3.0,
+) -> list[float]:
+    """Up to `steps` plain SGD steps; the per-step losses, cut short by NaN, by a loss above
+    `explode` x the first one (the lectures' abort rule) or when `stop(loss, logits, y)` says so."""
+    losses: list[float] = []
+    for step in range(steps):
+        x, y = batches(step)
+        logits = model(x)
+        loss = loss_fn(logits, y)
+        value = loss.item()
+        losses.append(value)
+        if not math.isfinite(value) or value > explode * losses[0] or (stop is not None and stop(value, logits.detach(), y)):
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return losses

@@ -1,0 +1,64 @@
+"""Read what a training run left in its directory: config.yaml, summary.json, env.json, metrics.jsonl, check.json."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+
+@dataclass
+class RunFiles:
+    path: Path
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    env: dict[str, Any]
+    rows: list[dict[str, Any]]
+    check: Any = None
+    unreadable_rows: int = 0
+
+    def kind(self, kind: str) -> list[dict[str, Any]]:
+        return [row for row in self.rows if row.get("kind") == kind]
+
+    @property
+    def name(self) -> str:
+        return self.path.name or str(self.path)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's value, None when absent, a ConfigError naming the file when malformed."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+
+
+def load_run(run_dir: str | Path) -> RunFiles:
+    """A run directory's files; missing optional files are empty, a directory with none of them is an error."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise ConfigError(f"run directory not found: {path}")
+    if not any((path / name).is_file() for name in ("config.yaml", "metrics.jsonl", "summary.json", "trials.csv")):
+        raise ConfigError(f"{path}: not a convcoach run directory (no config.yaml, metrics.jsonl, summary.json or trials.csv)")
+    config: dict[str, Any] = {}
+    if (path / "config.yaml").is_file():
+        try:
+            config = yaml.safe_load((path / "config.yaml").read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path / 'config.yaml'}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    rows, bad = [], 0
+    if (path / "metrics.jsonl").is_file():
+        for line in (path / "metrics.jsonl").read_text().splitlines():
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                bad += 1  # a line cut short by a killed run; counted and shown in the report
+    return RunFiles(path, config, read_json(path / "summary.json") or {}, read_json(path / "env.json") or {}, rows, read_json(path / "check.json"), bad)

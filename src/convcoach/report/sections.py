@@ -1,0 +1,259 @@
+"""Report sections built from a run's files: overview, config, data, curves, coach, monitors, tuning."""
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import DataBundle, Normalizer, parse_augment
+from . import plots
+from .html import Page
+from .run_files import RunFiles, read_json
+
+OVERVIEW_KEYS = ["status", "stop_message", "test_accuracy", "test_loss", "best_val_acc", "best_epoch", "epochs_run", "steps", "train_seconds", "parameters", "init", "precision"]
+
+
+def overview_section(page: Page, run: RunFiles) -> None:
+    section = page.section("Overview", "overview")
+    summary = run.summary
+    values = {key: summary[key] for key in OVERVIEW_KEYS if key in summary}
+    values["run directory"] = str(run.path)
+    if run.env:
+        values["device"] = run.env.get("device")
+        values["precision reason"] = run.env.get("precision_reason")
+    section.key_values(values)
+    if run.unreadable_rows:
+        section.note(f"{run.unreadable_rows} line(s) of metrics.jsonl could not be read (a run killed mid-write).")
+
+
+def config_section(page: Page, run: RunFiles) -> None:
+    section = page.section("Configuration", "config")
+    if run.config:
+        section.note("The resolved configuration (config.yaml): every option, defaults included.")
+        section.key_values(run.config, columns=3)
+    else:
+        section.note("config.yaml is missing.")
+
+
+def data_section(page: Page, run: RunFiles, data: DataBundle | None, normalizer: Normalizer | None, note: str = "", augment: list[str] | None = None) -> None:
+    section = page.section("Data", "data")
+    info = run.summary.get("data", {})
+    section.key_values({"dataset": info.get("name", run.config.get("data")), "image shape (C, H, W)": info.get("shape"), "classes": len(info.get("classes", [])) or None})
+    if data is None:
+        section.note(note or "The data could not be loaded; counts per class and sample grids are skipped.")
+        return
+    splits = {"train": data.train, "val": data.val, "test": data.test}
+    counts = {name: torch.bincount(split.labels, minlength=data.num_classes).tolist() for name, split in splits.items() if split is not None}
+    section.heading("Images per class")
+    section.table(["class", *counts], [[name, *[c[i] for c in counts.values()]] for i, name in enumerate(data.classes)])
+    if data.num_classes <= 40:
+        section.image(plots.bar_plot(data.classes, {k: [float(x) for x in v] for k, v in counts.items()}, "images per class", "images"), "images per class")
+    if data.skipped:
+        section.note(f"{len(data.skipped)} unreadable file(s) skipped, e.g. {data.skipped[0]}")
+    from ..inspect.samples import per_class_indices, split_images
+
+    shown_classes = list(range(min(data.num_classes, 10)))
+    per_class = per_class_indices(data.train.labels, data.num_classes, 8)
+    indices = [i for c in shown_classes for i in per_class[c]]
+    columns = max(len(per_class[c]) for c in shown_classes)
+    if not indices or any(len(per_class[c]) != columns for c in shown_classes):
+        indices = list(range(min(len(data.train), 64)))
+        row_labels = None
+        columns = 8
+    else:
+        row_labels = [data.classes[c] for c in shown_classes]
+    images = split_images(data.train, indices)
+    section.heading("Training samples")
+    section.image(plots.image_grid(plots.to_display(images), columns=columns, row_labels=row_labels, tile_inches=0.7), "training samples",
+                  "One row per class" + (f" (first {len(shown_classes)} classes)" if data.num_classes > len(shown_classes) else "") + ".")
+    augmenter = parse_augment(augment if augment is not None else run.config.get("augment"))
+    if augmenter.needs_fit and normalizer is not None:  # colour ops and fancy PCA work from training statistics
+        augmenter.fit(data.train.images if data.train.images is not None else images, normalizer)
+    section.heading("Augmented samples")
+    if not augmenter.ops or normalizer is None:
+        section.note("No augmentation configured." if not augmenter.ops else "No normalizer: augmented samples skipped.")
+        return
+    generator = torch.Generator().manual_seed(int(run.config.get("seed", 0)))
+    augmented = augmenter(normalizer(images), generator)
+    section.image(plots.image_grid(denormalize(augmented, normalizer), columns=columns, row_labels=row_labels, tile_inches=0.7), "augmented samples",
+                  f"The same images through the training augmentation: {', '.join(augmenter.specs)}.")
+
+
+def denormalize(x: torch.Tensor, normalizer: Normalizer) -> Any:
+    """Normalized (N, C, H, W) -> display array (N, H, W, C) in [0, 1]."""
+    mean = torch.tensor(normalizer.mean).view(1, -1, 1, 1)
+    std = torch.tensor(normalizer.std).view(1, -1, 1, 1)
+    return plots.to_display((x.detach().cpu().float() * std + mean).clamp(0, 1))
+
+
+def curves_section(page: Page, run: RunFiles) -> None:
+    section = page.section("Training curves", "curves")
+    iters, epochs = run.kind("iter"), run.kind("epoch")
+    if not iters and not epochs:
+        section.note("metrics.jsonl has no rows yet.")
+        return
+    if iters:
+        steps = [r["step"] for r in iters]
+        losses = [r["loss"] for r in iters]
+        finite = [(s, v) for s, v in zip(steps, losses) if isinstance(v, (int, float)) and math.isfinite(v)]
+        xs, ys = [s for s, _ in finite], [v for _, v in finite]
+        section.image(plots.line_plot({"raw": (xs, ys), "smoothed": (xs, plots.smooth(ys))}, "training loss per iteration", "iteration", "loss", faint=("raw",)),
+                      "training loss per iteration", "Raw mini-batch loss (faint) and its bias-corrected moving average.")
+    if epochs:
+        ep = [r["epoch"] for r in epochs]
+        for metric, title in (("loss", "loss per epoch"), ("acc", "accuracy per epoch")):
+            series = {f"{split} {metric}": (ep, [r.get(f"{split}_{metric}") for r in epochs]) for split in ("train", "val") if all(f"{split}_{metric}" in r for r in epochs)}
+            if series:
+                section.image(plots.line_plot(series, title, "epoch", metric), title)
+    lr_rows = iters or epochs
+    if lr_rows and all("lr" in r for r in lr_rows):
+        x_key = "step" if iters else "epoch"
+        section.image(plots.line_plot({"lr": ([r[x_key] for r in lr_rows], [r["lr"] for r in lr_rows])}, "learning rate", "iteration" if iters else "epoch", "lr"), "learning rate")
+    if epochs:
+        section.heading("Per epoch")
+        keys = [k for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time") if k in epochs[0]]
+        section.table(keys, [[r.get(k) for k in keys] for r in epochs])
+
+
+def coach_sections(page: Page, run: RunFiles) -> None:
+    """`convcoach check` results (check.json) and the diagnosis in summary.json, when present."""
+    if run.check is not None:
+        section = page.section("Coach checks", "checks")
+        check = run.check
+        records = check.get("results", check.get("checks")) if isinstance(check, dict) else None
+        if isinstance(records, list) and all(isinstance(r, dict) for r in records):
+            if "status" in check:
+                section.key_values({"overall": check["status"], **check.get("counts", {}), "seconds": check.get("seconds")})
+            columns = [c for c in ("name", "status", "message", "fix", "seconds") if any(c in r for r in records)]
+            section.table(["check", *columns[1:]] if columns and columns[0] == "name" else columns, [[r.get(c) for c in columns] for r in records],
+                          status_column=columns.index("status") if "status" in columns else None)
+        else:
+            section.value(check)
+    if "diagnosis" in run.summary:
+        section = page.section("Diagnosis", "diagnosis")
+        diagnosis = run.summary["diagnosis"]
+        if isinstance(diagnosis, dict) and isinstance(diagnosis.get("findings"), list):  # coach/diagnosis.py's Verdict
+            section.key_values({"verdict": diagnosis.get("verdict"), "healthy": diagnosis.get("healthy")})
+            findings = diagnosis["findings"]
+            if findings:
+                section.table(["severity", "finding", "evidence", "try"], [[f.get("severity"), f.get("title"), f.get("evidence"), "; ".join(f.get("fixes", []))] for f in findings],
+                              status_column=0)
+            if diagnosis.get("facts"):
+                section.heading("Measured")
+                section.key_values(diagnosis["facts"], columns=2)
+        else:
+            section.value(diagnosis)
+
+
+SKIP_KEYS = {"kind", "step", "epoch", "layer", "name", "time", "monitor"}
+
+
+def monitor_series(rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+    """metric -> layer -> (steps, values) from 'monitor' rows: coach/monitors.py's {monitor, layers: {layer: {key: v}}},
+    or flat ({layer, metric: v}) or nested ({metric: {layer: v}}) rows."""
+    series: dict[str, dict[str, tuple[list[float], list[float]]]] = defaultdict(dict)
+
+    def add(metric: str, layer: str, step: float, value: Any) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            xs, ys = series[metric].setdefault(layer, ([], []))
+            xs.append(step)
+            ys.append(float(value))
+
+    for index, row in enumerate(rows):
+        step = row.get("step", row.get("epoch", index))
+        layer = str(row.get("layer", row.get("name", "")))
+        if isinstance(row.get("layers"), dict):
+            for name, values in row["layers"].items():
+                for key, value in (values.items() if isinstance(values, dict) else []):
+                    add(f"{row.get('monitor', '')} {key}".strip(), str(name), step, value)
+            continue
+        for key, value in row.items():
+            if key in SKIP_KEYS:
+                continue
+            if isinstance(value, dict):
+                for sub, inner in value.items():
+                    add(key, str(sub), step, inner)
+            else:
+                add(key, layer or key, step, value)
+    return dict(series)
+
+
+def monitor_section(page: Page, run: RunFiles) -> None:
+    rows = run.kind("monitor")
+    if not rows:
+        return
+    section = page.section("Activation and gradient statistics", "monitors")
+    section.note(f"{len(rows)} monitor rows from metrics.jsonl: one line per layer (with fewer than 3 samples, one bar per layer).")
+    for metric, layers in list(monitor_series(rows).items())[:12]:
+        if max(len(xs) for xs, _ in layers.values()) < 3:  # too few samples for a curve: the last value per layer
+            names = list(layers)[:40]
+            section.image(plots.bar_plot(names, {"last sample": [layers[n][1][-1] for n in names]}, metric, metric), metric)
+            continue
+        shown = dict(list(layers.items())[:12])
+        log_y = any(word in metric for word in ("ratio", "norm", "grad", "update"))
+        section.image(plots.line_plot(shown, metric, "iteration", metric, log_y=log_y), metric)
+        if len(layers) > len(shown):
+            section.note(f"{metric}: first {len(shown)} of {len(layers)} layers shown.")
+
+
+def tuning_section(page: Page, run: RunFiles) -> None:
+    """The study a run belongs to (trials.csv and tune.json here, one or two levels up: TUNE/trials/TRIAL) and the summary's tuning entries."""
+    folder = next((d for d in (run.path, run.path.parent, run.path.parent.parent) if (d / "trials.csv").is_file()), None)
+    entries = {k: run.summary[k] for k in ("tune", "tuning", "trial", "study") if k in run.summary}
+    if folder is None and not entries:
+        return
+    section = page.section("Tuning results", "tuning")
+    for key, value in entries.items():
+        section.heading(key)
+        section.value(value)
+    if folder is None:
+        return
+    tune = read_json(folder / "tune.json") or {}
+    with open(folder / "trials.csv", newline="") as handle:
+        trials = list(csv.DictReader(handle))
+    section.note(f"{len(trials)} trials of the study in {folder}")
+    if tune.get("best"):
+        section.heading("Best trial")
+        best = tune["best"]
+        section.key_values({"stage": best.get("stage"), "trial": best.get("trial"), "val_acc": best.get("val_acc"), **(best.get("params") or {})})
+    for warning in tune.get("warnings", []):
+        section.note(f"warning: {warning}")
+    score = next((k for k in ("val_acc", "value", "best_val_acc") if trials and k in trials[0]), None)
+    if score:
+        trials.sort(key=lambda t: -_number(t.get(score), -math.inf))
+    if trials:
+        headers = [h for h in trials[0] if h not in ("run_dir",)]
+        section.heading("Trials, best first" + (f" (first 25 of {len(trials)})" if len(trials) > 25 else ""))
+        section.table(headers, [[_number(t.get(h), t.get(h)) for h in headers] for t in trials[:25]])
+    # tune.json names its plots as written (relative to where `tune` ran): look beside trials.csv too
+    found = (next((c for c in (Path(p), folder / p, folder / "plots" / Path(p).name, folder / Path(p).name) if c.is_file()), None) for p in tune.get("plots", []))
+    pictures = [p for p in found if p is not None and p.suffix == ".png"]
+    if pictures:
+        for picture in pictures[:12]:
+            section.image(picture.read_bytes(), picture.stem, picture.name)
+    elif score and trials:
+        from ..config import config_fields
+
+        hyper = [h for h in trials[0] if h in config_fields()]
+        for name in hyper[:8]:
+            pairs = [(_number(t.get(name), None), _number(t.get(score), None)) for t in trials]
+            pairs = [(x, y) for x, y in pairs if isinstance(x, float) and isinstance(y, float)]
+            if len(pairs) >= 2:
+                xs, ys = zip(*pairs)
+                spread = max(xs) / min(xs) if min(xs) > 0 else 0
+                section.image(plots.scatter_plot(xs, ys, f"{score} vs {name}", name, score, log_x=spread > 30), f"{score} against {name}")
+    best_yaml = folder / "best.yaml"
+    if best_yaml.is_file():
+        section.heading("best.yaml (convcoach train --config best.yaml)")
+        section.pre(best_yaml.read_text())
+
+
+def _number(value: Any, default: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default

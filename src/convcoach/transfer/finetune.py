@@ -1,0 +1,126 @@
+"""`convcoach finetune`: a pretrained network on new data, by strategy, as a normal run (summary.json, best.pt).
+
+Load -> adapt the input (channels, size) -> resolve the strategy (auto: the lectures' table) ->
+new head -> freeze -> Trainer with discriminative LRs and frozen BatchNorm statistics."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..config import TrainConfig
+from ..errors import ConfigError
+from ..models.stages import split_stages
+from ..train.loop import Trainer, write_json
+from .heads import FreezeNormStats, discriminative_groups, freeze, replace_head
+from .pretrained import open_pretrained
+from .stages import best_probe, cut_at, probe_head, probe_stages, set_head
+from .strategy import check_strategy, choose_strategy, measure_similarity, trainable_stages
+
+log = logging.getLogger("convcoach")
+
+# spec option -> TrainConfig field, for the options every registry model shares
+GENERIC_OPTIONS = {"depth": "depth", "width": "width", "activation_name": "activation", "norm_spec": "norm", "dropout": "dropout"}
+
+
+def config_for_spec(config: TrainConfig, spec: dict[str, Any]) -> TrainConfig:
+    """The run's config with the model fields of `spec`, so config.yaml tells what was trained."""
+    options = dict(spec["options"])
+    defaults = TrainConfig()
+    fields = {field: getattr(defaults, field) for field in GENERIC_OPTIONS.values()}
+    fields.update({field: options.pop(key) for key, field in GENERIC_OPTIONS.items() if key in options})
+    return dataclasses.replace(config, model=spec["name"], model_options=options, **fields)
+
+
+def _warn_ignored_model_fields(config: TrainConfig, spec: dict[str, Any]) -> None:
+    """--model/--depth/... describe plain state dicts; a convcoach checkpoint names its own architecture."""
+    defaults, wanted = TrainConfig(), config_for_spec(config, spec)
+    fields = ["model", *GENERIC_OPTIONS.values()]
+    ignored = [f for f in fields if getattr(config, f) not in (getattr(defaults, f), getattr(wanted, f))]
+    if ignored:
+        log.warning("ignoring %s: the checkpoint defines the architecture (%s)", ", ".join(f"--{f}" for f in ignored), spec["name"])
+
+
+HEAD_INITS = ("probe", "random")
+
+
+def finetune(
+    config: TrainConfig,
+    source: str | Path,
+    strategy: str = "auto",
+    head_lr_mult: float = 1.0,
+    backbone_lr_mult: float = 0.1,
+    head_init: str = "probe",
+) -> dict[str, Any]:
+    """Fine-tune `source` (a convcoach checkpoint or run dir, or a state dict of `config.model`) on
+    `config.data` and return the run summary; the checkpoint loads with `convcoach eval`.
+
+    head_init "probe" starts the new head from logistic regression on the frozen penultimate
+    features (LP-FT); "random" from PyTorch's default Linear init."""
+    check_strategy(strategy)
+    if head_init not in HEAD_INITS:
+        raise ConfigError(f"head_init must be one of {', '.join(HEAD_INITS)}; got '{head_init}'")
+    if config.resume:
+        raise ConfigError("finetune does not resume; run it again (it starts from the pretrained weights)")
+    if config.nproc > 1:
+        raise ConfigError("finetune does not launch processes (--nproc); run it under torchrun for DDP")
+    if head_lr_mult <= 0 or backbone_lr_mult <= 0:
+        raise ConfigError(f"learning-rate multipliers must be > 0; got head {head_lr_mult}, backbone {backbone_lr_mult}")
+    opened = open_pretrained(source, config.validate())
+    config, data, spec, normalizer = opened.config, opened.data, opened.spec, opened.normalizer
+    model, transfer = opened.pretrained.model, {"from": str(source), "strategy": strategy, "input": opened.notes}
+    if opened.pretrained.classes is not None:
+        _warn_ignored_model_fields(config, opened.pretrained.spec)
+
+    if strategy == "auto":
+        similarity = measure_similarity(model, data, normalizer, config.seed)
+        choice = choose_strategy(len(data.train), data.num_classes, similarity, split_stages(model).names)
+        strategy = choice.strategy
+        transfer.update(reason=choice.reason, similarity=dataclasses.asdict(similarity))
+        log.info("%s", choice.reason)
+    torch.manual_seed(config.seed)  # the new head's initialization
+    if strategy == "stages":
+        probes = probe_stages(model, data, normalizer, config.seed)
+        best = best_probe(probes)
+        model, spec = cut_at(model, spec, best, data.num_classes)
+        anatomy = split_stages(model)
+        head = anatomy.head  # starts as the best probe; trained further as a linear classifier
+        transfer.update(stage_probes=[p.summary() for p in probes], best_stage=best.stage)
+        log.info("best stage: %s (probe val %.1f%%); training a linear classifier on it", best.stage, best.val_accuracy * 100)
+        trainable = trainable_stages("linear", anatomy.names)
+    else:
+        anatomy = split_stages(model)
+        head = replace_head(anatomy, data.num_classes)
+        if head_init == "probe":
+            probe = probe_head(model, data, normalizer, config.seed)
+            set_head(head, probe)
+            transfer.update(head_probe=probe.summary())
+        spec = {**spec, "num_classes": data.num_classes}
+        trainable = trainable_stages(strategy, anatomy.names)
+    frozen_norms = freeze(model, anatomy, trainable)
+    transfer.update(
+        resolved=strategy,
+        trainable_stages=trainable,
+        frozen_norm_layers=len(frozen_norms),
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        head_init="stage probe" if strategy == "stages" else head_init,
+        head_lr_mult=head_lr_mult,
+        backbone_lr_mult=backbone_lr_mult,
+    )
+    trainer = Trainer(
+        config_for_spec(config, spec),
+        model=model,
+        data=data,
+        normalizer=normalizer,
+        callbacks=[FreezeNormStats(frozen_norms)] if frozen_norms else None,
+        param_groups=discriminative_groups(model, head, config.weight_decay, head_lr_mult, backbone_lr_mult),
+    )
+    trainer.spec = spec  # a registry spec (not "custom"), so `convcoach eval` rebuilds the network
+    summary = trainer.fit()
+    if trainer.dist.is_main:
+        summary.update(command="finetune", transfer=transfer)
+        write_json(trainer.run_dir / "summary.json", summary)
+    return summary

@@ -1,0 +1,357 @@
+"""Run the search on Optuna: one study per stage, each trial a Trainer run scored on validation accuracy."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+from ..config import TrainConfig, config_fields
+from ..data import DataBundle, SourceOptions, load_data
+from ..data.sources import Split
+from ..errors import ConfigError
+from ..registry import Registry, parse_spec
+from ..train.callbacks import Callback
+from ..train.loop import Trainer, write_json
+from .options import TuneOptions
+from .report import (
+    TrialRecord,
+    best_record,
+    edge_warnings,
+    format_line,
+    record_from_trial,
+    scatter_plots,
+    trials_table,
+    write_best_yaml,
+    write_csv,
+)
+from .space import Space, check_space, grid_size, grid_space, sample_config, space_from_dict, space_to_dict
+from .stages import Stage, narrow, plan_stages, top_trials
+
+log = logging.getLogger("convcoach")
+# a per-run HTML report for every trial would cost more than a small trial's training
+TRIAL_FIXED = {"report": False} if "report" in config_fields(TrainConfig) else {}
+COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
+
+# ----- samplers and pruners: Optuna's, looked up by name -----
+SAMPLERS: Registry[Callable[..., optuna.samplers.BaseSampler]] = Registry("sampler")
+
+
+@SAMPLERS.register("random")
+def random_sampler(space: Space, options: TuneOptions, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    """Independent draws, log-uniform on log ranges (Bergstra & Bengio 2012)."""
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+@SAMPLERS.register("grid")
+def grid_sampler(space: Space, options: TuneOptions, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    """Every combination of the choices and `grid_points` values per range; the study stops when exhausted."""
+    return optuna.samplers.GridSampler(grid_space(space, options.grid_points), seed=seed)
+
+
+@SAMPLERS.register("tpe")
+def tpe_sampler(space: Space, options: TuneOptions, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+    """Bayesian optimization with a tree-structured Parzen estimator (Bergstra et al. 2011);
+    its first min(10, trials/2) trials are random."""
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, trials // 2)))
+
+
+PRUNERS: Registry[Callable[[str, list[str]], optuna.pruners.BasePruner]] = Registry("pruner")
+
+
+@PRUNERS.register("none")
+def no_pruner(spec: str, args: list[str]) -> optuna.pruners.BasePruner:
+    return optuna.pruners.NopPruner()
+
+
+@PRUNERS.register("median")
+def median_pruner(spec: str, args: list[str]) -> optuna.pruners.BasePruner:
+    """median[:STARTUP[:WARMUP]]: stop a trial whose best val accuracy so far is below the median of earlier
+    trials at the same epoch, once STARTUP (5) trials completed and after WARMUP (0) epochs."""
+    try:
+        startup = int(args[0]) if args else 5
+        warmup = int(args[1]) if len(args) > 1 else 0
+    except ValueError:
+        raise ConfigError(f"prune '{spec}': expected median[:STARTUP_TRIALS[:WARMUP_EPOCHS]] with integers") from None
+    if startup < 0 or warmup < 0 or len(args) > 2:
+        raise ConfigError(f"prune '{spec}': expected median[:STARTUP_TRIALS[:WARMUP_EPOCHS]], both >= 0")
+    return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup + 1)  # steps are 1-based epochs
+
+
+def create_pruner(spec: str) -> optuna.pruners.BasePruner:
+    name, args = parse_spec(spec)
+    return PRUNERS.get(name)(spec, args)
+
+
+# ----- storage and data -----
+def open_storage(url: str, attempts: int = 4) -> optuna.storages.RDBStorage:
+    """An RDB storage (SQLite file or PostgreSQL URL) with heartbeats, so a killed process's trials get failed and rerun."""
+    if "://" not in url:
+        raise ConfigError(f"storage '{url}' is not a database URL; use sqlite:///path.db or postgresql://user:pass@host/db")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=20, grace_period=60)
+        except ImportError as exc:
+            raise ConfigError(f"storage '{url}': a driver is missing ({exc}); for PostgreSQL: pip install psycopg2-binary") from None
+        except Exception as exc:  # SQLAlchemy's errors: a bad URL, an unreachable server, or two processes creating the tables at once
+            if attempt == attempts - 1:
+                raise ConfigError(f"storage '{url}': cannot open it ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+            time.sleep(0.5 + attempt)
+    raise AssertionError("unreachable")
+
+
+def load_trial_data(base: TrainConfig) -> DataBundle:
+    """The data every trial shares, loaded once; trials are scored on the validation split."""
+    bundle = load_data(
+        base.data, SourceOptions(base.data_dir, base.image_size, base.strict, base.memory_limit_gb, base.seed), base.val_fraction, base.subset
+    )
+    if bundle.val is None or len(bundle.val) == 0:
+        raise ConfigError(f"tune scores trials on the validation split, and '{base.data}' has none: set val_fraction > 0 (got {base.val_fraction})")
+    return bundle
+
+
+def without_test(bundle: DataBundle) -> DataBundle:
+    """The bundle with an empty test split: trials never touch the test set."""
+    test = bundle.test
+    empty = Split(None, test.labels[:0], [], test.shape) if test.images is None else Split(test.images[:0], test.labels[:0])
+    return replace(bundle, test=empty)
+
+
+# ----- one trial -----
+class SurplusTrial(Exception):
+    """Another process took the last trial of the budget first."""
+
+
+class TrialReporter(Callback):
+    """Reports each epoch's validation accuracy to Optuna and stops the run when the pruner says so."""
+
+    order = 30  # after early stopping, before the logger and checkpoints
+
+    def __init__(self, trial: optuna.trial.Trial) -> None:
+        self.trial = trial
+        self.pruned = False
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        value = metrics.get("val_acc")
+        if value is None:
+            return
+        self.trial.report(value, metrics["epoch"])
+        if metrics["epoch"] < trainer.config.epochs and self.trial.should_prune():  # after the last epoch there is nothing to save
+            self.pruned = True
+            trainer.stop("pruned", f"trial {self.trial.number} pruned after epoch {metrics['epoch']}: val_acc {value:.3f} is below the median of earlier trials")
+
+
+class TrialObjective:
+    """Samples a config, trains it on the shared data without a test pass, returns the best validation accuracy.
+
+    A run the ExplosionGuard stopped (loss > 3x its start, or NaN) becomes a PRUNED trial with outcome 'diverged'."""
+
+    def __init__(self, base: TrainConfig, space: Space, stage: Stage, data: DataBundle, out: Path) -> None:
+        self.base, self.space, self.stage, self.data, self.out = base, space, stage, data, out
+
+    def __call__(self, trial: optuna.trial.Trial) -> float:
+        if is_surplus(trial, self.stage.trials):
+            trial.set_user_attr("outcome", "surplus")
+            trial.study.stop()
+            raise SurplusTrial(f"stage {self.stage.number} already has its {self.stage.trials} trials")
+        run_dir = self.out / "trials" / f"stage{self.stage.number}-trial{trial.number:03d}"
+        reporter = TrialReporter(trial)
+        try:
+            config, values = sample_config(trial, self.space, self.base, epochs=self.stage.epochs, out=str(run_dir), quiet=True, resume=None, **TRIAL_FIXED)
+            trial.set_user_attr("config_values", values)
+            trial.set_user_attr("run_dir", str(run_dir))
+            trainer = Trainer(config, callbacks=[reporter], data=self.data)
+        except ConfigError as exc:  # a combination the config rejects: recorded as a failed trial, the search goes on
+            trial.set_user_attr("message", str(exc))
+            raise
+        summary = trainer.fit(test=False)
+        trial.set_user_attr("epochs_run", trainer.state.epoch)
+        trial.set_user_attr("steps", trainer.state.step)
+        trial.set_user_attr("planned_steps", trainer.total_steps)
+        trial.set_user_attr("seconds", round(trainer.state.elapsed, 3))
+        if summary["status"] == "diverged":
+            trial.set_user_attr("outcome", "diverged")
+            trial.set_user_attr("message", summary["stop_message"])
+            raise optuna.TrialPruned(summary["stop_message"])
+        if reporter.pruned:
+            trial.set_user_attr("outcome", "pruned")
+            raise optuna.TrialPruned(trainer.state.stop_message)
+        trial.set_user_attr("outcome", "completed")
+        return float(summary["best_val_acc"])
+
+
+def is_surplus(trial: optuna.trial.Trial, budget: int) -> bool:
+    """True when `budget` counted trials (complete, pruned or running) were created before this one."""
+    ahead = [t for t in trial.study.get_trials(deepcopy=False, states=COUNTED) if t.number < trial.number and t.user_attrs.get("outcome") != "surplus"]
+    return len(ahead) >= budget
+
+
+def counted_trials(study: optuna.Study) -> int:
+    return sum(1 for t in study.get_trials(deepcopy=False, states=COUNTED) if t.user_attrs.get("outcome") != "surplus")
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Mark the running trials of a killed process failed (after the heartbeat grace period), so they are rerun."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def wait_for_other_processes(study: optuna.Study, poll_seconds: float = 2.0) -> None:
+    """Before narrowing, wait until no trial of this stage runs anywhere, so every process narrows alike."""
+    announced = False
+    while True:
+        fail_stale_trials(study)
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if not running:
+            return
+        if not announced:
+            log.info("waiting for %d running trial(s) of other processes in study '%s'", len(running), study.study_name)
+            announced = True
+        time.sleep(poll_seconds)
+
+
+# ----- the search -----
+@dataclass
+class TuneResult:
+    out: Path
+    best: TrialRecord | None
+    records: list[TrialRecord]
+    warnings: list[str]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def sampler_seed(base_seed: int, stage: int, existing: int, shared: bool) -> int:
+    """Reproducible for one process; a resumed study continues the sequence; processes sharing a study draw apart."""
+    seed = base_seed * 1_000_003 + stage * 10_007 + existing
+    if shared:
+        seed = seed * 31 + os.getpid()
+    return seed % 2**32
+
+
+def tune(
+    base: TrainConfig,
+    space: Space,
+    options: TuneOptions | None = None,
+    data: DataBundle | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> TuneResult:
+    """Run the staged search and write the reports into `base.out` (default runs/tune-<timestamp>)."""
+    options = (options or TuneOptions()).validate()
+    echo = echo or (lambda line: None)
+    if base.nproc > 1:
+        raise ConfigError("tune runs each trial in one process: drop --nproc (use --jobs for parallel trials)")
+    base = base.validate()
+    stages = plan_stages(options.stages, options.epochs_per_stage(), options.trials_per_stage(), base.epochs, options.trials)
+    check_space(space, base)
+    SAMPLERS.get(options.sampler)
+    create_pruner(options.prune)
+    out = Path(base.out or Path("runs") / datetime.now().strftime("tune-%Y%m%d-%H%M%S"))
+    out.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(options.storage or f"sqlite:///{(out / 'study.db').resolve()}")
+    data = without_test(data if data is not None else load_trial_data(base))
+    if options.jobs > 1:  # trials are threads: split the cores rather than oversubscribe them
+        torch.set_num_threads(max(1, torch.get_num_threads() // options.jobs))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = options.study or "convcoach-tune"
+    records: list[TrialRecord] = []
+    stage_reports = []
+    current, previous = space, []
+    for stage in stages:
+        study_name = name if stage.number == 1 else f"{name}-stage{stage.number}"
+        study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", load_if_exists=True)
+        current = _stage_space(study, stage, space if stage.number == 1 else current, previous, options, echo)
+        study.sampler = SAMPLERS.get(options.sampler)(current, options, sampler_seed(base.seed, stage.number, len(study.trials), options.storage is not None), stage.trials)
+        study.pruner = create_pruner(options.prune)
+        header = f"stage {stage.number}/{len(stages)}: {stage.trials} trials x {stage.epochs} epochs, {options.sampler} sampler, study '{study_name}'"
+        if options.sampler == "grid":
+            header += f" ({grid_size(current, options.grid_points)} grid points)"
+        echo(header + "\n  " + ", ".join(p.describe() for p in current.values()))
+        _run_stage(study, TrialObjective(base, current, stage, data, out), stage, options.jobs, current, echo if not base.quiet else None)
+        wait_for_other_processes(study)
+        stage_records = [r for t in study.get_trials(deepcopy=False) if (r := record_from_trial(t, stage.number, stage.epochs)) is not None]
+        echo(f"stage {stage.number} trials by validation accuracy:\n" + trials_table(stage_records, current, stage.trials))
+        records += stage_records
+        previous = stage_records
+        stage_reports.append({"stage": stage.number, "study": study_name, "epochs": stage.epochs, "trials": stage.trials, "space": [p.describe() for p in current.values()]})
+    return _finish(base, space, stages, records, previous, stage_reports, out, echo)
+
+
+def _stage_space(study: optuna.Study, stage: Stage, space: Space, previous: list[TrialRecord], options: TuneOptions, echo: Callable[[str], None]) -> Space:
+    """Stage 1 searches the given space; later stages narrow the previous stage's space (stored in the study, so
+    every process and every resume uses the same ranges)."""
+    stored = study.user_attrs.get("space")
+    if stage.number > 1 and stored:
+        return space_from_dict(stored)
+    if stage.number > 1:
+        results = [(r.val_acc, r.params) for r in previous if r.outcome == "completed" and r.val_acc is not None]
+        if not results:
+            echo(f"stage {stage.number}: no completed trial in stage {stage.number - 1}; keeping its ranges")
+        space = narrow(space, top_trials(results, options.top_fraction), options.margin)
+    study.set_user_attr("space", space_to_dict(space))
+    return space
+
+
+def _run_stage(study: optuna.Study, objective: TrialObjective, stage: Stage, jobs: int, space: Space, echo: Callable[[str], None] | None) -> None:
+    fail_stale_trials(study)
+    remaining = stage.trials - counted_trials(study)
+    if remaining <= 0:
+        return
+
+    def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        record = record_from_trial(trial, stage.number, stage.epochs)
+        if echo is not None and record is not None:
+            echo(format_line(record, space, stage.trials))
+        if counted_trials(study) >= stage.trials:  # other processes took the rest of the budget
+            study.stop()
+
+    study.optimize(objective, n_trials=remaining, n_jobs=jobs, catch=(ConfigError, SurplusTrial), callbacks=[after_trial])
+
+
+def _finish(
+    base: TrainConfig, space: Space, stages: list[Stage], records: list[TrialRecord], last: list[TrialRecord],
+    stage_reports: list[dict[str, Any]], out: Path, echo: Callable[[str], None],
+) -> TuneResult:
+    """trials.csv, best.yaml, plots, edge warnings and tune.json; the best comes from the last stage (the longest trials)."""
+    write_csv(records, out / "trials.csv")
+    best = best_record(last) or best_record(records)
+    notes = edge_warnings(space, best.params) if best else []
+    if best is not None:
+        write_best_yaml(base, best, out / "best.yaml")
+        echo(f"best: val_acc {best.val_acc:.4f} (stage {best.stage}, trial {best.number}) -> {out / 'best.yaml'}")
+    else:
+        echo("no trial completed: no best.yaml (see trials.csv for why)")
+    for note in notes:
+        echo(f"warning: {note}")
+    plots = scatter_plots(records, space, out / "plots") if records else []
+    summary = {
+        "command": "tune",
+        "out": str(out),
+        "stages": stage_reports,
+        "best": None if best is None else {"stage": best.stage, "trial": best.number, "val_acc": best.val_acc, "params": best.params, "config_values": best.config_values},
+        "warnings": notes,
+        "outcomes": {o: sum(r.outcome == o for r in records) for o in sorted({r.outcome for r in records})},
+        "compute": compute_saved(records),
+        "plots": [str(p) for p in plots],
+    }
+    write_json(out / "tune.json", summary)
+    return TuneResult(out, best, records, notes, summary)
+
+
+def compute_saved(records: list[TrialRecord]) -> dict[str, Any]:
+    """Training steps run vs. planned: what early abort (diverged) and pruning saved."""
+    planned = sum(r.planned_steps for r in records)
+    run = sum(r.steps for r in records)
+    saved = {o: sum(r.planned_steps - r.steps for r in records if r.outcome == o) for o in ("diverged", "pruned")}
+    return {"planned_steps": planned, "steps": run, "saved_steps": saved, "saved_fraction": (planned - run) / planned if planned else 0.0, "seconds": round(sum(r.seconds for r in records), 2)}

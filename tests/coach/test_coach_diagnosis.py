@@ -1,0 +1,112 @@
+"""Diagnosis after training: each rule on hand-made curves, the verdict text, and `convcoach diagnose`."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from convcoach.cli import main
+from convcoach.coach.diagnosis import RunRecord, diagnose, format_diagnosis
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+SUMMARY = {"data": {"classes": ["a", "b", "c"], "val": 300}, "stop_reason": None}
+
+
+def _record(losses: list[float], epochs: list[tuple[float, float, float]] | None = None, lrs: list[float] | None = None,
+            updates: float | None = None, summary: dict | None = None) -> RunRecord:
+    """Iteration losses, (train_acc, val_acc, val_loss) per epoch, and optionally one update ratio for every sample."""
+    rows = [{"kind": "iter", "step": i + 1, "loss": loss, "lr": (lrs[i] if lrs else 0.1)} for i, loss in enumerate(losses)]
+    for index, (train_acc, val_acc, val_loss) in enumerate(epochs or [], start=1):
+        rows.append({"kind": "epoch", "epoch": index, "train_acc": train_acc, "val_acc": val_acc, "val_loss": val_loss})
+    if updates is not None:
+        rows += [{"kind": "monitor", "monitor": "updates", "step": s, "layers": {"0": {"update_ratio": updates}, "1": {"update_ratio": updates}}} for s in (1, 50)]
+    return RunRecord.from_rows(rows, summary or SUMMARY)
+
+
+def _decaying(n: int = 90, start: float = 1.1, end: float = 0.1) -> list[float]:
+    return [end + (start - end) * math.exp(-4 * i / n) for i in range(n)]
+
+
+def test_a_smoothly_learning_run_is_healthy():
+    verdict = diagnose(_record(_decaying(), [(0.6, 0.62, 0.8), (0.85, 0.84, 0.45), (0.95, 0.93, 0.3)], updates=1e-3))
+    assert verdict.findings == [] and verdict.healthy
+
+
+def test_overfitting_growing_gap_and_rising_validation_loss():
+    epochs = [(0.7, 0.68, 0.7), (0.9, 0.8, 0.6), (0.99, 0.78, 0.75), (1.0, 0.77, 0.9)]
+    verdict = diagnose(_record(_decaying(), epochs, updates=1e-3))
+    assert verdict.causes == ["overfitting"]
+    evidence = verdict.findings[0].evidence
+    assert "training accuracy 100% vs validation 77% (gap 23 points, 21 more than at epoch 1)" in evidence
+    assert "validation loss up 50% since epoch 2" in evidence
+
+
+def test_plateau_at_an_undecayed_learning_rate():
+    losses = _decaying(60, 1.1, 0.6)[:60] + [0.6 + 0.002 * ((-1) ** i) for i in range(60)]
+    verdict = diagnose(_record(losses, [(0.9, 0.88, 0.5), (0.91, 0.9, 0.5)], updates=1e-3))
+    assert verdict.causes == ["plateau"] and verdict.findings[0].severity == "info"
+    assert "decay the learning rate" in verdict.findings[0].fixes[0]
+
+
+def test_no_plateau_once_the_schedule_has_decayed():
+    losses = _decaying(60, 1.1, 0.6) + [0.6] * 60
+    lrs = [0.1] * 60 + [0.01] * 60
+    assert "plateau" not in diagnose(_record(losses, [(0.9, 0.88, 0.5)], lrs=lrs, updates=1e-3)).causes
+
+
+def test_underfitting_when_the_training_error_stays_high():
+    losses = _decaying(60, 1.1, 0.9) + [0.9] * 60
+    lrs = [0.1] * 60 + [0.01] * 60
+    verdict = diagnose(_record(losses, [(0.5, 0.5, 0.9), (0.55, 0.54, 0.9)], lrs=lrs, updates=1e-3))
+    assert verdict.causes == ["underfitting"] and "training accuracy only 55%" in verdict.findings[0].evidence
+
+
+def test_flat_loss_with_tiny_updates_is_a_too_low_learning_rate():
+    verdict = diagnose(_record([1.1] * 40, [(0.34, 0.33, 1.1)], updates=1e-7))
+    assert verdict.causes == ["lr_too_low"] and "1.0e-07 of their norm" in verdict.findings[0].evidence
+
+
+def test_huge_updates_and_a_noisy_loss_are_a_too_high_learning_rate():
+    losses = [1.1 + 0.6 * ((-1) ** i) for i in range(60)]
+    verdict = diagnose(_record(losses, [(0.4, 0.4, 1.2)], updates=0.3))
+    assert verdict.causes[0] == "lr_too_high" and verdict.findings[0].severity == "warn"
+
+
+def test_nan_loss_is_a_diverged_run():
+    verdict = diagnose(_record([1.1, 5.0, float("nan")], summary={**SUMMARY, "stop_reason": "diverged", "stop_message": "loss exploded at iteration 3"}))
+    assert verdict.causes == ["lr_too_high"] and verdict.findings[0].evidence == "loss exploded at iteration 3"
+
+
+def test_format_lists_findings_with_fixes():
+    text = format_diagnosis(diagnose(_record([1.1] * 40, [(0.34, 0.33, 1.1)], updates=1e-7)).to_dict())
+    assert text.splitlines()[0] == "Diagnosis: lr too low"
+    assert text.splitlines()[1].startswith("  [warn] learning rate too low: the loss barely moves: loss 1.1 -> 1.1 over 40 iterations")
+    assert "try: raise --lr 3-10x" in text
+
+
+def test_train_prints_the_diagnosis_and_diagnose_rereads_it(blobs_npz, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = main(["train", "--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "4", "--batch-size", "32",
+                 "--quiet", "--augment", "none", "--lr", "1e-6", "--optimizer", "sgd", "--schedule", "constant", "--no-report",
+                 "--monitor-every", "4", "--out", str(run_dir)])
+    printed = capsys.readouterr().out
+    assert code == 0 and "Diagnosis: lr too low" in printed
+    stored = json.loads((run_dir / "summary.json").read_text())["diagnosis"]
+    assert main(["diagnose", str(run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["causes"] == stored["causes"] == ["lr_too_low"]
+    assert main(["diagnose", str(run_dir)]) == 0
+    assert capsys.readouterr().out.startswith("Diagnosis: lr too low")
+
+
+def test_diagnose_needs_a_run_directory(tmp_path, capsys):
+    assert main(["diagnose", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"convcoach: error: {tmp_path}: no metrics.jsonl (expected a training run directory)"
+
+
+@pytest.mark.parametrize("bad", ["not json", '{"kind": "iter", "loss": 1'])
+def test_a_corrupt_metrics_line_names_the_file_and_line(tmp_path, capsys, bad):
+    (tmp_path / "metrics.jsonl").write_text('{"kind": "iter", "step": 1, "loss": 1.0, "lr": 0.1}\n' + bad + "\n")
+    assert main(["diagnose", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == f"convcoach: error: {tmp_path / 'metrics.jsonl'}:2: not a JSON line"
