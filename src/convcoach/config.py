@@ -27,7 +27,7 @@ class TrainConfig:
     image_size: int | None = None  # resize folder images to this square size
     strict: bool = False  # fail on an unreadable image instead of skipping it
     preprocess: str = "meanstd"  # meanstd (ResNet) | mean (VGG) | none
-    augment: list[str] = field(default_factory=lambda: ["hflip", "translate:2"])
+    augment: list[str] = field(default_factory=lambda: ["hflip"])
     memory_limit_gb: float = 4.0  # larger image folders stream from disk
     # model
     model: str = "resnet"
@@ -60,7 +60,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     batch_size: int = 256
     base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
-    epochs: int = 6
+    epochs: int = 9
     schedule: str = "onecycle"
     warmup: int = 0  # linear warmup iterations, composed with any schedule
     # early stopping (patience None: off)
@@ -77,6 +77,7 @@ class TrainConfig:
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     device: str = "auto"
     channels_last: bool = True
+    tta: str | None = "auto"  # final test pass: auto (flip when trained with hflip) | flip | 10crop | multiscale | random:N | none
     nproc: int = 1  # >1: launch this many DDP processes on this machine through torchrun
     sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA only)
     compile: bool = False  # torch.compile the model (useful on CUDA; off by default)
@@ -122,6 +123,10 @@ class TrainConfig:
         if self.max_norm is not None and not self.max_norm > 0:
             raise ConfigError(f"max_norm must be > 0, got {self.max_norm}")
         parse_augment(self.augment_pipeline())
+        if self.resolved_tta():
+            from .evaluate.tta import parse_tta
+
+            parse_tta(self.resolved_tta())
         _in_range("label_smoothing", self.label_smoothing, 0.0, 0.99)
         _in_range("momentum", self.momentum, 0.0, 0.9999)
         _in_range("smoothing", self.smoothing, 0.0, 0.99)
@@ -142,6 +147,14 @@ class TrainConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
         return self
+
+    def resolved_tta(self) -> str | None:
+        """'auto' means flip TTA only when training used hflip: the model must know the view."""
+        if not self.tta or self.tta == "none":
+            return None
+        if self.tta == "auto":
+            return "flip" if any(op.split(":")[0].strip().lower() == "hflip" for op in self.augment) else None
+        return self.tta
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

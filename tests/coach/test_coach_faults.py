@@ -45,7 +45,7 @@ def weak_blobs(tmp_path_factory) -> Path:
 
 
 def test_healthy_run_raises_no_fail(blobs_npz, tmp_path):
-    config = small_config(blobs_npz, tmp_path / "run")
+    config = small_config(blobs_npz, tmp_path / "run", epochs=8)  # enough iterations for BatchNorm's running statistics
     report = run_checks(config, budget=BUDGET)
     assert "fail" not in _statuses(report).values()
     diagnosis = _run(config)
@@ -118,7 +118,8 @@ def test_shuffled_labels(tmp_path):
     images, labels = make_blobs()
     path = tmp_path / "shuffled.npz"
     np.savez(path, x=images, y=np.random.default_rng(1).permutation(labels))
-    config = small_config(path, tmp_path / "run", epochs=6, val_fraction=0.3)
+    # an mlp without BatchNorm: a few iterations of BN leave eval mode broken, which the coach reports first
+    config = small_config(path, tmp_path / "run", model="mlp", depth=2, width=128, norm="none", epochs=6, val_fraction=0.5)
     probe = run_checks(config, only=["data"], budget=BUDGET).get("data_labels")
     assert probe.status == "warn" and "labels look unrelated to the images" in probe.message
     diagnosis = _run(config)
@@ -131,3 +132,10 @@ def test_too_little_data_for_a_large_model_overfits(weak_blobs, tmp_path):
     diagnosis = _run(config)
     assert diagnosis["verdict"] == "overfitting"
     assert diagnosis["facts"]["train_acc"] == 1.0 and diagnosis["facts"]["gap"] > 0.2
+
+
+def test_too_few_iterations_for_batchnorm_running_statistics(blobs_npz, tmp_path):
+    # 12 iterations at momentum 0.1 leave the running statistics far from the data's: eval mode breaks
+    diagnosis = _run(small_config(blobs_npz, tmp_path / "run", epochs=3, seed=1))
+    assert diagnosis["verdict"] == "eval_mismatch"
+    assert diagnosis["facts"]["mode_train_acc"] - diagnosis["facts"]["mode_eval_acc"] > 0.5

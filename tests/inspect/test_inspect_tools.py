@@ -110,7 +110,7 @@ def small_run(tmp_path_factory):
 
     np.savez(data, x=x, y=y)
     code = main(["train", "--data", f"npz:{data}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "2", "--batch-size", "32",
-                 "--augment", "none", "--quiet", "--no-report", "--out", str(folder / "run")])
+                 "--augment", "none", "--lr", "0.05", "--quiet", "--no-report", "--out", str(folder / "run")])
     assert code == 0 and not (folder / "run" / "report.html").exists()
     return folder / "run"
 

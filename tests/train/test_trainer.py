@@ -134,3 +134,23 @@ def test_image_folder_larger_than_memory_limit_streams_through_dataloader(tmp_pa
     trainer.train_loader.num_workers = 0  # worker processes are exercised by the CLI; keep the test quick
     summary = trainer.fit()
     assert summary["data"]["test"] == 12 and summary["test_accuracy"] >= 0.75
+
+
+def test_final_test_pass_with_flip_tta_averages_image_and_mirror(blobs_npz, tmp_path):
+    from convcoach.infer import evaluate_trained, load_trained
+
+    summary = Trainer(small_config(blobs_npz, tmp_path / "run", epochs=4, tta="flip", report=False)).fit()
+    assert summary["tta"] == "flip"
+    trained = load_trained(tmp_path / "run" / "best.pt")
+    # the same numbers as `convcoach eval --tta flip` on the saved best snapshot
+    assert summary["test_accuracy"] == pytest.approx(evaluate_trained(trained, tta="flip").accuracy)
+    assert summary["test_accuracy_without_tta"] == pytest.approx(evaluate_trained(trained).accuracy)
+
+
+def test_tta_auto_uses_flips_only_when_training_did():
+    from convcoach import TrainConfig
+
+    assert TrainConfig().resolved_tta() == "flip"  # the default recipe trains with hflip
+    assert TrainConfig(augment=["translate:2"]).resolved_tta() is None  # digits, blobs: a flip changes the class
+    assert TrainConfig(tta="none").resolved_tta() is None
+    assert TrainConfig(tta="10crop").resolved_tta() == "10crop"

@@ -91,7 +91,7 @@ def test_gray_checkpoint_on_rgb_data_converts_the_first_conv(pretrained, tmp_pat
     rgb = np.stack([x, x // 2, x], axis=-1)  # (N, H, W, 3)
     np.savez(tmp_path / "rgb.npz", x=rgb, y=y)
     code, out, _ = run_cli(capsys, "finetune", "--from", str(pretrained / "best.pt"), "--data", f"npz:{tmp_path / 'rgb.npz'}",
-                           "--strategy", "full", "--epochs", "2", "--batch-size", "32", "--augment", "none", "--quiet", "--no-report", "--out", str(tmp_path / "ft"))
+                           "--strategy", "full", "--epochs", "2", "--batch-size", "32", "--augment", "none", "--lr", "0.05", "--quiet", "--no-report", "--out", str(tmp_path / "ft"))
     assert code == 0
     assert "input: converted the first layer's weights from 1 to 3 input channel(s) (replicated and divided by 3)" in out
     assert json.loads((tmp_path / "ft" / "summary.json").read_text())["model"]["in_shape"] == [3, 12, 12]

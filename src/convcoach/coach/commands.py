@@ -5,8 +5,12 @@ import argparse
 import inspect
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import TrainConfig, load_yaml
+
+if TYPE_CHECKING:
+    from .probe import InitStats
 
 
 def add_check_flags(parser: argparse.ArgumentParser) -> None:
@@ -77,7 +81,7 @@ def run_stats(args: argparse.Namespace, config: TrainConfig) -> int:
     return 0
 
 
-def _print_stats_table(result, config: TrainConfig) -> None:  # noqa: ANN001 (InitStats, imported lazily)
+def _print_stats_table(result: InitStats, config: TrainConfig) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from ..errors import ConfigError
 from ..train.callbacks import Callback, MetricsLogger
 
@@ -67,18 +69,21 @@ class Facts:
     stop_message: str | None = None
     loss_start: float | None = None
     loss_end: float | None = None
-    loss_drop: float | None = None  # (start - end) / start over the run
+    loss_drop: float | None = None  # (start - end) / start: first vs last epoch's mean training loss (else iterations)
     late_drop: float | None = None  # over the last third, relative to the start (plateau)
     loss_noise: float | None = None  # late losses' spread around their running mean, / their mean
     lr_held: bool = True  # the LR at the end is at least half its peak (no decay yet)
     train_acc: float | None = None
+    mode_train_acc: float | None = None  # the final model on the same training images in train mode...
+    mode_eval_acc: float | None = None  # ...and in eval mode (BatchNorm's running statistics, no dropout)
     val_acc: float | None = None
     best_val_acc: float | None = None
-    gap: float | None = None  # train - val accuracy at the end
+    gap: float | None = None  # train - val accuracy at the end (eval mode on training images when measured)
     gap_growth: float | None = None  # gap at the end - smallest gap (or 0)
     gap_min_epoch: int | None = None
     val_loss_rise: float | None = None  # (last - min) / min of the validation loss
     val_loss_min_epoch: int | None = None
+    val_loss_stalled: bool | None = None  # its minimum lies before the last epoch
     input_mean: float | None = None
     input_std: float | None = None
     dead_max: float | None = None
@@ -100,9 +105,19 @@ def measure(record: RunRecord) -> Facts:
         facts.classes, facts.chance = len(classes), 1 / len(classes)
     facts.val_count = (summary.get("data") or {}).get("val", 0) or 0
     facts.diverged = summary.get("stop_reason") == "diverged"
+    by_mode = summary.get("train_accuracy_by_mode") or {}
+    facts.mode_train_acc, facts.mode_eval_acc = by_mode.get("train"), by_mode.get("eval")
     facts.stop_message = summary.get("stop_message")
     _curve_facts(facts, record.iterations)
     _epoch_facts(facts, record.epochs)
+    if facts.mode_eval_acc is not None and facts.val_acc is not None:
+        # the generalization gap proper: the final model in eval mode on training vs validation images
+        # (the running training accuracy also carries augmentation, dropout and BatchNorm's batch statistics)
+        facts.gap = facts.mode_eval_acc - facts.val_acc
+    train_losses = [e["train_loss"] for e in record.epochs if e.get("train_loss") is not None and math.isfinite(e["train_loss"])]
+    if len(train_losses) >= 2 and train_losses[0] > 0:
+        # epoch means average out the batch-to-batch noise that a few iterations cannot
+        facts.loss_drop = (train_losses[0] - train_losses[-1]) / train_losses[0]
     _monitor_facts(facts, record.monitors)
     return facts
 
@@ -148,6 +163,7 @@ def _epoch_facts(facts: Facts, epochs: list[dict[str, Any]]) -> None:
     if len(val_losses) >= 3:
         low = min(val_losses)
         facts.val_loss_min_epoch = val_losses.index(low) + 1
+        facts.val_loss_stalled = facts.val_loss_min_epoch < len(val_losses)
         facts.val_loss_rise = (val_losses[-1] - low) / max(low, 1e-12)
 
 
@@ -250,7 +266,40 @@ class Diagnosis(Callback):
 
     order = 97  # after the monitors have added their summaries
 
+    def __init__(self) -> None:
+        self.by_mode: dict[str, float] | None = None
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.by_mode = accuracy_by_mode(trainer)  # the final model, before finish() reloads best.pt
+
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         logger = next((c for c in trainer.callbacks if isinstance(c, MetricsLogger)), None)
         rows = read_rows(logger.path) if logger is not None and logger.path.is_file() else []
+        if self.by_mode is not None:
+            summary["train_accuracy_by_mode"] = self.by_mode
         summary["diagnosis"] = diagnose(RunRecord.from_rows(rows, summary)).to_dict()
+
+
+@torch.no_grad()
+def accuracy_by_mode(trainer: Trainer, limit: int = 512) -> dict[str, float] | None:
+    """Accuracy of the model on up to `limit` training images (no augmentation) in train mode (its
+    buffers restored after: the forward moves BatchNorm's running statistics) and in eval mode. A
+    large gap means BatchNorm's running statistics (or dropout) make evaluation differ from training."""
+    from ..train.distributed import unwrap
+
+    train = trainer.data.train
+    if train.images is None or not len(train):
+        return None
+    model = unwrap(trainer.model)
+    x = trainer.normalizer(train.images[:limit].to(trainer.device))
+    y = train.labels[:limit].to(trainer.device)
+    if trainer.config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    was_training = model.training
+    buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
+    train_mode = (model.train()(x).argmax(dim=1) == y).float().mean().item()
+    for buffer, saved in buffers:
+        buffer.copy_(saved)
+    eval_mode = (model.eval()(x).argmax(dim=1) == y).float().mean().item()
+    model.train(was_training)
+    return {"train": train_mode, "eval": eval_mode}

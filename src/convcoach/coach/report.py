@@ -58,6 +58,7 @@ class CheckReport:
     def render(self, console: Any = None) -> None:
         """Print the table (rich; plain text when not a terminal)."""
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         console = console or Console()
@@ -65,5 +66,5 @@ class CheckReport:
         for column in ("check", "status", "finding", "suggested fix"):
             table.add_column(column, overflow="fold")
         for r in self.results:
-            table.add_row(r.name, f"[{STYLE[r.status]}]{r.status}[/]", r.message, r.fix)
+            table.add_row(r.name, f"[{STYLE[r.status]}]{r.status}[/]", escape(r.message), escape(r.fix))
         console.print(table)

@@ -10,12 +10,13 @@ from .diagnosis import Facts, Finding
 
 Rule = Callable[[Facts, list[Finding]], Finding | None]
 RULES: Registry[Rule] = Registry("diagnosis rule")
-ORDER = ["lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "labels_no_signal",
-         "lr_too_low", "overfitting", "plateau", "underfitting"]
+ORDER = ["lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "eval_mismatch",
+         "labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting"]
 
 FLAT = 0.05  # relative loss drop over the run below which the loss "barely moves"
 HEALTHY_UPDATE = (1e-4, 3e-2)  # update/weight ratio per step; ~1e-3 is healthy (cs231n)
-STRUCTURAL = {"lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "labels_no_signal"}
+STRUCTURAL = {"lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "eval_mismatch", "labels_no_signal"}
+MISMATCH = 0.25  # accuracy on training images in train mode minus in eval mode
 
 
 def _pct(value: float) -> str:
@@ -92,6 +93,17 @@ def inputs_not_normalized(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["--preprocess meanstd (per-channel mean/std of the training split)"])
 
 
+@RULES.register("eval_mismatch")
+def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
+    train, evaluation = facts.mode_train_acc, facts.mode_eval_acc
+    if facts.diverged or train is None or evaluation is None or train - evaluation < MISMATCH:
+        return None
+    return Finding("eval_mismatch", "warn", "the model behaves differently in evaluation mode",
+                   f"the final model gets {_pct(train)} of training images right in train mode but {_pct(evaluation)} in eval mode "
+                   f"after {facts.iterations} iterations: BatchNorm's running statistics have not settled (or dropout is too strong)",
+                   ["train longer (more iterations)", "--norm group:8 or layer (no running statistics)", "a larger --batch-size", "less --dropout"])
+
+
 @RULES.register("labels_no_signal")
 def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.diverged or facts.best_val_acc is None or facts.chance is None or facts.val_count < 10:
@@ -99,8 +111,8 @@ def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
     if any(f.cause in STRUCTURAL for f in found):
         return None
     noise = 3 * math.sqrt(facts.chance * (1 - facts.chance) / facts.val_count)
-    if facts.best_val_acc > facts.chance + max(noise, 0.05):
-        return None
+    if noise > 0.2 or facts.best_val_acc > facts.chance + max(noise, 0.05):
+        return None  # too few validation images to tell chance apart, or clearly above it
     learning = (facts.update_ratio is not None and facts.update_ratio >= HEALTHY_UPDATE[0]) or (
         facts.train_acc is not None and facts.train_acc > facts.best_val_acc + 0.1)
     if not learning:
@@ -128,11 +140,15 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
 def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.gap is None or facts.gap < 0.1 or any(f.cause in STRUCTURAL for f in found):
         return None
-    growing = facts.gap_growth is not None and facts.gap_growth >= 0.05
+    train = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    # a growing gap counts once the training set is memorized or the validation loss stopped falling
+    # (early in training the running training accuracy lags behind)
+    settled = bool(facts.val_loss_stalled) or (train or 0.0) >= 0.98
+    growing = facts.gap_growth is not None and facts.gap_growth >= 0.05 and settled
     rising = facts.val_loss_rise is not None and facts.val_loss_rise >= 0.1
     if not (growing or rising):
         return None
-    evidence = f"training accuracy {_pct(facts.train_acc or 0)} vs validation {_pct(facts.val_acc or 0)} (gap {facts.gap * 100:.0f} points"
+    evidence = f"training accuracy {_pct(train or 0)} vs validation {_pct(facts.val_acc or 0)} (gap {facts.gap * 100:.0f} points"
     evidence += f", {facts.gap_growth * 100:.0f} more than at epoch {facts.gap_min_epoch})" if growing else ")"
     if rising:
         evidence += f"; validation loss up {_pct(facts.val_loss_rise)} since epoch {facts.val_loss_min_epoch}"

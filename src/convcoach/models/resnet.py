@@ -52,7 +52,7 @@ class ResNet(nn.Module):
         in_shape: tuple[int, int, int],
         num_classes: int,
         depth: int = 8,
-        width: int = 32,
+        width: int = 24,  # 24-48-96 channels: ~1.5x the speed of 32 on 2 CPU cores for -0.4% accuracy
         activation_name: str = "relu",
         norm_spec: str = "batch",
         dropout: float = 0.0,

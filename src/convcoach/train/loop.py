@@ -234,6 +234,14 @@ class Trainer:
     def evaluate(self, loader: BatchLoader) -> Evaluation:
         return evaluate(unwrap(self.model), loader, self.eval_loss_fn, self.data.num_classes, self.precision, self.device)
 
+    def _evaluate_tta(self, spec: str) -> Evaluation:
+        from ..evaluate.tta import TTAModel, parse_tta
+        from ..infer import TrainedModel
+
+        trained = TrainedModel(unwrap(self.model), self.normalizer, list(self.data.classes), self.config, self.spec, self.run_dir / "best.pt")
+        model = TTAModel(trained.model, parse_tta(spec)(trained))
+        return evaluate(model, self._loader(self.data.test), self.eval_loss_fn, self.data.num_classes, self.precision, self.device)
+
     def _validate(self) -> dict[str, float]:
         """Validation metrics; under DDP rank 0's are broadcast so every rank takes the same decisions."""
         val = self.evaluate(self.val_loader)
@@ -253,7 +261,9 @@ class Trainer:
         best_path = self.run_dir / "best.pt"
         if test and best_path.is_file():
             load_model_state(unwrap(self.model), load_checkpoint(best_path)["model_state"], str(best_path))
-        result = self.evaluate(self._loader(self.data.test)) if test else None
+        plain = result = self.evaluate(self._loader(self.data.test)) if test else None
+        if test and self.config.resolved_tta():  # the lectures' test-time augmentation: average softmax over views
+            result = self._evaluate_tta(self.config.resolved_tta())
         checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
         summary = {
             "command": "train",
@@ -275,6 +285,8 @@ class Trainer:
             "test_accuracy": result.accuracy if result else None,
             "test_loss": result.loss if result else None,
             "test_per_class_accuracy": dict(zip(self.data.classes, result.per_class_accuracy)) if result else None,
+            "tta": self.config.resolved_tta() if test else None,
+            "test_accuracy_without_tta": plain.accuracy if plain else None,
         }
         self.emit("on_summary", summary)
         self.summary = summary

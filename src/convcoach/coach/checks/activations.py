@@ -21,7 +21,7 @@ def activations(context: CheckContext) -> list[CheckResult]:
     if not findings:
         return [CheckResult("activations", "pass", f"{len(stats)} layers well scaled at init (std per layer: {stds})", "", details)]
     status = worst([f.severity for f in findings])
-    first = findings[0] if findings[0].severity == status else next(f for f in findings if f.severity == status)
+    first = next(f for f in findings if f.severity == status)
     details["findings"] = [f.__dict__ for f in findings]
     others = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
     return [CheckResult("activations", status, f"{first.message}{others}; std per layer: {stds}", first.fix, details)]

@@ -11,14 +11,16 @@ from . import CHECKS
 
 STEP = 1e-6  # small enough to cross few ReLU/max-pool kinks; float64 rounding stays ~1e-9
 PASS_ERROR, WARN_ERROR = 1e-4, 1e-2  # cs231n: above 1e-2 is wrong; below 1e-4 fine even with kinks
-ABS_FLOOR = 1e-5  # differences below ~1e-9 are float64 rounding with h = 1e-6: a 1e-4 error needs |grad| > 1e-5
+# float64 rounding in (f(w+h) - f(w-h)) / 2h is ~2e-10 |f| with h = 1e-6: gradients below this floor
+# (relative to |f|) are compared as absolute differences, so an exact zero does not fail against noise
+ABS_FLOOR = 1e-5
 KINK = 1e-3  # one-sided differences disagreeing by more than this straddle a kink
 JITTER = 0.01  # moves zero-initialized biases and norm weights off ReLU kinks and dead paths
 
 
-def relative_error(analytic: float, numeric: float) -> float:
-    """|a - n| / max(|a|, |n|), with a floor so that two (numerically) zero gradients agree."""
-    return abs(analytic - numeric) / max(abs(analytic), abs(numeric), ABS_FLOOR)
+def relative_error(analytic: float, numeric: float, scale: float = 1.0) -> float:
+    """|a - n| / max(|a|, |n|), with a floor (ABS_FLOOR x max(1, |f|)) so that two numerically zero gradients agree."""
+    return abs(analytic - numeric) / max(abs(analytic), abs(numeric), ABS_FLOOR * max(1.0, abs(scale)))
 
 
 def gradient_check(model: nn.Module, x: torch.Tensor, entries: int = 3, seed: int = 0) -> dict[str, dict[str, float]]:
@@ -67,11 +69,11 @@ def _check(model: nn.Module, x: torch.Tensor, entries: int, seed: int) -> dict[s
                 minus = objective()
                 flat[index] = original
             right, left = (plus - centre) / STEP, (centre - minus) / STEP
-            if relative_error(right, left) > KINK:
+            if relative_error(right, left, centre) > KINK:
                 worst["kinks"] += 1
                 continue
             numeric, analytic = (plus - minus) / (2 * STEP), grad[index].item()
-            error = relative_error(analytic, numeric)
+            error = relative_error(analytic, numeric, centre)
             if error >= worst["error"]:
                 worst.update(error=error, analytic=analytic, numeric=numeric)
         errors[name] = worst
