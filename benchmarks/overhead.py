@@ -22,9 +22,9 @@ def hand_loop_epoch(trainer: Trainer) -> float:
     torch.manual_seed(0)
     config = trainer.config
     model = build_model(trainer.spec).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.4, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.8, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
     steps = len(trainer.train_loader)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.4, total_steps=steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.8, total_steps=steps)
     images, labels = trainer.data.train.images, trainer.data.train.labels
     mean, std = trainer.normalizer.mean[0], trainer.normalizer.std[0]
     model.train()
