@@ -55,3 +55,29 @@ def test_sync_bn_on_cpu_is_a_clear_error():
     with pytest.raises(ConfigError, match="SyncBatchNorm has no CPU kernel"):
         wrap_model(model, DistContext(), torch.device("cpu"), sync_bn=True)
     assert wrap_model(model, DistContext(), torch.device("cpu"), sync_bn=False) is model
+
+
+@pytest.mark.slow
+def test_distributed_run_killed_and_resumed_matches_an_uninterrupted_one(blobs_npz, tmp_path):
+    import os
+    import signal
+    import time
+
+    base = [sys.executable, "-m", "convcoach", "train", "--data", f"npz:{blobs_npz}", *ARGS, "--epochs", "4", "--no-report", "--nproc", "2"]
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    subprocess.run([*base, "--out", str(reference)], check=True, capture_output=True)
+    proc = subprocess.Popen([*base, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill the launcher and both workers once epoch 1 is checkpointed
+        metrics = killed / "metrics.jsonl"
+        if metrics.exists() and metrics.read_text().count('"kind": "epoch"') >= 1:
+            break
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert load_checkpoint(killed / "last.pt")["state"]["epoch"] < 4
+    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--resume", str(killed), "--nproc", "2", "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ours, theirs = load_checkpoint(killed / "last.pt")["model_state"], load_checkpoint(reference / "last.pt")["model_state"]
+    assert all(torch.allclose(ours[k].float(), theirs[k].float(), atol=1e-6) for k in theirs)
+    assert _losses(killed) == pytest.approx(_losses(reference), abs=1e-6)
