@@ -5,7 +5,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +55,9 @@ def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
 
 
 def default_out(prefix: str = "") -> str:
-    return str(Path("runs") / (prefix + datetime.now().strftime("%Y%m%d-%H%M%S")))
+    from .train.loop import default_run_dir
+
+    return str(default_run_dir(prefix))
 
 
 # ----- train -----

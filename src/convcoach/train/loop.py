@@ -71,8 +71,13 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
     return create_model(spec["name"], tuple(spec["in_shape"]), spec["num_classes"], **spec["options"])
 
 
+def default_run_dir(prefix: str = "") -> Path:
+    """runs/<prefix><timestamp>: where a command writes when --out is not given."""
+    return Path("runs") / (prefix + datetime.now().strftime("%Y%m%d-%H%M%S"))
+
+
 def new_run_dir(out: str | None) -> Path:
-    path = Path(out) if out else Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(out) if out else default_run_dir()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
