@@ -58,9 +58,9 @@ def test_augment_list_annotation_coerces_to_a_list():
 
 
 def test_model_options_string_parses_yaml_values():
-    config = from_dict({"model_options": "stem_pool=false"})
-    assert config.model_options == {"stem_pool": False}
-    assert config.validate().model_options == {"stem_pool": False}
+    config = from_dict({"model_options": "stem=none"})
+    assert config.model_options == {"stem": "none"}
+    assert config.validate().model_options == {"stem": "none"}
 
 
 def test_model_options_mapping_passes_through():
@@ -74,19 +74,19 @@ def test_parse_mapping_types_each_value():
 
 
 def test_parse_mapping_without_equals_is_an_error():
-    with pytest.raises(ConfigError, match=r"model_options: 'stem_pool' is not of the form name=value"):
-        parse_mapping("model_options", "stem_pool")
+    with pytest.raises(ConfigError, match=r"model_options: 'stem' is not of the form name=value"):
+        parse_mapping("model_options", "stem")
 
 
 def test_unknown_model_option_is_an_error_with_a_suggestion():
-    config = from_dict({"model_options": "stem_pol=false"})
-    with pytest.raises(ConfigError, match=r"model 'resnet' has no option 'stem_pol' \(did you mean 'stem_pool'\?\)"):
+    config = from_dict({"model_options": "stm=none"})
+    with pytest.raises(ConfigError, match=r"model 'resnet' has no option 'stm' \(did you mean 'stem'\?\)"):
         config.validate()
 
 
 def test_model_option_valid_for_resnet_is_unknown_for_cnn():
-    with pytest.raises(ConfigError, match=r"model 'cnn' has no option 'stem_pool'"):
-        from_dict({"model": "cnn", "model_options": "stem_pool=false"}).validate()
+    with pytest.raises(ConfigError, match=r"model 'cnn' has no option 'stem'"):
+        from_dict({"model": "cnn", "model_options": "stem=none"}).validate()
 
 
 @pytest.mark.parametrize(("key", "value", "message"), [
@@ -157,9 +157,9 @@ def test_empty_yaml_is_an_empty_mapping(tmp_path):
 
 def test_load_config_merges_file_and_overrides(tmp_path):
     path = tmp_path / "run.yaml"
-    path.write_text("epochs: 3\nbatch_size: 64\naugment: [hflip]\nmodel_options: {stem_pool: false}\n")
+    path.write_text("epochs: 3\nbatch_size: 64\naugment: [hflip]\nmodel_options: {stem: none}\n")
     config = load_config(path, batch_size=32)
-    assert (config.epochs, config.batch_size, config.augment, config.model_options) == (3, 32, ["hflip"], {"stem_pool": False})
+    assert (config.epochs, config.batch_size, config.augment, config.model_options) == (3, 32, ["hflip"], {"stem": "none"})
 
 
 def test_unknown_key_in_a_file_names_the_file(tmp_path):
@@ -170,6 +170,6 @@ def test_unknown_key_in_a_file_names_the_file(tmp_path):
 
 
 def test_save_then_load_round_trips(tmp_path):
-    config = from_dict({"epochs": 2, "augment": ["hflip"], "model_options": {"stem_pool": False}, "lr": 0.2})
+    config = from_dict({"epochs": 2, "augment": ["hflip"], "model_options": {"stem": "none"}, "lr": 0.2})
     save_yaml(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config

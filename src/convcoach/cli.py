@@ -30,7 +30,7 @@ FLAG_HELP = {
     "reg": "l1:LAMBDA | l2:LAMBDA | elastic:LAMBDA[:BETA]",
     "schedule": "constant | step:E1,E2[:gamma] | exp:GAMMA | cosine | linear | invsqrt | onecycle[:pct]",
     "init": "auto | normal:STD | xavier | xavier_uniform | kaiming | kaiming_uniform | orthogonal | zeros | constant:V | lsuv | default",
-    "model_options": "builder-specific options, e.g. stem_pool=false,shortcut=identity",
+    "model_options": "builder-specific options, e.g. stem=none,shortcut=identity",
 }
 
 

@@ -38,7 +38,7 @@ class TrainConfig:
     dropout: float = 0.0
     init: str = "auto"
     zero_init_residual: bool = True
-    model_options: dict[str, Any] = field(default_factory=dict)  # builder-specific, e.g. stem_pool=false
+    model_options: dict[str, Any] = field(default_factory=dict)  # builder-specific, e.g. stem=none
     # loss and regularization
     loss: str = "cross_entropy"
     label_smoothing: float = 0.1

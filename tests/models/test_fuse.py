@@ -71,3 +71,20 @@ def test_a_batchnorm_after_a_shared_layer_is_left_alone():
     assert count_batchnorms(fused) == 1
     x = torch.randn(3, 2, 4, 4)
     assert torch.allclose(model(x), fused(x))
+
+
+def test_bn_after_conv_and_max_pool_folds_only_when_every_scale_is_positive():
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(3), nn.ReLU()).eval()
+    with torch.no_grad():
+        model[2].running_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+        model[2].running_var.copy_(torch.tensor([4.0, 0.25, 1.0]))
+        model[2].weight.copy_(torch.tensor([2.0, 0.5, 1.5]))
+    x = torch.randn(4, 1, 8, 8)
+    fused = fuse_bn(model)
+    assert count_batchnorms(fused) == 0
+    assert (fused(x) - model(x)).abs().max() < 1e-5
+    with torch.no_grad():
+        model[2].weight[1] = -0.5  # max(a*x) != a*max(x) for a < 0: must stay a BatchNorm
+    fused = fuse_bn(model)
+    assert count_batchnorms(fused) == 1
+    assert (fused(x) - model(x)).abs().max() < 1e-5

@@ -99,7 +99,7 @@ def test_zero_init_residual_zeroes_only_the_last_norm_of_each_block():
     for block in model.blocks:
         assert torch.count_nonzero(block.norm2.weight) == 0
         assert torch.equal(block.norm1.weight, torch.ones_like(block.norm1.weight))
-    assert torch.equal(model.stem[1].weight, torch.ones_like(model.stem[1].weight))
+    assert torch.equal(model.stem[2].weight, torch.ones_like(model.stem[2].weight))  # conv, max-pool, norm
 
 
 def test_zero_init_residual_makes_each_block_start_as_its_shortcut():

@@ -35,10 +35,10 @@ def test_every_model_gives_logits_of_shape_batch_by_classes(name, shape):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["mnist", "cifar"])
-@pytest.mark.parametrize("stem_pool", [True, False])
-def test_resnet_identity_shortcut_gives_logits_for_28_and_32_px(shape, stem_pool):
+@pytest.mark.parametrize("stem", ["pool_early", "pool", "stride", "none"])
+def test_resnet_identity_shortcut_gives_logits_for_28_and_32_px(shape, stem):
     # 28 px with the stem pool reaches stage 3 at 7x7: the parameter-free shortcut must subsample to 4x4 like the strided conv
-    model = create_model("resnet", shape, 10, width=4, shortcut="identity", stem_pool=stem_pool)
+    model = create_model("resnet", shape, 10, width=4, shortcut="identity", stem=stem)
     assert _logits(model, shape).shape == (2, 10)
 
 
@@ -92,7 +92,7 @@ def test_unknown_model_name_lists_the_known_ones():
 
 def test_model_options_lists_the_builder_keywords():
     assert model_options("linear") == []
-    assert model_options("resnet") == ["depth", "width", "activation_name", "norm_spec", "dropout", "shortcut", "stem_pool", "stochastic_depth"]
+    assert model_options("resnet") == ["depth", "width", "activation_name", "norm_spec", "dropout", "shortcut", "stem", "stochastic_depth"]
     assert "pool" in model_options("cnn")
 
 

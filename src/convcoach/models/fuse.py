@@ -1,5 +1,5 @@
-"""BatchNorm folding for inference: a BN that directly follows a conv or linear layer becomes part
-of that layer's weights and bias, and the BN itself an Identity (the lectures' "zero overhead at
+"""BatchNorm folding for inference: a BN that directly follows a conv or linear layer (or a conv
+then a max-pool, when every BN scale is positive) becomes part of that layer's weights and bias, and the BN itself an Identity (the lectures' "zero overhead at
 test time: can be fused with conv")."""
 from __future__ import annotations
 
@@ -44,11 +44,21 @@ def foldable_pairs(model: nn.Module) -> list[tuple[str, str]]:
         if node.op != "call_module" or not isinstance(modules.get(node.target), BATCHNORMS):
             continue
         source = node.args[0]
+        if _is_max_pool(source, modules) and len(source.users) == 1 and _positive_scale(modules[node.target]):
+            source = source.args[0]  # max commutes with a per-channel affine map of positive scale
         # a layer or BN used twice (shared weights) would change its other use too: leave it
         if (isinstance(source, torch.fx.Node) and source.op == "call_module" and isinstance(modules.get(source.target), FOLDABLE)
                 and len(source.users) == 1 and calls[source.target] == 1 and calls[node.target] == 1):
             pairs.append((source.target, node.target))
     return pairs
+
+
+def _is_max_pool(node: object, modules: dict[str, nn.Module]) -> bool:
+    return isinstance(node, torch.fx.Node) and node.op == "call_module" and isinstance(modules.get(node.target), nn.MaxPool2d)
+
+
+def _positive_scale(bn: nn.Module) -> bool:
+    return not bn.affine or bool((bn.weight > 0).all())
 
 
 def fuse_bn(model: nn.Module, inplace: bool = False) -> nn.Module:
