@@ -44,7 +44,7 @@ def small_config(data: Path, out: Path, **overrides):
 
     values = dict(
         data=f"npz:{data}", out=str(out), model="cnn", depth=2, width=8, epochs=3, batch_size=32,
-        quiet=True, augment=["none"], schedule="constant", lr=0.05, label_smoothing=0.0,
+        quiet=True, augment=["none"], schedule="constant", lr=0.05, label_smoothing=0.0, val_fraction=0.1,
     )
     values.update(overrides)
     return TrainConfig(**values)

@@ -17,7 +17,7 @@ def test_default_model_on_real_fashion_mnist_subset_then_eval(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--subset", "3000", "--epochs", "3", "--batch-size", "64", "--quiet", "--no-report", "--out", str(run)]) == 0
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["data"]["train"] == 3000 and summary["data"]["val"] == 6000 and summary["data"]["test"] == 10000
+    assert summary["data"]["train"] == 3000 and summary["data"]["val"] == 3000 and summary["data"]["test"] == 10000
     assert summary["data"]["classes"][0] == "T-shirt/top"
     assert summary["test_accuracy"] > 0.75  # 3 epochs on 3,000 images; a broken pipeline stays near 0.10
     assert main(["eval", "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "eval")]) == 0

@@ -23,7 +23,7 @@ class TrainConfig:
     data: str = "fashion-mnist"  # a dataset name, imagefolder:PATH, npz:PATH or a folder path
     data_dir: str | None = None
     subset: int | None = None  # train on a stratified N-sample subset of the training split
-    val_fraction: float = 0.1
+    val_fraction: float = 0.05
     image_size: int | None = None  # resize folder images to this square size
     strict: bool = False  # fail on an unreadable image instead of skipping it
     preprocess: str = "meanstd"  # meanstd (ResNet) | mean (VGG) | none
@@ -60,7 +60,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     batch_size: int = 256
     base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
-    epochs: int = 9
+    epochs: int = 10
     schedule: str = "onecycle"
     warmup: int = 0  # linear warmup iterations, composed with any schedule
     # early stopping (patience None: off)

@@ -89,7 +89,7 @@ def test_format_lists_findings_with_fixes():
 def test_train_prints_the_diagnosis_and_diagnose_rereads_it(blobs_npz, tmp_path, capsys):
     run_dir = tmp_path / "run"
     code = main(["train", "--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "4", "--batch-size", "32",
-                 "--quiet", "--augment", "none", "--lr", "1e-6", "--optimizer", "sgd", "--schedule", "constant", "--no-report",
+                 "--quiet", "--val-fraction", "0.1", "--augment", "none", "--lr", "1e-6", "--optimizer", "sgd", "--schedule", "constant", "--no-report",
                  "--monitor-every", "4", "--out", str(run_dir)])
     printed = capsys.readouterr().out
     assert code == 0 and "Diagnosis: lr too low" in printed
