@@ -1,6 +1,7 @@
 """Shipped recipes: `recipe: long` is a base config that keys and flags override."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,11 @@ def test_unknown_recipe_lists_the_shipped_ones():
     assert "long" in recipe_names()
     with pytest.raises(ConfigError, match=r"unknown recipe 'lnog' \(did you mean 'long'\?\); known: .*long"):
         from_dict({"recipe": "lnog"})
+
+
+def test_configs_default_yaml_is_every_default():
+    from convcoach.config import TrainConfig
+
+    written = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
+    assert written == dataclasses.asdict(TrainConfig())
+    assert (written["epochs"], written["val_fraction"], written["augment"]) == (10, 0.05, ["hflip"])
