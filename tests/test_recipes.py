@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_long_recipe_is_the_base_and_other_keys_override_it():
     config = from_dict({"recipe": "long", "epochs": 3}).validate()
     assert (config.model, config.depth, config.width, config.epochs) == ("resnet", 14, 32, 3)
-    assert "erase:0.5" in config.augment
+    assert "erase:0.25" in config.augment
 
 
 def test_recipe_flag_on_the_command_line():
     args = build_parser().parse_args(["train", "--recipe", "long", "--width", "48"])
     config = config_from_args(args)
-    assert (config.recipe, config.depth, config.width, config.epochs) == ("long", 14, 48, 20)
+    assert (config.recipe, config.depth, config.width, config.epochs) == ("long", 14, 48, 24)
 
 
 def test_configs_long_yaml_matches_the_shipped_recipe():
