@@ -48,3 +48,15 @@ def small_config(data: Path, out: Path, **overrides):
     )
     values.update(overrides)
     return TrainConfig(**values)
+
+
+def wait_for_epochs(run_dir: Path, count: int, timeout: float = 120.0) -> None:
+    """Poll a running train's metrics.jsonl until `count` epochs are logged (or the timeout passes)."""
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        metrics = run_dir / "metrics.jsonl"
+        if metrics.exists() and metrics.read_text().count('"kind": "epoch"') >= count:
+            return
+        time.sleep(0.01)

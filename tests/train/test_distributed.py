@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from conftest import wait_for_epochs
 
 from convcoach.errors import ConfigError
 from convcoach.train.checkpoint import load_checkpoint
@@ -61,18 +62,12 @@ def test_sync_bn_on_cpu_is_a_clear_error():
 def test_distributed_run_killed_and_resumed_matches_an_uninterrupted_one(blobs_npz, tmp_path):
     import os
     import signal
-    import time
 
     base = [sys.executable, "-m", "convcoach", "train", "--data", f"npz:{blobs_npz}", *ARGS, "--epochs", "4", "--no-report", "--nproc", "2"]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     subprocess.run([*base, "--out", str(reference)], check=True, capture_output=True)
     proc = subprocess.Popen([*base, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill the launcher and both workers once epoch 1 is checkpointed
-        metrics = killed / "metrics.jsonl"
-        if metrics.exists() and metrics.read_text().count('"kind": "epoch"') >= 1:
-            break
-        time.sleep(0.01)
+    wait_for_epochs(killed, 1)  # kill the launcher and both workers once epoch 1 is checkpointed
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert load_checkpoint(killed / "last.pt")["state"]["epoch"] < 4

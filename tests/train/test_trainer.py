@@ -6,12 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_config
+from conftest import small_config, wait_for_epochs
 
 from convcoach import Trainer
 from convcoach.train.callbacks import Callback
@@ -100,12 +99,7 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights_and_metrics(blobs_
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "convcoach", "train", *args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill once two epochs are checkpointed, mid-run
-        metrics = killed / "metrics.jsonl"
-        if metrics.exists() and metrics.read_text().count('"kind": "epoch"') >= 2:
-            break
-        time.sleep(0.01)
+    wait_for_epochs(killed, 2)  # kill once two epochs are checkpointed, mid-run
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert load_checkpoint(killed / "last.pt")["state"]["epoch"] < 6
