@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# name -> the flags that remove or change one part of the default recipe
+# name -> the flags that remove, change or add one part of the default recipe
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "no hflip (and so no flip TTA)": ["--augment", "none"],
@@ -23,6 +23,9 @@ VARIANTS: dict[str, list[str]] = {
     "no zero-init residual": ["--no-zero-init-residual"],
     "no weight decay": ["--weight-decay", "0"],
     "stem conv-norm-act-pool (old) instead of conv-pool-norm-act": ["--model-options", "stem=pool"],
+    # additions that were tried and are not in the default
+    "+ weight averaging (ema 0.998)": ["--ema", "0.998"],
+    "+ progressive resizing 16 px -> 28 over half of 12 epochs": ["--progressive-resize", "16:0.5", "--epochs", "12"],
 }
 
 

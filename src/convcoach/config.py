@@ -28,6 +28,7 @@ class TrainConfig:
     strict: bool = False  # fail on an unreadable image instead of skipping it
     preprocess: str = "meanstd"  # meanstd (ResNet) | mean (VGG) | none
     augment: list[str] = field(default_factory=lambda: ["hflip"])
+    progressive_resize: str | None = None  # START[:FRACTION]: train at START px, growing to full size over FRACTION (0.5) of the epochs
     memory_limit_gb: float = 4.0  # larger image folders stream from disk
     # model
     model: str = "resnet"
@@ -63,6 +64,7 @@ class TrainConfig:
     epochs: int = 10
     schedule: str = "onecycle"
     warmup: int = 0  # linear warmup iterations, composed with any schedule
+    ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.998): validation, best.pt and test use it; 0 is off
     # early stopping (patience None: off)
     patience: int | None = None
     min_delta: float = 0.0
@@ -123,6 +125,9 @@ class TrainConfig:
         if self.max_norm is not None and not self.max_norm > 0:
             raise ConfigError(f"max_norm must be > 0, got {self.max_norm}")
         parse_augment(self.augment_pipeline())
+        from .train.progressive import parse_progressive
+
+        parse_progressive(self.progressive_resize)
         if self.resolved_tta():
             from .evaluate.tta import parse_tta
 
@@ -130,6 +135,8 @@ class TrainConfig:
         _in_range("label_smoothing", self.label_smoothing, 0.0, 0.99)
         _in_range("momentum", self.momentum, 0.0, 0.9999)
         _in_range("smoothing", self.smoothing, 0.0, 0.99)
+        if self.ema and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"ema must be 0 (off) or a decay in (0, 1) such as 0.998, got {self.ema}")
         for key in ("batch_size", "epochs", "monitor_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")

@@ -154,8 +154,8 @@ class Checkpointer(Callback):
         if improved:
             self.best, self.best_epoch = value, metrics["epoch"]
         payload = trainer.checkpoint_payload()
-        if improved:
-            trainer.save(payload, self.run_dir / "best.pt")
+        if improved:  # best.pt holds the weights that were validated: the EMA ones when averaging
+            trainer.save({**payload, "model_state": trainer.inference_state()}, self.run_dir / "best.pt")
         trainer.save(payload, self.run_dir / "last.pt")
 
     def state_dict(self) -> dict[str, Any]:

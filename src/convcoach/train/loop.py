@@ -1,6 +1,7 @@
 """The Trainer: a short mini-batch loop with events; everything else is a callback."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -23,6 +24,7 @@ from ..errors import ConfigError
 from ..models import create_model, model_options
 from ..models.dropconnect import apply_dropconnect
 from ..models.init import initialize
+from .averaging import WeightAverage
 from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .constraints import MaxNorm
@@ -32,6 +34,7 @@ from .losses import create_loss
 from .mixing import MixBatches
 from .optim import OptimSettings, create_optimizer, default_lr
 from .precision import autocast, resolve_device, resolve_precision, timed
+from .progressive import ProgressiveResize, parse_progressive
 from .regularizers import parse_reg, penalized_parameters
 from .schedules import create_scheduler, scaled_lr
 
@@ -239,6 +242,19 @@ class Trainer:
     def evaluate(self, loader: BatchLoader) -> Evaluation:
         return evaluate(unwrap(self.model), loader, self.eval_loss_fn, self.data.num_classes, self.precision, self.device)
 
+    def averaged(self) -> contextlib.AbstractContextManager:
+        """A block in which the model holds the EMA weights (`ema`), or a no-op without them."""
+        averager = self._averager()
+        return averager.applied(unwrap(self.model)) if averager else contextlib.nullcontext()
+
+    def inference_state(self) -> dict[str, torch.Tensor]:
+        """The weights that are validated and tested: the EMA ones with `ema`, else the model's own."""
+        averager = self._averager()
+        return dict(averager.shadow) if averager and averager.shadow else unwrap(self.model).state_dict()
+
+    def _averager(self) -> WeightAverage | None:
+        return next((c for c in self.callbacks if isinstance(c, WeightAverage)), None)
+
     def _evaluate_tta(self, spec: str) -> Evaluation:
         from ..evaluate.tta import TTAModel, parse_tta
         from ..infer import TrainedModel
@@ -249,7 +265,8 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         """Validation metrics; under DDP rank 0's are broadcast so every rank takes the same decisions."""
-        val = self.evaluate(self.val_loader)
+        with self.averaged():
+            val = self.evaluate(self.val_loader)
         result = [{"val_loss": val.loss, "val_acc": val.accuracy}]
         if self.dist.enabled:
             torch.distributed.broadcast_object_list(result, src=0)
@@ -281,6 +298,7 @@ class Trainer:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "init": self.init_used,
             "precision": self.precision,
+            "ema": self.config.ema or None,
             "epochs_run": self.state.epoch,
             "steps": self.state.step,
             "best_epoch": checkpointer.best_epoch if checkpointer else None,
@@ -356,6 +374,10 @@ class Trainer:
             callbacks.append(MixBatches(config.mixup, config.cutmix, config.seed))
         if config.max_norm:
             callbacks.append(MaxNorm(config.max_norm))
+        if config.ema:
+            callbacks.append(WeightAverage(config.ema))
+        if parse_progressive(config.progressive_resize):
+            callbacks.append(ProgressiveResize(*parse_progressive(config.progressive_resize)))
         return callbacks
 
     def _fit_normalizer(self) -> Normalizer:
