@@ -24,7 +24,7 @@ def test_long_recipe_is_the_base_and_other_keys_override_it():
 def test_recipe_flag_on_the_command_line():
     args = build_parser().parse_args(["train", "--recipe", "long", "--width", "48"])
     config = config_from_args(args)
-    assert (config.recipe, config.depth, config.width, config.epochs) == ("long", 14, 48, 24)
+    assert (config.recipe, config.depth, config.width, config.epochs) == ("long", 14, 48, 40)
 
 
 def test_configs_long_yaml_matches_the_shipped_recipe():

@@ -62,6 +62,7 @@ class TrainConfig:
     batch_size: int = 256
     base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
     epochs: int = 10
+    time_budget: float | None = None  # minutes of wall time: after epoch 1, epochs is cut to what fits and the schedule re-planned
     schedule: str = "onecycle"
     warmup: int = 0  # linear warmup iterations, composed with any schedule
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.998): validation, best.pt and test use it; 0 is off
@@ -144,6 +145,8 @@ class TrainConfig:
             value = getattr(self, key)
             if value is not None and value < 1:
                 raise ConfigError(f"{key} must be >= 1, got {value}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ConfigError(f"time_budget is in minutes and must be > 0, got {self.time_budget}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0 or self.warmup < 0:

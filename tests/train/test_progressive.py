@@ -66,3 +66,12 @@ def test_downscaling_averages_pixels_and_keeps_the_layout():
     flat, _ = callback.on_batch_start(_Stub, torch.full((1, 1, 4, 4), 7.0), None)
     assert flat.flatten().tolist() == pytest.approx([7.0] * 4)
     assert small[0, 0, 0, 0] < small[0, 0, 0, 1] < small[0, 0, 1, 0] < small[0, 0, 1, 1]
+
+
+def test_cli_flags_set_both_options_and_a_bad_spec_is_one_line_exit_2(capsys):
+    from convcoach.cli import build_parser, config_from_args, main
+
+    config = config_from_args(build_parser().parse_args(["train", "--progressive-resize", "14:0.3", "--ema", "0.999"]))
+    assert (config.progressive_resize, config.ema) == ("14:0.3", 0.999)
+    assert main(["train", "--progressive-resize", "big", "--epochs", "1"]) == 2
+    assert "progressive_resize: 'big' is not START[:FRACTION]" in capsys.readouterr().err

@@ -187,7 +187,7 @@ class Progress(Callback):
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=trainer.state.step, description=f"epoch {trainer.state.epoch + 1}/{trainer.config.epochs}", info=f"loss {loss:.4f}")
+            self.bar.update(self.task, completed=trainer.state.step, total=trainer.total_steps, description=f"epoch {trainer.state.epoch + 1}/{trainer.config.epochs}", info=f"loss {loss:.4f}")
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         if self.quiet:

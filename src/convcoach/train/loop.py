@@ -25,6 +25,7 @@ from ..models import create_model, model_options
 from ..models.dropconnect import apply_dropconnect
 from ..models.init import initialize
 from .averaging import WeightAverage
+from .budget import TimeBudget
 from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .constraints import MaxNorm
@@ -36,7 +37,7 @@ from .optim import OptimSettings, create_optimizer, default_lr
 from .precision import autocast, resolve_device, resolve_precision, timed
 from .progressive import ProgressiveResize, parse_progressive
 from .regularizers import parse_reg, penalized_parameters
-from .schedules import create_scheduler, scaled_lr
+from .schedules import create_scheduler, multiplier, scaled_lr
 
 log = logging.getLogger("convcoach")
 
@@ -101,6 +102,7 @@ class Trainer:
         normalizer: Normalizer | None = None,
         param_groups: Callable[[float], list[dict]] | None = None,
     ) -> None:
+        self.created_at = time.perf_counter()  # the time budget counts from here
         resume_state = None
         if config.resume:
             run_dir = Path(config.resume)
@@ -221,6 +223,16 @@ class Trainer:
         if self.dist.enabled:  # the global batch's mean loss, the same on every rank
             return (all_reduce_sum(loss.detach().clone(), self.dist) / self.dist.world_size).item(), logits.detach()
         return loss.item(), logits.detach()
+
+    def replan(self, epochs: int) -> None:
+        """Change the run's length mid-run: the LR schedule is recomputed for the new total steps
+        (`time_budget`); the current step keeps its place, so the next LR follows the new curve."""
+        self.config.epochs = epochs
+        self.total_steps = epochs * self.steps_per_epoch
+        lam = multiplier(self.config.schedule, self.total_steps, self.steps_per_epoch, self.config.warmup)
+        self.scheduler.lr_lambdas = [lam] * len(self.scheduler.lr_lambdas)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group["lr"] = base * lam(self.scheduler.last_epoch)
 
     def transform_batch(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Callbacks with `on_batch_start` may replace the batch (mixup, cutmix)."""
@@ -376,6 +388,8 @@ class Trainer:
             callbacks.append(MaxNorm(config.max_norm))
         if config.ema:
             callbacks.append(WeightAverage(config.ema))
+        if config.time_budget:
+            callbacks.append(TimeBudget(config.time_budget))
         if parse_progressive(config.progressive_resize):
             callbacks.append(ProgressiveResize(*parse_progressive(config.progressive_resize)))
         return callbacks

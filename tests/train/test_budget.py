@@ -1,0 +1,64 @@
+"""The wall-time budget: how many epochs fit, the re-planned schedule, resume keeps the plan."""
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import small_config
+
+from convcoach import ConfigError, Trainer
+from convcoach.train.budget import affordable_epochs
+from convcoach.train.callbacks import Callback
+from convcoach.train.checkpoint import load_checkpoint
+
+
+def test_affordable_epochs_fill_the_time_left_after_a_half_epoch_reserve():
+    # 300 s budget, 40 s spent after the first 25 s epoch: (300 - 40 - 12.5) / 25 = 9.9 -> 9 more, 10 in all
+    assert affordable_epochs(300, 40, 25, 1, 30) == 10
+    assert affordable_epochs(300, 40, 25, 1, 6) == 6  # never more than configured
+    assert affordable_epochs(30, 40, 25, 1, 30) == 1  # already over: stop after what is done
+    assert affordable_epochs(1800, 100, 90, 1, 40) == 19  # (1800 - 100 - 45) / 90 = 18.4
+
+
+def test_time_budget_must_be_positive_minutes(blobs_npz, tmp_path):
+    with pytest.raises(ConfigError, match="time_budget is in minutes and must be > 0, got -1"):
+        small_config(blobs_npz, tmp_path, time_budget=-1).validate()
+
+
+class _Slow(Callback):
+    """Makes each step take ~25 ms, so an epoch (4 steps) takes ~0.1 s."""
+
+    def on_batch_end(self, trainer, loss):
+        time.sleep(0.025)
+
+
+def test_a_budgeted_run_cuts_its_epochs_and_still_anneals_the_lr(blobs_npz, tmp_path):
+    config = small_config(blobs_npz, tmp_path / "run", epochs=200, time_budget=0.1, schedule="linear", report=False, monitors=False)
+    start = time.perf_counter()
+    summary = Trainer(config, callbacks=[_Slow()]).fit()
+    wall = time.perf_counter() - start
+    planned = summary["time_budget"]["planned_epochs"]
+    assert 5 <= planned < 100 and summary["epochs_run"] == planned  # 6 s at ~0.15 s per epoch, less ~2 s of set-up
+    assert wall < 0.1 * 60 + 1.5
+    # the linear schedule was re-planned to the new length: it reaches 0 at the last step
+    assert summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+class _InterruptAfterSecond(Callback):
+    order = 99
+
+    def on_epoch_end(self, trainer, metrics):
+        if metrics["epoch"] == 2:
+            raise KeyboardInterrupt
+
+
+def test_a_resumed_budgeted_run_keeps_its_plan_and_schedule(blobs_npz, tmp_path):
+    config = small_config(blobs_npz, tmp_path / "run", epochs=200, time_budget=0.1, schedule="linear", report=False, monitors=False)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, callbacks=[_Slow(), _InterruptAfterSecond()]).fit()
+    planned = load_checkpoint(tmp_path / "run" / "last.pt")["callbacks"]["TimeBudget"]["planned"]
+    assert 5 <= planned < 100
+    resumed = Trainer(small_config(blobs_npz, tmp_path / "unused", resume=str(tmp_path / "run"), quiet=True))
+    assert resumed.config.epochs == 200  # from config.yaml; the plan comes back when training starts
+    summary = resumed.fit()
+    assert summary["epochs_run"] == planned and summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)
