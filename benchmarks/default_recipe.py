@@ -26,6 +26,7 @@ def main() -> None:
         "wall_seconds": round(wall, 1),
         "train_seconds": summary["train_seconds"],
         "epochs": summary["epochs_run"],
+        "time_budget": summary.get("time_budget"),
         "precision": env["precision"],
         "precision_reason": env["precision_reason"],
     }, indent=2))
