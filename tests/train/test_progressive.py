@@ -75,3 +75,10 @@ def test_cli_flags_set_both_options_and_a_bad_spec_is_one_line_exit_2(capsys):
     assert (config.progressive_resize, config.ema) == ("14:0.3", 0.999)
     assert main(["train", "--progressive-resize", "big", "--epochs", "1"]) == 2
     assert "progressive_resize: 'big' is not START[:FRACTION]" in capsys.readouterr().err
+
+
+def test_a_start_too_small_for_the_models_pooling_is_a_clear_error(blobs_npz, tmp_path):
+    # the 3-stage cnn pools 12 -> 6 -> 3 -> 1: 4 px images pool to nothing
+    config = small_config(blobs_npz, tmp_path / "run", depth=3, progressive_resize="4:0.5", report=False)
+    with pytest.raises(ConfigError, match=r"progressive_resize '4:0.5': the model cannot take 4x4 px images .* use a larger START \(the images are 12x12\)"):
+        Trainer(config).fit()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .callbacks import Callback
+from .distributed import unwrap
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -46,6 +47,26 @@ class ProgressiveResize(Callback):
 
     def __init__(self, start: int, fraction: float = 0.5) -> None:
         self.start, self.fraction = start, fraction
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Fail at once, in words, if the model cannot take the smallest images (too much pooling)."""
+        channels, height, width = trainer.data.shape
+        side = size_at(0, trainer.config.epochs, self.start, min(height, width), self.fraction)
+        scale = side / min(height, width)
+        probe = torch.zeros(2, channels, round(height * scale), round(width * scale), device=trainer.device)
+        model = unwrap(trainer.model)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(probe)
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"progressive_resize '{self.start}:{self.fraction:g}': the model cannot take {probe.shape[2]}x{probe.shape[3]} px images "
+                f"({str(exc).splitlines()[0]}); use a larger START (the images are {height}x{width}) or no progressive resizing"
+            ) from None
+        finally:
+            model.train(was_training)
 
     def on_batch_start(self, trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = x.shape[-2:]
