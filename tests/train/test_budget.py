@@ -62,3 +62,29 @@ def test_a_resumed_budgeted_run_keeps_its_plan_and_schedule(blobs_npz, tmp_path)
     assert resumed.config.epochs == 200  # from config.yaml; the plan comes back when training starts
     summary = resumed.fit()
     assert summary["epochs_run"] == planned and summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+class _SlowsDown(Callback):
+    """Steps take ~25 ms in the first two epochs, then ~100 ms: the machine got 4x slower."""
+
+    order = 86  # after TimeBudget: records each epoch's plan
+
+    def __init__(self) -> None:
+        self.plans = []
+
+    def on_batch_end(self, trainer, loss):
+        time.sleep(0.025 if trainer.state.epoch < 2 else 0.1)
+
+    def on_epoch_end(self, trainer, metrics):
+        self.plans.append(trainer.config.epochs)
+
+
+def test_a_run_that_slows_down_shortens_its_plan_and_still_ends_in_time(blobs_npz, tmp_path):
+    slow = _SlowsDown()
+    config = small_config(blobs_npz, tmp_path / "run", epochs=200, time_budget=0.1, schedule="linear", report=False, monitors=False)
+    start = time.perf_counter()
+    summary = Trainer(config, callbacks=[slow]).fit()
+    assert time.perf_counter() - start < 0.1 * 60 + 1.5
+    assert slow.plans[-1] < slow.plans[0] and slow.plans == sorted(slow.plans, reverse=True)  # only ever shortened
+    assert summary["epochs_run"] == slow.plans[-1] == summary["time_budget"]["planned_epochs"]
+    assert summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)

@@ -31,7 +31,8 @@ def affordable_epochs(budget: float, spent: float, epoch_seconds: float, done: i
 
 
 class TimeBudget(Callback):
-    """Plans the epoch count once, at the end of the first epoch; the plan is checkpointed."""
+    """Plans the epoch count at the end of the first epoch, then shortens the plan (never lengthens
+    it) whenever the mean epoch time so far says the run would overshoot; the plan is checkpointed."""
 
     order = 85  # after early stopping, before the checkpointer saves the plan
 
@@ -44,17 +45,21 @@ class TimeBudget(Callback):
             trainer.replan(self.planned)
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        if self.planned is not None or trainer.state.epoch != 1:
-            return
+        done = trainer.state.epoch
+        if trainer.resumed and self.planned is not None:
+            return  # the set-up clock restarted with the resume: keep the plan made with the full history
+        epoch_seconds = metrics["time"] / done  # mean so far, validation included
         spent = time.perf_counter() - trainer.created_at
-        plan = [affordable_epochs(self.seconds, spent, metrics["time"], 1, trainer.config.epochs)]
+        limit = trainer.config.epochs if self.planned is None else self.planned  # shrink only after the first plan
+        plan = [affordable_epochs(self.seconds, spent, epoch_seconds, done, limit)]
         if trainer.dist.enabled:  # every process must run the same number of epochs
             torch.distributed.broadcast_object_list(plan, src=0)
-        self.planned = plan[0]
-        if self.planned != trainer.config.epochs:
-            log.info("time budget %.1f min: %d epochs fit (first epoch %.0f s), not %d; schedule re-planned",
-                     self.seconds / 60, self.planned, metrics["time"], trainer.config.epochs)
-            trainer.replan(self.planned)
+        if self.planned is None or plan[0] < self.planned:
+            self.planned = plan[0]
+            if self.planned != trainer.config.epochs:
+                log.info("time budget %.1f min: %d epochs fit (%.0f s per epoch so far), not %d; schedule re-planned",
+                         self.seconds / 60, self.planned, epoch_seconds, trainer.config.epochs)
+                trainer.replan(self.planned)
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         summary["time_budget"] = {"minutes": self.seconds / 60, "planned_epochs": self.planned}
