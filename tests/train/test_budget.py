@@ -87,4 +87,5 @@ def test_a_run_that_slows_down_shortens_its_plan_and_still_ends_in_time(blobs_np
     assert time.perf_counter() - start < 0.1 * 60 + 1.5
     assert slow.plans[-1] < slow.plans[0] and slow.plans == sorted(slow.plans, reverse=True)  # only ever shortened
     assert summary["epochs_run"] == slow.plans[-1] == summary["time_budget"]["planned_epochs"]
-    assert summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)
+    # re-planned schedules keep annealing; a cut in the very last epoch leaves 1/planned of the peak
+    assert summary["final"]["lr"] <= 0.25 * 0.05  # without re-planning: ~0.93 x 0.05 (14 of 200 epochs)
