@@ -50,6 +50,20 @@ def small_config(data: Path, out: Path, **overrides):
     return TrainConfig(**values)
 
 
+def interrupt_after_epoch(epoch: int):
+    """A callback that raises KeyboardInterrupt once `epoch` is checkpointed: an in-process kill."""
+    from convcoach.train.callbacks import Callback
+
+    class InterruptAfterEpoch(Callback):
+        order = 99  # after the checkpointer
+
+        def on_epoch_end(self, trainer, metrics):
+            if metrics["epoch"] == epoch:
+                raise KeyboardInterrupt
+
+    return InterruptAfterEpoch()
+
+
 def wait_for_epochs(run_dir: Path, count: int, timeout: float = 120.0) -> None:
     """Poll a running train's metrics.jsonl until `count` epochs are logged (or the timeout passes)."""
     import time

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
-from conftest import small_config
+from conftest import interrupt_after_epoch, small_config
 
 from convcoach import ConfigError, Trainer
 from convcoach.train.averaging import WeightAverage, ema_decay
@@ -91,20 +91,12 @@ def test_validation_scores_the_averaged_weights(blobs_npz, tmp_path):
     assert trainer.state.history[-1]["val_acc"] == pytest.approx(expected)
 
 
-class _Interrupt(Callback):
-    order = 99
-
-    def on_epoch_end(self, trainer, metrics):
-        if metrics["epoch"] == 2:
-            raise KeyboardInterrupt
-
-
 def test_an_interrupted_run_resumes_to_the_same_average(blobs_npz, tmp_path):
     reference = Trainer(small_config(blobs_npz, tmp_path / "ref", epochs=4, ema=0.9, report=False))
     reference.fit()
     config = small_config(blobs_npz, tmp_path / "run", epochs=4, ema=0.9, report=False)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(config, callbacks=[_Interrupt()]).fit()
+        Trainer(config, callbacks=[interrupt_after_epoch(2)]).fit()
     resumed = Trainer(small_config(blobs_npz, tmp_path / "unused", resume=str(tmp_path / "run"), quiet=True))
     resumed.fit()
     ours, theirs = resumed._averager().shadow, reference._averager().shadow

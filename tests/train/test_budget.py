@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import small_config
+from conftest import interrupt_after_epoch, small_config
 
 from convcoach import ConfigError, Trainer
 from convcoach.train.budget import affordable_epochs
@@ -44,18 +44,10 @@ def test_a_budgeted_run_cuts_its_epochs_and_still_anneals_the_lr(blobs_npz, tmp_
     assert summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)
 
 
-class _InterruptAfterSecond(Callback):
-    order = 99
-
-    def on_epoch_end(self, trainer, metrics):
-        if metrics["epoch"] == 2:
-            raise KeyboardInterrupt
-
-
 def test_a_resumed_budgeted_run_keeps_its_plan_and_schedule(blobs_npz, tmp_path):
     config = small_config(blobs_npz, tmp_path / "run", epochs=200, time_budget=0.1, schedule="linear", report=False, monitors=False)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(config, callbacks=[_Slow(), _InterruptAfterSecond()]).fit()
+        Trainer(config, callbacks=[_Slow(), interrupt_after_epoch(2)]).fit()
     planned = load_checkpoint(tmp_path / "run" / "last.pt")["callbacks"]["TimeBudget"]["planned"]
     assert 5 <= planned < 100
     resumed = Trainer(small_config(blobs_npz, tmp_path / "unused", resume=str(tmp_path / "run"), quiet=True))

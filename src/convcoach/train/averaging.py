@@ -37,15 +37,15 @@ class WeightAverage(Callback):
         self.shadow: dict[str, torch.Tensor] | None = None
 
     def on_train_start(self, trainer: Trainer) -> None:
-        if self.shadow is None:
-            self.shadow = {k: v.detach().clone() for k, v in unwrap(trainer.model).state_dict().items()}
+        if self.shadow is None:  # a resumed run already has its average
+            self.shadow = _copy(unwrap(trainer.model).state_dict())
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """One EMA step towards `model`'s current state."""
         state = model.state_dict()
         if self.shadow is None:
-            self.shadow = {k: v.detach().clone() for k, v in state.items()}
+            self.shadow = _copy(state)
         self.updates += 1
         decay = ema_decay(self.decay, self.updates)
         floats = [k for k, v in state.items() if v.is_floating_point()]
@@ -63,7 +63,7 @@ class WeightAverage(Callback):
         if self.shadow is None:
             yield model
             return
-        backup = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        backup = _copy(model.state_dict())
         model.load_state_dict(self.shadow)
         try:
             yield model
@@ -75,3 +75,7 @@ class WeightAverage(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.updates, self.shadow = state["updates"], state["shadow"]
+
+
+def _copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in state.items()}

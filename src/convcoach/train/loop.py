@@ -390,8 +390,8 @@ class Trainer:
             callbacks.append(WeightAverage(config.ema))
         if config.time_budget:
             callbacks.append(TimeBudget(config.time_budget))
-        if parse_progressive(config.progressive_resize):
-            callbacks.append(ProgressiveResize(*parse_progressive(config.progressive_resize)))
+        if progressive := parse_progressive(config.progressive_resize):
+            callbacks.append(ProgressiveResize(*progressive))
         return callbacks
 
     def _fit_normalizer(self) -> Normalizer:
