@@ -40,6 +40,15 @@ def test_run_dir_holds_config_env_metrics_and_checkpoints(blobs_npz, tmp_path):
     assert env["seed"] == 0 and env["precision"] in ("fp32", "bf16")
 
 
+def test_without_validation_split_best_is_chosen_by_training_accuracy_and_not_called_val(blobs_npz, tmp_path):
+    summary = Trainer(small_config(blobs_npz, tmp_path / "run", epochs=4, val_fraction=0.0)).fit()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train_acc = [r["train_acc"] for r in rows if r["kind"] == "epoch"]
+    assert summary["data"]["val"] == 0 and summary["data"]["train"] == 144
+    assert summary["best_val_acc"] is None and summary["best_selected_by"] == "train_acc"
+    assert summary["best_epoch"] == 1 + train_acc.index(max(train_acc))
+
+
 def test_checkpoint_loads_with_weights_only(blobs_npz, tmp_path):
     Trainer(small_config(blobs_npz, tmp_path / "run")).fit()
     payload = torch.load(tmp_path / "run" / "best.pt", weights_only=True)

@@ -14,7 +14,7 @@ from . import plots
 from .html import Page
 from .run_files import RunFiles, read_json
 
-OVERVIEW_KEYS = ["status", "stop_message", "test_accuracy", "test_loss", "best_val_acc", "best_epoch", "epochs_run", "steps", "train_seconds", "parameters", "init", "precision"]
+OVERVIEW_KEYS = ["status", "stop_message", "test_accuracy", "test_loss", "best_val_acc", "best_epoch", "best_selected_by", "epochs_run", "steps", "train_seconds", "parameters", "init", "precision"]
 
 
 def overview_section(page: Page, run: RunFiles) -> None:

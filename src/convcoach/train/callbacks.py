@@ -139,7 +139,8 @@ class MetricsLogger(Callback):
 
 
 class Checkpointer(Callback):
-    """last.pt after every epoch, best.pt when the validation metric improves."""
+    """last.pt after every epoch, best.pt when the validation metric improves (the training
+    accuracy when there is no validation split; `metric` says which one chose)."""
 
     order = 90
 
@@ -147,9 +148,11 @@ class Checkpointer(Callback):
         self.run_dir, self.monitor = Path(run_dir), monitor
         self.best: float | None = None
         self.best_epoch: int | None = None
+        self.metric: str | None = None
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        value = metrics.get(self.monitor, metrics.get("train_acc"))
+        self.metric = self.monitor if self.monitor in metrics else "train_acc"
+        value = metrics.get(self.metric)
         improved = value is not None and (self.best is None or value > self.best)
         if improved:
             self.best, self.best_epoch = value, metrics["epoch"]
@@ -159,10 +162,10 @@ class Checkpointer(Callback):
         trainer.save(payload, self.run_dir / "last.pt")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch}
+        return {"best": self.best, "best_epoch": self.best_epoch, "metric": self.metric}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self.best, self.best_epoch, self.metric = state["best"], state["best_epoch"], state.get("metric")
 
 
 class Progress(Callback):
