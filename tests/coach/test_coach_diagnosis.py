@@ -68,6 +68,18 @@ def test_flat_loss_with_tiny_updates_is_a_too_low_learning_rate():
     assert verdict.causes == ["lr_too_low"] and "1.0e-07 of their norm" in verdict.findings[0].evidence
 
 
+def test_a_rising_loss_with_tiny_updates_is_not_called_a_too_low_learning_rate():
+    rising = [1.1 + 0.9 * i / 39 for i in range(40)]  # +82%: flat by the loss-drop test, but not "barely moving"
+    assert "lr_too_low" not in diagnose(_record(rising, [(0.34, 0.33, 2.0)], updates=1e-7)).causes
+
+
+def test_a_run_of_a_few_steps_is_too_short_and_skips_the_curve_rules():
+    verdict = diagnose(_record([2.5, 3.1, 4.27], [(0.09, 0.1, 2.4)], updates=3e-5))
+    assert verdict.causes == ["too_short"] and verdict.healthy
+    assert verdict.findings[0].evidence.startswith("only 3 optimizer steps (fewer than 10)")
+    assert format_diagnosis(verdict.to_dict()).splitlines()[0] == "Diagnosis: too short"
+
+
 def test_huge_updates_and_a_noisy_loss_are_a_too_high_learning_rate():
     losses = [1.1 + 0.6 * ((-1) ** i) for i in range(60)]
     verdict = diagnose(_record(losses, [(0.4, 0.4, 1.2)], updates=0.3))

@@ -10,8 +10,10 @@ from .diagnosis import Facts, Finding
 
 Rule = Callable[[Facts, list[Finding]], Finding | None]
 RULES: Registry[Rule] = Registry("diagnosis rule")
-ORDER = ["lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "eval_mismatch",
+ORDER = ["lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "eval_mismatch", "too_short",
          "labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting"]
+CURVE_RULES = {"labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting"}  # skipped when too_short
+MIN_ITERATIONS = 10  # with fewer optimizer steps the loss and accuracy curves say nothing yet
 
 FLAT = 0.05  # relative loss drop over the run below which the loss "barely moves"
 HEALTHY_UPDATE = (1e-4, 3e-2)  # update/weight ratio per step; ~1e-3 is healthy (cs231n)
@@ -104,6 +106,15 @@ def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["train longer (more iterations)", "--norm group:8 or layer (no running statistics)", "a larger --batch-size", "less --dropout"])
 
 
+@RULES.register("too_short")
+def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
+    if facts.diverged or facts.iterations >= MIN_ITERATIONS:
+        return None
+    return Finding("too_short", "info", "too short to read the curves",
+                   f"only {facts.iterations} optimizer steps (fewer than {MIN_ITERATIONS}): the curve rules (learning rate, over- and underfitting) were skipped",
+                   ["more steps: more --epochs, more data (--subset) or a smaller --batch-size"])
+
+
 @RULES.register("labels_no_signal")
 def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.diverged or facts.best_val_acc is None or facts.chance is None or facts.val_count < 10:
@@ -127,6 +138,8 @@ def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
 def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
     if not _flat(facts) or facts.diverged or any(f.cause in STRUCTURAL for f in found):
         return None
+    if facts.loss_drop is not None and facts.loss_drop < -FLAT:
+        return None  # a rising loss is not a too-small step
     ratio = facts.update_ratio
     if ratio is not None and ratio >= HEALTHY_UPDATE[0]:
         return None
