@@ -52,8 +52,7 @@ class ProgressiveResize(Callback):
         """Fail at once, in words, if the model cannot take the smallest images (too much pooling)."""
         channels, height, width = trainer.data.shape
         side = size_at(0, trainer.config.epochs, self.start, min(height, width), self.fraction)
-        scale = side / min(height, width)
-        probe = torch.zeros(2, channels, round(height * scale), round(width * scale), device=trainer.device)
+        probe = torch.zeros(2, channels, *_resized(height, width, side), device=trainer.device)
         model = unwrap(trainer.model)
         was_training = model.training
         model.eval()
@@ -73,7 +72,11 @@ class ProgressiveResize(Callback):
         side = size_at(trainer.state.epoch, trainer.config.epochs, self.start, min(height, width), self.fraction)
         if side >= min(height, width):
             return x, y
-        scale = side / min(height, width)
-        size = (round(height * scale), round(width * scale))
-        x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        x = F.interpolate(x, size=_resized(height, width, side), mode="bilinear", antialias=True, align_corners=False)
         return (x.contiguous(memory_format=torch.channels_last) if trainer.config.channels_last else x), y
+
+
+def _resized(height: int, width: int, side: int) -> tuple[int, int]:
+    """(height, width) scaled so that the shorter side is `side`."""
+    scale = side / min(height, width)
+    return round(height * scale), round(width * scale)
