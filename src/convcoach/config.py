@@ -86,6 +86,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (useful on CUDA; off by default)
     out: str | None = None
     resume: str | None = None
+    checkpoint_every: int = 0  # also write last.pt every N iterations inside an epoch (0: at epoch ends only)
     quiet: bool = False
     report: bool = True  # write report.html into the run directory at the end
 
@@ -151,6 +152,8 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0 or self.warmup < 0:
             raise ConfigError("weight_decay and warmup must be >= 0")
+        if self.checkpoint_every < 0:
+            raise ConfigError(f"checkpoint_every is in iterations and must be >= 0 (0: at epoch ends only), got {self.checkpoint_every}")
         _one_of("preprocess", self.preprocess, ["meanstd", "mean", "none"])
         _one_of("momentum_convention", self.momentum_convention, ["sum", "ema"])
         _one_of("precision", self.precision, ["auto", "fp32", "bf16", "fp16"])

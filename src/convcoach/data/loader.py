@@ -15,7 +15,9 @@ from .sources import Split
 
 
 class BatchLoader:
-    """Shuffled every epoch from a seeded generator whose state is part of the checkpoint."""
+    """Shuffled every epoch from a seeded generator whose state is part of the checkpoint; the state
+    also says how many batches of the current epoch were served, so a mid-epoch resume continues
+    with the same permutation at the next batch."""
 
     def __init__(
         self,
@@ -43,6 +45,9 @@ class BatchLoader:
         self.rank, self.world_size = rank, world_size
         self.generator = torch.Generator().manual_seed(seed)
         self.aug_generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.position = 0  # batches of the current epoch served so far (0 between epochs)
+        self._epoch_start: torch.Tensor | None = None  # the generator's state before this epoch's permutation
+        self._resume_at = 0  # set by load_state_dict: the next epoch starts at this batch
         if split.images is not None:
             # the whole set moves to the device once; batches never leave it
             self.images = split.images.to(self.device)
@@ -64,13 +69,17 @@ class BatchLoader:
         return order[self.rank :: self.world_size][:per_rank]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        start, self._resume_at = self._resume_at, 0
+        self._epoch_start = self.generator.get_state()
         order = self._order()
         count = len(self)
-        if self.split.images is None:
-            yield from self._stream(order, count)
-            return
-        order = order.to(self.device)
-        for index in range(count):
+        batches = self._stream(order, start, count) if self.split.images is None else self._gather(order.to(self.device), start, count)
+        for self.position, batch in enumerate(batches, start + 1):
+            yield batch
+        self.position, self._epoch_start = 0, None
+
+    def _gather(self, order: torch.Tensor, start: int, count: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for index in range(start, count):
             batch = order[index * self.batch_size : (index + 1) * self.batch_size]
             yield self._finish(self.images[batch]), self.labels[batch]
 
@@ -82,9 +91,9 @@ class BatchLoader:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def _stream(self, order: torch.Tensor, count: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _stream(self, order: torch.Tensor, start: int, count: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         dataset = _FileDataset(self.split.files, self.split.labels, self.split.shape)
-        batches = [order[i * self.batch_size : (i + 1) * self.batch_size].tolist() for i in range(count)]
+        batches = [order[i * self.batch_size : (i + 1) * self.batch_size].tolist() for i in range(start, count)]
         loader = torch.utils.data.DataLoader(
             dataset, batch_sampler=batches, num_workers=self.num_workers, pin_memory=self.device.type == "cuda"
         )
@@ -100,11 +109,18 @@ class BatchLoader:
         return torch.stack([dataset[i][0] for i in indices])
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "aug_generator": self.aug_generator.get_state()}
+        """Mid-epoch, `generator` is the state that draws the current epoch's permutation and `position`
+        the batches already served; between epochs, the state for the next epoch and 0."""
+        mid_epoch = self.position > 0 and self._epoch_start is not None
+        return {"generator": self._epoch_start if mid_epoch else self.generator.get_state(),
+                "aug_generator": self.aug_generator.get_state(), "position": self.position if mid_epoch else 0}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
         self.aug_generator.set_state(state["aug_generator"])
+        # mid-epoch: the generator now redraws the interrupted epoch's permutation, served from `position`
+        self.position = self._resume_at = int(state.get("position", 0))  # older checkpoints have none
+        self._epoch_start = state["generator"] if self.position else None
 
 
 class _FileDataset(torch.utils.data.Dataset):

@@ -22,6 +22,7 @@ class Callback:
     def on_batch_end(self, trainer: Trainer, loss: float) -> None: ...
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
+    def on_checkpoint(self, trainer: Trainer) -> None: ...  # a mid-epoch save (`checkpoint_every`)
     def on_train_end(self, trainer: Trainer) -> None: ...
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None: ...  # add keys to summary.json
 
@@ -125,6 +126,9 @@ class MetricsLogger(Callback):
         self.rows.append(json.dumps({"kind": "epoch", **metrics}) + "\n")
         self.flush()
 
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        self.flush()  # before last.pt: a resume trims rows past the checkpoint, it cannot recover lost ones
+
     def flush(self) -> None:
         if self.handle:
             self.handle.writelines(self.rows)
@@ -139,8 +143,8 @@ class MetricsLogger(Callback):
 
 
 class Checkpointer(Callback):
-    """last.pt after every epoch, best.pt when the validation metric improves (the training
-    accuracy when there is no validation split; `metric` says which one chose)."""
+    """last.pt after every epoch (and every `checkpoint_every` iterations), best.pt when the validation
+    metric improves (the training accuracy when there is no validation split; `metric` says which one chose)."""
 
     order = 90
 
@@ -160,6 +164,9 @@ class Checkpointer(Callback):
         if improved:  # best.pt holds the weights that were validated: the EMA ones when averaging
             trainer.save({**payload, "model_state": trainer.inference_state()}, self.run_dir / "best.pt")
         trainer.save(payload, self.run_dir / "last.pt")
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        trainer.save(trainer.checkpoint_payload(), self.run_dir / "last.pt")
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch, "metric": self.metric}

@@ -47,6 +47,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # iterations completed
     elapsed: float = 0.0  # training seconds, summed over resumes
+    partial: list[float] = field(default_factory=list)  # mid-epoch checkpoint: the epoch's loss sum, correct, seen so far
     stop_reason: str | None = None
     stop_message: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -178,7 +179,7 @@ class Trainer:
         while self.state.epoch < self.config.epochs and self.state.stop_reason is None:
             self.emit("on_epoch_start")
             self.model.train()
-            loss_sum, correct, seen = 0.0, torch.zeros((), device=self.device), 0
+            loss_sum, correct, seen = self._epoch_sums()
             for x, y in self.train_loader:
                 x, y = self.transform_batch(x, y)
                 loss, logits = self.train_step(x, y)
@@ -189,6 +190,8 @@ class Trainer:
                 self.emit("on_batch_end", loss)
                 if self.state.stop_reason == "diverged":
                     break
+                if self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0 and self.train_loader.position < self.steps_per_epoch:
+                    self._checkpoint_mid_epoch([loss_sum, correct.item(), seen], start)
             if self.state.stop_reason == "diverged":
                 break
             self.state.epoch += 1
@@ -223,6 +226,22 @@ class Trainer:
         if self.dist.enabled:  # the global batch's mean loss, the same on every rank
             return (all_reduce_sum(loss.detach().clone(), self.dist) / self.dist.world_size).item(), logits.detach()
         return loss.item(), logits.detach()
+
+    def _epoch_sums(self) -> tuple[float, torch.Tensor, int]:
+        """The running loss sum, correct count and sample count an epoch starts from: zeros, or on
+        rank 0 the sums a mid-epoch checkpoint saved (all ranks' together)."""
+        saved, self.state.partial = self.state.partial, []
+        if not saved or not self.dist.is_main:
+            return 0.0, torch.zeros((), device=self.device), 0
+        return saved[0], torch.tensor(saved[1], device=self.device), int(saved[2])
+
+    def _checkpoint_mid_epoch(self, sums: list[float], start: float) -> None:
+        """`checkpoint_every`: last.pt inside an epoch, so a kill loses at most that many iterations."""
+        if self.dist.enabled:  # a collective: every rank reaches the same step
+            sums = all_reduce_sum(torch.tensor(sums, dtype=torch.float64), self.dist).tolist()
+        self.state.partial, self.state.elapsed = sums, time.perf_counter() - start
+        self.emit("on_checkpoint")
+        self.state.partial = []
 
     def replan(self, epochs: int) -> None:
         """Change the run's length mid-run: the LR schedule is recomputed for the new total steps

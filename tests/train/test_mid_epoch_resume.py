@@ -1,0 +1,143 @@
+"""`checkpoint_every`: last.pt inside an epoch, and a resume from it that continues at the next batch."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import small_config
+
+from convcoach import Trainer
+from convcoach.data import BatchLoader, Normalizer
+from convcoach.data.sources import Split
+from convcoach.errors import ConfigError
+from convcoach.train.callbacks import Callback
+from convcoach.train.checkpoint import load_checkpoint
+
+
+class _KillAt(Callback):
+    """Raises KeyboardInterrupt (an in-process kill) at the end of iteration `step`, or right after
+    its mid-epoch save when `after_save`."""
+
+    order = 99  # after the checkpointer
+
+    def __init__(self, step: int, after_save: bool = False) -> None:
+        self.step, self.after_save = step, after_save
+
+    def on_batch_end(self, trainer, loss):
+        if trainer.state.step == self.step and not self.after_save:
+            raise KeyboardInterrupt
+
+    def on_checkpoint(self, trainer):
+        if trainer.state.step == self.step and self.after_save:
+            raise KeyboardInterrupt
+
+
+def _rows(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "time"} for r in rows]
+
+
+def _config(blobs_npz: Path, out: Path, **overrides):
+    # 129 training images, batch 32: 4 iterations per epoch; flips, translation, dropout, mixup,
+    # EMA and the monitors all draw or keep state that a mid-epoch resume must restore
+    values = dict(epochs=3, checkpoint_every=3, augment=["hflip", "translate:1"], dropout=0.2, mixup=0.4, ema=0.9,
+                  monitor_every=2, schedule="onecycle", report=False, seed=5)
+    return small_config(blobs_npz, out, **{**values, **overrides})
+
+
+# saves every 3 iterations inside an epoch (3, 6, 9) and at the epoch ends (4, 8, 12); killed right
+# after a save, one iteration after one, or two after one: (step, epoch, batch) of last.pt
+@pytest.mark.parametrize(("kill", "saved_at"), [((3, True), (3, 0, 3)), ((7, False), (6, 1, 2)), ((11, False), (9, 2, 1))])
+def test_run_killed_mid_epoch_resumes_to_identical_weights_and_metrics(blobs_npz, tmp_path, single_thread, kill, saved_at):
+    reference = Trainer(_config(blobs_npz, tmp_path / "reference")).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_config(blobs_npz, tmp_path / "killed"), callbacks=[_KillAt(*kill)]).fit()
+    saved = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert (saved["state"]["step"], saved["state"]["epoch"], saved["loader_state"]["position"]) == saved_at
+    assert saved["state"]["partial"][2] == 32 * saved_at[2]  # images seen so far in the interrupted epoch
+
+    resumed = Trainer(_config(blobs_npz, tmp_path / "unused", resume=str(tmp_path / "killed"))).fit()
+    ours, theirs = load_checkpoint(tmp_path / "killed" / "last.pt"), load_checkpoint(tmp_path / "reference" / "last.pt")
+    assert all(torch.equal(ours["model_state"][k], theirs["model_state"][k]) for k in theirs["model_state"])
+    assert _rows(tmp_path / "killed") == _rows(tmp_path / "reference")  # iterations, monitors and epochs, once each
+    assert resumed["test_accuracy"] == reference["test_accuracy"]
+    assert resumed["final"]["train_loss"] == reference["final"]["train_loss"]
+
+
+def test_mid_epoch_saves_happen_every_n_iterations_but_not_twice_at_an_epoch_end(blobs_npz, tmp_path, single_thread):
+    saves: list[tuple[int, int]] = []
+
+    class Spy(Callback):
+        def on_checkpoint(self, trainer):
+            saves.append((trainer.state.epoch, trainer.state.step))
+
+    Trainer(_config(blobs_npz, tmp_path / "run", epochs=2, checkpoint_every=2), callbacks=[Spy()]).fit()
+    assert saves == [(0, 2), (1, 6)]  # iterations 4 and 8 end an epoch: the epoch-end save covers them
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_loader_state_mid_epoch_serves_the_rest_of_the_same_permutation(tmp_path, streamed):
+    from PIL import Image
+
+    images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 2, 2).contiguous()
+    split = Split(images, torch.arange(40))
+    if streamed:  # decoded from files through a DataLoader, as for sets larger than memory
+        files = [tmp_path / f"{i}.png" for i in range(40)]
+        for path, image in zip(files, images):
+            Image.fromarray(image[0].numpy()).save(path)
+        split = Split(None, torch.arange(40), files, (1, 2, 2))
+
+    def loader() -> BatchLoader:
+        return BatchLoader(split, 8, Normalizer([0.0], [1.0]), shuffle=True, seed=1, num_workers=0)
+
+    def pixels(batch: tuple[torch.Tensor, torch.Tensor]) -> list[float]:
+        return batch[0][:, 0, 0, 0].tolist()  # the image content, not only the label
+
+    full = loader()
+    next(iter(full))  # epoch 1
+    epoch2 = [pixels(b) for b in full]
+    interrupted = loader()
+    next(iter(interrupted))
+    batches = iter(interrupted)
+    served = [pixels(next(batches)) for _ in range(2)]
+    state = interrupted.state_dict()
+    assert state["position"] == 2
+    fresh = loader()
+    fresh.load_state_dict(state)
+    rest = [pixels(b) for b in fresh]
+    assert len(rest) == 3 and served + rest == epoch2
+    assert fresh.state_dict()["position"] == 0  # the epoch finished: the next one starts at its first batch
+    old_style = loader()
+    old_style.load_state_dict({k: v for k, v in state.items() if k != "position"})  # checkpoints from before
+    assert len(list(old_style)) == 5
+
+
+def test_checkpoint_every_must_not_be_negative(blobs_npz, tmp_path):
+    with pytest.raises(ConfigError, match="checkpoint_every is in iterations and must be >= 0"):
+        _config(blobs_npz, tmp_path / "run", checkpoint_every=-1).validate()
+
+
+@pytest.mark.slow
+def test_single_process_mid_epoch_checkpoint_resumes_under_two_ddp_processes(blobs_npz, tmp_path):
+    """The position counts global batches, which are the same samples for any process count."""
+    reference = tmp_path / "reference"
+    def config(out: Path):
+        return small_config(blobs_npz, out, norm="group:4", epochs=3, checkpoint_every=3, report=False, schedule="onecycle")
+
+    Trainer(config(reference)).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(tmp_path / "killed"), callbacks=[_KillAt(7)]).fit()
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["loader_state"]["position"] == 2  # saved at iteration 6
+    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--resume", str(tmp_path / "killed"), "--nproc", "2", "--quiet"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ours, theirs = _rows(tmp_path / "killed"), _rows(reference)
+    assert [r["kind"] for r in ours] == [r["kind"] for r in theirs]
+    for a, b in zip(ours, theirs):  # DDP averages the same global batch: equal up to summation order
+        for key in ("loss", "train_loss", "train_acc", "val_acc"):
+            if key in b:
+                assert a[key] == pytest.approx(b[key], abs=1e-4)
