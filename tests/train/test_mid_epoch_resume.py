@@ -141,3 +141,14 @@ def test_single_process_mid_epoch_checkpoint_resumes_under_two_ddp_processes(blo
         for key in ("loss", "train_loss", "train_acc", "val_acc"):
             if key in b:
                 assert a[key] == pytest.approx(b[key], abs=1e-4)
+
+
+def test_an_interrupted_run_says_what_last_pt_holds_and_how_to_resume(blobs_npz, tmp_path, single_thread, caplog):
+    with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(KeyboardInterrupt):
+        Trainer(_config(blobs_npz, tmp_path / "early"), callbacks=[_KillAt(2)]).fit()
+    assert "interrupted at iteration 2 (epoch 1), before the first checkpoint (at iteration 3): nothing to resume" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(KeyboardInterrupt):
+        Trainer(_config(blobs_npz, tmp_path / "late"), callbacks=[_KillAt(11)]).fit()
+    assert (f"interrupted at iteration 11 (epoch 3); last.pt holds iteration 9, the 2 since are redone by: "
+            f"convcoach train --resume {tmp_path / 'late'}") in caplog.text

@@ -161,6 +161,7 @@ class Trainer:
         self.precision, self.precision_reason = resolve_precision(config.precision, self.device, self._time_precision)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.state = TrainState()
+        self.saved_step: int | None = None  # the iteration last.pt holds
         self.callbacks = sorted(self._default_callbacks() + list(callbacks or []), key=lambda c: c.order)
         if resume_state is not None:
             self._restore(resume_state)
@@ -176,6 +177,17 @@ class Trainer:
         `test=False` (tuning trials) never reads the test split: the summary's test fields are None."""
         self.emit("on_train_start")
         start = time.perf_counter() - self.state.elapsed
+        try:
+            self._epochs(start)
+        except KeyboardInterrupt:
+            self._explain_interrupt()
+            raise
+        self.state.elapsed = time.perf_counter() - start
+        self.emit("on_train_end")
+        return self.finish(test)
+
+    def _epochs(self, start: float) -> None:
+        """The epochs left to run; `start` is the clock's zero (earlier sessions' time subtracted)."""
         while self.state.epoch < self.config.epochs and self.state.stop_reason is None:
             self.emit("on_epoch_start")
             self.model.train()
@@ -193,7 +205,7 @@ class Trainer:
                 if self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0 and self.train_loader.position < self.steps_per_epoch:
                     self._checkpoint_mid_epoch([loss_sum, correct.item(), seen], start)
             if self.state.stop_reason == "diverged":
-                break
+                return
             self.state.epoch += 1
             totals = all_reduce_sum(torch.tensor([loss_sum, correct.item(), seen], dtype=torch.float64), self.dist).tolist()
             metrics = {"epoch": self.state.epoch, "step": self.state.step, "train_loss": totals[0] / max(totals[2], 1), "train_acc": totals[1] / max(totals[2], 1)}
@@ -204,9 +216,19 @@ class Trainer:
             self.state.history.append(metrics)
             self.emit("on_validation_end", metrics)
             self.emit("on_epoch_end", metrics)
-        self.state.elapsed = time.perf_counter() - start
-        self.emit("on_train_end")
-        return self.finish(test)
+
+    def _explain_interrupt(self) -> None:
+        """Ctrl-C or SIGINT: say where the run stopped, what the last checkpoint holds, how to continue."""
+        if not self.dist.is_main:
+            return
+        where = f"interrupted at iteration {self.state.step} (epoch {self.state.epoch + 1})"
+        if self.saved_step is None:
+            every = self.config.checkpoint_every
+            first = f"iteration {every}" if 0 < every < self.steps_per_epoch else "the end of epoch 1"
+            log.warning("%s, before the first checkpoint (at %s): nothing to resume", where, first)
+        else:
+            log.warning("%s; last.pt holds iteration %d, the %d since are redone by: convcoach train --resume %s",
+                        where, self.saved_step, self.state.step - self.saved_step, self.run_dir)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
         with autocast(self.precision, self.device):
@@ -374,6 +396,8 @@ class Trainer:
 
     def save(self, payload: dict[str, Any], path: Path) -> None:
         save_checkpoint(payload, path)
+        if Path(path).name == "last.pt":
+            self.saved_step = payload["state"]["step"]
 
     def _restore(self, payload: dict[str, Any]) -> None:
         load_model_state(unwrap(self.model), payload["model_state"], str(self.run_dir / "last.pt"))
@@ -388,6 +412,7 @@ class Trainer:
             if state is not None:
                 callback.load_state_dict(state)
         self.state = TrainState(**payload["state"])
+        self.saved_step = self.state.step
         log.info("resumed %s at epoch %d (step %d)", self.run_dir, self.state.epoch, self.state.step)
 
     # ----- set-up helpers -----
