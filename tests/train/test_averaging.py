@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 from conftest import interrupt_after_epoch, small_config
 
-from convcoach import ConfigError, Trainer
+from convcoach import ConfigError, TrainConfig, Trainer
 from convcoach.train.averaging import WeightAverage, ema_decay
 from convcoach.train.callbacks import Callback
 from convcoach.train.checkpoint import load_checkpoint
@@ -97,7 +97,7 @@ def test_an_interrupted_run_resumes_to_the_same_average(blobs_npz, tmp_path):
     config = small_config(blobs_npz, tmp_path / "run", epochs=4, ema=0.9, report=False)
     with pytest.raises(KeyboardInterrupt):
         Trainer(config, callbacks=[interrupt_after_epoch(2)]).fit()
-    resumed = Trainer(small_config(blobs_npz, tmp_path / "unused", resume=str(tmp_path / "run"), quiet=True))
+    resumed = Trainer(TrainConfig(resume=str(tmp_path / "run"), quiet=True))
     resumed.fit()
     ours, theirs = resumed._averager().shadow, reference._averager().shadow
     for key in theirs:

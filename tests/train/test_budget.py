@@ -6,7 +6,7 @@ import time
 import pytest
 from conftest import interrupt_after_epoch, small_config
 
-from convcoach import ConfigError, Trainer
+from convcoach import ConfigError, TrainConfig, Trainer
 from convcoach.train.budget import affordable_epochs
 from convcoach.train.callbacks import Callback
 from convcoach.train.checkpoint import load_checkpoint
@@ -50,7 +50,7 @@ def test_a_resumed_budgeted_run_keeps_its_plan_and_schedule(blobs_npz, tmp_path)
         Trainer(config, callbacks=[_Slow(), interrupt_after_epoch(2)]).fit()
     planned = load_checkpoint(tmp_path / "run" / "last.pt")["callbacks"]["TimeBudget"]["planned"]
     assert 5 <= planned < 100
-    resumed = Trainer(small_config(blobs_npz, tmp_path / "unused", resume=str(tmp_path / "run"), quiet=True))
+    resumed = Trainer(TrainConfig(resume=str(tmp_path / "run"), quiet=True))
     assert resumed.config.epochs == 200  # from config.yaml; the plan comes back when training starts
     summary = resumed.fit()
     assert summary["epochs_run"] == planned and summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import platform
@@ -18,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from .. import __version__
-from ..config import TrainConfig, from_dict, load_yaml, save_yaml
+from ..config import TrainConfig, config_fields, from_dict, load_yaml, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data, parse_augment
 from ..errors import ConfigError
 from ..models import create_model, model_options
@@ -54,6 +55,37 @@ class TrainState:
 
 
 _CONFIG_KEY = {"activation_name": "activation", "norm_spec": "norm"}
+
+
+# what `--resume` may set differently from the run's saved options; anything else is an error
+RESUME_MAY_CHANGE = ("epochs", "quiet", "nproc", "device", "report")
+
+
+def resumed_config(config: TrainConfig) -> tuple[TrainConfig, bool]:
+    """The saved options of the run `config.resume` continues, with those in RESUME_MAY_CHANGE that
+    `config` sets; and whether `epochs` (the total, as Lightning's max_epochs) changed. An option set
+    to something else than the saved value is a ConfigError: ignoring it would be a silent surprise."""
+    run_dir = Path(config.resume or ".")
+    source = run_dir / "config.yaml"
+    saved = from_dict(load_yaml(source), source=str(source))
+    defaults = TrainConfig()
+    fixed = [name for name in config_fields(TrainConfig) if name not in ("resume", "out", *RESUME_MAY_CHANGE)
+             and getattr(config, name) != getattr(defaults, name) and getattr(config, name) != getattr(saved, name)]
+    if config.out and Path(config.out).resolve() != run_dir.resolve():
+        fixed.append("out")
+    if fixed:
+        differences = ", ".join(f"{name} {getattr(config, name)!r} (saved: {getattr(saved, name)!r})" for name in fixed)
+        raise ConfigError(f"--resume {run_dir} continues the options saved in {source}; these differ and cannot change mid-run: "
+                          f"{differences}. A resume may change only {', '.join(RESUME_MAY_CHANGE)}; start a new run to change the others")
+    new_length = config.epochs != defaults.epochs and config.epochs != saved.epochs
+    if new_length and saved.time_budget:
+        raise ConfigError(f"{run_dir} was trained with time_budget {saved.time_budget:g} min, which plans its epochs: "
+                          "its epoch count cannot change on resume")
+    for name in RESUME_MAY_CHANGE:
+        if getattr(config, name) != getattr(defaults, name):
+            setattr(saved, name, getattr(config, name))
+    saved.quiet, saved.resume, saved.out = config.quiet, str(run_dir), str(run_dir)
+    return saved, new_length
 
 
 def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes: int) -> dict[str, Any]:
@@ -104,15 +136,12 @@ class Trainer:
         param_groups: Callable[[float], list[dict]] | None = None,
     ) -> None:
         self.created_at = time.perf_counter()  # the time budget counts from here
-        resume_state = None
+        resume_state, new_length = None, False
         if config.resume:
-            run_dir = Path(config.resume)
-            if not (run_dir / "last.pt").is_file():
-                raise ConfigError(f"cannot resume: {run_dir / 'last.pt'} not found")
-            saved = from_dict(load_yaml(run_dir / "config.yaml"), source=str(run_dir / "config.yaml"))
-            saved.quiet, saved.resume, saved.out = config.quiet, str(run_dir), str(run_dir)
-            config = saved
-            resume_state = load_checkpoint(run_dir / "last.pt")
+            if not (Path(config.resume) / "last.pt").is_file():
+                raise ConfigError(f"cannot resume: {Path(config.resume) / 'last.pt'} not found")
+            config, new_length = resumed_config(config)
+            resume_state = load_checkpoint(Path(config.resume) / "last.pt")
         self.config = config.validate()
         self.dist = init_distributed(config.device)
         self.run_dir = Path(config.resume) if config.resume else self._agree_run_dir(config.out)
@@ -165,6 +194,10 @@ class Trainer:
         self.callbacks = sorted(self._default_callbacks() + list(callbacks or []), key=lambda c: c.order)
         if resume_state is not None:
             self._restore(resume_state)
+            if new_length:  # train longer (or shorter) than planned: the schedule follows the new length
+                self.replan(config.epochs)
+                if self.dist.is_main:
+                    save_yaml(dataclasses.replace(config, resume=None), self.run_dir / "config.yaml")
         elif self.dist.is_main:
             save_yaml(config, self.run_dir / "config.yaml")
         if self.dist.is_main:

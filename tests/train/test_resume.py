@@ -1,4 +1,4 @@
-"""`checkpoint_every`: last.pt inside an epoch, and a resume from it that continues at the next batch."""
+"""Resume: mid-epoch checkpoints (`checkpoint_every`), what a resume may change, what an interrupt says."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ import pytest
 import torch
 from conftest import small_config
 
-from convcoach import Trainer
+from convcoach import TrainConfig, Trainer
+from convcoach.config import load_yaml
 from convcoach.data import BatchLoader, Normalizer
 from convcoach.data.sources import Split
 from convcoach.errors import ConfigError
@@ -60,7 +61,7 @@ def test_run_killed_mid_epoch_resumes_to_identical_weights_and_metrics(blobs_npz
     assert (saved["state"]["step"], saved["state"]["epoch"], saved["loader_state"]["position"]) == saved_at
     assert saved["state"]["partial"][2] == 32 * saved_at[2]  # images seen so far in the interrupted epoch
 
-    resumed = Trainer(_config(blobs_npz, tmp_path / "unused", resume=str(tmp_path / "killed"))).fit()
+    resumed = Trainer(_config(blobs_npz, tmp_path / "killed", resume=str(tmp_path / "killed"))).fit()
     ours, theirs = load_checkpoint(tmp_path / "killed" / "last.pt"), load_checkpoint(tmp_path / "reference" / "last.pt")
     assert all(torch.equal(ours["model_state"][k], theirs["model_state"][k]) for k in theirs["model_state"])
     assert _rows(tmp_path / "killed") == _rows(tmp_path / "reference")  # iterations, monitors and epochs, once each
@@ -152,3 +153,39 @@ def test_an_interrupted_run_says_what_last_pt_holds_and_how_to_resume(blobs_npz,
         Trainer(_config(blobs_npz, tmp_path / "late"), callbacks=[_KillAt(11)]).fit()
     assert (f"interrupted at iteration 11 (epoch 3); last.pt holds iteration 9, the 2 since are redone by: "
             f"convcoach train --resume {tmp_path / 'late'}") in caplog.text
+
+
+def test_resume_with_more_epochs_trains_on_with_the_schedule_replanned(blobs_npz, tmp_path, single_thread):
+    run = tmp_path / "run"
+    first = Trainer(small_config(blobs_npz, run, epochs=3, schedule="linear", report=False)).fit()
+    assert first["final"]["lr"] == pytest.approx(0.0, abs=1e-12)  # the 3-epoch schedule ended
+    summary = Trainer(TrainConfig(resume=str(run), epochs=5, quiet=True)).fit()
+    assert summary["epochs_run"] == 5 and summary["steps"] == 20
+    rows = [r for r in _rows(run) if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
+    # linear decay re-planned over 20 steps: step 12 sits at 1 - 12/20 of the base LR, the last at 0
+    lrs = {r["step"]: r["lr"] for r in _rows(run) if r["kind"] == "iter"}
+    assert lrs[13] == pytest.approx(0.05 * (1 - 13 / 20)) and lrs[20] == pytest.approx(0.0, abs=1e-12)
+    assert load_yaml(run / "config.yaml")["epochs"] == 5 and load_yaml(run / "config.yaml")["resume"] is None
+
+
+def test_resume_refuses_options_that_cannot_change_mid_run(blobs_npz, tmp_path):
+    run = tmp_path / "run"
+    Trainer(small_config(blobs_npz, run, epochs=1, report=False)).fit()
+    with pytest.raises(ConfigError, match=r"these differ and cannot change mid-run: lr 0.1 \(saved: 0.05\), batch_size 64 \(saved: 32\)\. "
+                                          r"A resume may change only epochs, quiet, nproc, device, report"):
+        Trainer(TrainConfig(resume=str(run), lr=0.1, batch_size=64))
+    with pytest.raises(ConfigError, match=r"out '.*elsewhere' \(saved: '.*run'\)"):
+        Trainer(TrainConfig(resume=str(run), out=str(tmp_path / "elsewhere")))
+    budgeted = tmp_path / "budgeted"
+    Trainer(small_config(blobs_npz, budgeted, epochs=2, time_budget=5.0, report=False)).fit()
+    with pytest.raises(ConfigError, match="trained with time_budget 5 min, which plans its epochs"):
+        Trainer(TrainConfig(resume=str(budgeted), epochs=4))
+
+
+def test_cli_resume_with_a_changed_option_is_a_one_line_error(blobs_npz, tmp_path, single_thread):
+    from convcoach.cli import main
+
+    run = tmp_path / "run"
+    Trainer(small_config(blobs_npz, run, epochs=1, report=False)).fit()
+    assert main(["train", "--resume", str(run), "--lr", "0.3", "--quiet"]) == 2
