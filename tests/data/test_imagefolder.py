@@ -230,3 +230,19 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
         assert image.mode.startswith("I")
     array = load_image(tmp_path / "deep.png", 1, (2, 2))
     assert array[0].tolist() == [[0, 128], [255, 255]]
+
+
+def test_a_single_class_is_an_error_naming_it(tmp_path):
+    root = make_folder(tmp_path, {"only": [gray(v) for v in range(10, 20)]})
+    with pytest.raises(ConfigError, match=r"1 class \(only\); a classifier needs at least 2"):
+        load(root)
+
+
+@pytest.mark.parametrize("memory_limit_gb", [8.0, 1e-9])  # in memory, and streamed from disk
+def test_too_few_images_to_split_is_an_error_saying_what_is_missing(tmp_path, memory_limit_gb):
+    root = make_folder(tmp_path, {"a": [gray(10)], "b": [gray(20)]})  # one image per class: none left to test on
+    with pytest.raises(ConfigError, match=r"too few images to split: 0 test, 0 validation image\(s\) .* or set --val-fraction 0"):
+        load(root, val_fraction=0.1, memory_limit_gb=memory_limit_gb)
+    bigger = make_folder(tmp_path / "bigger", {"a": [gray(v) for v in range(3)], "b": [gray(v) for v in range(3)]})
+    bundle = load(bigger, val_fraction=0.1, memory_limit_gb=memory_limit_gb)  # 3 per class: 1 test, 1 validation, 1 training each
+    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (2, 2, 2)

@@ -276,7 +276,7 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
         train_x, train_y = train_x[chosen], train_y[chosen]
     train = Split(torch.from_numpy(np.array(train_x)), torch.from_numpy(np.array(train_y)))
     test = Split(torch.from_numpy(np.array(raw.test_x)), torch.from_numpy(np.array(raw.test_y)))
-    return DataBundle(spec, raw.classes, train, val, test, tuple(train.images.shape[1:]), raw.skipped)
+    return _checked(DataBundle(spec, raw.classes, train, val, test, tuple(train.images.shape[1:]), raw.skipped))
 
 
 def _streaming_bundle(spec: str, raw: RawData, val_fraction: float, subset: int | None, seed: int) -> DataBundle:
@@ -297,7 +297,24 @@ def _streaming_bundle(spec: str, raw: RawData, val_fraction: float, subset: int 
         files, labels = files[chosen], labels[chosen]
     train = Split(None, torch.from_numpy(labels), list(files), raw.shape)
     test = Split(None, torch.from_numpy(np.asarray(raw.test_y)), list(raw.test_files), raw.shape)
-    return DataBundle(spec, raw.classes, train, val, test, raw.shape)
+    return _checked(DataBundle(spec, raw.classes, train, val, test, raw.shape))
+
+
+def _checked(bundle: DataBundle) -> DataBundle:
+    """Enough data to train and test a classifier: two classes, two training images, one test and
+    (when asked for) one validation image; otherwise an error saying what is missing."""
+    name = bundle.name
+    if len(bundle.classes) < 2:
+        raise ConfigError(f"{name}: {len(bundle.classes)} class ({', '.join(map(str, bundle.classes))}); a classifier needs at least 2 "
+                          "(an image folder: one subfolder per class)")
+    counts = {"training": len(bundle.train), "test": len(bundle.test)} | ({"validation": len(bundle.val)} if bundle.val is not None else {})
+    needed = {"training": 2, "test": 1, "validation": 1}
+    short = [f"{count} {split}" for split, count in counts.items() if count < needed[split]]
+    if short:
+        raise ConfigError(f"{name}: too few images to split: {', '.join(short)} image(s) (need at least 2 training, 1 test"
+                          f"{' and 1 validation' if bundle.val is not None else ''}); add images per class"
+                          f"{' or set --val-fraction 0' if bundle.val is not None else ''}")
+    return bundle
 
 
 def _check_labels(labels: np.ndarray, num_classes: int, spec: str) -> None:
