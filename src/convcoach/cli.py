@@ -363,6 +363,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"convcoach: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("convcoach: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", 2)  # 130 for SIGINT, 143 for SIGTERM

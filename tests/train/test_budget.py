@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from conftest import interrupt_after_epoch, small_config
 
@@ -10,6 +11,19 @@ from convcoach import ConfigError, TrainConfig, Trainer
 from convcoach.train.budget import affordable_epochs
 from convcoach.train.callbacks import Callback
 from convcoach.train.checkpoint import load_checkpoint
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_imports(tmp_path_factory):
+    """One tiny run first: the first optimizer and the first report import torch._dynamo and
+    matplotlib (~3 s), which would otherwise eat the few seconds these budgets allow when the
+    module runs alone."""
+    from conftest import make_blobs
+
+    x, y = make_blobs()
+    path = tmp_path_factory.mktemp("warm") / "blobs.npz"
+    np.savez(path, x=x, y=y)
+    Trainer(small_config(path, path.parent / "run", epochs=1)).fit()
 
 
 def test_affordable_epochs_fill_the_time_left_after_a_half_epoch_reserve():

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_config
+from conftest import small_config, wait_for_epochs
 
 from convcoach import TrainConfig, Trainer
 from convcoach.config import load_yaml
@@ -17,6 +19,7 @@ from convcoach.data.sources import Split
 from convcoach.errors import ConfigError
 from convcoach.train.callbacks import Callback
 from convcoach.train.checkpoint import load_checkpoint
+from convcoach.train.signals import Interrupted
 
 
 class _KillAt(Callback):
@@ -147,11 +150,11 @@ def test_single_process_mid_epoch_checkpoint_resumes_under_two_ddp_processes(blo
 def test_an_interrupted_run_says_what_last_pt_holds_and_how_to_resume(blobs_npz, tmp_path, single_thread, caplog):
     with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(KeyboardInterrupt):
         Trainer(_config(blobs_npz, tmp_path / "early"), callbacks=[_KillAt(2)]).fit()
-    assert "interrupted at iteration 2 (epoch 1), before the first checkpoint (at iteration 3): nothing to resume" in caplog.text
+    assert "stopped at iteration 2 (epoch 1), before the first checkpoint (at iteration 3): nothing to resume" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(KeyboardInterrupt):
         Trainer(_config(blobs_npz, tmp_path / "late"), callbacks=[_KillAt(11)]).fit()
-    assert (f"interrupted at iteration 11 (epoch 3); last.pt holds iteration 9, the 2 since are redone by: "
+    assert (f"stopped at iteration 11 (epoch 3); last.pt holds iteration 9, the 2 since are redone by: "
             f"convcoach train --resume {tmp_path / 'late'}") in caplog.text
 
 
@@ -189,3 +192,59 @@ def test_cli_resume_with_a_changed_option_is_a_one_line_error(blobs_npz, tmp_pat
     run = tmp_path / "run"
     Trainer(small_config(blobs_npz, run, epochs=1, report=False)).fit()
     assert main(["train", "--resume", str(run), "--lr", "0.3", "--quiet"]) == 2
+
+
+class _Signal(Callback):
+    """Sends `signum` to this process at the end of iteration `step` (as a scheduler or Ctrl-C would), `times` times."""
+
+    def __init__(self, step: int, signum: int, times: int = 1) -> None:
+        self.step, self.signum, self.times = step, signum, times
+
+    def on_batch_end(self, trainer, loss):
+        if trainer.state.step == self.step:
+            for _ in range(self.times):
+                os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize(("signum", "step", "epoch_end"), [(signal.SIGTERM, 6, False), (signal.SIGINT, 8, True)])
+def test_a_signal_saves_where_the_loop_stands_and_the_resume_loses_nothing(blobs_npz, tmp_path, single_thread, caplog, signum, step, epoch_end):
+    # no checkpoint_every: without the signal, last.pt would hold only the end of the previous epoch
+    reference = Trainer(_config(blobs_npz, tmp_path / "reference", checkpoint_every=0)).fit()
+    with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(Interrupted) as stopped:
+        Trainer(_config(blobs_npz, tmp_path / "killed", checkpoint_every=0), callbacks=[_Signal(step, signum)]).fit()
+    assert stopped.value.signum == signum
+    saved = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert saved["state"]["step"] == step and saved["loader_state"]["position"] == (0 if epoch_end else step % 4)
+    assert f"stopped at iteration {step} (epoch 2), saved in last.pt; continue with: convcoach train --resume" in caplog.text
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = Trainer(TrainConfig(resume=str(tmp_path / "killed"), quiet=True)).fit()
+    ours, theirs = load_checkpoint(tmp_path / "killed" / "last.pt"), load_checkpoint(tmp_path / "reference" / "last.pt")
+    assert all(torch.equal(ours["model_state"][k], theirs["model_state"][k]) for k in theirs["model_state"])
+    assert _rows(tmp_path / "killed") == _rows(tmp_path / "reference")
+    assert resumed["test_accuracy"] == reference["test_accuracy"]
+
+
+def test_a_second_signal_stops_at_once(blobs_npz, tmp_path, single_thread):
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        Trainer(_config(blobs_npz, tmp_path / "run", checkpoint_every=0), callbacks=[_Signal(6, signal.SIGINT, times=2)]).fit()
+    assert not isinstance(stopped.value, Interrupted)  # no save: last.pt is still the end of epoch 1
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["state"]["step"] == 4
+
+
+@pytest.mark.slow
+def test_cli_sigterm_saves_and_exits_143_and_resumes(blobs_npz, tmp_path):
+    args = ["--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "400", "--batch-size", "16",
+            "--no-report", "--no-monitors", "--seed", "1", "--schedule", "constant", "--lr", "0.05"]
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "convcoach", "train", *args, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for_epochs(run, 2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    saved = load_checkpoint(run / "last.pt")["state"]
+    assert f"stopped at iteration {saved['step']} " in err and "saved in last.pt; continue with: convcoach train --resume" in err
+    assert saved["epoch"] < 400
+    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--resume", str(run), "--epochs", str(saved["epoch"] + 2), "--quiet"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run / "summary.json").read_text())["epochs_run"] == saved["epoch"] + 2

@@ -39,6 +39,7 @@ from .precision import autocast, resolve_device, resolve_precision, timed
 from .progressive import ProgressiveResize, parse_progressive
 from .regularizers import parse_reg, penalized_parameters
 from .schedules import create_scheduler, multiplier, scaled_lr
+from .signals import Interrupted, StopRequest
 
 log = logging.getLogger("convcoach")
 
@@ -211,7 +212,8 @@ class Trainer:
         self.emit("on_train_start")
         start = time.perf_counter() - self.state.elapsed
         try:
-            self._epochs(start)
+            with StopRequest() as request:
+                self._epochs(start, request)
         except KeyboardInterrupt:
             self._explain_interrupt()
             raise
@@ -219,9 +221,12 @@ class Trainer:
         self.emit("on_train_end")
         return self.finish(test)
 
-    def _epochs(self, start: float) -> None:
-        """The epochs left to run; `start` is the clock's zero (earlier sessions' time subtracted)."""
+    def _epochs(self, start: float, request: StopRequest) -> None:
+        """The epochs left to run; `start` is the clock's zero (earlier sessions' time subtracted).
+        On SIGINT/SIGTERM (`request`), last.pt is saved where the loop stands, then Interrupted is raised."""
         while self.state.epoch < self.config.epochs and self.state.stop_reason is None:
+            if signum := request.agreed(self.dist, self.device):  # arrived during validation: last.pt is this epoch's end
+                raise Interrupted(signum)
             self.emit("on_epoch_start")
             self.model.train()
             loss_sum, correct, seen = self._epoch_sums()
@@ -235,8 +240,12 @@ class Trainer:
                 self.emit("on_batch_end", loss)
                 if self.state.stop_reason == "diverged":
                     break
-                if self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0 and self.train_loader.position < self.steps_per_epoch:
+                mid_epoch = self.train_loader.position < self.steps_per_epoch
+                signum = request.agreed(self.dist, self.device)
+                if mid_epoch and (signum or (self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0)):
                     self._checkpoint_mid_epoch([loss_sum, correct.item(), seen], start)
+                    if signum:
+                        raise Interrupted(signum)
             if self.state.stop_reason == "diverged":
                 return
             self.state.epoch += 1
@@ -249,16 +258,20 @@ class Trainer:
             self.state.history.append(metrics)
             self.emit("on_validation_end", metrics)
             self.emit("on_epoch_end", metrics)
+            if signum := request.agreed(self.dist, self.device):  # the epoch-end checkpoint is written
+                raise Interrupted(signum)
 
     def _explain_interrupt(self) -> None:
-        """Ctrl-C or SIGINT: say where the run stopped, what the last checkpoint holds, how to continue."""
+        """Say where the run stopped, what the last checkpoint holds and how to continue."""
         if not self.dist.is_main:
             return
-        where = f"interrupted at iteration {self.state.step} (epoch {self.state.epoch + 1})"
+        where = f"stopped at iteration {self.state.step} (epoch {self.state.epoch + 1 if self.train_loader.position else self.state.epoch})"
         if self.saved_step is None:
             every = self.config.checkpoint_every
             first = f"iteration {every}" if 0 < every < self.steps_per_epoch else "the end of epoch 1"
             log.warning("%s, before the first checkpoint (at %s): nothing to resume", where, first)
+        elif self.saved_step == self.state.step:
+            log.warning("%s, saved in last.pt; continue with: convcoach train --resume %s", where, self.run_dir)
         else:
             log.warning("%s; last.pt holds iteration %d, the %d since are redone by: convcoach train --resume %s",
                         where, self.saved_step, self.state.step - self.saved_step, self.run_dir)

@@ -1,0 +1,56 @@
+"""SIGINT / SIGTERM during training: the first one asks the loop to save last.pt after the current
+iteration and stop (nothing is lost); a second one interrupts at once."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import torch
+
+from .distributed import DistContext, all_reduce_sum
+
+log = logging.getLogger("convcoach")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on a signal after saving; `signum` gives the exit code (128 + signum)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopRequest:
+    """Installs the handlers while training (main thread only: Python's rule) and restores them after."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self.signum = signum
+        log.warning("%s: saving a checkpoint after this iteration, then stopping (send it again to stop at once)", signal.Signals(signum).name)
+
+    def agreed(self, dist: DistContext, device: torch.device) -> int | None:
+        """The signal to stop on, the same on every DDP rank (a rank that got none follows the others)."""
+        if not dist.enabled:
+            return self.signum
+        signum = all_reduce_sum(torch.tensor([float(self.signum or 0)], device=device), dist).item()
+        return self.signum or (int(signal.SIGTERM) if signum else None)
