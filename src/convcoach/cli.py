@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .argtypes import at_least
 from .config import TrainConfig, config_fields, from_dict, load_yaml, unwrap_optional
 from .errors import ConfigError
 
@@ -107,8 +108,8 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="evaluate on another dataset with the same classes")
     parser.add_argument("--data-dir")
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
-    parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--top-k", type=int, default=5, help="also report top-K accuracy (default 5)")
+    parser.add_argument("--batch-size", type=at_least(1), default=512)
+    parser.add_argument("--top-k", type=at_least(1), default=5, help="also report top-K accuracy (default 5)")
     parser.add_argument("--fuse-bn", action="store_true", help="fold each BatchNorm into the conv/linear layer before it")
     parser.add_argument("--tta", help="test-time augmentation: flip | 10crop[:PAD] | multiscale[:S1:S2...] | random[:N]")
     parser.add_argument("--out", help="output directory (default runs/eval-<timestamp>)")
@@ -179,7 +180,7 @@ def run_gallery(args: argparse.Namespace) -> int:
 def _predict_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=at_least(1), default=3)
     parser.add_argument("--out", help="output directory (default runs/predict-<timestamp>)")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -152,6 +153,21 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0 or self.warmup < 0:
             raise ConfigError("weight_decay and warmup must be >= 0")
+        for key, value in dataclasses.asdict(self).items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{key}: '{value}' is not a finite number")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
+        if self.optimizer == "nesterov" and self.momentum == 0:
+            raise ConfigError("optimizer nesterov needs momentum > 0 (got 0); use --optimizer sgd for plain SGD")
+        if not self.explosion_factor > 1:
+            raise ConfigError(f"explosion_factor must be > 1 (stop when the loss exceeds that many times the first), got {self.explosion_factor}")
+        if self.nproc < 1:
+            raise ConfigError(f"nproc must be >= 1, got {self.nproc}")
+        if self.memory_limit_gb is not None and not self.memory_limit_gb > 0:
+            raise ConfigError(f"memory_limit_gb must be > 0, got {self.memory_limit_gb}")
+        if (self.resolved_tta() or "").split(":")[0].strip().lower() == "random" and not self.augment_pipeline():
+            raise ConfigError(f"tta '{self.tta}' draws the training augmentation, and augment is none: give --augment or another --tta")
         if self.checkpoint_every < 0:
             raise ConfigError(f"checkpoint_every is in iterations and must be >= 0 (0: at epoch ends only), got {self.checkpoint_every}")
         _one_of("preprocess", self.preprocess, ["meanstd", "mean", "none"])
@@ -232,9 +248,12 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
                 raise ValueError(value)
             return int(value)
         if base is float:
-            return float(value)
+            number = float(value)
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}: '{value}' is not a finite number")
+            return number
         return str(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         name = getattr(base, "__name__", str(base))
         raise ConfigError(f"{key}: '{value}' is not a valid {name}") from None
 
@@ -250,7 +269,10 @@ def parse_mapping(key: str, value: Any) -> dict[str, Any]:
         name, sep, raw = item.partition("=")
         if not sep:
             raise ConfigError(f"{key}: '{item}' is not of the form name=value")
-        result[name.strip()] = yaml.safe_load(raw.strip())
+        try:
+            result[name.strip()] = yaml.safe_load(raw.strip())
+        except yaml.YAMLError:
+            raise ConfigError(f"{key}: the value of '{name.strip()}' ('{raw.strip()}') is not a plain value; give name=value pairs separated by commas") from None
     return result
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -60,6 +61,9 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
 def spec_float(spec: str, value: str, what: str) -> float:
     """Parse a numeric spec argument, naming the spec when it is not a number."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ConfigError(f"{what} '{spec}': '{value}' is not a number") from None
+    if not math.isfinite(number):
+        raise ConfigError(f"{what} '{spec}': '{value}' is not a finite number")
+    return number

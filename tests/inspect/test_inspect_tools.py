@@ -139,7 +139,9 @@ def test_inspect_command_writes_a_png_per_inspection_and_the_run_report_includes
 def test_inspect_rejects_bad_options_with_one_line(small_run, capsys):
     assert main(["inspect", "--checkpoint", str(small_run), "--layer", "nope", "--samples", "10", "--steps", "1", "--noise", "4"]) == 2
     assert "unknown layer 'nope'" in capsys.readouterr().err
-    assert main(["inspect", "--checkpoint", str(small_run), "--patch", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "convcoach: error: --patch must be >= 1, got 0"
+    with pytest.raises(SystemExit) as exit_info:  # argparse's usage error: checked at parse time, exit code 2
+        main(["inspect", "--checkpoint", str(small_run), "--patch", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("convcoach inspect: error: argument --patch: must be >= 1, got 0")
     assert main(["inspect", "--checkpoint", str(small_run), "--units", "a,b"]) == 2
     assert "--units must be comma-separated integers, got 'a,b'" in capsys.readouterr().err

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..argtypes import at_least
 from ..config import TrainConfig, load_yaml
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ def add_check_flags(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--only", metavar="NAMES", help=f"comma-separated checks to run (default all): {', '.join(ORDER)}")
     parser.add_argument("--quick", action="store_true", help="coarser LR sweep (one point per decade) and shorter runs")
-    parser.add_argument("--threads", type=int, default=1, help="intra-op threads while checking (default 1; 0 keeps torch's setting)")
+    parser.add_argument("--threads", type=at_least(0), default=1, help="intra-op threads while checking (default 1; 0 keeps torch's setting)")
 
 
 def run_check(args: argparse.Namespace, config: TrainConfig, out: Path) -> int:
@@ -40,7 +41,7 @@ def run_check(args: argparse.Namespace, config: TrainConfig, out: Path) -> int:
 
 
 def add_stats_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--batch", type=int, default=16, help="inputs per forward pass (default 16, as in the lectures)")
+    parser.add_argument("--batch", type=at_least(1), default=16, help="inputs per forward pass (default 16, as in the lectures)")
     parser.add_argument("--input", choices=["noise", "data"], default="noise", help="N(0,1) noise (default) or a normalized data batch")
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
 

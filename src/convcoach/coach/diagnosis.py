@@ -41,9 +41,9 @@ class RunRecord:
         metrics = run_dir / "metrics.jsonl"
         if not metrics.is_file():
             raise ConfigError(f"{run_dir}: no metrics.jsonl (expected a training run directory)")
-        summary_path = run_dir / "summary.json"
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        return cls.from_rows(read_rows(metrics), summary)
+        from ..report.run_files import read_object
+
+        return cls.from_rows(read_rows(metrics), read_object(run_dir / "summary.json"))
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -51,9 +51,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if line.strip():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 raise ConfigError(f"{path}:{number}: not a JSON line") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}:{number}: not a metrics row (a JSON object)")
+            rows.append(row)
     return rows
 
 

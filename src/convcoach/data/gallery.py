@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from ..argtypes import at_least
 from ..errors import ConfigError
 from .augment import parse_augment
 from .preprocess import Normalizer
@@ -52,24 +53,31 @@ def save_grid(grid: torch.Tensor, path: str | Path, title: str) -> None:
 def add_gallery_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="fashion-mnist", help="dataset name, imagefolder:PATH, npz:PATH or a folder")
     parser.add_argument("--data-dir")
-    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--image-size", type=at_least(1))
     parser.add_argument("--augment", required=True, help="comma-separated ops, e.g. hflip,crop:4,rotate:10,jitter:0.4")
     parser.add_argument("--out", default="augment.png", help="the PNG to write (default augment.png)")
-    parser.add_argument("--n", type=int, default=8, help="images per row (default 8)")
-    parser.add_argument("--rows", type=int, default=3, help="augmented draws of each image (default 3)")
+    parser.add_argument("--n", type=at_least(1), default=8, help="images per row (default 8)")
+    parser.add_argument("--rows", type=at_least(1), default=3, help="augmented draws of each image (default 3)")
     parser.add_argument("--preprocess", default="meanstd", choices=["meanstd", "mean", "none"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
+
+
+GRID_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+MAX_IMAGES = 256  # a grid wider than this is unreadable and slow to draw
 
 
 def run_gallery(args: argparse.Namespace) -> int:
-    if args.n < 1 or args.rows < 1:
-        raise ConfigError(f"--n and --rows must be >= 1, got {args.n} and {args.rows}")
+    if args.n > MAX_IMAGES or args.rows > 64:
+        raise ConfigError(f"--n (at most {MAX_IMAGES}) and --rows (at most 64) make one figure; got {args.n} and {args.rows}")
+    if Path(args.out).is_dir() or Path(args.out).suffix.lower() not in GRID_FORMATS:
+        raise ConfigError(f"--out {args.out}: give an image file name ending in {', '.join(GRID_FORMATS)}")
     bundle = load_data(args.data, SourceOptions(args.data_dir, args.image_size, seed=args.seed), 0.0)
     train = bundle.train
     if train.images is None:
         raise ConfigError(f"'{args.data}' is larger than memory; pick a subset folder to preview")
     normalizer = Normalizer.fit(train.images, args.preprocess)
-    grid = augmented_grid(train.images[: args.n], args.augment, normalizer, train.images, args.rows, args.seed)
+    shown = train.images[: args.n]
+    grid = augmented_grid(shown, args.augment, normalizer, train.images, args.rows, args.seed)
     save_grid(grid, args.out, f"{bundle.name}: {args.augment}")
-    print(f"wrote {args.out}: {args.n} images, the originals then {args.rows} draws of '{args.augment}'")
+    print(f"wrote {args.out}: {len(shown)} images, the originals then {args.rows} draws of '{args.augment}'")
     return 0

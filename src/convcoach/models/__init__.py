@@ -5,6 +5,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
@@ -42,7 +43,30 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
     for key in chosen:
         if key not in known:
             raise ConfigError(f"model '{name}' has no option '{key}'{suggest(key, known)}; options: {', '.join(known)}")
-    return MODELS.get(name)(tuple(in_shape), num_classes, **chosen)
+    builder = MODELS.get(name)
+    what = f"model '{name}'" + (f" with {', '.join(f'{k}={v!r}' for k, v in chosen.items())}" if chosen else "")
+    try:
+        model = builder(tuple(in_shape), num_classes, **chosen)
+        _dry_run(model, tuple(in_shape))
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError, IndexError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        too_small = "too small" in detail or "greater than" in detail
+        hint = "too deep for the image size: a smaller --depth or a larger --image-size helps" if too_small else "check these option values"
+        raise ConfigError(f"{what} cannot be built for {in_shape[0]}x{in_shape[1]}x{in_shape[2]} images and {num_classes} classes: "
+                          f"{detail} ({hint})") from None
+    return model
+
+
+def _dry_run(model: nn.Module, in_shape: tuple[int, int, int]) -> None:
+    """One forward pass of two blank images in eval mode, so an impossible option combination fails
+    here with its name rather than deep inside the first training step; the RNG is left untouched."""
+    was_training = model.training
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        model.eval()
+        model(torch.zeros(2, *in_shape))
+    model.train(was_training)
 
 
 __all__ = ["MODELS", "create_model", "model_options"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..argtypes import at_least
 from ..errors import ConfigError
 
 
@@ -13,16 +14,16 @@ def add_inspect_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
     parser.add_argument("--image", nargs="+", action="extend", default=[], metavar="FILE", help="image files for occlusion and saliency (default: dataset examples)")
-    parser.add_argument("--examples", type=int, default=4, help="dataset images for occlusion and saliency when no --image (default 4)")
+    parser.add_argument("--examples", type=at_least(1), default=4, help="dataset images for occlusion and saliency when no --image (default 4)")
     parser.add_argument("--layer", help="layer for the maximally activating images (default: the activation after the last conv)")
     parser.add_argument("--units", help="comma-separated unit (channel) numbers of --layer (default: the first 8)")
-    parser.add_argument("--top", type=int, default=8, help="images per unit (default 8)")
-    parser.add_argument("--patch", type=int, help="occlusion patch size in pixels (default: a quarter of the image side)")
-    parser.add_argument("--stride", type=int, help="occlusion stride in pixels (default: half the patch)")
-    parser.add_argument("--samples", type=int, default=1000, help="dataset images scanned for max activation and dead ReLUs (default 1000)")
-    parser.add_argument("--noise", type=int, default=256, help="random-noise images fed to the net (default 256)")
-    parser.add_argument("--steps", type=int, default=100, help="gradient-ascent steps of each class visualization (default 100)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--top", type=at_least(1), default=8, help="images per unit (default 8)")
+    parser.add_argument("--patch", type=at_least(1), help="occlusion patch size in pixels (default: a quarter of the image side)")
+    parser.add_argument("--stride", type=at_least(1), help="occlusion stride in pixels (default: half the patch)")
+    parser.add_argument("--samples", type=at_least(1), default=1000, help="dataset images scanned for max activation and dead ReLUs (default 1000)")
+    parser.add_argument("--noise", type=at_least(1), default=256, help="random-noise images fed to the net (default 256)")
+    parser.add_argument("--steps", type=at_least(1), default=100, help="gradient-ascent steps of each class visualization (default 100)")
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--out", help="output directory (default: RUN_DIR/inspect, which the run report includes)")
 
 

@@ -58,7 +58,23 @@ def load_run(run_dir: str | Path) -> RunFiles:
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
+                row = None
+            if isinstance(row, dict):
+                rows.append(row)
+            else:
                 bad += 1  # a line cut short by a killed run; counted and shown in the report
-    return RunFiles(path, config, read_json(path / "summary.json") or {}, read_json(path / "env.json") or {}, rows, read_json(path / "check.json"), bad)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path / 'config.yaml'}: expected a mapping of options, got {type(config).__name__}")
+    return RunFiles(path, config, read_object(path / "summary.json"), read_object(path / "env.json"), rows, read_json(path / "check.json"), bad)
+
+
+def read_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding an object ({} when absent); anything else is a ConfigError naming the file."""
+    value = read_json(path)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value

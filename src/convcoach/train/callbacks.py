@@ -107,7 +107,12 @@ class MetricsLogger(Callback):
             # drop what was logged after the checkpoint: those iterations are replayed
             keep = []
             for line in self.path.read_text().splitlines():
-                row = json.loads(line)
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut short by the kill: its iteration is redone
+                if not isinstance(row, dict) or "kind" not in row:
+                    continue
                 if (row["kind"] == "epoch" and row["epoch"] <= trainer.state.epoch) or (row["kind"] != "epoch" and row.get("step", 0) <= trainer.state.step):
                     keep.append(line + "\n")
             self.path.write_text("".join(keep))

@@ -16,6 +16,8 @@ FORMAT = "convcoach-checkpoint-1"
 def atomic_write_bytes(path: Path, write: Any) -> None:
     """Call write(file) on a temporary file beside `path`, fsync it, then rename over `path`."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; give a file path to write to")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

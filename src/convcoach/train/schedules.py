@@ -29,15 +29,24 @@ def _step(spec: str, args: list[str], total: int, per_epoch: int) -> Multiplier:
     if not args or not args[0]:
         raise ConfigError(f"schedule '{spec}': give the epochs, e.g. step:30,60")
     milestones = sorted(int(spec_float(spec, e, "schedule")) for e in args[0].split(","))
-    gamma = spec_float(spec, args[1], "schedule") if len(args) > 1 else 0.1
+    if milestones[0] < 0:
+        raise ConfigError(f"schedule '{spec}': epochs must be >= 0")
+    gamma = _decay(spec, args[1]) if len(args) > 1 else 0.1
     return lambda step: gamma ** sum(step // per_epoch >= m for m in milestones)
 
 
 @SCHEDULES.register("exp")
 def _exp(spec: str, args: list[str], total: int, per_epoch: int) -> Multiplier:
     """'exp:0.95': multiply by gamma after every epoch."""
-    gamma = spec_float(spec, args[0], "schedule") if args else 0.95
+    gamma = _decay(spec, args[0]) if args else 0.95
     return lambda step: gamma ** (step // per_epoch)
+
+
+def _decay(spec: str, text: str) -> float:
+    gamma = spec_float(spec, text, "schedule")
+    if not 0 < gamma <= 1:
+        raise ConfigError(f"schedule '{spec}': the decay factor must be in (0, 1], got {gamma:g}")
+    return gamma
 
 
 @SCHEDULES.register("cosine")
@@ -82,9 +91,15 @@ class ScheduleSpec:
     spec: str
 
 
+# the most ':'-separated arguments each schedule takes
+MAX_ARGS = {"constant": 0, "step": 2, "exp": 1, "cosine": 0, "linear": 0, "invsqrt": 0, "onecycle": 1}
+
+
 def parse_schedule(spec: str) -> ScheduleSpec:
     name, args = parse_spec(spec)
     factory = SCHEDULES.get(name)
+    if len(args) > MAX_ARGS.get(name, len(args)):
+        raise ConfigError(f"schedule '{spec}': '{name}' takes at most {MAX_ARGS[name]} argument(s), got {len(args)}")
     factory(spec, args, 100, 10)  # validates the arguments
     return ScheduleSpec(name, args, spec)
 

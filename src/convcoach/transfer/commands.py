@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import knn
+from ..argtypes import at_least
 from ..config import TrainConfig
 from ..errors import ConfigError
 from .features import PENULTIMATE, pixels, stage_features
@@ -49,14 +50,14 @@ def run_finetune(args: argparse.Namespace, config: TrainConfig) -> int:
 def _data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="dataset name, npz:PATH or an image folder")
     parser.add_argument("--data-dir")
-    parser.add_argument("--image-size", type=int, help="resize resizable sources (default: the checkpoint's size)")
-    parser.add_argument("--subset", type=int, help="a stratified N-image training set")
+    parser.add_argument("--image-size", type=at_least(1), help="resize resizable sources (default: the checkpoint's size)")
+    parser.add_argument("--subset", type=at_least(1), help="a stratified N-image training set")
     parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--model", help="architecture of a plain state dict checkpoint (with --depth/--width as trained)")
-    parser.add_argument("--depth", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--depth", type=at_least(1))
+    parser.add_argument("--width", type=at_least(1))
+    parser.add_argument("--batch-size", type=at_least(1), default=512)
 
 
 def _data_config(args: argparse.Namespace) -> TrainConfig:

@@ -1,0 +1,160 @@
+"""Bad input found by an audit of every command: each is a one-line ConfigError (or argparse usage
+error) naming the key, file or value, never a traceback from inside numpy or torch."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import small_config
+
+from convcoach import TrainConfig, Trainer
+from convcoach.cli import main
+from convcoach.config import from_dict
+from convcoach.data.sources import SourceOptions, load_data
+from convcoach.errors import ConfigError
+from convcoach.models import create_model
+from convcoach.train.checkpoint import save_checkpoint
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"seed": -1}, r"seed must be in 0\.\.4294967295, got -1"),
+        ({"momentum": 0.0}, r"optimizer nesterov needs momentum > 0 \(got 0\); use --optimizer sgd"),
+        ({"explosion_factor": 0.5}, r"explosion_factor must be > 1"),
+        ({"nproc": 0}, r"nproc must be >= 1, got 0"),
+        ({"memory_limit_gb": -1.0}, r"memory_limit_gb must be > 0, got -1\.0"),
+        ({"lr": float("inf")}, r"lr: 'inf' is not a finite number"),
+        ({"mixup": float("nan")}, r"mixup: 'nan' is not a finite number"),
+        ({"tta": "random:2", "augment": ["none"]}, r"tta 'random:2' draws the training augmentation, and augment is none"),
+        ({"reg": "l2:nan"}, r"reg 'l2:nan': 'nan' is not a finite number"),
+        ({"schedule": "step:nan"}, r"schedule 'step:nan': 'nan' is not a finite number"),
+        ({"schedule": "exp:1e200"}, r"the decay factor must be in \(0, 1\], got 1e\+200"),
+        ({"schedule": "step:1:-1"}, r"the decay factor must be in \(0, 1\], got -1"),
+        ({"schedule": "cosine:5"}, r"'cosine' takes at most 0 argument\(s\), got 1"),
+    ],
+)
+def test_config_values_that_would_crash_or_corrupt_training_are_rejected(values, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**values).validate()
+
+
+def test_cli_floats_must_be_finite_and_model_options_plain_values():
+    with pytest.raises(ConfigError, match=r"weight_decay: 'nan' is not a valid float"):
+        from_dict({"weight_decay": "nan"})
+    with pytest.raises(ConfigError, match=r"model_options: .*width=\[1,2\]"):
+        from_dict({"model_options": "width=[1,2]"})
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"depth": 5}, r"model 'cnn' with depth=5 cannot be built for 1x8x8 images and 3 classes: .*too small .*a smaller --depth"),
+        ({"width": 0}, r"model 'cnn' with width=0 cannot be built .*check these option values"),
+        ({"pool": "fractional:3"}, r"output_ratio must be between 0 and 1 .*check these option values"),
+        ({"norm_spec": "group:abc"}, r"invalid literal for int\(\)"),
+    ],
+)
+def test_impossible_model_options_fail_at_build_time_naming_them(options, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model("cnn", (1, 8, 8), 3, **options)
+
+
+def test_the_dry_run_leaves_the_random_stream_alone(monkeypatch):
+    import torch
+
+    import convcoach.models as models
+
+    def stream_after_build() -> torch.Tensor:
+        torch.manual_seed(0)
+        create_model("cnn", (1, 8, 8), 3, depth=1, pool="fractional")  # fractional pooling draws random numbers
+        return torch.rand(3)
+
+    with_dry_run = stream_after_build()
+    monkeypatch.setattr(models, "_dry_run", lambda model, shape: None)
+    assert torch.equal(with_dry_run, stream_after_build())
+
+
+def _npz(tmp_path: Path, name: str, **arrays) -> str:
+    path = tmp_path / f"{name}.npz"
+    np.savez(path, **arrays)
+    return f"npz:{path}"
+
+
+def _load(spec: str):
+    return load_data(spec, SourceOptions(), 0.0)
+
+
+def test_npz_integer_images_wider_than_uint8_keep_their_pixel_values(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (30, 6, 6)), np.repeat(np.arange(3), 10)
+    wide, narrow = _load(_npz(tmp_path, "wide", x=x.astype(np.int64), y=y)), _load(_npz(tmp_path, "narrow", x=x.astype(np.uint8), y=y))
+    assert np.array_equal(wide.train.images.numpy(), narrow.train.images.numpy())  # was x * 255: pixel 1 became 255
+    with pytest.raises(ConfigError, match=r"integer images in 'x' must lie in 0\.\.255 \(found 300\.\.300\)"):
+        _load(_npz(tmp_path, "over", x=np.full((30, 6, 6), 300), y=y))
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"x": np.zeros((0, 6, 6), np.uint8), "y": np.zeros(0, np.int64)}, r"'x' and 'y' are empty"),
+        ({"x": np.zeros((30, 6, 6), np.uint8), "y": np.repeat([0, 1, 10**9], 10)},
+         r"labels run to 1000000000 but only 3 distinct values occur \(0, 1, 1000000000\); .* remap them"),
+        ({"x": np.full((30, 6, 6), np.nan), "y": np.repeat(np.arange(3), 10)}, r"'x' holds NaN or infinite pixel values"),
+        ({"x": np.zeros((30, 6, 6), np.uint8), "y": np.repeat(np.arange(3), 10), "x_test": np.zeros((6, 3, 6, 6), np.uint8),
+          "y_test": np.zeros(6, np.int64)}, r"'x_test' images are \(3, 6, 6\) \(C, H, W\) but 'x' images are \(1, 6, 6\)"),
+        ({"x": np.zeros((30, 6, 6), np.uint8), "y": np.repeat(np.arange(3), 10), "x_test": np.zeros((6, 6, 6), np.uint8)},
+         r"has 'x_test' without 'y_test'; give both or neither"),
+    ],
+)
+def test_npz_files_that_cannot_be_a_dataset_are_named_errors(tmp_path, arrays, message):
+    with pytest.raises(ConfigError, match=message):
+        _load(_npz(tmp_path, "bad", **arrays))
+
+
+def test_npz_labels_that_skip_a_few_indices_warn_about_the_empty_classes(tmp_path, caplog):
+    y = np.repeat([0, 1, 4], 10)
+    with caplog.at_level(logging.WARNING, logger="convcoach"):
+        bundle = _load(_npz(tmp_path, "gap", x=np.zeros((30, 6, 6), np.uint8), y=y))
+    assert bundle.num_classes == 5 and "classes 2, 3 have no images in 'y'" in caplog.text
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["eval", "--checkpoint", "x.pt", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    (["predict", "--checkpoint", "x.pt", "a.png", "--top-k", "-1"], "argument --top-k: must be >= 1, got -1"),
+    (["check", "--threads", "-1"], "argument --threads: must be >= 0, got -1"),
+    (["knn", "--batch-size", "x"], "argument --batch-size: 'x' is not an integer"),
+])
+def test_command_integer_flags_are_checked_by_the_parser(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_writing_a_file_over_a_directory_and_a_grid_with_no_image_suffix_are_errors(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="is a directory; give a file path"):
+        save_checkpoint({}, tmp_path)
+    assert main(["augment", "--data", "digits", "--augment", "hflip", "--out", str(tmp_path / "grid.txt")]) == 2
+    assert "give an image file name ending in .png" in capsys.readouterr().err
+
+
+def test_damaged_run_files_are_named_errors_or_skipped_lines(blobs_npz, tmp_path, capsys):
+    run = tmp_path / "run"
+    Trainer(small_config(blobs_npz, run, epochs=2, report=False)).fit()
+    (run / "summary.json").write_text("[1, 2]")
+    assert main(["diagnose", str(run)]) == 2
+    assert "summary.json: expected a JSON object, got list" in capsys.readouterr().err
+    assert main(["report", str(run)]) == 2
+    (run / "summary.json").write_text("{}")
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    (run / "metrics.jsonl").write_text("\n".join(lines[:-1] + ["[1]"]) + "\n")
+    assert main(["diagnose", str(run)]) == 2
+    assert f"metrics.jsonl:{len(lines)}: not a metrics row (a JSON object)" in capsys.readouterr().err
+    # a line cut short by a kill does not stop a resume: the resume rewrites the log from last.pt
+    (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"kind": "iter", "st')
+    summary = Trainer(TrainConfig(resume=str(run), epochs=3, quiet=True)).fit()
+    assert summary["epochs_run"] == 3
+    assert all(isinstance(json.loads(line), dict) for line in (run / "metrics.jsonl").read_text().splitlines())
