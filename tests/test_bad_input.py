@@ -158,3 +158,27 @@ def test_damaged_run_files_are_named_errors_or_skipped_lines(blobs_npz, tmp_path
     summary = Trainer(TrainConfig(resume=str(run), epochs=3, quiet=True)).fit()
     assert summary["epochs_run"] == 3
     assert all(isinstance(json.loads(line), dict) for line in (run / "metrics.jsonl").read_text().splitlines())
+
+
+def test_tune_space_given_twice_is_an_error(tmp_path):
+    from argparse import Namespace
+
+    from convcoach.tune.options import tune_inputs
+    from convcoach.tune.space import parse_space
+
+    with pytest.raises(ConfigError, match=r"'lr' is given twice"):
+        parse_space("lr=0.01..0.1, lr=0.1..1")
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text("space:\n  lr: 0.01..0.1:log\n")
+    args = Namespace(config=None, space="lr=0.01..0.1", space_file=str(space_file))
+    with pytest.raises(ConfigError, match="give the search space once: --space and --space-file are both set"):
+        tune_inputs(args)
+
+
+def test_a_model_option_that_overrides_a_generic_flag_says_so(caplog):
+    from convcoach.train.loop import model_spec
+
+    config = TrainConfig(model="cnn", depth=1, model_options={"depth": 2})
+    with caplog.at_level(logging.WARNING, logger="convcoach"):
+        spec = model_spec(config, (1, 8, 8), 3)
+    assert spec["options"]["depth"] == 2 and "model_options depth=2 overrides depth 1" in caplog.text

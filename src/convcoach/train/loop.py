@@ -101,6 +101,10 @@ def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes:
             options[key] = value
         elif value not in (None, getattr(defaults, _CONFIG_KEY.get(key, key))):
             log.warning("model '%s' has no %s option; ignoring %s", config.model, key, value)
+    for key, value in config.model_options.items():
+        flag = _CONFIG_KEY.get(key, key)
+        if key in generic and generic[key] != getattr(defaults, flag) and generic[key] != value:
+            log.warning("model_options %s=%r overrides %s %r", key, value, flag, generic[key])
     options.update(config.model_options)
     return {"name": config.model, "in_shape": list(in_shape), "num_classes": num_classes, "options": options}
 

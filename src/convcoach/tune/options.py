@@ -106,6 +106,9 @@ def tune_inputs(args: argparse.Namespace) -> tuple[Any, Any, TuneOptions]:
     train_values.update({k: v for k, v in vars(args).items() if k in fields})
     base = from_dict(train_values, source=args.config or "command line")
     options = options_from_args(args, yaml_tune)
+    given = [name for name, value in (("--space", options.space), ("--space-file", options.space_file), ("space: in --config", yaml_space)) if value]
+    if len(given) > 1:
+        raise ConfigError(f"give the search space once: {' and '.join(given)} are both set")
     if options.space:
         space = parse_space(options.space)
     elif options.space_file:

@@ -89,6 +89,8 @@ def parse_space(text: str, source: str = "--space") -> Space:
             raise ConfigError(f"{source}: '{item}' is not of the form key=LOW..HIGH[:log] or key=[a,b,...]")
         key = key.strip().replace("-", "_")
         value = value.strip()
+        if key in space:
+            raise ConfigError(f"{source}: '{key}' is given twice; give each key one range or choice list")
         if value.startswith("[") and value.endswith("]"):
             raw = [c.strip() for c in value[1:-1].split(",") if c.strip()]
             space[key] = _choices(key, [c.replace("+", ",") for c in raw], source)
