@@ -182,3 +182,18 @@ def test_a_model_option_that_overrides_a_generic_flag_says_so(caplog):
     with caplog.at_level(logging.WARNING, logger="convcoach"):
         spec = model_spec(config, (1, 8, 8), 3)
     assert spec["options"]["depth"] == 2 and "model_options depth=2 overrides depth 1" in caplog.text
+
+
+def test_randaugment_on_images_smaller_than_its_kernels_runs(tmp_path, capsys):
+    import torch
+
+    from convcoach.data.augment import parse_augment
+    from convcoach.data.preprocess import Normalizer
+
+    images = torch.randint(0, 256, (16, 1, 2, 2), dtype=torch.uint8)
+    normalizer = Normalizer.fit(images, "none")
+    augmenter = parse_augment(["randaugment:14:30"]).fit(images, normalizer)
+    out = augmenter(normalizer(images), torch.Generator().manual_seed(0))  # 14 ops per image: sharpness among them
+    assert out.shape == (16, 1, 2, 2) and torch.isfinite(out).all()
+    assert main(["features", "--checkpoint", "x.pt", "--data", "digits", "--out", str(tmp_path / "f")]) == 2
+    assert "give a file name ending in .npz" in capsys.readouterr().err

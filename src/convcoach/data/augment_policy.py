@@ -69,6 +69,8 @@ def _pixel(adjust: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Poli
 
 
 def _sharpness(pixels: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    if min(pixels.shape[-2:]) < 3:  # kornia's 3x3 smoothing kernel needs at least 3x3 images
+        return pixels
     return kornia.enhance.sharpness(pixels, factor).clamp(0, 1)
 
 

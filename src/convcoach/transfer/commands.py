@@ -73,6 +73,8 @@ def add_features_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
+    if Path(args.out).is_dir() or Path(args.out).suffix.lower() != ".npz":
+        raise ConfigError(f"--out {args.out}: give a file name ending in .npz (numpy adds the suffix otherwise)")
     opened = open_pretrained(args.checkpoint, _data_config(args))
     data, model = opened.data, opened.pretrained.model
     arrays: dict[str, np.ndarray] = {"classes": np.array(data.classes), "layer": np.array(args.layer)}
