@@ -197,3 +197,11 @@ def test_randaugment_on_images_smaller_than_its_kernels_runs(tmp_path, capsys):
     assert out.shape == (16, 1, 2, 2) and torch.isfinite(out).all()
     assert main(["features", "--checkpoint", "x.pt", "--data", "digits", "--out", str(tmp_path / "f")]) == 2
     assert "give a file name ending in .npz" in capsys.readouterr().err
+
+
+def test_a_group_count_that_does_not_divide_the_channels_says_what_it_used(caplog):
+    from convcoach.models.layers import norm as make_norm
+
+    with caplog.at_level(logging.WARNING, logger="convcoach"):
+        norm = make_norm("group:5", 12)
+    assert norm.num_groups == 4 and "norm group:5 on 12 channels: 5 does not divide them, using 4 groups" in caplog.text

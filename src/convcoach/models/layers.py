@@ -1,6 +1,7 @@
 """Building blocks shared by every architecture: activation and normalization registries."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch.nn as nn
@@ -20,6 +21,8 @@ ACTIVATIONS.register("silu")(lambda: nn.SiLU(inplace=True))
 # the gain torch.nn.init.calculate_gain uses for each activation (He et al. 2015)
 ACTIVATION_GAIN_NAME = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh", "sigmoid": "sigmoid",
                         "gelu": "relu", "elu": "relu", "silu": "relu"}
+
+log = logging.getLogger("convcoach")
 
 
 def activation(name: str) -> nn.Module:
@@ -53,9 +56,15 @@ def _instance(channels: int, args: list[str], spatial: bool) -> nn.Module:
 
 @NORMS.register("group")
 def _group(channels: int, args: list[str], spatial: bool) -> nn.Module:
-    groups = int(args[0]) if args else 8
-    groups = _largest_divisor(channels, groups)
+    wanted = int(args[0]) if args else 8
+    groups = _largest_divisor(channels, wanted)
+    if groups != wanted and spatial and (wanted, channels) not in _ADJUSTED:
+        _ADJUSTED.add((wanted, channels))
+        log.warning("norm group:%d on %d channels: %d does not divide them, using %d groups", wanted, channels, wanted, groups)
     return nn.GroupNorm(groups, channels) if spatial else nn.LayerNorm(channels)
+
+
+_ADJUSTED: set[tuple[int, int]] = set()  # (groups asked for, channels) already warned about
 
 
 @NORMS.register("none")
