@@ -205,3 +205,9 @@ def test_a_group_count_that_does_not_divide_the_channels_says_what_it_used(caplo
     with caplog.at_level(logging.WARNING, logger="convcoach"):
         norm = make_norm("group:5", 12)
     assert norm.num_groups == 4 and "norm group:5 on 12 channels: 5 does not divide them, using 4 groups" in caplog.text
+
+
+def test_nesterov_with_the_ema_momentum_convention_is_an_error():
+    with pytest.raises(ConfigError, match=r"optimizer nesterov supports only momentum_convention sum"):
+        TrainConfig(momentum_convention="ema").validate()
+    TrainConfig(optimizer="momentum", momentum_convention="ema").validate()

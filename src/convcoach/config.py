@@ -158,6 +158,8 @@ class TrainConfig:
                 raise ConfigError(f"{key}: '{value}' is not a finite number")
         if not 0 <= self.seed < 2**32:
             raise ConfigError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
+        if self.optimizer == "nesterov" and self.momentum_convention == "ema":
+            raise ConfigError("optimizer nesterov supports only momentum_convention sum (torch's Nesterov needs zero dampening); use --optimizer momentum for the ema form")
         if self.optimizer == "nesterov" and self.momentum == 0:
             raise ConfigError("optimizer nesterov needs momentum > 0 (got 0); use --optimizer sgd for plain SGD")
         if not self.explosion_factor > 1:
