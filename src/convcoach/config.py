@@ -252,7 +252,7 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         if base is float:
             number = float(value)
             if not math.isfinite(number):
-                raise ConfigError(f"{key}: '{value}' is not a finite number")
+                raise ValueError(value)  # nan/inf: reported below as not a valid float
             return number
         return str(value)
     except (TypeError, ValueError, OverflowError):

@@ -22,7 +22,7 @@ def add_inspect_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stride", type=at_least(1), help="occlusion stride in pixels (default: half the patch)")
     parser.add_argument("--samples", type=at_least(1), default=1000, help="dataset images scanned for max activation and dead ReLUs (default 1000)")
     parser.add_argument("--noise", type=at_least(1), default=256, help="random-noise images fed to the net (default 256)")
-    parser.add_argument("--steps", type=at_least(1), default=100, help="gradient-ascent steps of each class visualization (default 100)")
+    parser.add_argument("--steps", type=at_least(0), default=100, help="gradient-ascent steps of each class visualization (default 100)")
     parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--out", help="output directory (default: RUN_DIR/inspect, which the run report includes)")
 
@@ -31,12 +31,6 @@ def run_inspect(args: argparse.Namespace) -> int:
     from ..infer import load_trained
     from ..inspect.run import InspectOptions, inspect_model
 
-    for flag in ("examples", "top", "samples", "noise", "patch", "stride"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise ConfigError(f"--{flag} must be >= 1, got {value}")
-    if args.steps < 0:
-        raise ConfigError(f"--steps must be >= 0, got {args.steps}")
     options = InspectOptions(
         data=args.data, data_dir=args.data_dir, split=args.split, images=list(args.image), examples=args.examples, layer=args.layer,
         units=_units(args.units), top=args.top, patch=args.patch, stride=args.stride, samples=args.samples, noise=args.noise, steps=args.steps, seed=args.seed,
