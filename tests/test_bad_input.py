@@ -34,7 +34,18 @@ from convcoach.train.checkpoint import save_checkpoint
         ({"schedule": "step:nan"}, r"schedule 'step:nan': 'nan' is not a finite number"),
         ({"schedule": "exp:1e200"}, r"the decay factor must be in \(0, 1\], got 1e\+200"),
         ({"schedule": "step:1:-1"}, r"the decay factor must be in \(0, 1\], got -1"),
-        ({"schedule": "cosine:5"}, r"'cosine' takes at most 0 argument\(s\), got 1"),
+        ({"schedule": "cosine:5"}, r"schedule 'cosine:5': 'cosine' takes no arguments, got 1 \(5 would be ignored\)"),
+        ({"schedule": "step:3,6:0.5:2"}, r"'step' takes at most 2 arguments, got 3 \(2 would be ignored\)"),
+        ({"augment": ["hflip:0.5:3"]}, r"augmentation 'hflip:0\.5:3': 'hflip' takes at most 1 argument, got 2 \(3 would be ignored\)"),
+        ({"augment": ["translate:2.7"]}, r"augmentation 'translate:2\.7': the padding 2\.7 must be a whole number"),
+        ({"augment": ["elastic:2:3.5"]}, r"the grid size 3\.5 must be a whole number"),
+        ({"cutout": 8, "augment": ["cutout:4:1"]}, r"'cutout' takes at most 1 argument, got 2"),
+        ({"tta": "10crop:2:3"}, r"test-time augmentation '10crop:2:3': '10crop' takes at most 1 argument, got 2 \(3 would be ignored\)"),
+        ({"tta": "flip:2"}, r"'flip' takes no arguments, got 1"),
+        ({"norm": "group:4:2"}, r"norm 'group:4:2': 'group' takes at most 1 argument, got 2"),
+        ({"norm": "batch:0.1"}, r"norm 'batch:0\.1': 'batch' takes no arguments"),
+        ({"init": "kaiming:2"}, r"init 'kaiming:2': 'kaiming' takes no arguments, got 1 \(2 would be ignored\)"),
+        ({"reg": "l2:1e-4:5"}, r"reg 'l2:1e-4:5': 'l2' takes at most 1 argument, got 2 \(5 would be ignored\)"),
     ],
 )
 def test_config_values_that_would_crash_or_corrupt_training_are_rejected(values, message):
@@ -211,3 +222,19 @@ def test_nesterov_with_the_ema_momentum_convention_is_an_error():
     with pytest.raises(ConfigError, match=r"optimizer nesterov supports only momentum_convention sum"):
         TrainConfig(momentum_convention="ema").validate()
     TrainConfig(optimizer="momentum", momentum_convention="ema").validate()
+
+
+def test_extra_spec_arguments_of_pooling_strategies_and_pruners_are_errors_not_ignored():
+    from convcoach.transfer.strategy import check_strategy
+    from convcoach.tune.study import create_pruner
+
+    with pytest.raises(ConfigError, match=r"pooling 'max:2': 'max' takes no arguments, got 1 \(2 would be ignored\)"):
+        create_model("vgg", (1, 28, 28), 10, pool="max:2")
+    assert create_model("vgg", (1, 28, 28), 10, pool="fractional:0.7") is not None
+    with pytest.raises(ConfigError, match=r"strategy 'stages:3': 'stages' takes no arguments"):
+        check_strategy("stages:3")
+    check_strategy("top:2")
+    with pytest.raises(ConfigError, match=r"strategy 'top:2:1': 'top' takes at most 1 argument, got 2"):
+        check_strategy("top:2:1")
+    with pytest.raises(ConfigError, match=r"prune 'none:1': 'none' takes no arguments"):
+        create_pruner("none:1")

@@ -52,10 +52,37 @@ class Registry(Generic[T]):
         return iter(sorted(self._items))
 
 
-def parse_spec(spec: str) -> tuple[str, list[str]]:
+class SpecArgs(list):
+    """A spec's arguments that remember how many a builder read, so `check_all_read` can name the
+    ones it would silently ignore ('hflip:0.5:3')."""
+
+    def __init__(self, items: list[str]) -> None:
+        super().__init__(items)
+        self.read = 0
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            self.read = max(self.read, max(range(*index.indices(len(self))), default=-1) + 1)
+        else:
+            self.read = max(self.read, index + 1 if index >= 0 else len(self))
+        return super().__getitem__(index)
+
+    def __iter__(self):  # type: ignore[override]
+        self.read = len(self)
+        return super().__iter__()
+
+    def check_all_read(self, spec: str, what: str) -> None:
+        """Raise if the builder left arguments unread: they would be ignored without a word."""
+        if len(self) > self.read:
+            name = spec.split(":")[0].strip()
+            allowed = f"takes at most {self.read} argument{'s' if self.read != 1 else ''}" if self.read else "takes no arguments"
+            raise ConfigError(f"{what} '{spec}': '{name}' {allowed}, got {len(self)} ({':'.join(list.__getitem__(self, slice(self.read, None)))} would be ignored)")
+
+
+def parse_spec(spec: str) -> tuple[str, SpecArgs]:
     """Split 'name:arg1:arg2' into ('name', ['arg1', 'arg2']); commas inside args are kept."""
     name, *args = spec.strip().split(":")
-    return name.strip().lower(), [a.strip() for a in args]
+    return name.strip().lower(), SpecArgs([a.strip() for a in args])
 
 
 def spec_float(spec: str, value: str, what: str) -> float:

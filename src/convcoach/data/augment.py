@@ -39,6 +39,14 @@ def _arg(spec: str, args: list[str], index: int, default: float, low: float, hig
     return value
 
 
+def _whole(spec: str, args: list[str], index: int, default: int, low: int, high: int, what: str) -> int:
+    """A whole-number argument (pixels, counts): '2.7' is an error, not silently 2."""
+    value = _arg(spec, args, index, default, low, high)
+    if value != int(value):
+        raise ConfigError(f"augmentation '{spec}': the {what} {value:g} must be a whole number")
+    return int(value)
+
+
 @AUGMENTS.register("hflip")
 def hflip(spec: str, args: list[str]) -> AugmentOp:
     """Mirror left-right with probability p (default 0.5)."""
@@ -66,7 +74,7 @@ def vflip(spec: str, args: list[str]) -> AugmentOp:
 @AUGMENTS.register("translate", "crop")
 def translate(spec: str, args: list[str]) -> AugmentOp:
     """Random crop after zero padding by `pad` pixels: a per-sample shift of up to +-pad."""
-    pad = int(_arg(spec, args, 0, 4, 0, 64))
+    pad = _whole(spec, args, 0, 4, 0, 64, "padding")
 
     def op(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if pad == 0:
@@ -118,6 +126,7 @@ def parse_augment(specs: list[str] | str | None) -> Augmenter:
     for spec in specs:
         name, args = parse_spec(spec)
         ops.append(AUGMENTS.get(name)(spec, args))
+        args.check_all_read(spec, "augmentation")
     return Augmenter(ops, list(specs))
 
 

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .augment import AUGMENTS, AugmentOp, _arg, _rand, normal, uniform
+from .augment import AUGMENTS, AugmentOp, _arg, _rand, _whole, normal, uniform
 
 
 def box_mask(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,7 @@ def gaussian_noise(spec: str, args: list[str]) -> AugmentOp:
 def cutout(spec: str, args: list[str]) -> AugmentOp:
     """Cutout (DeVries & Taylor 2017): a SIZE x SIZE square (default 8) centred on a uniformly drawn
     pixel, clipped at the border, set to 0 (the mean colour)."""
-    size = int(_arg(spec, args, 0, 8, 0, 1024))
+    size = _whole(spec, args, 0, 8, 0, 1024, "size")
 
     def op(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if size == 0:

@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .augment import AUGMENTS, AugmentOp, _arg, _rand, normal, uniform
+from .augment import AUGMENTS, AugmentOp, _arg, _rand, _whole, normal, uniform
 
 
 def warp(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -117,7 +117,7 @@ def elastic(spec: str, args: list[str]) -> AugmentOp:
     """elastic:ALPHA[:GRID], elastic deformation as in Ronneberger et al. 2015: offsets ~ N(0, ALPHA
     pixels) on a coarse GRID x GRID grid (default 2 px on 3 x 3), bicubically interpolated to every pixel."""
     alpha = _arg(spec, args, 0, 2.0, 0, 16)
-    points = int(_arg(spec, args, 1, 3, 2, 32))
+    points = _whole(spec, args, 1, 3, 2, 32, "grid size")
 
     def op(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if alpha == 0:

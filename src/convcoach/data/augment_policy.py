@@ -10,8 +10,7 @@ from collections.abc import Callable
 import kornia.enhance
 import torch
 
-from ..errors import ConfigError
-from .augment import AUGMENTS, _arg, _rand, uniform
+from .augment import AUGMENTS, _arg, _rand, _whole, uniform
 from .augment_color import PixelOp, adjust_brightness, adjust_contrast, adjust_saturation
 from .augment_geometry import affine_theta, warp
 
@@ -138,7 +137,5 @@ class RandAugment(PixelOp):
 @AUGMENTS.register("randaugment", "rand_augment")
 def randaugment(spec: str, args: list[str]) -> RandAugment:
     """randaugment:N:M, N ops per sample (default 2, at most 14) at magnitude M in [0, 30] (default 9)."""
-    rounds = _arg(spec, args, 0, 2, 1, len(POLICY))
-    if rounds != int(rounds):
-        raise ConfigError(f"augmentation '{spec}': the op count {rounds} must be a whole number")
-    return RandAugment(spec, int(rounds), _arg(spec, args, 1, 9, 0, MAX_MAGNITUDE))
+    rounds = _whole(spec, args, 0, 2, 1, len(POLICY), "op count")
+    return RandAugment(spec, rounds, _arg(spec, args, 1, 9, 0, MAX_MAGNITUDE))

@@ -102,7 +102,9 @@ def training_augmenter(trained: TrainedModel) -> Augmenter:
 def parse_tta(spec: str) -> Callable[[TrainedModel], Views]:
     """Check a spec such as '10crop' or 'random:8'; returns what builds its views for a model."""
     name, args = parse_spec(spec)
-    return TTA.get(name)(spec, args)
+    views = TTA.get(name)(spec, args)
+    args.check_all_read(spec, "test-time augmentation")
+    return views
 
 
 class TTAModel(nn.Module):

@@ -83,6 +83,7 @@ def check_init(spec: str) -> None:
     name, args = parse_spec(spec)
     if name != "auto":
         INITS.get(name)(spec, args)
+        args.check_all_read(spec, "init")
 
 
 def resolve_init(spec: str, act: str) -> str:

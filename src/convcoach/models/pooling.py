@@ -14,4 +14,6 @@ POOLS.register("fractional")(lambda args: nn.FractionalMaxPool2d(2, output_ratio
 
 def pool_layer(spec: str) -> nn.Module:
     name, args = parse_spec(spec)
-    return POOLS.get(name)(args)
+    layer = POOLS.get(name)(args)
+    args.check_all_read(spec, "pooling")
+    return layer

@@ -40,7 +40,8 @@ def parse_reg(spec: str | None) -> Penalty | None:
     if kind not in KINDS or not args:
         raise ConfigError(f"reg '{spec}': expected l1:LAMBDA, l2:LAMBDA or elastic:LAMBDA[:BETA]")
     strength = spec_float(spec, args[0], "reg")
-    beta = spec_float(spec, args[1], "reg") if len(args) > 1 else 1.0
+    beta = spec_float(spec, args[1], "reg") if kind == "elastic" and len(args) > 1 else 1.0
+    args.check_all_read(spec, "reg")
     if strength < 0:
         raise ConfigError(f"reg '{spec}': lambda must be >= 0")
     return Penalty(kind, strength, beta)

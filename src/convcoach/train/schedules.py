@@ -92,15 +92,10 @@ class ScheduleSpec:
 
 
 # the most ':'-separated arguments each schedule takes
-MAX_ARGS = {"constant": 0, "step": 2, "exp": 1, "cosine": 0, "linear": 0, "invsqrt": 0, "onecycle": 1}
-
-
 def parse_schedule(spec: str) -> ScheduleSpec:
     name, args = parse_spec(spec)
-    factory = SCHEDULES.get(name)
-    if len(args) > MAX_ARGS.get(name, len(args)):
-        raise ConfigError(f"schedule '{spec}': '{name}' takes at most {MAX_ARGS[name]} argument(s), got {len(args)}")
-    factory(spec, args, 100, 10)  # validates the arguments
+    SCHEDULES.get(name)(spec, args, 100, 10)  # validates the arguments
+    args.check_all_read(spec, "schedule")
     return ScheduleSpec(name, args, spec)
 
 

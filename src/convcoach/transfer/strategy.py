@@ -49,14 +49,19 @@ def _full(args: list[str], stages: list[str]) -> list[str]:
 
 
 def check_strategy(spec: str) -> None:
-    name, _ = parse_spec(spec)
+    name, args = parse_spec(spec)
     if name not in ("stages", "auto") and name not in TRAINABLE:
         raise ConfigError(f"unknown strategy '{spec}'; known: {', '.join(STRATEGY_NAMES)}")
+    if name == "top" and args:
+        args[0]  # top:K takes one argument (checked against the network's stages later); the others none
+    args.check_all_read(spec, "strategy")
 
 
 def trainable_stages(spec: str, stages: list[str]) -> list[str]:
     name, args = parse_spec(spec)
-    return TRAINABLE.get(name)(args, stages)
+    trainable = TRAINABLE.get(name)(args, stages)
+    args.check_all_read(spec, "strategy")
+    return trainable
 
 
 @dataclass

@@ -88,7 +88,9 @@ def median_pruner(spec: str, args: list[str]) -> optuna.pruners.BasePruner:
 
 def create_pruner(spec: str) -> optuna.pruners.BasePruner:
     name, args = parse_spec(spec)
-    return PRUNERS.get(name)(spec, args)
+    pruner = PRUNERS.get(name)(spec, args)
+    args.check_all_read(spec, "prune")
+    return pruner
 
 
 # ----- storage and data -----
