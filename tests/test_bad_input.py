@@ -238,3 +238,40 @@ def test_extra_spec_arguments_of_pooling_strategies_and_pruners_are_errors_not_i
         check_strategy("top:2:1")
     with pytest.raises(ConfigError, match=r"prune 'none:1': 'none' takes no arguments"):
         create_pruner("none:1")
+
+
+def test_options_the_optimizer_or_loss_never_reads_are_warned_about(caplog, tmp_path):
+    from convcoach.train.loop import warn_unused
+
+    with caplog.at_level(logging.WARNING, logger="convcoach"):
+        warn_unused(TrainConfig(optimizer="adagrad", momentum=0.5, momentum_convention="ema"))
+        warn_unused(TrainConfig(loss="svm", label_smoothing=0.2))
+        warn_unused(TrainConfig(loss="svm", optimizer="adam", momentum=0.8))  # defaults and beta1: silent
+    assert caplog.messages == [
+        "ignoring momentum 0.5: optimizer adagrad has no momentum (only momentum, nesterov, adam, adamw)",
+        "ignoring momentum_convention ema: only optimizer momentum reads it",
+        "ignoring label_smoothing 0.2: the svm loss scores hard labels",
+    ]
+
+
+def test_adam_reads_momentum_as_beta1():
+    import torch
+
+    from convcoach.train.optim import OptimSettings, create_optimizer
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = create_optimizer("adam", model, OptimSettings(1e-3, momentum=0.8))
+    assert optimizer.param_groups[0]["betas"] == (0.8, 0.999)
+    assert create_optimizer("adamw", model, OptimSettings(1e-3)).param_groups[0]["betas"] == (0.9, 0.999)
+
+
+def test_data_dir_subset_and_progressive_resize_that_do_nothing_are_warned_about(caplog, blobs_npz, tmp_path):
+    with caplog.at_level(logging.WARNING, logger="convcoach"):
+        bundle = load_data(f"npz:{blobs_npz}", SourceOptions(data_dir=str(tmp_path)), 0.1, subset=500)
+        Trainer(small_config(blobs_npz, tmp_path / "run", epochs=1, progressive_resize="12", report=False)).fit()
+    assert len(bundle.train) == 129  # 180 blobs: 36 held out for test, 15 for validation, all the rest kept
+    assert caplog.messages == [
+        f"ignoring data_dir {tmp_path}: 'npz:{blobs_npz}' does not read it (data_dir is where fashion-mnist, mnist, cifar10, cifar100 are found or downloaded)",
+        "subset 500 is not smaller than the 129 training images: training on all of them",
+        "progressive_resize starts at 12 px, and the images are 12x12 already: it has no effect",
+    ]

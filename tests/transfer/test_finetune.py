@@ -150,9 +150,23 @@ def test_head_probe_folded_into_the_new_head_predicts_like_the_logistic_regressi
         (["--head-init", "zeros"], "head_init must be one of probe, random; got 'zeros'"),
         (["--backbone-lr-mult", "0"], "learning-rate multipliers must be > 0; got head 1.0, backbone 0.0"),
         (["--strategy", "top:7"], "strategy top:7: this network has 3 stages (stage1, stage2, fc1); K must be 1..3"),
+        (["--strategy", "linear:1"], "strategy 'linear:1': 'linear' takes no arguments, got 1 (1 would be ignored)"),
     ],
 )
 def test_finetune_mistakes_are_one_line_errors(pretrained, new_data, tmp_path, capsys, extra, message):
     code, _, err = run_cli(capsys, "finetune", "--from", str(pretrained), "--data", f"npz:{new_data}", "--quiet", "--no-report",
                            "--out", str(tmp_path / "x"), *extra)
     assert code == 2 and err.strip() == f"convcoach: error: {message}"
+
+
+def test_architecture_flags_a_checkpoint_overrides_are_warned_about_model_options_too(caplog):
+    import logging
+
+    from convcoach import TrainConfig
+    from convcoach.transfer.finetune import _warn_ignored_model_fields
+
+    spec = {"name": "cnn", "options": {"depth": 2, "width": 8, "pool": "max"}}
+    with caplog.at_level(logging.WARNING, logger="convcoach"):
+        _warn_ignored_model_fields(TrainConfig(model="cnn", depth=2, model_options={"pool": "max"}), spec)  # as trained: silent
+        _warn_ignored_model_fields(TrainConfig(model_options={"pool": "avg"}, width=16), spec)
+    assert caplog.messages == ["ignoring --model_options, --width: the checkpoint defines the architecture (cnn)"]

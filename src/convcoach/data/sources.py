@@ -122,6 +122,10 @@ SOURCES.register("cifar100")(
 )
 
 
+# the sources that look in (and download to) data_dir; the others are bundled or read from their own path
+READS_DATA_DIR = ("fashion-mnist", "mnist", "cifar10", "cifar100")
+
+
 @SOURCES.register("digits")
 def _digits(arg: str | None, options: SourceOptions) -> RawData:
     """scikit-learn's bundled 8x8 digits (values 0-16, scaled to 0-255); 20% is held out as test."""
@@ -282,6 +286,9 @@ def check_data_spec(spec: str) -> None:
 def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subset: int | None = None) -> DataBundle:
     """Load a dataset and carve the seeded, stratified validation split (and subset) from its training set."""
     kind, arg = parse_data_spec(spec)
+    if options.data_dir and kind not in READS_DATA_DIR:
+        log.warning("ignoring data_dir %s: '%s' does not read it (data_dir is where %s are found or downloaded)",
+                    options.data_dir, spec, ", ".join(READS_DATA_DIR))
     raw = SOURCES.get(kind)(arg, options)
     if raw.train_files is not None:
         return _streaming_bundle(spec, raw, val_fraction, subset, options.seed)
@@ -301,7 +308,7 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
     else:
         val = None
     if subset:
-        chosen = stratified_subset(train_y, subset, options.seed)
+        chosen = _subset(train_y, subset, options.seed)
         train_x, train_y = train_x[chosen], train_y[chosen]
     train = Split(torch.from_numpy(np.array(train_x)), torch.from_numpy(np.array(train_y)))
     test = Split(torch.from_numpy(np.array(raw.test_x)), torch.from_numpy(np.array(raw.test_y)))
@@ -322,11 +329,17 @@ def _streaming_bundle(spec: str, raw: RawData, val_fraction: float, subset: int 
         val = Split(None, torch.from_numpy(labels[held]), list(files[held]), raw.shape)
         files, labels = files[keep], labels[keep]
     if subset:
-        chosen = stratified_subset(labels, subset, seed)
+        chosen = _subset(labels, subset, seed)
         files, labels = files[chosen], labels[chosen]
     train = Split(None, torch.from_numpy(labels), list(files), raw.shape)
     test = Split(None, torch.from_numpy(np.asarray(raw.test_y)), list(raw.test_files), raw.shape)
     return _checked(DataBundle(spec, raw.classes, train, val, test, raw.shape))
+
+
+def _subset(labels: np.ndarray, subset: int, seed: int) -> np.ndarray:
+    if subset >= len(labels):
+        log.warning("subset %d is not smaller than the %d training images: training on all of them", subset, len(labels))
+    return stratified_subset(labels, subset, seed)
 
 
 def _checked(bundle: DataBundle) -> DataBundle:

@@ -34,7 +34,7 @@ from .distributed import all_reduce_sum, barrier, device_for, init_distributed, 
 from .evaluate import Evaluation, evaluate
 from .losses import create_loss
 from .mixing import MixBatches
-from .optim import OptimSettings, create_optimizer, default_lr
+from .optim import USES_CONVENTION, USES_MOMENTUM, OptimSettings, create_optimizer, default_lr
 from .precision import autocast, resolve_device, resolve_precision, timed
 from .progressive import ProgressiveResize, parse_progressive
 from .regularizers import parse_reg, penalized_parameters
@@ -109,6 +109,20 @@ def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes:
     return {"name": config.model, "in_shape": list(in_shape), "num_classes": num_classes, "options": options}
 
 
+def warn_unused(config: TrainConfig) -> None:
+    """Options set away from their default that the chosen optimizer or loss never reads."""
+    defaults = TrainConfig()
+    unused = []
+    if config.optimizer not in USES_MOMENTUM and config.momentum != defaults.momentum:
+        unused.append(("momentum", config.momentum, f"optimizer {config.optimizer} has no momentum (only {', '.join(USES_MOMENTUM)})"))
+    if config.optimizer not in USES_CONVENTION and config.momentum_convention != defaults.momentum_convention:
+        unused.append(("momentum_convention", config.momentum_convention, f"only optimizer {', '.join(USES_CONVENTION)} reads it"))
+    if config.loss in ("svm", "hinge") and config.label_smoothing not in (0.0, defaults.label_smoothing):
+        unused.append(("label_smoothing", config.label_smoothing, "the svm loss scores hard labels"))
+    for key, value, why in unused:
+        log.warning("ignoring %s %s: %s", key, value, why)
+
+
 def build_model(spec: dict[str, Any]) -> nn.Module:
     return create_model(spec["name"], tuple(spec["in_shape"]), spec["num_classes"], **spec["options"])
 
@@ -149,6 +163,8 @@ class Trainer:
             resume_state = load_checkpoint(Path(config.resume) / "last.pt")
         self.config = config.validate()
         self.dist = init_distributed(config.device)
+        if self.dist.is_main:
+            warn_unused(config)
         self.run_dir = Path(config.resume) if config.resume else self._agree_run_dir(config.out)
         self.resumed = resume_state is not None
         self._seed_everything(config.seed)

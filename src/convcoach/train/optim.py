@@ -61,13 +61,19 @@ def _rmsprop(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
 
 @OPTIMIZERS.register("adam")
 def _adam(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
-    return torch.optim.Adam(groups, lr=_lr("adam", s), betas=(0.9, 0.999), weight_decay=s.weight_decay)
+    """`momentum` is beta1, the first moment's decay (as fastai's `mom`); beta2 is 0.999."""
+    return torch.optim.Adam(groups, lr=_lr("adam", s), betas=(s.momentum, 0.999), weight_decay=s.weight_decay)
 
 
 @OPTIMIZERS.register("adamw")
 def _adamw(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
-    """Decoupled weight decay (Loshchilov & Hutter 2019), unlike L2 in the loss."""
-    return torch.optim.AdamW(groups, lr=_lr("adamw", s), betas=(0.9, 0.999), weight_decay=s.weight_decay)
+    """Decoupled weight decay (Loshchilov & Hutter 2019), unlike L2 in the loss; `momentum` is beta1."""
+    return torch.optim.AdamW(groups, lr=_lr("adamw", s), betas=(s.momentum, 0.999), weight_decay=s.weight_decay)
+
+
+# the optimizers that read `momentum` (adam/adamw as beta1) and `momentum_convention`; the others ignore them
+USES_MOMENTUM = ("momentum", "nesterov", "adam", "adamw")
+USES_CONVENTION = ("momentum",)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

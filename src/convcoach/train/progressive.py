@@ -3,6 +3,7 @@ which are cheaper, and the size grows linearly to the full size over the first p
 Validation and test always see full-size images."""
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 import torch
@@ -14,6 +15,8 @@ from .distributed import unwrap
 
 if TYPE_CHECKING:
     from .loop import Trainer
+
+log = logging.getLogger("convcoach")
 
 
 def parse_progressive(spec: str | None) -> tuple[int, float] | None:
@@ -51,6 +54,9 @@ class ProgressiveResize(Callback):
     def on_train_start(self, trainer: Trainer) -> None:
         """Fail at once, in words, if the model cannot take the smallest images (too much pooling)."""
         channels, height, width = trainer.data.shape
+        if self.start >= min(height, width):
+            log.warning("progressive_resize starts at %d px, and the images are %dx%d already: it has no effect", self.start, height, width)
+            return
         side = size_at(0, trainer.config.epochs, self.start, min(height, width), self.fraction)
         probe = torch.zeros(2, channels, *_resized(height, width, side), device=trainer.device)
         model = unwrap(trainer.model)

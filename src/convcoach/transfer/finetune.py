@@ -38,7 +38,7 @@ def config_for_spec(config: TrainConfig, spec: dict[str, Any]) -> TrainConfig:
 def _warn_ignored_model_fields(config: TrainConfig, spec: dict[str, Any]) -> None:
     """--model/--depth/... describe plain state dicts; a convcoach checkpoint names its own architecture."""
     defaults, wanted = TrainConfig(), config_for_spec(config, spec)
-    fields = ["model", *GENERIC_OPTIONS.values()]
+    fields = ["model", "model_options", *GENERIC_OPTIONS.values()]
     ignored = [f for f in fields if getattr(config, f) not in (getattr(defaults, f), getattr(wanted, f))]
     if ignored:
         log.warning("ignoring %s: the checkpoint defines the architecture (%s)", ", ".join(f"--{f}" for f in ignored), spec["name"])
