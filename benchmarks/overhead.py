@@ -11,7 +11,7 @@ process on the same data, so both see the same machine state:
   epoch end    = everything the trainer does between epochs except validation (metrics, checkpoint)
 
 The ratio is (trainer steps + epoch ends) / hand steps over all steps after each loop's first.
-Run: python benchmarks/overhead.py [--epochs 2] [--subset N]"""
+Run: python benchmarks/overhead.py [--epochs 2] [--subset N] [--no-monitors]"""
 from __future__ import annotations
 
 import argparse
@@ -100,9 +100,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subset", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--no-monitors", dest="monitors", action="store_false", help="switch the coach's monitors off")
     args = parser.parse_args()
     config = TrainConfig(epochs=args.epochs, quiet=True, augment=["hflip"], val_fraction=0.1, subset=args.subset,
-                         out="/tmp/convcoach-overhead", report=False)
+                         out="/tmp/convcoach-overhead", report=False, monitors=args.monitors)
     clock = Interleave()
     trainer = TimedTrainer(config, callbacks=[clock])
     trainer.fit(test=False)
@@ -123,6 +124,7 @@ def main() -> None:
         "batch_size": config.batch_size,
         "threads": torch.get_num_threads(),
         "precision": trainer.precision,
+        "monitors": args.monitors,
     }
     print(json.dumps(result, indent=2))
 
