@@ -54,7 +54,7 @@ def test_config_values_that_would_crash_or_corrupt_training_are_rejected(values,
 
 
 def test_cli_floats_must_be_finite_and_model_options_plain_values():
-    with pytest.raises(ConfigError, match=r"weight_decay: 'nan' is not a valid float"):
+    with pytest.raises(ConfigError, match=r"weight_decay: 'nan' is not a finite number"):
         from_dict({"weight_decay": "nan"})
     with pytest.raises(ConfigError, match=r"model_options: .*width=\[1,2\]"):
         from_dict({"model_options": "width=[1,2]"})
@@ -275,3 +275,34 @@ def test_data_dir_subset_and_progressive_resize_that_do_nothing_are_warned_about
         "subset 500 is not smaller than the 129 training images: training on all of them",
         "progressive_resize starts at 12 px, and the images are 12x12 already: it has no effect",
     ]
+
+
+def test_a_user_model_that_does_not_fit_the_data_is_a_one_line_error(blobs_npz, tmp_path):
+    import torch.nn as nn
+
+    config = small_config(blobs_npz, tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"the model given to the Trainer cannot take this data's 1x12x12 \(CxHxW\) images: mat1 and mat2 shapes"):
+        Trainer(config, model=nn.Sequential(nn.Flatten(), nn.Linear(784, 3)))
+    with pytest.raises(ConfigError, match=r"returns \(5,\) per image; the data has 3 classes, so it must return \(3,\) logits"):
+        Trainer(config, model=nn.Sequential(nn.Flatten(), nn.Linear(144, 5)))
+    assert Trainer(config, model=nn.Sequential(nn.Flatten(), nn.Linear(144, 3))).spec["name"] == "custom"
+
+
+def test_a_missing_folder_is_named_as_such_not_as_an_unknown_dataset():
+    with pytest.raises(ConfigError, match=r"data './nofolder': no such folder \(a path must be an existing image folder or a \.npz file\)"):
+        TrainConfig(data="./nofolder").validate()
+    with pytest.raises(ConfigError, match=r"unknown dataset 'fashion-mnst' \(did you mean 'fashion-mnist'\?\)"):
+        TrainConfig(data="fashion-mnst").validate()
+
+
+def test_eval_on_data_whose_class_names_differ_warns(blobs_npz, tmp_path, caplog):
+    from convcoach.infer import load_split, load_trained
+
+    Trainer(small_config(blobs_npz, tmp_path / "run", epochs=1, report=False)).fit()
+    x, y = np.load(blobs_npz)["x"], np.load(blobs_npz)["y"]
+    np.savez(tmp_path / "named.npz", x=x, y=y, classes=np.array(["cat", "dog", "2"]))
+    trained = load_trained(tmp_path / "run" / "best.pt")
+    with caplog.at_level(logging.WARNING, logger="convcoach"):
+        load_split(trained, f"npz:{tmp_path / 'named.npz'}")
+    assert caplog.messages == [f"'npz:{tmp_path / 'named.npz'}' names its classes differently from {tmp_path / 'run' / 'best.pt'} "
+                               "(class 0: 0 vs cat, 1: 1 vs dog); scores assume class i is the same in both"]

@@ -151,3 +151,23 @@ def test_python_module_entry_point_runs():
 
     result = subprocess.run([sys.executable, "-m", "convcoach", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout
+
+
+def test_train_prints_the_tta_and_plain_accuracy_and_records_the_lr_used(blobs_npz, tmp_path, capsys):
+    code, out, _ = run(capsys, "train", "--data", f"npz:{blobs_npz}", *TINY, "--augment", "hflip", "--optimizer", "adam",
+                         "--out", str(tmp_path / "run"))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert code == 0 and summary["tta"] == "flip" and summary["lr"] == 1e-3  # adam's default
+    line = next(line for line in out.splitlines() if line.startswith("test accuracy:"))
+    assert line.startswith(f"test accuracy: {summary['test_accuracy'] * 100:.2f}% with flip TTA "
+                           f"({summary['test_accuracy_without_tta'] * 100:.2f}% without)")
+
+
+def test_train_help_shows_each_flags_meaning_and_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--val-fraction VAL_FRACTION share of the training split held out, stratified, for validation (default: 0.05)" in text
+    assert "--lr LR None: the optimizer's default (nesterov 0.8," in text
+    assert "--epochs EPOCHS passes over the training split (default: 10)" in text
+    assert "--augment AUGMENT comma-separated ops" in text and "(default: hflip)" in text

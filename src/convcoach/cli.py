@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .argtypes import at_least
-from .config import TrainConfig, config_fields, from_dict, load_yaml, unwrap_optional
+from .config import TrainConfig, config_fields, field_docs, from_dict, load_yaml, unwrap_optional
 from .errors import ConfigError
 
 Command = Callable[[argparse.Namespace], int]
@@ -24,28 +24,22 @@ def command(name: str, help_text: str, add_arguments: Callable[[argparse.Argumen
     return register
 
 
-FLAG_HELP = {
-    "data": "dataset name (fashion-mnist, mnist, cifar10, cifar100, digits), imagefolder:PATH, npz:PATH or a folder",
-    "augment": "comma-separated ops, e.g. hflip,translate:2,rotate:10,jitter:0.4,randaugment:2:9 ('none' for off; see README)",
-    "recipe": "a shipped base config, e.g. long (flags and --config override it)",
-    "reg": "l1:LAMBDA | l2:LAMBDA | elastic:LAMBDA[:BETA]",
-    "schedule": "constant | step:E1,E2[:gamma] | exp:GAMMA | cosine | linear | invsqrt | onecycle[:pct]",
-    "init": "auto | normal:STD | xavier | xavier_uniform | kaiming | kaiming_uniform | orthogonal | zeros | constant:V | lsuv | default",
-    "model_options": "builder-specific options, e.g. stem=none,shortcut=identity",
-}
-
-
 def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field; given flags override the YAML file (defaults are not applied here)."""
     parser.add_argument("--config", help="YAML file of options; flags override it")
+    defaults, docs = cls(), field_docs(cls)
     for name, annotation in config_fields(cls).items():
         if name in skip:
             continue
         flag = "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        shown = "none" if default is None else ",".join(map(str, default)) if isinstance(default, list) else default
+        doc = docs.get(name, "")
+        text = doc if default is None and "none" in doc.lower() else f"{doc} (default: {shown})".lstrip()
         if unwrap_optional(annotation) is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=FLAG_HELP.get(name))
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:
-            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(), help=FLAG_HELP.get(name))
+            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(), help=text.replace("%", "%%"))
 
 
 def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
@@ -80,9 +74,16 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"convcoach: training diverged: {summary['stop_message']}", file=sys.stderr)
         print_train_diagnosis(summary)
         return 1
-    print(f"test accuracy: {summary['test_accuracy'] * 100:.2f}%  (run: {summary['run_dir']}, {summary['train_seconds']:.0f}s)")
+    print(f"test accuracy: {_with_tta(summary)}  (run: {summary['run_dir']}, {summary['train_seconds']:.0f}s)")
     print_train_diagnosis(summary)
     return 0
+
+
+def _with_tta(summary: dict[str, Any]) -> str:
+    """'93.44% with flip TTA (92.99% without)': `eval` without --tta reports the second figure."""
+    if summary.get("tta") and summary.get("test_accuracy_without_tta") is not None:
+        return f"{summary['test_accuracy'] * 100:.2f}% with {summary['tta']} TTA ({summary['test_accuracy_without_tta'] * 100:.2f}% without)"
+    return f"{summary['test_accuracy'] * 100:.2f}%"
 
 
 def _launch_torchrun(nproc: int, argv: list[str]) -> int:

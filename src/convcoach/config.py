@@ -19,32 +19,32 @@ from .registry import suggest
 class TrainConfig:
     """Every option of `convcoach train`; each field is also a YAML key and a `--flag`."""
 
-    recipe: str | None = None  # a shipped base config (src/convcoach/recipes/NAME.yaml), e.g. long; other keys override it
+    recipe: str | None = None  # a shipped base config (src/convcoach/recipes/NAME.yaml), e.g. long; flags and --config override it
     # data
-    data: str = "fashion-mnist"  # a dataset name, imagefolder:PATH, npz:PATH or a folder path
-    data_dir: str | None = None
-    subset: int | None = None  # train on a stratified N-sample subset of the training split
-    val_fraction: float = 0.05
+    data: str = "fashion-mnist"  # dataset name (fashion-mnist, mnist, cifar10, cifar100, digits), imagefolder:PATH, npz:PATH or a folder
+    data_dir: str | None = None  # where the named datasets are found or downloaded (also $CONVCOACH_DATA)
+    subset: int | None = None  # train on a stratified N-image subset of the training split (validation and test stay whole)
+    val_fraction: float = 0.05  # share of the training split held out, stratified, for validation
     image_size: int | None = None  # resize folder images to this square size
     strict: bool = False  # fail on an unreadable image instead of skipping it
     preprocess: str = "meanstd"  # meanstd (ResNet) | mean (VGG) | none
-    augment: list[str] = field(default_factory=lambda: ["hflip"])
+    augment: list[str] = field(default_factory=lambda: ["hflip"])  # comma-separated ops, e.g. hflip,translate:2,rotate:10,jitter:0.4,randaugment:2:9 (none: off; README)
     progressive_resize: str | None = None  # START[:FRACTION]: train at START px, growing to full size over FRACTION (0.5) of the epochs
     memory_limit_gb: float = 4.0  # larger image folders stream from disk
     # model
-    model: str = "resnet"
-    depth: int | None = None
-    width: int | None = None
-    activation: str = "relu"
-    norm: str = "batch"
-    dropout: float = 0.0
-    init: str = "auto"
-    zero_init_residual: bool = True
-    model_options: dict[str, Any] = field(default_factory=dict)  # builder-specific, e.g. stem=none
+    model: str = "resnet"  # linear | mlp | cnn | vgg | resnet
+    depth: int | None = None  # layers (None: the model's default, resnet 14)
+    width: int | None = None  # channels of the first stage, doubling per stage (None: the model's default)
+    activation: str = "relu"  # relu | leaky_relu | elu | gelu | silu | tanh | sigmoid
+    norm: str = "batch"  # batch | layer | instance | group:G | none
+    dropout: float = 0.0  # inverted dropout before the classifier layers
+    init: str = "auto"  # auto | normal:STD | xavier | xavier_uniform | kaiming | kaiming_uniform | orthogonal | zeros | constant:V | lsuv | default
+    zero_init_residual: bool = True  # start each residual branch's last BatchNorm at 0
+    model_options: dict[str, Any] = field(default_factory=dict)  # builder-specific options, e.g. stem=none,shortcut=identity
     # loss and regularization
-    loss: str = "cross_entropy"
-    label_smoothing: float = 0.1
-    reg: str | None = None  # l1:LAMBDA | l2:LAMBDA | elastic:LAMBDA[:BETA]
+    loss: str = "cross_entropy"  # cross_entropy | svm | kl
+    label_smoothing: float = 0.1  # share of the target spread evenly over all classes
+    reg: str | None = None  # l1:LAMBDA | l2:LAMBDA | elastic:LAMBDA[:BETA], added to the loss
     reg_all: bool = False  # also penalize biases and norm parameters
     # stochastic regularizers and constraints (README "Regularization and augmentation")
     dropconnect: float = 0.0  # drop each Linear weight with this probability in training (Wan et al. 2013)
@@ -55,40 +55,40 @@ class TrainConfig:
     mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing weight; 0 is off
     cutmix: float = 0.0  # alpha of cutmix's Beta(alpha, alpha); with mixup too, each batch picks one
     # optimization
-    optimizer: str = "nesterov"
-    lr: float | None = None  # None: the optimizer's default (train/optim.py DEFAULT_LR)
-    momentum: float = 0.9
+    optimizer: str = "nesterov"  # sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw
+    lr: float | None = None  # None: the optimizer's default (nesterov 0.8, momentum 0.05, sgd 0.1, adagrad 0.01, rmsprop/adam/adamw 1e-3)
+    momentum: float = 0.9  # rho of momentum/nesterov; beta1 of adam/adamw
     momentum_convention: str = "sum"  # sum: v = rho*v + g | ema: v = rho*v + (1-rho)*g
-    weight_decay: float = 5e-4
-    batch_size: int = 256
+    weight_decay: float = 5e-4  # on conv/linear weights only (decoupled for adamw)
+    batch_size: int = 256  # the global batch (split among DDP processes)
     base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
-    epochs: int = 10
+    epochs: int = 10  # passes over the training split
     time_budget: float | None = None  # minutes of wall time: after epoch 1, epochs is cut to what fits and the schedule re-planned
-    schedule: str = "onecycle"
+    schedule: str = "onecycle"  # constant | step:E1,E2[:GAMMA] | exp:GAMMA | cosine | linear | invsqrt | onecycle[:PCT], stepped per iteration
     warmup: int = 0  # linear warmup iterations, composed with any schedule
     ema: float = 0.0  # decay of an exponential moving average of the weights (e.g. 0.998): validation, best.pt and test use it; 0 is off
     # early stopping (patience None: off)
-    patience: int | None = None
-    min_delta: float = 0.0
+    patience: int | None = None  # stop after this many epochs without a better validation accuracy
+    min_delta: float = 0.0  # the smallest gain in validation accuracy that counts as better
     smoothing: float = 0.0  # EMA factor on the validation metric before comparing
     # guard
-    explosion_factor: float = 3.0
+    explosion_factor: float = 3.0  # stop as diverged when the loss exceeds this many times the first
     # coach monitors: dead ReLUs, gradient norms, update/weight ratios every N iterations
-    monitors: bool = True
-    monitor_every: int = 50
+    monitors: bool = True  # the coach's activation/gradient/update monitors
+    monitor_every: int = 50  # iterations between monitor samples
     # run
-    seed: int = 0
+    seed: int = 0  # seeds splits, initialization, shuffling and augmentation
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    device: str = "auto"
-    channels_last: bool = True
+    device: str = "auto"  # auto | cpu | cuda[:N]
+    channels_last: bool = True  # NHWC memory format (faster convolutions with oneDNN and on tensor cores)
     tta: str | None = "auto"  # final test pass: auto (flip when trained with hflip) | flip | 10crop | multiscale | random:N | none
     nproc: int = 1  # >1: launch this many DDP processes on this machine through torchrun
     sync_bn: bool = False  # SyncBatchNorm across DDP processes (CUDA only)
     compile: bool = False  # torch.compile the model (useful on CUDA; off by default)
-    out: str | None = None
-    resume: str | None = None
+    out: str | None = None  # the run directory (none: runs/<timestamp>)
+    resume: str | None = None  # a run directory to continue from its last.pt
     checkpoint_every: int = 0  # also write last.pt every N iterations inside an epoch (0: at epoch ends only)
-    quiet: bool = False
+    quiet: bool = False  # no per-epoch progress lines
     report: bool = True  # write report.html into the run directory at the end
 
     def validate(self) -> TrainConfig:
@@ -151,8 +151,9 @@ class TrainConfig:
             raise ConfigError(f"time_budget is in minutes and must be > 0, got {self.time_budget}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0 or self.warmup < 0:
-            raise ConfigError("weight_decay and warmup must be >= 0")
+        for key in ("weight_decay", "warmup"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         for key, value in dataclasses.asdict(self).items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{key}: '{value}' is not a finite number")
@@ -210,6 +211,24 @@ def _one_of(key: str, value: str, options: list[str]) -> None:
         raise ConfigError(f"{key} must be one of {', '.join(options)}; got '{value}'")
 
 
+def field_docs(cls: type = TrainConfig) -> dict[str, str]:
+    """Field name -> the comment after it in the class source: the flags' --help text, written once."""
+    import inspect
+    import io
+    import tokenize
+
+    docs, name = {}, None
+    for token in tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline):
+        if token.type == tokenize.NAME and token.start[1] == 4 and name is None:
+            name = token.string  # the first name on a field line
+        elif token.type == tokenize.COMMENT and name:
+            docs[name] = token.string.lstrip("# ").strip()
+        elif token.type in (tokenize.NEWLINE, tokenize.NL):
+            name = None
+    fields = config_fields(cls)
+    return {key: text for key, text in docs.items() if key in fields}
+
+
 def config_fields(cls: type = TrainConfig) -> dict[str, Any]:
     """Field name -> resolved type annotation."""
     hints = typing.get_type_hints(cls)
@@ -252,9 +271,11 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
         if base is float:
             number = float(value)
             if not math.isfinite(number):
-                raise ValueError(value)  # nan/inf: reported below as not a valid float
+                raise ConfigError(f"{key}: '{value}' is not a finite number")
             return number
         return str(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError, OverflowError):
         name = getattr(base, "__name__", str(base))
         raise ConfigError(f"{key}: '{value}' is not a valid {name}") from None

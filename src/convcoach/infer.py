@@ -1,6 +1,7 @@
 """Use a trained checkpoint: rebuild its model, evaluate it on a split, predict image files."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from .train.checkpoint import load_checkpoint, load_model_state
 from .train.evaluate import Evaluation, evaluate
 from .train.loop import build_model
 from .train.losses import create_loss
+
+log = logging.getLogger("convcoach")
 
 
 @dataclass
@@ -79,6 +82,10 @@ def load_split(trained: TrainedModel, data: str | None = None, data_dir: str | N
     )
     if bundle.num_classes != len(trained.classes):
         raise ConfigError(f"{trained.path} was trained for {len(trained.classes)} classes but '{spec}' has {bundle.num_classes}")
+    if list(bundle.classes) != list(trained.classes):
+        differ = [f"{i}: {a} vs {b}" for i, (a, b) in enumerate(zip(trained.classes, bundle.classes)) if a != b]
+        log.warning("'%s' names its classes differently from %s (class %s); scores assume class i is the same in both",
+                    spec, trained.path, ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else ""))
     if tuple(bundle.shape) != trained.in_shape:
         raise ConfigError(f"{trained.path} expects images of shape {trained.in_shape} (C, H, W) but '{spec}' gives {tuple(bundle.shape)}")
     chosen = {"test": bundle.test, "val": bundle.val, "train": bundle.train}.get(split)

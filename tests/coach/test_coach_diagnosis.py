@@ -122,3 +122,11 @@ def test_a_corrupt_metrics_line_names_the_file_and_line(tmp_path, capsys, bad):
     (tmp_path / "metrics.jsonl").write_text('{"kind": "iter", "step": 1, "loss": 1.0, "lr": 0.1}\n' + bad + "\n")
     assert main(["diagnose", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == f"convcoach: error: {tmp_path / 'metrics.jsonl'}:2: not a JSON line"
+
+
+def test_a_run_no_better_than_guessing_is_not_called_healthy():
+    # as an audit found it: 12 steps, the loss down 18%, tiny updates, validation accuracy below chance
+    losses = [2.4 - 0.04 * i for i in range(12)]
+    verdict = diagnose(_record(losses, [(0.127, 0.057, 2.3)], updates=4e-5))
+    assert verdict.causes == ["at_chance"] and not verdict.healthy
+    assert verdict.findings[0].evidence == "best validation accuracy 6% for 3 classes (chance 33%) after 12 iterations"

@@ -11,8 +11,8 @@ from .diagnosis import Facts, Finding
 Rule = Callable[[Facts, list[Finding]], Finding | None]
 RULES: Registry[Rule] = Registry("diagnosis rule")
 ORDER = ["lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "eval_mismatch", "too_short",
-         "labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting"]
-CURVE_RULES = {"labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting"}  # skipped when too_short
+         "labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting", "at_chance"]
+CURVE_RULES = {"labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting", "at_chance"}  # skipped when too_short
 MIN_ITERATIONS = 10  # with fewer optimizer steps the loss and accuracy curves say nothing yet
 
 FLAT = 0.05  # relative loss drop over the run below which the loss "barely moves"
@@ -23,6 +23,15 @@ MISMATCH = 0.25  # accuracy on training images in train mode minus in eval mode
 
 def _pct(value: float) -> str:
     return f"{value:.0%}"
+
+
+def _at_chance(facts: Facts) -> bool:
+    """Best validation accuracy within 3 standard errors (or 5 points) of guessing, with enough
+    validation images to tell."""
+    if facts.diverged or facts.best_val_acc is None or facts.chance is None or facts.val_count < 10:
+        return False
+    noise = 3 * math.sqrt(facts.chance * (1 - facts.chance) / facts.val_count)
+    return noise <= 0.2 and facts.best_val_acc <= facts.chance + max(noise, 0.05)
 
 
 def _flat(facts: Facts) -> bool:
@@ -117,13 +126,8 @@ def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
 
 @RULES.register("labels_no_signal")
 def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
-    if facts.diverged or facts.best_val_acc is None or facts.chance is None or facts.val_count < 10:
+    if any(f.cause in STRUCTURAL for f in found) or not _at_chance(facts):
         return None
-    if any(f.cause in STRUCTURAL for f in found):
-        return None
-    noise = 3 * math.sqrt(facts.chance * (1 - facts.chance) / facts.val_count)
-    if noise > 0.2 or facts.best_val_acc > facts.chance + max(noise, 0.05):
-        return None  # too few validation images to tell chance apart, or clearly above it
     learning = (facts.update_ratio is not None and facts.update_ratio >= HEALTHY_UPDATE[0]) or (
         facts.train_acc is not None and facts.train_acc > facts.best_val_acc + 0.1)
     if not learning:
@@ -193,3 +197,15 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
                    + f" and the loss fell only {facts.late_drop:.1%} over the last third",
                    ["more capacity (--width, --depth)", "batch normalization (--norm batch)", "skip links (--model resnet)",
                     "train longer (--epochs)", "a higher --lr"])
+
+
+@RULES.register("at_chance")
+def at_chance(facts: Facts, found: list[Finding]) -> Finding | None:
+    """The last word: no rule found a cause, yet the model scores no better than guessing."""
+    if any(f.severity != "info" for f in found) or not _at_chance(facts):
+        return None
+    return Finding("at_chance", "warn", "the model has not learned: validation accuracy is at chance",
+                   f"best validation accuracy {_pct(facts.best_val_acc)} for {facts.classes} classes (chance {_pct(facts.chance)}) "
+                   f"after {facts.iterations} iterations",
+                   ["train longer (more --epochs)", "convcoach check: its LR sweep and overfit test find a working --lr",
+                    "check that images and labels belong together"])

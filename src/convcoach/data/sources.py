@@ -274,6 +274,8 @@ def parse_data_spec(spec: str) -> tuple[str, str | None]:
         return "imagefolder", spec
     if spec.endswith(".npz"):
         return "npz", spec
+    if "/" in spec or "\\" in spec or spec.startswith((".", "~")):
+        raise ConfigError(f"data '{spec}': no such folder (a path must be an existing image folder or a .npz file)")
     SOURCES.get(spec)  # raises: unknown name, listing the known ones
     raise AssertionError
 

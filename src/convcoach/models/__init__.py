@@ -59,14 +59,31 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
     return model
 
 
-def _dry_run(model: nn.Module, in_shape: tuple[int, int, int]) -> None:
+def _dry_run(model: nn.Module, in_shape: tuple[int, int, int]) -> torch.Tensor:
     """One forward pass of two blank images in eval mode, so an impossible option combination fails
     here with its name rather than deep inside the first training step; the RNG is left untouched."""
     was_training = model.training
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        model.eval()
-        model(torch.zeros(2, *in_shape))
-    model.train(was_training)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            model.eval()
+            return model(torch.zeros(2, *in_shape, device=device))
+    finally:
+        model.train(was_training)
 
 
-__all__ = ["MODELS", "create_model", "model_options"]
+def check_user_model(model: nn.Module, in_shape: tuple[int, int, int], num_classes: int) -> None:
+    """A model passed to the Trainer: it must take the data's images and return one logit per class."""
+    shape = "x".join(map(str, in_shape))
+    try:
+        out = _dry_run(model, tuple(in_shape))
+    except (TypeError, ValueError, RuntimeError, IndexError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"the model given to the Trainer cannot take this data's {shape} (CxHxW) images: {detail}") from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(f"the model given to the Trainer returns {got} per image; the data has {num_classes} classes, "
+                          f"so it must return ({num_classes},) logits")
+
+
+__all__ = ["MODELS", "check_user_model", "create_model", "model_options"]

@@ -3,6 +3,7 @@ and the config keys in which they differ (BN or not, optimizers, schedules, init
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError
 from . import plots
@@ -19,6 +20,14 @@ def run_labels(runs: list[RunFiles]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(r.path) for r in runs]
 
 
+def _setting(run: RunFiles, key: str) -> Any:
+    """A config value; an unset lr shows the default the run used (summary.json)."""
+    value = run.config.get(key)
+    if key == "lr" and value is None and run.summary.get("lr") is not None:
+        return f"{run.summary['lr']:g} (default)"
+    return value
+
+
 def compare_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     if len(run_dirs) < 1:
         raise ConfigError("compare needs at least one run directory")
@@ -32,10 +41,10 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
         final_rows.append([label, *[run.summary.get(k) for k in FINAL_KEYS], *[last.get(k) for k in EPOCH_KEYS]])
     table.table(["run", *FINAL_KEYS, *[f"final {k}" for k in EPOCH_KEYS]], final_rows)
     keys = sorted({k for r in runs for k in r.config} - {"out", "resume", "quiet"})
-    differing = [k for k in keys if len({repr(r.config.get(k)) for r in runs}) > 1]
+    differing = [k for k in keys if len({repr(_setting(r, k)) for r in runs}) > 1]
     settings = page.section("Settings that differ", "differences")
     if differing:
-        settings.table(["key", *labels], [[k, *[r.config.get(k) for r in runs]] for k in differing])
+        settings.table(["key", *labels], [[k, *[_setting(r, k) for r in runs]] for k in differing])
     else:
         settings.note("The runs have the same configuration.")
     curves = page.section("Curves", "curves")

@@ -22,7 +22,7 @@ from .. import __version__
 from ..config import TrainConfig, config_fields, from_dict, load_yaml, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data, parse_augment
 from ..errors import ConfigError
-from ..models import create_model, model_options
+from ..models import check_user_model, create_model, model_options
 from ..models.dropconnect import apply_dropconnect
 from ..models.init import initialize
 from .averaging import WeightAverage
@@ -180,6 +180,7 @@ class Trainer:
         self.model = (model if model is not None else build_model(self.spec)).to(self.device)
         apply_dropconnect(self.model, config.dropconnect)  # training-only: eval uses all weights, so the spec needs no trace of it
         if model is not None:
+            check_user_model(self.model, self.data.shape, self.data.num_classes)
             self.spec = {"name": "custom", "in_shape": list(self.data.shape), "num_classes": self.data.num_classes, "options": {}}
         self.train_loader = self._loader(self.data.train, shuffle=True, augment=True)
         self.val_loader = self._loader(self.data.val) if self.data.val is not None else None
@@ -416,6 +417,7 @@ class Trainer:
             "model": self.spec,
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "init": self.init_used,
+            "lr": self.base_lr,  # the peak LR used: --lr or the optimizer's default, scaled by batch_size / base_batch_size
             "precision": self.precision,
             "ema": self.config.ema or None,
             "epochs_run": self.state.epoch,
