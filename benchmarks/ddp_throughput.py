@@ -16,7 +16,7 @@ def run(nproc: int, subset: int) -> dict:
     command = [sys.executable, "-m", "convcoach", "train", "--subset", str(subset), "--epochs", "2", "--quiet", "--out", str(out)]
     if nproc > 1:
         command += ["--nproc", str(nproc)]
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, stdout=sys.stderr)  # the run's lines to stderr: stdout stays pure JSON
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in rows if r["kind"] == "epoch"]
     summary = json.loads((out / "summary.json").read_text())

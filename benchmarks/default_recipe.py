@@ -16,7 +16,7 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="convcoach-recipe-"))
     command = [sys.executable, "-m", "convcoach", "train", "--quiet", "--out", str(out), *sys.argv[1:]]
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, stdout=sys.stderr)  # the run's lines to stderr: stdout stays pure JSON
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
     env = json.loads((out / "env.json").read_text())

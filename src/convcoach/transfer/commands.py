@@ -52,7 +52,7 @@ def _data_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--image-size", type=at_least(1), help="resize resizable sources (default: the checkpoint's size)")
     parser.add_argument("--subset", type=at_least(1), help="a stratified N-image training set")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--val-fraction", type=float, default=TrainConfig.val_fraction, help=f"held out for validation, as in train (default {TrainConfig.val_fraction})")
     parser.add_argument("--seed", type=at_least(0), default=0)
     parser.add_argument("--model", help="architecture of a plain state dict checkpoint (with --depth/--width as trained)")
     parser.add_argument("--depth", type=at_least(1))
