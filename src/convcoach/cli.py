@@ -35,11 +35,11 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig, s
         default = getattr(defaults, name)
         shown = "none" if default is None else ",".join(map(str, default)) if isinstance(default, list) else default
         doc = docs.get(name, "")
-        text = doc if default is None and "none" in doc.lower() else f"{doc} (default: {shown})".lstrip()
+        text = (doc if default is None and "none" in doc.lower() else f"{doc} (default: {shown})".lstrip()).replace("%", "%%")
         if unwrap_optional(annotation) is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
         else:
-            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(), help=text.replace("%", "%%"))
+            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(), help=text)
 
 
 def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
