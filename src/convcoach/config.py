@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -211,8 +212,10 @@ def _one_of(key: str, value: str, options: list[str]) -> None:
         raise ConfigError(f"{key} must be one of {', '.join(options)}; got '{value}'")
 
 
+@functools.cache
 def field_docs(cls: type = TrainConfig) -> dict[str, str]:
-    """Field name -> the comment after it in the class source: the flags' --help text, written once."""
+    """Field name -> the comment after it in the class source: the flags' --help text, written once
+    (read once per process: five commands share TrainConfig's flags)."""
     import inspect
     import io
     import tokenize

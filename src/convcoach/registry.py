@@ -71,6 +71,10 @@ class SpecArgs(list):
         self.read = len(self)
         return super().__iter__()
 
+    def allow(self, count: int) -> None:
+        """Mark the first `count` arguments as used where a later step reads them (e.g. top:K)."""
+        self.read = max(self.read, min(count, len(self)))
+
     def check_all_read(self, spec: str, what: str) -> None:
         """Raise if the builder left arguments unread: they would be ignored without a word."""
         if len(self) > self.read:

@@ -51,12 +51,17 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
     except ConfigError:
         raise
     except (TypeError, ValueError, ZeroDivisionError, RuntimeError, IndexError) as exc:
-        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        detail = _first_line(exc)
         too_small = "too small" in detail or "greater than" in detail
         hint = "too deep for the image size: a smaller --depth or a larger --image-size helps" if too_small else "check these option values"
         raise ConfigError(f"{what} cannot be built for {in_shape[0]}x{in_shape[1]}x{in_shape[2]} images and {num_classes} classes: "
                           f"{detail} ({hint})") from None
     return model
+
+
+def _first_line(exc: Exception) -> str:
+    """An exception's message cut to one line for a ConfigError (its type name when it has none)."""
+    return str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
 
 
 def _dry_run(model: nn.Module, in_shape: tuple[int, int, int]) -> torch.Tensor:
@@ -78,8 +83,7 @@ def check_user_model(model: nn.Module, in_shape: tuple[int, int, int], num_class
     try:
         out = _dry_run(model, tuple(in_shape))
     except (TypeError, ValueError, RuntimeError, IndexError) as exc:
-        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"the model given to the Trainer cannot take this data's {shape} (CxHxW) images: {detail}") from None
+        raise ConfigError(f"the model given to the Trainer cannot take this data's {shape} (CxHxW) images: {_first_line(exc)}") from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
         got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ConfigError(f"the model given to the Trainer returns {got} per image; the data has {num_classes} classes, "

@@ -89,7 +89,8 @@ def check_norm(spec: str) -> None:
     NORMS.get(name)
     if name == "group" and args and (not args[0].isdigit() or int(args[0]) < 1):
         raise ConfigError(f"norm '{spec}': the group count must be a positive integer")
-    args.check_all_read(spec, "norm")  # group:G reads its one argument above; the others take none
+    args.allow(1 if name == "group" else 0)  # group:G; the others take none
+    args.check_all_read(spec, "norm")
 
 
 def conv_block(in_channels: int, out_channels: int, act: str, norm_spec: str, stride: int = 1) -> list[nn.Module]:

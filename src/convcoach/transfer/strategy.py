@@ -52,8 +52,7 @@ def check_strategy(spec: str) -> None:
     name, args = parse_spec(spec)
     if name not in ("stages", "auto") and name not in TRAINABLE:
         raise ConfigError(f"unknown strategy '{spec}'; known: {', '.join(STRATEGY_NAMES)}")
-    if name == "top" and args:
-        args[0]  # top:K takes one argument (checked against the network's stages later); the others none
+    args.allow(1 if name == "top" else 0)  # top:K (checked against the network's stages later); the others none
     args.check_all_read(spec, "strategy")
 
 
