@@ -94,6 +94,14 @@ def test_lr_sweep_labels_runs_and_scales_the_batch():
     assert batch_factor("sgd", 32, 256) == 0.125 and batch_factor("adam", 64, 256) == 0.5
 
 
+@pytest.mark.parametrize("optimizer, factor", [("sgd", 20 / 256), ("adam", math.sqrt(20 / 256))])
+def test_overfit_scales_the_lr_to_its_20_examples_as_the_sweep_does(blobs_npz, tmp_path, optimizer, factor):
+    # both checks judge the LR the run uses at batch 256, each at its own batch: consistent verdicts
+    config = small_config(blobs_npz, tmp_path, optimizer=optimizer, lr=0.4, batch_size=256)
+    details = run_checks(config, only=["overfit"], budget=FAST).get("overfit").details
+    assert details["lr"] == 0.4 and details["batch_lr"] == pytest.approx(0.4 * factor)
+
+
 def test_unknown_check_name_is_a_one_line_error(blobs_npz, tmp_path, capsys):
     code = main(["check", "--data", f"npz:{blobs_npz}", "--only", "initial_los", "--out", str(tmp_path / "c")])
     assert code == 2
