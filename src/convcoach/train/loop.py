@@ -71,11 +71,11 @@ def resumed_config(config: TrainConfig) -> tuple[TrainConfig, bool]:
     saved = from_dict(load_yaml(source), source=str(source))
     defaults = TrainConfig()
     fixed = [name for name in config_fields(TrainConfig) if name not in ("resume", "out", *RESUME_MAY_CHANGE)
-             and getattr(config, name) != getattr(defaults, name) and getattr(config, name) != getattr(saved, name)]
+             and getattr(config, name) != getattr(defaults, name) and _used(config, name) != _used(saved, name)]
     if config.out and Path(config.out).resolve() != run_dir.resolve():
         fixed.append("out")
     if fixed:
-        differences = ", ".join(f"{name} {getattr(config, name)!r} (saved: {getattr(saved, name)!r})" for name in fixed)
+        differences = ", ".join(f"{name} {getattr(config, name)!r} (saved: {_saved(saved, name)})" for name in fixed)
         raise ConfigError(f"--resume {run_dir} continues the options saved in {source}; these differ and cannot change mid-run: "
                           f"{differences}. A resume may change only {', '.join(RESUME_MAY_CHANGE)}; start a new run to change the others")
     new_length = config.epochs != defaults.epochs and config.epochs != saved.epochs
@@ -87,6 +87,18 @@ def resumed_config(config: TrainConfig) -> tuple[TrainConfig, bool]:
             setattr(saved, name, getattr(config, name))
     saved.quiet, saved.resume, saved.out = config.quiet, str(run_dir), str(run_dir)
     return saved, new_length
+
+
+def _used(config: TrainConfig, name: str) -> Any:
+    """The value a run uses for option `name`: an unset lr is the optimizer's default."""
+    value = getattr(config, name)
+    return default_lr(config.optimizer) if name == "lr" and value is None else value
+
+
+def _saved(saved: TrainConfig, name: str) -> str:
+    if name == "lr" and saved.lr is None:
+        return f"unset, so {saved.optimizer}'s default {_used(saved, name)!r}"
+    return repr(getattr(saved, name))
 
 
 def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes: int) -> dict[str, Any]:
