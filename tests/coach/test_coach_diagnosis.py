@@ -130,3 +130,16 @@ def test_a_run_no_better_than_guessing_is_not_called_healthy():
     verdict = diagnose(_record(losses, [(0.127, 0.057, 2.3)], updates=4e-5))
     assert verdict.causes == ["at_chance"] and not verdict.healthy
     assert verdict.findings[0].evidence == "best validation accuracy 6% for 3 classes (chance 33%) after 12 iterations"
+
+
+def test_train_vs_eval_mode_probe_is_skipped_under_ddp_with_sync_batchnorm():
+    # its train-mode forward runs on rank 0 only: SyncBatchNorm would wait for ranks that never join
+    import torch
+
+    from convcoach.coach.diagnosis import accuracy_by_mode
+    from convcoach.train.distributed import DistContext
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.SyncBatchNorm(2))
+    split = type("S", (), {"images": torch.zeros(4, 1, 5, 5, dtype=torch.uint8), "__len__": lambda self: 4})()
+    trainer = type("T", (), {"model": model, "dist": DistContext(0, 2), "data": type("D", (), {"train": split})()})()
+    assert accuracy_by_mode(trainer) is None

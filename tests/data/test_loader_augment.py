@@ -78,6 +78,20 @@ def test_load_state_dict_reproduces_the_same_batches():
     assert all(torch.equal(x, xe) and torch.equal(y, ye) for (x, y), (xe, ye) in zip(fresh, expected))
 
 
+def test_a_state_saved_on_another_device_keeps_the_order_and_reseeds_the_augmentation(caplog):
+    # a generator's state is device-specific (CUDA 16 bytes, CPU 5056): moving a run reseeds, with a warning
+    augment = parse_augment("hflip")
+    loader = BatchLoader(indexed_split(20), 6, IDENTITY, shuffle=True, augment=augment, seed=1)
+    state = loader.state_dict()
+    assert state["aug_device"] == "cpu"
+    expected = [y.tolist() for _, y in loader]
+    moved = BatchLoader(indexed_split(20), 6, IDENTITY, shuffle=True, augment=augment, seed=99)
+    with caplog.at_level("WARNING", logger="convcoach"):
+        moved.load_state_dict({**state, "aug_generator": torch.zeros(16, dtype=torch.uint8), "aug_device": "cuda"})
+    assert "resumed on cpu a run saved on cuda" in caplog.text
+    assert [y.tolist() for _, y in moved] == expected  # the shuffling generator was not advanced
+
+
 def test_drop_last_and_len():
     split = indexed_split(10)
     dropping = BatchLoader(split, 3, IDENTITY, shuffle=True, drop_last=True)

@@ -47,6 +47,15 @@ def test_applied_swaps_the_average_in_and_restores_the_weights():
     assert torch.equal(model.weight, own)
 
 
+def test_a_restored_average_moves_to_the_models_device():
+    # checkpoints load onto the CPU; on a GPU run the shadow must follow the weights ("meta" stands in)
+    model = nn.Linear(2, 2).to("meta")
+    average = WeightAverage(0.9)
+    average.load_state_dict({"updates": 3, "shadow": {"weight": torch.ones(2, 2), "bias": torch.zeros(2)}})
+    average.on_train_start(type("T", (), {"model": model})())
+    assert {v.device.type for v in average.shadow.values()} == {"meta"} and average.updates == 3
+
+
 def test_ema_must_be_a_decay_below_one(blobs_npz, tmp_path):
     with pytest.raises(ConfigError, match=r"ema must be 0 \(off\) or a decay in \(0, 1\) such as 0.998, got 1.5"):
         small_config(blobs_npz, tmp_path, ema=1.5).validate()

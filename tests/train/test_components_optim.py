@@ -195,6 +195,16 @@ def test_auto_precision_without_a_timer_trusts_native_bf16(monkeypatch):
     assert precision.resolve_precision("auto", CPU) == ("bf16", "CPU has native bf16")
 
 
+@pytest.mark.parametrize("native, chosen", [(True, "bf16"), (False, "fp16")])
+def test_auto_precision_on_cuda_takes_bf16_only_when_native_not_emulated(monkeypatch, native, chosen):
+    # torch's default is_bf16_supported() also says True for pre-Ampere GPUs that only emulate bf16
+    import contextlib
+
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation or native)
+    assert precision.resolve_precision("auto", torch.device("cuda", 1))[0] == chosen
+
+
 def test_fp16_on_cpu_is_a_config_error():
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         precision.resolve_precision("fp16", CPU)

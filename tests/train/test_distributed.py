@@ -7,11 +7,12 @@ import sys
 
 import pytest
 import torch
+import torch.nn as nn
 from conftest import wait_for_epochs
 
 from convcoach.errors import ConfigError
 from convcoach.train.checkpoint import load_checkpoint
-from convcoach.train.distributed import DistContext, launched_by_torchrun, torchrun_command, wrap_model
+from convcoach.train.distributed import DistContext, launched_by_torchrun, torchrun_command, unwrap, wrap_model
 
 ARGS = ["--model", "cnn", "--depth", "2", "--width", "8", "--norm", "group:4", "--epochs", "3", "--batch-size", "32",
         "--augment", "none", "--lr", "0.05", "--quiet"]
@@ -76,3 +77,27 @@ def test_distributed_run_killed_and_resumed_matches_an_uninterrupted_one(blobs_n
     ours, theirs = load_checkpoint(killed / "last.pt")["model_state"], load_checkpoint(reference / "last.pt")["model_state"]
     assert all(torch.allclose(ours[k].float(), theirs[k].float(), atol=1e-6) for k in theirs)
     assert _losses(killed) == pytest.approx(_losses(reference), abs=1e-6)
+
+
+def test_unwrap_removes_torch_compile_and_ddp_wrappers_so_checkpoint_keys_have_no_prefix():
+    model = nn.Sequential(nn.Linear(3, 2))
+    compiled = torch.compile(model)  # lazy: nothing is compiled until the first call
+    assert list(compiled.state_dict()) == ["_orig_mod.0.weight", "_orig_mod.0.bias"]
+    assert unwrap(compiled) is model and list(unwrap(compiled).state_dict()) == ["0.weight", "0.bias"]
+
+
+@pytest.mark.parametrize("cuda, backend", [(True, "cpu:gloo,cuda:nccl"), (False, "gloo")])
+def test_on_gpus_the_process_group_also_reduces_cpu_tensors(monkeypatch, cuda, backend):
+    # nccl alone takes CUDA tensors only: the epoch's metric sums would fail to all-reduce
+    import torch.distributed as dist
+
+    from convcoach.train.distributed import init_distributed
+
+    calls = []
+    monkeypatch.setenv("RANK", "1"), monkeypatch.setenv("WORLD_SIZE", "2"), monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "set_device", calls.append)
+    monkeypatch.setattr(dist, "init_process_group", calls.append)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1), monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    context = init_distributed("auto")
+    assert calls == ([1, backend] if cuda else [backend]) and (context.rank, context.world_size, context.local_rank) == (1, 2, 1)

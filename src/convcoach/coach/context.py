@@ -121,7 +121,7 @@ class CheckContext:
             assert self.spec is not None
             known = set(model_options(self.spec["name"]))
             spec = {**self.spec, "options": {**self.spec["options"], **{k: v for k, v in options.items() if k in known}}}
-            model = build_model(spec)
+            model = build_model(spec).to(self.device)  # LSUV's sample batch is on the device
             sample = self.batch(256)[0] if self.config.init == "lsuv" else None
             initialize(model, self.config.init, self.config.activation, self.config.zero_init_residual, sample)
         model = model.to(device=self.device, dtype=dtype).train()

@@ -293,9 +293,11 @@ def accuracy_by_mode(trainer: Trainer, limit: int = 512) -> dict[str, float] | N
     from ..train.distributed import unwrap
 
     train = trainer.data.train
+    model = unwrap(trainer.model)
     if train.images is None or not len(train):
         return None
-    model = unwrap(trainer.model)
+    if trainer.dist.enabled and any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules()):
+        return None  # a train-mode forward would start a collective the other ranks never join
     x = trainer.normalizer(train.images[:limit].to(trainer.device))
     y = train.labels[:limit].to(trainer.device)
     if trainer.config.channels_last:

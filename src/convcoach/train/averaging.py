@@ -37,8 +37,11 @@ class WeightAverage(Callback):
         self.shadow: dict[str, torch.Tensor] | None = None
 
     def on_train_start(self, trainer: Trainer) -> None:
-        if self.shadow is None:  # a resumed run already has its average
-            self.shadow = _copy(unwrap(trainer.model).state_dict())
+        state = unwrap(trainer.model).state_dict()
+        if self.shadow is None:
+            self.shadow = _copy(state)
+        else:  # a resumed run's average, loaded onto the CPU: to the model's device
+            self.shadow = {k: v.to(state[k].device) for k, v in self.shadow.items()}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:

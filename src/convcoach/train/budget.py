@@ -32,13 +32,15 @@ def affordable_epochs(budget: float, spent: float, epoch_seconds: float, done: i
 
 class TimeBudget(Callback):
     """Plans the epoch count at the end of the first epoch, then shortens the plan (never lengthens
-    it) whenever the mean epoch time so far says the run would overshoot; the plan is checkpointed."""
+    it) whenever the epoch time so far (the slower of mean and last) says the run would overshoot;
+    the plan is checkpointed."""
 
     order = 85  # after early stopping, before the checkpointer saves the plan
 
     def __init__(self, minutes: float) -> None:
         self.seconds = minutes * 60.0
         self.planned: int | None = None
+        self._clock = 0.0  # the run's training time at the end of the previous epoch
 
     def on_train_start(self, trainer: Trainer) -> None:
         if self.planned is not None and self.planned != trainer.config.epochs:  # a resumed run keeps its plan
@@ -48,7 +50,11 @@ class TimeBudget(Callback):
         done = trainer.state.epoch
         if trainer.resumed and self.planned is not None:
             return  # the set-up clock restarted with the resume: keep the plan made with the full history
-        epoch_seconds = metrics["time"] / done  # mean so far, validation included
+        # the slower of the mean so far and the last epoch (validation included): a machine that slows
+        # down shortens the plan at once, before the mean catches up and the cut lands on an un-annealed LR
+        last = metrics["time"] - self._clock
+        self._clock = metrics["time"]
+        epoch_seconds = max(metrics["time"] / done, last)
         spent = time.perf_counter() - trainer.created_at
         limit = trainer.config.epochs if self.planned is None else self.planned  # shrink only after the first plan
         plan = [affordable_epochs(self.seconds, spent, epoch_seconds, done, limit)]

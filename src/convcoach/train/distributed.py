@@ -43,7 +43,7 @@ def init_distributed(device_name: str) -> DistContext:
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if use_cuda:
         torch.cuda.set_device(local_rank)
-    dist.init_process_group("nccl" if use_cuda else "gloo")
+    dist.init_process_group("cpu:gloo,cuda:nccl" if use_cuda else "gloo")  # nccl takes CUDA tensors only
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
@@ -67,6 +67,8 @@ def wrap_model(model: nn.Module, context: DistContext, device: torch.device, syn
 
 
 def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside torch.compile's and DDP's wrappers (whose state_dict keys carry prefixes)."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 

@@ -282,7 +282,7 @@ class Trainer:
             if self.state.stop_reason == "diverged":
                 return
             self.state.epoch += 1
-            totals = all_reduce_sum(torch.tensor([loss_sum, correct.item(), seen], dtype=torch.float64), self.dist).tolist()
+            totals = all_reduce_sum(torch.tensor([loss_sum, correct.item(), seen], dtype=torch.float64, device=self.device), self.dist).tolist()
             metrics = {"epoch": self.state.epoch, "step": self.state.step, "train_loss": totals[0] / max(totals[2], 1), "train_acc": totals[1] / max(totals[2], 1)}
             if self.val_loader is not None:
                 metrics.update(self._validate())
@@ -339,7 +339,7 @@ class Trainer:
     def _checkpoint_mid_epoch(self, sums: list[float], start: float) -> None:
         """`checkpoint_every`: last.pt inside an epoch, so a kill loses at most that many iterations."""
         if self.dist.enabled:  # a collective: every rank reaches the same step
-            sums = all_reduce_sum(torch.tensor(sums, dtype=torch.float64), self.dist).tolist()
+            sums = all_reduce_sum(torch.tensor(sums, dtype=torch.float64, device=self.device), self.dist).tolist()
         self.state.partial, self.state.elapsed = sums, time.perf_counter() - start
         self.emit("on_checkpoint")
         self.state.partial = []
@@ -468,7 +468,8 @@ class Trainer:
             "optimizer_state": self.optimizer.state_dict(),
             "scheduler_state": self.scheduler.state_dict(),
             "loader_state": self.train_loader.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": {"torch": torch.get_rng_state(), "cuda": [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else []},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,  # fp16's loss scale and growth count
             "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks},
             "state": asdict(self.state),
             "versions": {"convcoach": __version__, "torch": str(torch.__version__)},
@@ -485,8 +486,10 @@ class Trainer:
         self.scheduler.load_state_dict(payload["scheduler_state"])
         self.train_loader.load_state_dict(payload["loader_state"])
         torch.set_rng_state(payload["rng"]["torch"])
-        if payload["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
+        if payload["rng"]["cuda"] and self.device.type == "cuda":  # this rank's own GPU (all ranks share one seed)
+            torch.cuda.set_rng_state(payload["rng"]["cuda"][0], self.device)
+        if self.scaler is not None and payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
         for callback in self.callbacks:
             state = payload["callbacks"].get(type(callback).__name__)
             if state is not None:

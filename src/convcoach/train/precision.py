@@ -35,7 +35,9 @@ def resolve_precision(
     """(precision, reason). 'auto' asks the hardware, and on CPUs with native bf16 also times a few steps."""
     if device.type == "cuda":
         if name == "auto":
-            return ("bf16", "CUDA device supports bf16") if torch.cuda.is_bf16_supported() else ("fp16", "CUDA without bf16: fp16 with a grad scaler")
+            with torch.cuda.device(device):  # native bf16 (Ampere on), not emulated, on this run's GPU
+                native = torch.cuda.is_bf16_supported(including_emulation=False)
+            return ("bf16", "CUDA device supports bf16") if native else ("fp16", "CUDA without native bf16: fp16 with a grad scaler")
         return name, "requested"
     if name == "fp16":
         raise ConfigError("precision fp16 needs a CUDA device; on CPU use bf16, fp32 or auto")
