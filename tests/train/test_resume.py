@@ -191,12 +191,15 @@ def test_resume_refuses_options_that_cannot_change_mid_run(blobs_npz, tmp_path):
         Trainer(TrainConfig(resume=str(budgeted), epochs=4))
 
 
-def test_cli_resume_with_a_changed_option_is_a_one_line_error(blobs_npz, tmp_path, single_thread):
+def test_cli_resume_with_a_changed_option_is_a_one_line_error(blobs_npz, tmp_path, single_thread, capsys):
     from convcoach.cli import main
 
     run = tmp_path / "run"
     Trainer(small_config(blobs_npz, run, epochs=1, report=False)).fit()
+    capsys.readouterr()
     assert main(["train", "--resume", str(run), "--lr", "0.3", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "these differ and cannot change mid-run: lr 0.3 (saved: 0.05)." in err
 
 
 class _Signal(Callback):
