@@ -106,6 +106,7 @@ def _launch_torchrun(nproc: int, argv: list[str]) -> int:
 # ----- eval -----
 def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="best.pt, last.pt or a run directory")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     parser.add_argument("--data", help="evaluate on another dataset with the same classes")
     parser.add_argument("--data-dir")
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
@@ -121,12 +122,13 @@ def run_eval(args: argparse.Namespace) -> int:
     from .evaluate.outputs import write_evaluation
     from .infer import evaluate_split, load_split, load_trained
     from .train.loop import write_json
+    from .train.precision import resolve_device
 
     if args.tta:
         from .evaluate.tta import parse_tta
 
         parse_tta(args.tta)  # a bad spec fails before any data is loaded
-    trained = load_trained(args.checkpoint)
+    trained = load_trained(args.checkpoint, resolve_device(args.device))
     if args.fuse_bn:
         from .models.fuse import fuse_bn
 
@@ -180,6 +182,7 @@ def run_gallery(args: argparse.Namespace) -> int:
 # ----- predict -----
 def _predict_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--top-k", type=at_least(1), default=3)
     parser.add_argument("--out", help="output directory (default runs/predict-<timestamp>)")
@@ -189,8 +192,9 @@ def _predict_args(parser: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from .infer import load_trained, predict_files
     from .train.loop import write_json
+    from .train.precision import resolve_device
 
-    trained = load_trained(args.checkpoint)
+    trained = load_trained(args.checkpoint, resolve_device(args.device))
     results = predict_files(trained, args.images, args.top_k)
     out = Path(args.out or default_out("predict-"))
     out.mkdir(parents=True, exist_ok=True)
