@@ -96,8 +96,19 @@ def test_on_gpus_the_process_group_also_reduces_cpu_tensors(monkeypatch, cuda, b
     calls = []
     monkeypatch.setenv("RANK", "1"), monkeypatch.setenv("WORLD_SIZE", "2"), monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setattr(torch.cuda, "set_device", calls.append)
     monkeypatch.setattr(dist, "init_process_group", calls.append)
     monkeypatch.setattr(dist, "get_rank", lambda: 1), monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     context = init_distributed("auto")
     assert calls == ([1, backend] if cuda else [backend]) and (context.rank, context.world_size, context.local_rank) == (1, 2, 1)
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    from convcoach.train.distributed import init_distributed
+
+    monkeypatch.setenv("RANK", "2"), monkeypatch.setenv("WORLD_SIZE", "3"), monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match=r"process 2 of this node has no GPU of its own \(2 visible\)"):
+        init_distributed("auto")

@@ -42,6 +42,9 @@ def init_distributed(device_name: str) -> DistContext:
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if use_cuda:
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} visible): "
+                              "use at most one process per GPU (--nproc / torchrun --nproc_per_node), or --device cpu")
         torch.cuda.set_device(local_rank)
     dist.init_process_group("cpu:gloo,cuda:nccl" if use_cuda else "gloo")  # nccl takes CUDA tensors only
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
