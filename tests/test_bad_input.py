@@ -167,8 +167,11 @@ def test_damaged_run_files_are_named_errors_or_skipped_lines(blobs_npz, tmp_path
     # a line cut short by a kill does not stop a resume: the resume rewrites the log from last.pt
     (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"kind": "iter", "st')
     summary = Trainer(TrainConfig(resume=str(run), epochs=3, quiet=True)).fit()
-    assert summary["epochs_run"] == 3
-    assert all(isinstance(json.loads(line), dict) for line in (run / "metrics.jsonl").read_text().splitlines())
+    assert summary["epochs_run"] == 3 and summary["steps"] == 12  # 130 training images, batches of 32: 4 full steps per epoch
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3]  # the cut line is gone, no epoch is doubled
+    assert [r["step"] for r in rows if r["kind"] == "iter"] == list(range(1, 13))
+    assert len(rows) == 3 + 12 + 3  # the three monitor rows of the start, one row per step and per epoch
 
 
 def test_tune_space_given_twice_is_an_error(tmp_path):
@@ -204,8 +207,13 @@ def test_randaugment_on_images_smaller_than_its_kernels_runs(tmp_path, capsys):
     images = torch.randint(0, 256, (16, 1, 2, 2), dtype=torch.uint8)
     normalizer = Normalizer.fit(images, "none")
     augmenter = parse_augment(["randaugment:14:30"]).fit(images, normalizer)
-    out = augmenter(normalizer(images), torch.Generator().manual_seed(0))  # 14 ops per image: sharpness among them
+    x = normalizer(images)
+    out = augmenter(x, torch.Generator().manual_seed(0))  # 14 ops per image: sharpness among them
     assert out.shape == (16, 1, 2, 2) and torch.isfinite(out).all()
+    assert normalizer.mean == [0.0] and normalizer.std == [1.0]  # 'none': the pixels in [0, 1]
+    assert out.min().item() >= 0.0 and out.max().item() <= 1.0
+    changed = sum(not torch.allclose(o, i, atol=1e-4) for o, i in zip(out, x))
+    assert changed >= 12, f"only {changed} of 16 images changed under 14 ops at magnitude 30"
     assert main(["features", "--checkpoint", "x.pt", "--data", "digits", "--out", str(tmp_path / "f")]) == 2
     assert "give a file name ending in .npz" in capsys.readouterr().err
 
@@ -225,19 +233,26 @@ def test_nesterov_with_the_ema_momentum_convention_is_an_error():
 
 
 def test_extra_spec_arguments_of_pooling_strategies_and_pruners_are_errors_not_ignored():
-    from convcoach.transfer.strategy import check_strategy
+    import torch
+
+    from convcoach.transfer.strategy import check_strategy, trainable_stages
     from convcoach.tune.study import create_pruner
 
     with pytest.raises(ConfigError, match=r"pooling 'max:2': 'max' takes no arguments, got 1 \(2 would be ignored\)"):
         create_model("vgg", (1, 28, 28), 10, pool="max:2")
-    assert create_model("vgg", (1, 28, 28), 10, pool="fractional:0.7") is not None
+    model = create_model("vgg", (1, 28, 28), 10, pool="fractional:0.6")  # the argument is read, not the default 0.7
+    ratios = [m.output_ratio for m in model.modules() if isinstance(m, torch.nn.FractionalMaxPool2d)]
+    assert ratios == [(0.6, 0.6)] * 3
     with pytest.raises(ConfigError, match=r"strategy 'stages:3': 'stages' takes no arguments"):
         check_strategy("stages:3")
     check_strategy("top:2")
+    assert trainable_stages("top:2", ["stem", "stage1", "stage2", "fc1"]) == ["stage2", "fc1"]
     with pytest.raises(ConfigError, match=r"strategy 'top:2:1': 'top' takes at most 1 argument, got 2"):
         check_strategy("top:2:1")
     with pytest.raises(ConfigError, match=r"prune 'none:1': 'none' takes no arguments"):
         create_pruner("none:1")
+    median = create_pruner("median:3:2")
+    assert (median._n_startup_trials, median._n_warmup_steps) == (3, 3)  # warmup 2 epochs: steps are 1-based epochs
 
 
 def test_options_the_optimizer_or_loss_never_reads_are_warned_about(caplog, tmp_path):

@@ -17,3 +17,38 @@ def test_every_benchmark_result_file_is_valid_json():
         except json.JSONDecodeError:
             broken.append(path.name)
     assert broken == []
+
+
+def readme_line(readme: str, *needles: str) -> str:
+    """The one README line that contains every needle."""
+    lines = [line for line in readme.splitlines() if all(n in line for n in needles)]
+    assert len(lines) == 1, (needles, lines)
+    return lines[0]
+
+
+def minutes(seconds: float) -> str:
+    return f"{int(round(seconds)) // 60} min {int(round(seconds)) % 60} s"
+
+
+def test_the_readme_headline_figures_are_the_ones_in_the_result_files():
+    readme = (RESULTS.parents[1] / "README.md").read_text()
+    default = json.loads((RESULTS / "default_recipe.json").read_text())
+    assert (default["test_accuracy"], default["epochs"]) == (0.9344, 10)
+    row = readme_line(readme, "`benchmarks/results/default_recipe.json`")
+    assert row.startswith(f"| **default** (no flags) | **{default['test_accuracy'] * 100:.2f}%** | **{minutes(default['wall_seconds'])}**")
+    assert f"({round(default['wall_seconds'])} s; {round(default['train_seconds'])} s training)" in row  # 261 s; 250 s
+    assert f"test accuracy: {default['test_accuracy'] * 100:.2f}%" in default["log"][0]
+
+    long = json.loads((RESULTS / "long_recipe.json").read_text())
+    assert (long["test_accuracy"], long["test_accuracy_without_tta"]) == (0.9391, 0.9389)
+    row = readme_line(readme, "`results/long_recipe.json`")
+    assert f"**{long['test_accuracy'] * 100:.2f}%** ({long['test_accuracy_without_tta'] * 100:.2f}% without TTA)" in row
+    assert f"| {long['epochs']} (planned after epoch 1" in row and f"**{minutes(long['wall_seconds'])}**" in row  # 28 min 47 s
+
+    overhead = json.loads((RESULTS / "overhead_interleaved.json").read_text())
+    assert overhead["ratio"] == 1.0237 and overhead["steps"] == 419
+    text = " ".join(readme.split())  # the sentence wraps across lines
+    assert f"**{overhead['ratio']:.3f}** ({(overhead['ratio'] - 1) * 100:.1f}%, within the 5% bar)" in text  # **1.024** (2.4%
+    assert f"({overhead['steps']} steps; `results/overhead_interleaved.json`)" in text
+    bench = (RESULTS.parent / "README.md").read_text()
+    assert f"measured {overhead['ratio']:.3f}: `results/overhead_interleaved.json`" in bench

@@ -48,6 +48,16 @@ def test_train_eval_predict_round_trip(trained, blobs_npz, tmp_path, capsys):
     predictions = json.loads((tmp_path / "pred" / "summary.json").read_text())["predictions"]
     assert [p["prediction"] for p in predictions] == [str(int(label)) for label in y]
     assert sum(t["probability"] for t in predictions[0]["top"]) <= 1.0 + 1e-6
+    # the probabilities are the checkpoint's softmax on the images (the grayscale PNGs hold the arrays exactly)
+    from convcoach.infer import load_trained
+
+    loaded = load_trained(trained)
+    with torch.no_grad():
+        expected = loaded.model(loaded.normalizer(torch.from_numpy(x)[:, None])).softmax(1)
+    for row, probabilities in zip(predictions, expected):
+        order = probabilities.argsort(descending=True).tolist()
+        assert [t["class"] for t in row["top"]] == [str(c) for c in order]
+        assert [t["probability"] for t in row["top"]] == pytest.approx(probabilities[order].tolist(), rel=1e-5)
 
 
 def test_yaml_config_with_flag_override(blobs_npz, tmp_path, capsys):
@@ -142,6 +152,17 @@ def test_predict_image_of_another_mode_and_size_is_converted(trained, tmp_path, 
     Image.new("RGBA", (40, 30), (255, 0, 0, 128)).save(tmp_path / "big.png")
     code, out, _ = run(capsys, "predict", "--checkpoint", str(trained), str(tmp_path / "big.png"), "--out", str(tmp_path / "p"))
     assert code == 0 and "big.png" in out
+    # red at alpha 128 over white is (255, 127, 127); as L (ITU-R 601: 0.299 R + 0.587 G + 0.114 B) 165.27 -> 165,
+    # the same at every pixel, so resizing 40x30 to the model's 12x12 keeps 165
+    from convcoach.infer import load_trained
+
+    loaded = load_trained(trained)
+    with torch.no_grad():
+        expected = loaded.model(loaded.normalizer(torch.full((1, 1, 12, 12), 165, dtype=torch.uint8))).softmax(1)[0]
+    (row,) = json.loads((tmp_path / "p" / "summary.json").read_text())["predictions"]
+    assert row["prediction"] == str(int(expected.argmax()))
+    assert row["top"][0]["probability"] == pytest.approx(expected.max().item(), rel=1e-5)
+    assert [t["probability"] for t in row["top"]] == pytest.approx(expected.sort(descending=True).values.tolist(), rel=1e-5)
     assert "image not found" in error_of(capsys, "predict", "--checkpoint", str(trained), str(tmp_path / "missing.png"))
 
 
@@ -150,7 +171,10 @@ def test_python_module_entry_point_runs():
     import sys
 
     result = subprocess.run([sys.executable, "-m", "convcoach", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and "train" in result.stdout
+    assert result.returncode == 0 and result.stdout.startswith("usage: convcoach [-h] [--verbose] COMMAND ...")
+    listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ") and not line.startswith("     ")]
+    assert listed == ["train", "eval", "export", "augment", "predict", "tune", "finetune", "features", "knn", "inspect",
+                      "report", "compare", "check", "stats", "diagnose"]
 
 
 def test_train_prints_the_tta_and_plain_accuracy_and_records_the_lr_used(blobs_npz, tmp_path, capsys):
@@ -171,3 +195,51 @@ def test_train_help_shows_each_flags_meaning_and_default(capsys):
     assert "--lr LR None: the optimizer's default (nesterov 0.8," in text
     assert "--epochs EPOCHS passes over the training split (default: 10)" in text
     assert "--augment AUGMENT comma-separated ops" in text and "(default: hflip)" in text
+
+
+def test_reg_all_flag_also_penalizes_biases_and_norm_parameters(blobs_npz, tmp_path):
+    from convcoach.cli import build_parser, config_from_args
+    from convcoach.train.loop import Trainer
+
+    def penalty(*extra: str) -> tuple[float, float, float]:
+        argv = ["train", "--data", f"npz:{blobs_npz}", *TINY, "--reg", "l2:0.01", *extra, "--out", str(tmp_path / "r")]
+        trainer = Trainer(config_from_args(build_parser().parse_args(argv)))
+        model = trainer.model
+        weights = sum(m.weight.pow(2).sum().item() for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+        everything = sum(p.pow(2).sum().item() for p in model.parameters())
+        return trainer.penalty(trainer.penalty_params).item(), weights, everything
+
+    value, weights, everything = penalty()
+    assert value == pytest.approx(0.01 * weights, rel=1e-5)
+    value, weights, everything = penalty("--reg-all")
+    assert value == pytest.approx(0.01 * everything, rel=1e-5)
+    assert everything > weights + 1.0  # BatchNorm's weights start at 1: a difference the test can see
+
+
+def test_base_batch_size_scales_the_learning_rate(blobs_npz, tmp_path, capsys):
+    code, _, _ = run(capsys, "train", "--data", f"npz:{blobs_npz}", *TINY, "--epochs", "1", "--schedule", "constant", "--lr", "0.05",
+                     "--batch-size", "64", "--base-batch-size", "32", "--no-report", "--out", str(tmp_path / "run"))
+    assert code == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["lr"] == pytest.approx(0.1)  # 0.05 x 64 / 32
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [row["lr"] for row in rows if row["kind"] == "iter"]
+    assert len(steps) == 2 and steps == [pytest.approx(0.1)] * 2  # 130 training images: 2 full batches of 64
+
+
+def test_verbose_turns_on_debug_logging(blobs_npz, tmp_path, capsys, caplog):
+    import logging
+
+    logger = logging.getLogger("convcoach")
+    level = logger.level
+    try:
+        with caplog.at_level(logging.DEBUG):
+            assert main(["eval", "--checkpoint", str(tmp_path / "missing")]) == 2  # the levels are set before the command runs
+            assert logger.level == logging.INFO
+            flags = ["train", "--data", f"npz:{blobs_npz}", *TINY, "--epochs", "1", "--lr", "0.05", "--init", "lsuv", "--no-report"]
+            assert main(["--verbose", *flags, "--out", str(tmp_path / "verbose")]) == 0
+            assert logger.level == logging.DEBUG
+        # LSUV rescales every conv and linear layer of the cnn (depth 2: 4 convs, 2 linear) and says so at debug level
+        assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and r.name == "convcoach"] == ["LSUV rescaled 6 layers"]
+    finally:
+        logger.setLevel(level)

@@ -66,13 +66,44 @@ def test_eval_tta_reports_accuracy_with_and_without(run_dir, tmp_path, capsys):
 
 
 def test_random_tta_fits_the_runs_own_augmentation_and_is_seeded(run_dir):
+    from convcoach.data.loader import BatchLoader
+    from convcoach.evaluate.tta import training_augmenter
+
     trained = load_trained(run_dir)
     split = load_split(trained)
     first, second = evaluate_split(trained, split, tta="random:3"), evaluate_split(trained, split, tta="random:3")
     assert torch.equal(first.probabilities, second.probabilities)
     assert not torch.allclose(first.probabilities, evaluate_split(trained, split).probabilities)
+    assert not trained.model.training  # the TTA wrapper leaves the loaded model in eval mode
+    # the documented draws: the run's translate:1,jitter:0.2 (jitter fitted on the training split), from a
+    # generator seeded with the run's seed + 2, three views per batch, softmax averaged
+    augmenter = training_augmenter(trained)
+    assert augmenter.specs == ["translate:1", "jitter:0.2"]
+    generator = torch.Generator().manual_seed(trained.config.seed + 2)
+    expected = []
+    with torch.no_grad():
+        for x, _ in BatchLoader(split, 512, trained.normalizer):
+            views = [augmenter(x, generator) for _ in range(3)]
+            expected.append(torch.stack([trained.model(v).float().softmax(1) for v in views]).mean(0))
+    assert torch.allclose(first.probabilities, torch.cat(expected), atol=1e-6)
 
 
 def test_eval_rejects_a_bad_tta_spec_in_one_line(run_dir, capsys):
     assert main(["eval", "--checkpoint", str(run_dir), "--tta", "5crop"]) == 2
     assert capsys.readouterr().err.startswith("convcoach: error: unknown test-time augmentation '5crop'")
+
+
+@pytest.mark.parametrize(("split", "count"), [("val", 6), ("train", 138)])
+def test_eval_split_evaluates_the_validation_or_training_images(run_dir, tmp_path, capsys, split, count):
+    # 180 blobs, 60 per class: 12 per class to test, then val_fraction 0.05 of the 48 left: round(2.4) = 2 per class
+    out = tmp_path / split
+    assert main(["eval", "--checkpoint", str(run_dir), "--split", split, "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    trained = load_trained(run_dir)
+    chosen = load_split(trained, split=split)
+    assert len(chosen) == count and summary["split"] == split
+    matrix = summary["confusion_matrix"]["rows_true_columns_predicted"]
+    assert sum(map(sum, matrix)) == count
+    assert [sum(row) for row in matrix] == torch.bincount(chosen.labels, minlength=3).tolist()
+    assert summary["accuracy"] == pytest.approx(evaluate_split(trained, chosen).accuracy)
+    assert f"{split} accuracy: {summary['accuracy'] * 100:.2f}%" in capsys.readouterr().out

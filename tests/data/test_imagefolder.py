@@ -174,6 +174,20 @@ def test_images_are_resized_to_image_size(tmp_path):
     assert tuple(bundle.test.images.shape[1:]) == (3, 8, 8)
 
 
+def test_resizing_averages_neighbouring_pixels_with_pil_bilinear(tmp_path):
+    half = np.zeros((16, 16), np.uint8)
+    half[:, 8:] = 255  # columns 0-7 black, 8-15 white
+    root = make_folder(tmp_path, {"a": [Image.fromarray(half)] * 3, "b": [Image.fromarray(half[:, ::-1].copy())] * 3})
+    bundle = load(root, image_size=8)
+    # PIL's BILINEAR widens its triangle filter by the scale (2) when shrinking: output column j averages
+    # input columns 2j-1..2j+2 with weights 1/8, 3/8, 3/8, 1/8, so column 3 is 255/8 = 31.9 -> 32 and column 4 is 223
+    row = [0, 0, 0, 32, 223, 255, 255, 255]
+    for split in (bundle.train, bundle.test):
+        for image, label in zip(split.images, split.labels):
+            expected = np.array(row if int(label) == 0 else row[::-1], np.uint8)
+            assert np.array_equal(image[0].numpy(), np.tile(expected, (8, 1)))
+
+
 def test_without_image_size_the_first_image_sets_the_size(tmp_path):
     root = make_folder(tmp_path, {"a": [gray(10, (5, 3)), gray(20, (8, 8))], "b": [gray(30, (2, 2)), gray(40, (9, 9))]})
     bundle = load(root)

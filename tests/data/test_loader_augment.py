@@ -149,11 +149,6 @@ def test_hflip_with_p1_mirrors_and_twice_is_identity():
     assert torch.equal(flip(once, gen(1)), x)
 
 
-def test_hflip_with_p0_leaves_the_batch_unchanged():
-    x = batch()
-    assert torch.equal(parse_augment("hflip:0")(x, gen()), x)
-
-
 def test_vflip_with_p1_mirrors_top_bottom():
     x = batch()
     assert torch.equal(parse_augment("vflip:1")(x, gen()), x.flip(2))
@@ -166,18 +161,6 @@ def test_default_hflip_flips_some_samples_and_not_others():
     same = [torch.equal(o, s) for o, s in zip(out, x)]
     assert all(f or s for f, s in zip(flipped, same))
     assert 10 < sum(flipped) < 54
-
-
-def test_translate_keeps_shape_and_dtype():
-    x = batch()
-    out = parse_augment("translate:2")(x, gen())
-    assert out.shape == x.shape
-    assert out.dtype == x.dtype
-
-
-def test_translate_with_pad_zero_is_identity():
-    x = batch()
-    assert torch.equal(parse_augment("translate:0")(x, gen()), x)
 
 
 def test_translate_moves_a_one_hot_pixel_by_at_most_pad():
@@ -214,13 +197,6 @@ def test_each_translated_sample_is_its_input_shifted_by_at_most_two():
 def test_crop_is_an_alias_of_translate():
     x = batch()
     assert torch.equal(parse_augment("crop:2")(x, gen(4)), parse_augment("translate:2")(x, gen(4)))
-
-
-def test_same_generator_seed_gives_the_same_augmented_batch():
-    x = batch()
-    augment = parse_augment("hflip,translate:2")
-    assert torch.equal(augment(x, gen(7)), augment(x, gen(7)))
-    assert not torch.equal(augment(x, gen(7)), augment(x, gen(8)))
 
 
 def test_parse_augment_accepts_list_string_and_none():

@@ -195,9 +195,14 @@ def test_classes_array_names_the_classes(tmp_path):
 
 
 def test_image_size_resizes_train_and_test(tmp_path):
-    x = np.full((4, 4, 4), 200, np.uint8)
-    path = save(tmp_path, x=x, y=np.array([0, 1, 0, 1]), x_test=x, y_test=np.array([0, 1, 0, 1]))
+    x = np.zeros((4, 16, 16), np.uint8)
+    x[:, :, 8:] = 255  # train: black left half, white right half; test: the mirror image
+    path = save(tmp_path, x=x, y=np.array([0, 1, 0, 1]), x_test=x[:, :, ::-1], y_test=np.array([0, 1, 0, 1]))
     bundle = load_data(f"npz:{path}", SourceOptions(image_size=8), val_fraction=0.0)
     assert tuple(bundle.train.images.shape) == (4, 1, 8, 8)
     assert tuple(bundle.test.images.shape) == (4, 1, 8, 8)
-    assert int(bundle.train.images.min()) == 200 and int(bundle.train.images.max()) == 200
+    # bilinear, align_corners=False, no antialiasing: output column j samples input x = 2j + 0.5, halfway
+    # between columns 2j and 2j + 1, which are always on the same side of the edge: no grey column
+    row = torch.tensor([0, 0, 0, 0, 255, 255, 255, 255], dtype=torch.uint8)
+    assert torch.equal(bundle.train.images, row.expand(4, 1, 8, 8))
+    assert torch.equal(bundle.test.images, row.flip(0).expand(4, 1, 8, 8))

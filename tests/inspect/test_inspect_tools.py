@@ -115,6 +115,49 @@ def small_run(tmp_path_factory):
     return folder / "run"
 
 
+def check_inspect_numbers(run, entries):
+    """The numbers in inspect.json recomputed directly from the checkpoint and its (18-image) test split."""
+    from convcoach.infer import load_split, load_trained
+    from convcoach.inspect.noise import class_visualizations
+
+    trained = load_trained(run)
+    model, split = trained.model, load_split(trained)
+    assert len(split) == 18  # --samples 40 scans all of them
+    x = trained.normalizer(split.images)
+    outputs = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: outputs.__setitem__(name, out.detach().clone()))
+             for name, m in model.named_modules() if isinstance(m, nn.ReLU) or name == "12"]
+    with torch.no_grad():
+        probabilities = model(x).softmax(1)
+    for hook in hooks:
+        hook.remove()
+    dead = entries["dead_relu"]["data"]
+    assert dead["samples"] == 18
+    expected = []
+    for name, out in outputs.items():
+        if isinstance(model.get_submodule(name), nn.ReLU):
+            fired = (out.transpose(0, 1).flatten(1) > 0).any(dim=1)
+            expected.append((name, len(fired), int((~fired).sum()), (out <= 0).double().mean().item()))
+    assert [(r["layer"], r["units"], r["dead_units"]) for r in dead["layers"]] == [e[:3] for e in expected]
+    assert [r["zero_fraction"] for r in dead["layers"]] == pytest.approx([e[3] for e in expected])
+    assert [r["dead_fraction"] for r in dead["layers"]] == pytest.approx([e[2] / e[1] for e in expected])
+
+    top = entries["max_activation"]["data"]
+    assert top["layer"] == "12" and top["samples"] == 18
+    peaks = outputs["12"].flatten(2).amax(dim=2)  # (18 images, units): the spatial maximum
+    for unit in (0, 3):
+        values = [row["activation"] for row in top["top"][str(unit)]]
+        assert values == sorted(values, reverse=True)
+        best = peaks[:, unit].topk(4)
+        assert [row["index"] for row in top["top"][str(unit)]] == best.indices.tolist()
+        assert values == pytest.approx(best.values.tolist(), rel=1e-5)
+
+    _, visual = class_visualizations(model, trained.normalizer, trained.in_shape, [0, 1, 2], steps=5, seed=0)
+    assert list(entries["class_visualization"]["data"]["probability"].values()) == pytest.approx(visual, rel=1e-5)
+    first = entries["occlusion"]["data"]["examples"][0]
+    assert first["image"] == "test #0: 0" and first["probability"] == pytest.approx(probabilities[0, 0].item(), rel=1e-5)
+
+
 def test_inspect_command_writes_a_png_per_inspection_and_the_run_report_includes_them(small_run, capsys):
     code = main(["inspect", "--checkpoint", str(small_run), "--units", "0,3", "--top", "4", "--samples", "40", "--noise", "16", "--steps", "5", "--patch", "4", "--stride", "2"])
     assert code == 0
@@ -129,11 +172,39 @@ def test_inspect_command_writes_a_png_per_inspection_and_the_run_report_includes
     assert list(entries["max_activation"]["data"]["top"]) == ["0", "3"] and len(entries["max_activation"]["data"]["top"]["0"]) == 4
     assert sum(entries["noise"]["data"]["class_fraction"].values()) == pytest.approx(1.0)
     assert (folder / "inspect.html").is_file()
+    check_inspect_numbers(small_run, entries)
     capsys.readouterr()
     assert main(["report", str(small_run)]) == 0
     html = (small_run / "report.html").read_text()
     for anchor in ("filters", "occlusion", "saliency", "max-activation", "noise", "class-visualization", "dead-relu"):
         assert html.count(f'<section id="{anchor}">') == 1
+
+
+def test_inspect_examples_and_image_choose_what_occlusion_and_saliency_look_at(small_run, tmp_path, capsys):
+    from PIL import Image
+
+    from convcoach.infer import load_split, load_trained
+
+    quick = ["--checkpoint", str(small_run), "--samples", "10", "--noise", "4", "--steps", "0", "--patch", "4", "--stride", "4"]
+    assert main(["inspect", *quick, "--examples", "2", "--out", str(tmp_path / "ex")]) == 0
+    entries = {e["key"]: e for e in json.loads((tmp_path / "ex" / "inspect.json").read_text())["findings"]}
+    # one image per class in split order: the first 0 is test #0, the first 1 is test #4
+    assert [row["image"] for row in entries["occlusion"]["data"]["examples"]] == ["test #0: 0", "test #4: 1"]
+    assert len(entries["saliency"]["data"]["max"]) == 2
+
+    trained = load_trained(small_run)
+    image = load_split(trained).images[1]  # (1, 12, 12) uint8, written as a grayscale PNG
+    Image.fromarray(image[0].numpy()).save(tmp_path / "mine.png")
+    with torch.no_grad():
+        probabilities = trained.model(trained.normalizer(image[None])).softmax(1)[0]
+    predicted = int(probabilities.argmax())
+    assert main(["inspect", *quick, "--image", str(tmp_path / "mine.png"), "--out", str(tmp_path / "img")]) == 0
+    entries = {e["key"]: e for e in json.loads((tmp_path / "img" / "inspect.json").read_text())["findings"]}
+    (row,) = entries["occlusion"]["data"]["examples"]
+    assert row["image"] == f"mine.png: predicted {predicted}"
+    assert row["probability"] == pytest.approx(probabilities[predicted].item(), rel=1e-5)
+    assert len(entries["saliency"]["data"]["max"]) == 1
+    capsys.readouterr()
 
 
 def test_inspect_rejects_bad_options_with_one_line(small_run, capsys):

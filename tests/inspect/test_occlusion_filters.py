@@ -42,10 +42,22 @@ def test_occluding_the_only_informative_region_drops_the_probability_most_there(
 
 
 def test_occlusion_covers_every_pixel_when_the_stride_does_not_divide_the_image():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 10 * 10, 4)).eval()
-    result = occlusion_map(model, torch.randn(3, 10, 10), target=1, patch=4, stride=3)
-    assert result.drop.shape == (10, 10) and result.patch == 4 and result.stride == 3
-    assert torch.isfinite(result.drop).all()
+    # size 10, patch 4, stride 4: range() gives starts 0 and 4, which leave rows/columns 8-9 uncovered;
+    # the border patch at 6 covers them (with stride 3 the starts 0, 3, 6 would reach the border anyway)
+    linear = nn.Linear(10 * 10, 2)
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.weight[0, 99] = 2.0  # class 0 reads only pixel (9, 9)
+        linear.bias.zero_()
+    model = nn.Sequential(nn.Flatten(), linear).eval()
+    result = occlusion_map(model, torch.ones(1, 10, 10), target=0, patch=4, stride=4)
+    assert result.drop.shape == (10, 10) and result.patch == 4 and result.stride == 4
+    base = torch.tensor([2.0, 0.0]).softmax(0)[0].item()  # logits 2 x 1 vs 0
+    assert result.base_probability == pytest.approx(base)
+    # only the patch at (6, 6) covers (9, 9); with the pixel at 0 both logits are 0: p = 0.5
+    assert result.drop[9, 9].item() == pytest.approx(base - 0.5, abs=1e-6) and base - 0.5 > 0.38
+    assert result.drop[0, 0].item() == 0.0
+    assert result.drop[:6, :].abs().max().item() == 0.0 and result.drop[:, :6].abs().max().item() == 0.0
 
 
 def test_the_filter_grid_has_one_tile_per_first_layer_filter():

@@ -119,8 +119,15 @@ def test_eval_writes_confusion_calibration_and_mistakes(hostile_run, tmp_path, c
     assert sum(map(sum, matrix)) == test_count
     assert sum(matrix[i][i] for i in range(3)) / test_count == pytest.approx(summary["accuracy"])
     assert set(summary["top_k_accuracy"]) == {"1", "2"} and summary["top_k_accuracy"]["2"] >= summary["top_k_accuracy"]["1"]
-    assert 0.0 <= summary["expected_calibration_error"] <= 1.0
-    assert sum(summary["reliability"]["counts"]) == test_count
+    bins = summary["reliability"]
+    assert sum(bins["counts"]) == test_count and len(bins["counts"]) == 10
+    assert bins["edges"] == pytest.approx([b / 10 for b in range(11)])
+    # ECE = sum_b n_b / N |acc_b - conf_b| over the summary's own bins; the bins' accuracies average to the accuracy
+    ece = sum(n / test_count * abs(acc - conf) for n, acc, conf in zip(bins["counts"], bins["accuracy"], bins["confidence"]))
+    assert summary["expected_calibration_error"] == pytest.approx(ece, abs=1e-12) and ece > 0
+    assert sum(n * acc for n, acc in zip(bins["counts"], bins["accuracy"])) / test_count == pytest.approx(summary["accuracy"])
+    for n, conf, low, high in zip(bins["counts"], bins["confidence"], bins["edges"], bins["edges"][1:]):
+        assert (low < conf <= high + 1e-12) if n else conf == 0.0
     assert set(summary["per_class"][IMG_CLASS]) == {"precision", "recall", "accuracy", "f1", "support"}
     for name in ("confusion.png", "reliability.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG")

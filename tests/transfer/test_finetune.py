@@ -13,6 +13,7 @@ from convcoach.cli import main
 from convcoach.models.stages import split_stages
 from convcoach.train.loop import Trainer
 from convcoach.transfer import discriminative_groups, finetune, freeze, replace_head
+from convcoach.transfer.strategy import Similarity, choose_strategy
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,21 @@ def test_auto_says_why_and_plain_state_dicts_need_the_model_name(pretrained, new
     assert code == 0
     assert "auto chose '" in out and "(validation)" in out and "lecture table:" in out
     assert "input: no pretrained statistics: normalizer fit on the new training split" in out
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    transfer = summary["transfer"]
+    assert transfer["strategy"] == "auto" and summary["data"]["train"] == 92  # 120 blobs - 24 test - 4 validation
+    # 23 images per class (< 100): very little data, so linear (similar) or stages (different), by the 1-NN measurement
+    similarity = Similarity(**transfer["similarity"])
+    expected = choose_strategy(92, 4, similarity, ["stage1", "stage2", "fc1"])
+    assert transfer["resolved"] == expected.strategy == ("linear" if similarity.similar else "stages")
+    assert transfer["reason"] == expected.reason and expected.reason in out
+    assert f"strategy: {expected.strategy} (" in out
+    assert transfer["trainable_stages"] == []  # linear, and stages trains a linear classifier too
+
+
+def best_k(val_accuracy: dict[str, float]) -> int:
+    """The k with the highest validation accuracy; a tie goes to the smaller k."""
+    return max((int(k) for k in val_accuracy), key=lambda k: (val_accuracy[str(k)], -k))
 
 
 def test_features_and_knn_commands(pretrained, new_data, tmp_path, capsys):
@@ -120,8 +136,20 @@ def test_features_and_knn_commands(pretrained, new_data, tmp_path, capsys):
         code, out, _ = run_cli(capsys, "knn", "--data", f"npz:{new_data}", "--k", "1,3", "--distance", "l1", *extra, "--out", str(tmp_path / "k"))
         assert code == 0
         summary = json.loads((tmp_path / "k" / "summary.json").read_text())
-        assert summary["k"] in (1, 3) and set(summary["val_accuracy"]) == {"1", "3"}
+        assert set(summary["val_accuracy"]) == {"1", "3"}
+        assert summary["k"] == best_k(summary["val_accuracy"])
         assert summary["test_accuracy"] > 0.9  # blobs are easy for pixels and features alike
+    # 60 images of class 0 and 15 of each other class: a large k outvotes the small classes, so k matters
+    x, y = make_blobs(n_per_class=60, classes=4, seed=3)
+    keep = np.concatenate([np.flatnonzero(y == 0), *[np.flatnonzero(y == c)[:15] for c in (1, 2, 3)]])
+    np.savez(tmp_path / "unbalanced.npz", x=x[keep], y=y[keep])
+    code, _, _ = run_cli(capsys, "knn", "--data", f"npz:{tmp_path / 'unbalanced.npz'}", "--k", "40,1,20", "--distance", "l1",
+                         "--val-fraction", "0.25", "--out", str(tmp_path / "u"))
+    summary = json.loads((tmp_path / "u" / "summary.json").read_text())
+    assert code == 0 and summary["data"]["val"] == 21
+    accuracy = summary["val_accuracy"]
+    assert accuracy["1"] > accuracy["20"] > accuracy["40"]  # 21/21, 19/21, 12/21 measured
+    assert summary["k"] == best_k(accuracy) == 1
     code, _, err = run_cli(capsys, "features", "--checkpoint", str(pretrained), "--data", f"npz:{new_data}", "--layer", "conv9", "--out", str(tmp_path / "g.npz"))
     assert code == 2 and "unknown layer 'conv9'; layers of this model: stage1, stage2, fc1, penultimate, logits" in err
 

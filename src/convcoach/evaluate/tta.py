@@ -114,6 +114,7 @@ class TTAModel(nn.Module):
     def __init__(self, model: nn.Module, views: Views) -> None:
         super().__init__()
         self.model, self.views = model, views
+        self.train(model.training)  # a new Module is in training mode: evaluate() would restore that onto `model`
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probabilities = torch.stack([self.model(view).float().softmax(dim=1) for view in self.views(x)]).mean(dim=0)
