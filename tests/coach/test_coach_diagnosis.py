@@ -15,9 +15,11 @@ SUMMARY = {"data": {"classes": ["a", "b", "c"], "val": 300}, "stop_reason": None
 
 
 def _record(losses: list[float], epochs: list[tuple[float, float, float]] | None = None, lrs: list[float] | None = None,
-            updates: float | None = None, summary: dict | None = None) -> RunRecord:
-    """Iteration losses, (train_acc, val_acc, val_loss) per epoch, and optionally one update ratio for every sample."""
+            updates: float | None = None, summary: dict | None = None, monitors: list[dict] | None = None) -> RunRecord:
+    """Iteration losses, (train_acc, val_acc, val_loss) per epoch, optionally one update ratio for every sample,
+    and extra monitor rows."""
     rows = [{"kind": "iter", "step": i + 1, "loss": loss, "lr": (lrs[i] if lrs else 0.1)} for i, loss in enumerate(losses)]
+    rows += monitors or []
     for index, (train_acc, val_acc, val_loss) in enumerate(epochs or [], start=1):
         rows.append({"kind": "epoch", "epoch": index, "train_acc": train_acc, "val_acc": val_acc, "val_loss": val_loss})
     if updates is not None:
@@ -29,8 +31,25 @@ def _decaying(n: int = 90, start: float = 1.1, end: float = 0.1) -> list[float]:
     return [end + (start - end) * math.exp(-4 * i / n) for i in range(n)]
 
 
+HEALTHY_EPOCHS = [(0.6, 0.62, 0.8), (0.85, 0.84, 0.45), (0.95, 0.93, 0.3)]
+
+
+def _activations(layers: dict[str, dict[str, float]], step: int = 1) -> dict:
+    """An activations monitor row: per-layer stats after well-normalized inputs."""
+    return {"kind": "monitor", "monitor": "activations", "step": step, "layers": {"input": {"mean": 0.0, "std": 1.0}, **layers}}
+
+
+def _gradients(norms: list[float], step: int = 1) -> dict:
+    return {"kind": "monitor", "monitor": "gradients", "step": step, "layers": {f"layer{i}": {"grad_norm": n} for i, n in enumerate(norms)}}
+
+
+def _healthy_with(*monitors: dict):
+    """The healthy run's curves and updates, plus the given monitor rows."""
+    return diagnose(_record(_decaying(), HEALTHY_EPOCHS, updates=1e-3, monitors=list(monitors)))
+
+
 def test_a_smoothly_learning_run_is_healthy():
-    verdict = diagnose(_record(_decaying(), [(0.6, 0.62, 0.8), (0.85, 0.84, 0.45), (0.95, 0.93, 0.3)], updates=1e-3))
+    verdict = diagnose(_record(_decaying(), HEALTHY_EPOCHS, updates=1e-3))
     assert verdict.findings == [] and verdict.healthy
 
 
@@ -143,3 +162,110 @@ def test_train_vs_eval_mode_probe_is_skipped_under_ddp_with_sync_batchnorm():
     split = type("S", (), {"images": torch.zeros(4, 1, 5, 5, dtype=torch.uint8), "__len__": lambda self: 4})()
     trainer = type("T", (), {"model": model, "dist": DistContext(0, 2), "data": type("D", (), {"train": split})()})()
     assert accuracy_by_mode(trainer) is None
+
+
+def test_healthy_monitors_add_no_finding():
+    verdict = _healthy_with(_activations({"a1": {"mean": 0.3, "std": 0.6, "dead": 0.1, "saturated": 0.2}, "a2": {"mean": 0.3, "std": 0.58, "dead": 0.2},
+                                          "a3": {"mean": 0.3, "std": 0.55, "dead": 0.1}}), _gradients([0.5, 1.0]))
+    assert verdict.findings == [] and verdict.facts.act_shrink == pytest.approx(0.55 / 0.6) and verdict.facts.grad_ratio == 0.5
+
+
+@pytest.mark.parametrize(("saturated", "found"), [(0.8, True), (0.5, True), (0.49, False)])
+def test_saturated_tanh_outputs_are_exploding_activations(saturated, found):
+    verdict = _healthy_with(_activations({"tanh1": {"mean": 0.0, "std": 0.9, "saturated": saturated}}))
+    if not found:
+        assert verdict.findings == []
+        return
+    assert verdict.causes == ["exploding"] and not verdict.healthy
+    finding = verdict.findings[0]
+    assert finding.severity == "warn" and finding.title == "exploding or saturated activations"
+    assert finding.evidence == f"{saturated:.0%} of a tanh/sigmoid layer's outputs are saturated: init std too large"
+    assert finding.fixes[0] == "a smaller init (--init xavier / kaiming)"
+
+
+def test_saturation_is_read_from_the_last_activations_sample():
+    early = _activations({"tanh1": {"mean": 0.0, "std": 0.9, "saturated": 0.9}}, step=1)
+    late = _activations({"tanh1": {"mean": 0.0, "std": 0.6, "saturated": 0.1}}, step=50)
+    assert _healthy_with(early, late).findings == []
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("nan")])
+def test_non_finite_gradient_norms_are_exploding(bad):
+    verdict = _healthy_with(_gradients([1.0, 2.0], step=1), _gradients([bad, 2.0], step=50))
+    assert verdict.causes == ["exploding"] and verdict.findings[0].evidence == "gradient norms became NaN/inf"
+    assert verdict.facts.grad_ratio == 0.5  # the finite sample alone
+
+
+@pytest.mark.parametrize(("last_std", "found"), [(6.0, True), (5.0, False)])
+def test_activations_growing_more_than_10x_over_the_layers_are_exploding(last_std, found):
+    # the first sample's live layers: std 0.5 -> 2 -> last_std; above 10x growth (6 / 0.5 = 12) is exploding, 10x is not
+    layers = {"a1": {"mean": 0.0, "std": 0.5}, "a2": {"mean": 0.0, "std": 2.0}, "a3": {"mean": 0.0, "std": last_std}}
+    verdict = _healthy_with(_activations(layers))
+    assert verdict.facts.act_shrink == pytest.approx(last_std / 0.5)
+    if found:
+        assert verdict.causes == ["exploding"]
+        assert verdict.findings[0].evidence == "activations grow layer by layer at init (std 0.5 -> 6)"
+    else:
+        assert verdict.findings == []
+
+
+def test_exploding_lists_every_piece_of_evidence():
+    layers = {"a1": {"mean": 0.0, "std": 0.5}, "a2": {"mean": 0.0, "std": 2.0}, "a3": {"mean": 0.0, "std": 8.0, "saturated": 0.75}}
+    verdict = _healthy_with(_activations(layers), _gradients([float("inf"), 1.0]))
+    assert verdict.causes == ["exploding"]
+    assert verdict.findings[0].evidence == ("gradient norms became NaN/inf; 75% of a tanh/sigmoid layer's outputs are saturated: init std too large; "
+                                            "activations grow layer by layer at init (std 0.5 -> 8)")
+
+
+def test_a_diverged_run_is_not_also_called_exploding():
+    verdict = diagnose(_record([1.1, 5.0, float("nan")], summary={**SUMMARY, "stop_reason": "diverged"},
+                               monitors=[_activations({"tanh1": {"mean": 0.0, "std": 0.9, "saturated": 0.9}})]))
+    assert verdict.causes == ["lr_too_high"]
+
+
+@pytest.mark.parametrize(("ratio", "found"), [(1e-4, True), (9.9e-4, True), (1e-3, False)])
+def test_a_first_layer_gradient_below_1e3_of_the_last_is_vanishing(ratio, found):
+    verdict = _healthy_with(_gradients([ratio, 1.0]))
+    assert verdict.facts.grad_ratio == pytest.approx(ratio)
+    if not found:
+        assert verdict.findings == []
+        return
+    assert verdict.causes == ["vanishing"]
+    finding = verdict.findings[0]
+    assert finding.severity == "warn"  # the loss still falls
+    assert finding.evidence == f"the first layer's gradient is {ratio:.1e} of the last layer's"
+
+
+def test_vanishing_gradients_with_a_flat_loss_fail_and_hide_the_too_low_learning_rate():
+    verdict = diagnose(_record([1.1] * 40, [(0.34, 0.33, 1.1)], updates=1e-7, monitors=[_gradients([1e-5, 1.0])]))
+    assert verdict.causes == ["vanishing"] and verdict.findings[0].severity == "fail"
+    assert verdict.findings[0].evidence == "the first layer's gradient is 1.0e-05 of the last layer's"
+
+
+def test_vanishing_gradient_ratio_is_the_median_over_samples():
+    verdict = _healthy_with(_gradients([1e-4, 1.0], step=1), _gradients([0.5, 1.0], step=2), _gradients([0.2, 1.0], step=3))
+    assert verdict.facts.grad_ratio == 0.2 and verdict.findings == []
+
+
+def test_activations_shrinking_below_a_fifth_are_vanishing():
+    layers = {"a1": {"mean": 0.0, "std": 0.5}, "a2": {"mean": 0.0, "std": 0.2}, "a3": {"mean": 0.0, "std": 0.05}}
+    verdict = _healthy_with(_activations(layers))
+    assert verdict.causes == ["vanishing"]
+    assert verdict.findings[0].evidence == "activations shrink layer by layer at init (std 0.5 -> 0.05): init std too small"
+
+
+@pytest.mark.parametrize(("dead", "severity"), [(0.49, None), (0.5, "warn"), (0.7, "warn"), (0.89, "warn"), (0.9, "fail"), (1.0, "fail")])
+def test_dead_relus_warn_from_half_and_fail_from_90_percent(dead, severity):
+    layers = {"relu1": {"mean": 0.2, "std": 0.5, "dead": 0.1}, "relu2": {"mean": 0.1, "std": 0.3, "dead": dead}}
+    verdict = _healthy_with(_activations(layers))
+    if severity is None:
+        assert verdict.findings == []
+        return
+    assert verdict.causes == ["dead_units"] and verdict.findings[0].severity == severity
+    assert verdict.findings[0].evidence == (f"{dead:.0%} of the units of activation layer 2 of 2 ('relu2') output zero for a whole batch: "
+                                            "they pass no gradient")
+
+
+def test_dead_units_take_precedence_over_vanishing():
+    verdict = _healthy_with(_activations({"relu1": {"mean": 0.0, "std": 0.5, "dead": 0.7}}), _gradients([1e-5, 1.0]))
+    assert verdict.causes == ["dead_units"]

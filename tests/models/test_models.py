@@ -1,13 +1,15 @@
 """The model registry: shapes, options, norms/activations, and the errors a user sees."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn as nn
 
 from convcoach.errors import ConfigError
 from convcoach.models import MODELS, create_model, model_options
-from convcoach.models.layers import ACTIVATIONS
+from convcoach.models.layers import ACTIVATIONS, activation
 
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 NORMS = ["batch", "layer", "instance", "group:4", "none"]
@@ -42,10 +44,36 @@ def test_resnet_identity_shortcut_gives_logits_for_28_and_32_px(shape, stem):
     assert _logits(model, shape).shape == (2, 10)
 
 
+# each activation at x = -1 and x = 1, worked out by hand
+ACTIVATION_AT_MINUS_1_AND_1 = {
+    "relu": (0.0, 1.0),
+    "leaky_relu": (-0.01, 1.0),  # slope 0.01 below zero
+    "elu": (math.exp(-1) - 1, 1.0),  # -0.63212
+    "tanh": (-math.tanh(1), math.tanh(1)),  # -+0.76159
+    "sigmoid": (1 / (1 + math.e), 1 / (1 + math.exp(-1))),  # 0.26894, 0.73106
+    "silu": (-1 / (1 + math.e), 1 / (1 + math.exp(-1))),  # x * sigmoid(x): -0.26894, 0.73106
+    "gelu": (-0.5 * (1 - math.erf(1 / math.sqrt(2))), 0.5 * (1 + math.erf(1 / math.sqrt(2)))),  # x * Phi(x), exact erf: -0.15866, 0.84134
+}
+
+
+def test_the_activation_table_covers_the_registry():
+    assert sorted(ACTIVATION_AT_MINUS_1_AND_1) == sorted(ACTIVATIONS.names())
+
+
+@pytest.mark.parametrize("act", sorted(ACTIVATION_AT_MINUS_1_AND_1))
+def test_every_activation_computes_its_function(act):
+    out = activation(act)(torch.tensor([-1.0, 1.0]))
+    assert out.tolist() == pytest.approx(ACTIVATION_AT_MINUS_1_AND_1[act], abs=1e-6)
+
+
 @pytest.mark.parametrize("act", sorted(ACTIVATIONS.names()))
 @pytest.mark.parametrize("name", ["cnn", "resnet"])
 def test_every_activation_builds_and_runs(name, act):
     model = create_model(name, (3, 16, 16), 5, activation_name=act, **SMALL[name])
+    kind = type(activation(act))
+    convs = sum(isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) for m in model.modules())
+    assert sum(type(m) is kind for m in model.modules()) >= convs  # one after every 3x3 conv: the requested one, not a default
+    assert act == "relu" or not any(isinstance(m, nn.ReLU) for m in model.modules())
     out = _logits(model, (3, 16, 16))
     assert out.shape == (2, 5)
     assert torch.isfinite(out).all()
@@ -178,8 +206,3 @@ def test_fractional_pooling_is_fractional_max_pool():
 def test_unknown_pool_is_an_error():
     with pytest.raises(ConfigError, match="unknown pooling 'maxx'"):
         create_model("cnn", (1, 28, 28), 10, pool="maxx")
-
-
-def test_resnet_stochastic_depth_grows_linearly_over_blocks():
-    model = create_model("resnet", (1, 28, 28), 10, depth=14, width=4, stochastic_depth=0.5)
-    assert [block.drop_prob for block in model.blocks] == pytest.approx([0.5 * i / 6 for i in range(1, 7)])

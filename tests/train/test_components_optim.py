@@ -26,16 +26,45 @@ def test_optimizer_registry_names():
     assert sorted(DEFAULT_LR) == OPTIMIZERS.names()
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw"])
-def test_every_optimizer_builds_with_its_default_lr_and_takes_a_step(name):
-    model = _small_net()
+# loss = w on a scalar starting at 0, so the gradient is exactly 1 at every step; default LR and
+# momentum 0.9, no weight decay. The weight after steps 1 and 2, worked out by hand:
+#   sgd (lr 0.1): -0.1, -0.2
+#   momentum (lr 0.05, v = 0.9 v + g): v = 1, 1.9 -> -0.05, -0.05 - 0.095 = -0.145
+#   nesterov (lr 0.8, step g + 0.9 v): 1.9, 2.71 -> -1.52, -0.8 * 4.61 = -3.688
+#   adagrad (lr 0.01, G = sum g^2): -0.01, -0.01 - 0.01 / sqrt(2) = -0.0170711
+#   rmsprop (lr 1e-3, alpha 0.99): E[g^2] = 0.01, 0.0199 -> -1e-3 / 0.1, -0.01 - 1e-3 / sqrt(0.0199) = -0.0170888
+#   adam, adamw (lr 1e-3): bias-corrected m / sqrt(v) = 1 at every step -> -0.001, -0.002
+TWO_STEPS = {
+    "sgd": (-0.1, -0.2),
+    "momentum": (-0.05, -0.145),
+    "nesterov": (-1.52, -3.688),
+    "adagrad": (-0.01, -0.01 - 0.01 / 2**0.5),
+    "rmsprop": (-0.01, -0.01 - 1e-3 / 0.0199**0.5),
+    "adam": (-0.001, -0.002),
+    "adamw": (-0.001, -0.002),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TWO_STEPS))
+def test_every_optimizer_takes_its_textbook_steps_at_its_default_lr(name):
+    model = _Scalar()
     opt = create_optimizer(name, model, OptimSettings())
-    assert isinstance(opt, torch.optim.Optimizer)
-    assert [g["lr"] for g in opt.param_groups] == [default_lr(name)] * 2
-    before = model[4].weight.detach().clone()
-    model(torch.randn(4, 1, 5, 5)).sum().backward()
-    opt.step()
-    assert not torch.equal(model[4].weight, before)
+    assert [(g["lr"], g["weight_decay"]) for g in opt.param_groups] == [(default_lr(name), 0.0)]
+    weights = []
+    for _ in range(2):
+        opt.zero_grad()
+        model.w.backward()  # loss = w: dloss/dw = 1
+        opt.step()
+        weights.append(model.w.item())
+    assert weights == pytest.approx(TWO_STEPS[name], rel=1e-5)
+
+
+def test_the_step_table_covers_every_optimizer():
+    assert sorted(TWO_STEPS) == OPTIMIZERS.names()
+
+
+def test_the_default_lrs_are_the_documented_ones():
+    assert DEFAULT_LR == {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.8, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
 
 
 def test_explicit_lr_overrides_the_default():
@@ -232,7 +261,15 @@ def test_cpu_device_resolves_and_missing_cuda_is_an_error():
             precision.resolve_device("cuda")
 
 
-def test_timed_returns_the_median_after_a_warm_up():
-    calls = []
-    assert precision.timed(lambda: calls.append(1), repeats=3) >= 0
-    assert len(calls) == 4
+def test_timed_returns_the_median_after_a_warm_up(monkeypatch):
+    # a fake clock that only the step advances: a 100 s warm-up, then steps of 0.5, 0.1 and 0.2 s
+    clock = [0.0]
+    durations = iter([100.0, 0.5, 0.1, 0.2])
+
+    def step() -> None:
+        clock[0] += next(durations)
+
+    monkeypatch.setattr(precision.time, "perf_counter", lambda: clock[0])
+    # the median of the three timed steps (not the mean 0.267, nor 0.5 had the warm-up been timed)
+    assert precision.timed(step, repeats=3) == pytest.approx(0.2)
+    assert clock[0] == pytest.approx(100.8)  # the warm-up and exactly three timed calls

@@ -13,19 +13,75 @@ from convcoach.models import create_model
 from convcoach.models.dropconnect import DropConnectLinear, apply_dropconnect
 from convcoach.train.checkpoint import load_checkpoint, save_checkpoint
 from convcoach.train.constraints import apply_max_norm
+from convcoach.train.loop import build_model, model_spec
 from convcoach.train.mixing import MixBatches, cutmix, mixup, soft_targets
 
 
-def test_inverted_dropout_keeps_the_expected_activation_and_is_identity_in_eval():
+def _configured_model(name: str, shape: tuple[int, int, int] = (1, 8, 8), classes: int = 3, **keys) -> nn.Module:
+    """A registry model built the way `convcoach train` builds it from these config keys (--dropout, --norm, ...)."""
     torch.manual_seed(0)
-    dropout = nn.Dropout(0.4)
-    x = torch.ones(2000, 500)
-    out = dropout(x)
-    assert out.unique().tolist() == pytest.approx([0.0, 1 / 0.6])  # survivors scaled by 1/(1-p) in training
-    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
-    assert (out == 0).float().mean().item() == pytest.approx(0.4, abs=0.01)
-    dropout.eval()
-    assert torch.equal(dropout(x), x)
+    config = TrainConfig(model=name, **keys)
+    return build_model(model_spec(config, shape, classes))
+
+
+def _classifier(model: nn.Module) -> nn.Linear:
+    return model.fc if hasattr(model, "fc") else model[-1]
+
+
+@pytest.mark.parametrize(("name", "size"), [("mlp", {"depth": 1, "width": 256}), ("cnn", {"depth": 1, "width": 8}), ("resnet", {"depth": 8, "width": 8})])
+def test_dropout_key_gives_inverted_dropout_before_the_classifier(name, size):
+    # one image repeated 2000 times, no norm (a batch of copies has no batch variance): every row sees the
+    # same features, so train mode differs from eval only by the dropout mask on the classifier's input
+    model = _configured_model(name, dropout=0.4, norm="none", **size)
+    features: list[torch.Tensor] = []
+    _classifier(model).register_forward_pre_hook(lambda module, inputs: features.append(inputs[0].detach().clone()))
+    x = torch.randn(1, 1, 8, 8).expand(2000, 1, 8, 8).contiguous()
+    with torch.no_grad():
+        model.eval()
+        eval_logits, again = model(x), model(x)
+        eval_features = features[0]
+        model.train()
+        train_logits = model(x)
+        train_features = features[-1]
+    # eval: deterministic, and no unit is dropped (every copy gets the same features and scores)
+    assert torch.equal(eval_logits, again) and torch.equal(eval_logits, eval_logits[:1].expand_as(eval_logits))
+    live = eval_features > 0
+    assert live.float().mean().item() > 0.3
+    assert torch.count_nonzero(train_features[~live]) == 0
+    kept = train_features[live] != 0
+    # training: 40% of the units dropped, the survivors scaled by 1 / (1 - 0.4)
+    assert 1 - kept.float().mean().item() == pytest.approx(0.4, abs=0.01)
+    assert torch.allclose(train_features[live][kept], eval_features[live][kept] / 0.6, rtol=1e-5, atol=1e-7)
+    # so the expected activation, and the expected scores, equal eval mode's
+    assert train_features.mean().item() == pytest.approx(eval_features.mean().item(), rel=0.02)
+    assert torch.allclose(train_logits.mean(dim=0), eval_logits[0], atol=0.01)
+    assert not torch.equal(train_logits[0], train_logits[1])  # a fresh mask per sample
+
+
+def test_norm_batch_uses_batch_statistics_in_training_and_running_ones_in_eval():
+    model = _configured_model("cnn", shape=(3, 8, 8), classes=4, depth=1, width=4, norm="batch", model_options={"fc_width": 8})
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == 2 and sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) == 1
+    bn = norms[0]  # after the first conv
+    seen: dict[str, torch.Tensor] = {}
+    bn.register_forward_hook(lambda module, inputs, output: seen.update(x=inputs[0].detach().clone(), y=output.detach().clone()))
+    x = torch.randn(16, 3, 8, 8) * 4 + 2
+    with torch.no_grad():
+        full = model(x)  # training: normalized with this batch's mean and (biased) variance
+        batch_in, batch_out = seen["x"], seen["y"]
+        assert batch_out.mean(dim=(0, 2, 3)).abs().max().item() < 1e-5
+        assert batch_out.var(dim=(0, 2, 3), unbiased=False).tolist() == pytest.approx([1.0] * 4, abs=1e-3)
+        # running statistics move 10% of the way (from 0 and 1) towards the batch's
+        assert torch.allclose(bn.running_mean, 0.1 * batch_in.mean(dim=(0, 2, 3)), atol=1e-5)
+        assert torch.allclose(bn.running_var, 0.9 + 0.1 * batch_in.var(dim=(0, 2, 3)), atol=1e-4)
+        assert not torch.allclose(model(x[:2]), full[:2], atol=1e-3)  # a sample's output depends on its batch
+        model.eval()
+        running_mean, running_var = bn.running_mean.clone(), bn.running_var.clone()
+        out = model(x)
+        expected = (seen["x"] - running_mean.view(1, 4, 1, 1)) / (running_var.view(1, 4, 1, 1) + bn.eps).sqrt()
+        assert torch.allclose(seen["y"], expected, atol=1e-5)
+        assert torch.equal(bn.running_mean, running_mean)  # eval leaves the statistics alone
+        assert torch.allclose(model(x[:1]), out[:1], atol=1e-5)  # one sample alone gives the same answer
 
 
 def test_dropconnect_drops_weights_with_the_expected_mean_in_training():
@@ -33,9 +89,12 @@ def test_dropconnect_drops_weights_with_the_expected_mean_in_training():
     layer = DropConnectLinear(400, 100, bias=False, p=0.5)
     nn.init.constant_(layer.weight, 0.01)
     x = torch.ones(1, 400)
-    outputs = torch.stack([layer(x) for _ in range(40)])
+    outputs = torch.stack([layer(x)[0] for _ in range(40)])  # 40 passes x 100 units
     assert outputs.mean().item() == pytest.approx(4.0, rel=0.01)  # E = sum of all weights = 400 * 0.01
-    assert outputs.std().item() > 0.1  # a fresh weight mask per forward pass
+    # each output is (0.01 / 0.5) * Binomial(400, 0.5): std 0.02 * sqrt(400 * 0.5 * 0.5) = 0.2.
+    # Taken over the 40 passes of each unit, so a mask drawn once (not per forward pass) would give 0
+    assert outputs.std(dim=0).mean().item() == pytest.approx(0.2, rel=0.1)
+    assert outputs.std().item() == pytest.approx(0.2, rel=0.05)
 
 
 def test_dropconnect_and_dropout_are_deterministic_in_eval_mode():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,9 +60,11 @@ def test_checkpoint_loads_with_weights_only(blobs_npz, tmp_path):
 
 def test_explosion_guard_stops_a_run_with_huge_learning_rate(blobs_npz, tmp_path):
     summary = Trainer(small_config(blobs_npz, tmp_path / "run", lr=1e6, norm="none", optimizer="sgd")).fit()
-    assert summary["status"] == "diverged"
-    assert "learning rate" in summary["stop_message"]
-    assert summary["steps"] <= 4  # stopped within the first epoch
+    assert summary["status"] == "diverged" and summary["stop_reason"] == "diverged"
+    match = re.fullmatch(r"loss exploded at iteration (\d+) \((?:NaN/inf|[\d.e+-]+ > 3 x initial [\d.e+-]+)\); "
+                         r"the learning rate \(1e\+06\) is the likely cause: try 3-10x lower", summary["stop_message"])
+    assert match, summary["stop_message"]
+    assert int(match.group(1)) == summary["steps"] <= 4  # the iteration it stopped at, within the first epoch
 
 
 def test_early_stopping_stops_when_validation_stalls(blobs_npz, tmp_path):
