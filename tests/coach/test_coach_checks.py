@@ -201,6 +201,14 @@ def test_a_class_ten_times_rarer_warns_naming_it_and_the_ratio(tmp_path):
     assert result.message == "imbalanced: 9-90 training images per class over 2 classes ('dog' is rarest, 10.0x)"
 
 
+def test_a_label_probe_too_small_to_tell_passes_instead_of_calling_the_labels_unrelated(tmp_path):
+    # 90:9 classes with few held-out queries: even a perfect 1-NN cannot beat a 90% majority by 3 sigma
+    result = _data_checks(_two_classes(tmp_path, 90, 9), tmp_path, val_fraction=0.0).get("data_labels")
+    details = result.details
+    assert math.sqrt(details["queries"] * (1 - details["majority_rate"]) / details["majority_rate"]) < 3
+    assert result.status == "pass" and "too few images for the probe to tell" in result.message
+
+
 def test_a_3_to_1_imbalance_still_passes(tmp_path):
     result = _data_checks(_two_classes(tmp_path, 30, 10), tmp_path, val_fraction=0.0).get("data_balance")
     assert (result.status, result.message) == ("pass", "10-30 training images per class over 2 classes")

@@ -100,6 +100,9 @@ def labels(context: CheckContext) -> CheckResult:
     z = (accuracy - chance) / math.sqrt(max(chance * (1 - chance), 1e-12) / queries)
     details["z"] = z
     probe = f"a 1-nearest-neighbour classifier on pixels gets {accuracy:.0%} of {queries} held-out images (majority class {chance:.0%})"
+    if math.sqrt(queries * (1 - chance) / max(chance, 1e-12)) < SIGNAL_Z:  # the z of a perfect probe: too few to tell
+        return CheckResult("data_labels", "pass", f"labels in 0..{classes - 1}; {probe}: too few images for the probe to tell "
+                           f"(even 100% would not beat the majority class by {SIGNAL_Z:g} standard deviations)", "", details)
     if z < SIGNAL_Z:
         return CheckResult("data_labels", "warn", f"labels look unrelated to the images: {probe}",
                            "check that images and labels were shuffled together and match (or pixels alone do not separate these classes)", details)
