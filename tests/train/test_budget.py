@@ -1,6 +1,7 @@
 """The wall-time budget: how many epochs fit, the re-planned schedule, resume keeps the plan."""
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -100,3 +101,29 @@ def test_a_run_that_slows_down_shortens_its_plan_and_still_ends_in_time(blobs_np
     assert summary["epochs_run"] == slow.plans[-1] == summary["time_budget"]["planned_epochs"]
     # re-planned schedules keep annealing; a cut in the very last epoch leaves 1/planned of the peak
     assert summary["final"]["lr"] <= 0.25 * 0.05  # without re-planning: ~0.93 x 0.05 (14 of 200 epochs)
+
+
+def test_the_plan_follows_the_mean_of_the_last_three_epochs(monkeypatch):
+    # 60 s budget; 1 s epochs, then one 2 s epoch (noise) and later a lasting slow-down to 3 s
+    from types import SimpleNamespace
+
+    from convcoach.train import budget as budget_module
+    from convcoach.train.budget import TimeBudget
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(budget_module.time, "perf_counter", lambda: clock["now"])
+    trainer = SimpleNamespace(state=SimpleNamespace(epoch=0), created_at=0.0, resumed=False, config=SimpleNamespace(epochs=100),
+                              dist=SimpleNamespace(enabled=False))
+    trainer.replan = lambda epochs: setattr(trainer.config, "epochs", epochs)
+    callback, plans, elapsed = TimeBudget(1.0), [], 0.0
+    for seconds in [1, 1, 1, 2, 1, 1, 3, 3, 3]:
+        elapsed += seconds
+        clock["now"], trainer.state.epoch = elapsed, trainer.state.epoch + 1
+        callback.on_epoch_end(trainer, {"time": elapsed})
+        plans.append(callback.planned)
+    # epoch 1: (60 - 1 - 0.5) / 1 -> 58 more, 59 in all; the 2 s epoch: mean 4/3 s -> (60 - 5 - 0.67) / 1.33 = 40.75 -> 44
+    assert plans[:4] == [59, 59, 59, 44]
+    # a lasting 3 s is acted on as it shows in the last three: 5/3 s, 7/3 s, then 3 s per epoch
+    assert plans[6] == 7 + math.floor((60 - 10 - 0.5 * 5 / 3) / (5 / 3)) == 36
+    assert plans[7:] == [8 + math.floor((60 - 13 - 0.5 * 7 / 3) / (7 / 3)), 9 + math.floor((60 - 16 - 0.5 * 3) / 3)] == [27, 23]
+    assert plans == sorted(plans, reverse=True)  # never lengthened

@@ -20,6 +20,7 @@ log = logging.getLogger("convcoach")
 # the final test pass (with TTA) and report.html cost about this many epochs' time (measured: the
 # default recipe's test + flip TTA + report ~9 s against ~25 s per epoch)
 END_RESERVE_EPOCHS = 0.5
+RECENT = 3  # epochs whose mean time predicts the next ones
 
 
 def affordable_epochs(budget: float, spent: float, epoch_seconds: float, done: int, configured: int) -> int:
@@ -32,7 +33,7 @@ def affordable_epochs(budget: float, spent: float, epoch_seconds: float, done: i
 
 class TimeBudget(Callback):
     """Plans the epoch count at the end of the first epoch, then shortens the plan (never lengthens
-    it) whenever the epoch time so far (the slower of mean and last) says the run would overshoot;
+    it) whenever the epoch time so far (the mean of the last few) says the run would overshoot;
     the plan is checkpointed."""
 
     order = 85  # after early stopping, before the checkpointer saves the plan
@@ -41,6 +42,7 @@ class TimeBudget(Callback):
         self.seconds = minutes * 60.0
         self.planned: int | None = None
         self._clock = 0.0  # the run's training time at the end of the previous epoch
+        self._durations: list[float] = []
 
     def on_train_start(self, trainer: Trainer) -> None:
         if self.planned is not None and self.planned != trainer.config.epochs:  # a resumed run keeps its plan
@@ -50,11 +52,12 @@ class TimeBudget(Callback):
         done = trainer.state.epoch
         if trainer.resumed and self.planned is not None:
             return  # the set-up clock restarted with the resume: keep the plan made with the full history
-        # the slower of the mean so far and the last epoch (validation included): a machine that slows
-        # down shortens the plan at once, before the mean catches up and the cut lands on an un-annealed LR
-        last = metrics["time"] - self._clock
+        # the mean of the last RECENT epochs (validation included): a machine that slows down for good
+        # shortens the plan within a few epochs, before the cut would land on an un-annealed LR, while
+        # one slow epoch on a noisy host moves it by a third
+        self._durations = [*self._durations, metrics["time"] - self._clock][-RECENT:]
         self._clock = metrics["time"]
-        epoch_seconds = max(metrics["time"] / done, last)
+        epoch_seconds = sum(self._durations) / len(self._durations)
         spent = time.perf_counter() - trainer.created_at
         limit = trainer.config.epochs if self.planned is None else self.planned  # shrink only after the first plan
         plan = [affordable_epochs(self.seconds, spent, epoch_seconds, done, limit)]
