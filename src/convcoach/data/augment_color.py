@@ -34,10 +34,12 @@ class PixelOp:
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
         if self.mean is None:
             raise RuntimeError(f"augmentation '{self.spec}' works in pixel units: call Augmenter.fit(train_images, normalizer) first")
-        return x * self.std.to(x.device) + self.mean.to(x.device)
+        if self.mean.device != x.device:  # moved once to the training device, not copied per batch
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
+        return x * self.std + self.mean
 
     def to_normalized(self, pixels: torch.Tensor) -> torch.Tensor:
-        return (pixels - self.mean.to(pixels.device)) / self.std.to(pixels.device)
+        return (pixels - self.mean) / self.std
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.to_normalized(self.apply(self.to_pixels(x), generator))
