@@ -65,12 +65,16 @@ def interrupt_after_epoch(epoch: int):
 
 
 def wait_for_epochs(run_dir: Path, count: int, timeout: float = 120.0) -> None:
-    """Poll a running train's metrics.jsonl until `count` epochs are logged (or the timeout passes)."""
+    """Poll a running train until `count` epochs are logged in metrics.jsonl and saved in last.pt
+    (the metrics row is written just before the checkpoint: a kill between them left no last.pt)."""
     import time
+
+    from convcoach.train.checkpoint import load_checkpoint
 
     deadline = time.time() + timeout
     while time.time() < deadline:
-        metrics = run_dir / "metrics.jsonl"
-        if metrics.exists() and metrics.read_text().count('"kind": "epoch"') >= count:
-            return
+        metrics, last = run_dir / "metrics.jsonl", run_dir / "last.pt"
+        if metrics.exists() and metrics.read_text().count('"kind": "epoch"') >= count and last.exists():
+            if load_checkpoint(last)["state"]["epoch"] >= count:  # written atomically: never half a file
+                return
         time.sleep(0.01)
