@@ -256,3 +256,21 @@ def test_cli_sigterm_saves_and_exits_143_and_resumes(blobs_npz, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((run / "summary.json").read_text())["epochs_run"] == saved["epoch"] + 2
+
+
+def test_resume_keeps_the_precision_auto_chose_at_the_start(blobs_npz, tmp_path, single_thread, monkeypatch):
+    loop = sys.modules["convcoach.train.loop"]
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device, time_step: ("bf16", "timed faster"))
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(small_config(blobs_npz, run, epochs=2, report=False), callbacks=[_KillAt(5)]).fit()
+    assert load_checkpoint(run / "last.pt")["precision"] == {"device": "cpu", "chosen": "bf16"}
+    # the resumed run's own timing would say fp32 (a noisy host): it keeps bf16 all the same
+    monkeypatch.setattr(loop, "resolve_precision", lambda name, device, time_step: ("fp32", "timed slower"))
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
+    resumed = Trainer(small_config(blobs_npz, run, epochs=2, report=False, resume=str(run)))
+    assert (resumed.precision, resumed.precision_reason) == ("bf16", "kept from the run's start (bf16 on cpu)")
+    # on a CPU without native bf16 the resume is re-decided rather than emulating bf16
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    assert Trainer(small_config(blobs_npz, run, epochs=2, report=False, resume=str(run))).precision == "fp32"

@@ -35,7 +35,7 @@ from .evaluate import Evaluation, evaluate
 from .losses import create_loss
 from .mixing import MixBatches
 from .optim import USES_CONVENTION, USES_MOMENTUM, OptimSettings, create_optimizer, default_lr
-from .precision import autocast, resolve_device, resolve_precision, timed
+from .precision import autocast, cpu_has_native_bf16, resolve_device, resolve_precision, timed
 from .progressive import ProgressiveResize, parse_progressive
 from .regularizers import parse_reg, penalized_parameters
 from .schedules import create_scheduler, multiplier, scaled_lr
@@ -221,7 +221,7 @@ class Trainer:
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
         self.scheduler = create_scheduler(self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch, config.warmup)
-        self.precision, self.precision_reason = resolve_precision(config.precision, self.device, self._time_precision)
+        self.precision, self.precision_reason = self._resolve_precision(resume_state)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.state = TrainState()
         self.saved_step: int | None = None  # the iteration last.pt holds
@@ -470,6 +470,7 @@ class Trainer:
             "loader_state": self.train_loader.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "cuda": [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else []},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,  # fp16's loss scale and growth count
+            "precision": {"device": self.device.type, "chosen": self.precision},
             "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks},
             "state": asdict(self.state),
             "versions": {"convcoach": __version__, "torch": str(torch.__version__)},
@@ -546,6 +547,16 @@ class Trainer:
             rank=self.dist.rank if shuffle else 0,
             world_size=world,
         )
+
+    def _resolve_precision(self, resume_state: dict[str, Any] | None) -> tuple[str, str]:
+        """`--precision auto` asks the hardware (and times a few steps); a resumed run on the same kind of
+        device keeps the choice it started with, so a timing that falls the other way cannot switch it mid-run."""
+        saved = (resume_state or {}).get("precision")
+        if self.config.precision == "auto" and saved and saved["device"] == self.device.type:
+            if not (saved["chosen"] == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16()):
+                return saved["chosen"], f"kept from the run's start ({saved['chosen']} on {saved['device']})"
+            log.warning("the run started in bf16 on a CPU with native bf16; this CPU has none, so it continues in fp32")
+        return resolve_precision(self.config.precision, self.device, self._time_precision)
 
     def _time_precision(self, precision: str) -> float:
         """Seconds per training step in `precision`, on a copy of the model (weights untouched)."""
