@@ -18,7 +18,9 @@ from pathlib import Path
 # name -> the flags that remove, change or add one part of the default recipe
 VARIANTS: dict[str, list[str]] = {
     "default": [],
+    "fp32 instead of bf16 autocast": ["--precision", "fp32"],
     "no hflip (and so no flip TTA)": ["--augment", "none"],
+    "10 epochs (the previous default)": ["--epochs", "10"],
     "no label smoothing": ["--label-smoothing", "0"],
     "no zero-init residual": ["--no-zero-init-residual"],
     "no weight decay": ["--weight-decay", "0"],
@@ -37,20 +39,23 @@ def run(flags: list[str], threads: int | None = None) -> dict:
     subprocess.run(command, check=True, capture_output=True, env=env)
     summary = json.loads((out / "summary.json").read_text())
     plain = summary.get("test_accuracy_without_tta") or summary["test_accuracy"]
+    precision = json.loads((out / "env.json").read_text())["precision"]
     return {"flags": flags, "test": summary["test_accuracy"], "plain": plain, "wall": time.perf_counter() - start,
-            "epochs": summary["epochs_run"]}
+            "epochs": summary["epochs_run"], "precision": precision}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="variants run at once, each on cores/jobs threads")
+    parser.add_argument("--base", default="", help="flags put before every variant's, e.g. '--precision bf16' so that auto's "
+                        "step timing on a shared host cannot pick differently per variant")
     args = parser.parse_args()
     names = [name for name in VARIANTS if not args.only or name in args.only]
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     rows = ["| variant | test accuracy | without TTA | wall time |", "| --- | --- | --- | --- |"]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = dict(zip(names, pool.map(lambda name: run(VARIANTS[name], threads), names)))
+        results = dict(zip(names, pool.map(lambda name: run(args.base.split() + VARIANTS[name], threads), names)))
     for name, result in results.items():
         rows.append(f"| {name} | {result['test'] * 100:.2f}% | {result['plain'] * 100:.2f}% | {result['wall']:.0f} s |")
     print("\n".join(rows))

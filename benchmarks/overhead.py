@@ -26,10 +26,11 @@ import torch.nn.functional as F
 from convcoach import TrainConfig, Trainer
 from convcoach.train.callbacks import Callback
 from convcoach.train.loop import build_model
+from convcoach.train.precision import autocast
 
 
 def hand_loop(trainer: Trainer) -> Iterator[None]:
-    """A 20-line loop with the trainer's model, data tensors, optimizer settings and augmentation;
+    """A 20-line loop with the trainer's model, data tensors, optimizer settings, precision and augmentation;
     yields after each step."""
     config = trainer.config
     model = build_model(trainer.spec).to(memory_format=torch.channels_last)
@@ -45,7 +46,8 @@ def hand_loop(trainer: Trainer) -> Iterator[None]:
             batch = order[index * config.batch_size : (index + 1) * config.batch_size]
             x = ((images[batch].float() / 255 - mean) / std).contiguous(memory_format=torch.channels_last)
             x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(3), x)
-            loss = F.cross_entropy(model(x), labels[batch], label_smoothing=config.label_smoothing)
+            with autocast(trainer.precision, trainer.device):  # the precision the trainer chose (bf16 on a bf16 CPU)
+                loss = F.cross_entropy(model(x), labels[batch], label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_long_recipe_is_the_base_and_other_keys_override_it():
     config = from_dict({"recipe": "long", "epochs": 3}).validate()
     assert (config.model, config.depth, config.width, config.epochs) == ("resnet", 14, 32, 3)
-    assert "erase:0.25" in config.augment
+    assert "erase:0.5" in config.augment
 
 
 def test_recipe_flag_on_the_command_line():
     args = build_parser().parse_args(["train", "--recipe", "long", "--width", "48"])
     config = config_from_args(args)
-    assert (config.recipe, config.depth, config.width, config.epochs) == ("long", 14, 48, 40)
+    assert (config.recipe, config.depth, config.width, config.epochs) == ("long", 14, 48, 60)
 
 
 def test_configs_long_yaml_matches_the_shipped_recipe():
@@ -43,4 +43,4 @@ def test_configs_default_yaml_is_every_default():
 
     written = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     assert written == dataclasses.asdict(TrainConfig())
-    assert (written["epochs"], written["val_fraction"], written["augment"]) == (10, 0.05, ["hflip"])
+    assert (written["epochs"], written["val_fraction"], written["augment"]) == (20, 0.05, ["hflip"])

@@ -63,7 +63,7 @@ class TrainConfig:
     weight_decay: float = 5e-4  # on conv/linear weights only (decoupled for adamw)
     batch_size: int = 256  # the global batch (split among DDP processes)
     base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
-    epochs: int = 10  # passes over the training split
+    epochs: int = 20  # passes over the training split
     time_budget: float | None = None  # minutes of wall time: after epoch 1, epochs is cut to what fits and the schedule re-planned
     schedule: str = "onecycle"  # constant | step:E1,E2[:GAMMA] | exp:GAMMA | cosine | linear | invsqrt | onecycle[:PCT], stepped per iteration
     warmup: int = 0  # linear warmup iterations, composed with any schedule

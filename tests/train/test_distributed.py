@@ -15,7 +15,7 @@ from convcoach.train.checkpoint import load_checkpoint
 from convcoach.train.distributed import DistContext, launched_by_torchrun, torchrun_command, unwrap, wrap_model
 
 ARGS = ["--model", "cnn", "--depth", "2", "--width", "8", "--norm", "group:4", "--epochs", "3", "--batch-size", "32",
-        "--augment", "none", "--lr", "0.05", "--quiet"]
+        "--augment", "none", "--lr", "0.05", "--quiet", "--precision", "fp32"]
 
 
 def _losses(run) -> list[float]:
@@ -38,6 +38,16 @@ def test_two_gloo_processes_match_one_process_loss_curve(blobs_npz, tmp_path):
     code = subprocess.run([sys.executable, "-m", "convcoach", "eval", "--checkpoint", str(two / "best.pt"), "--out", str(tmp_path / "eval")], capture_output=True, text=True)
     assert code.returncode == 0, code.stderr
     assert "module." not in next(iter(load_checkpoint(two / "best.pt")["model_state"]))
+
+
+@pytest.mark.slow
+def test_precision_auto_under_ddp_times_the_bare_net_and_every_rank_follows_rank_0(blobs_npz, tmp_path):
+    args = [a for a in ARGS if a not in ("--precision", "fp32")] + ["--epochs", "1", "--precision", "auto", "--no-report", "--nproc", "2"]
+    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--data", f"npz:{blobs_npz}", *args, "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    env = json.loads((tmp_path / "run" / "env.json").read_text())
+    assert env["precision"] in ("fp32", "bf16") and env["processes"] == 2
 
 
 def test_torchrun_command_and_environment_detection(monkeypatch):

@@ -264,13 +264,13 @@ def test_resume_keeps_the_precision_auto_chose_at_the_start(blobs_npz, tmp_path,
     run = tmp_path / "run"
     monkeypatch.setattr(loop, "resolve_precision", lambda name, device, time_step: ("bf16", "timed faster"))
     with pytest.raises(KeyboardInterrupt):
-        Trainer(small_config(blobs_npz, run, epochs=2, report=False), callbacks=[_KillAt(5)]).fit()
+        Trainer(small_config(blobs_npz, run, epochs=2, report=False, precision="auto"), callbacks=[_KillAt(5)]).fit()
     assert load_checkpoint(run / "last.pt")["precision"] == {"device": "cpu", "chosen": "bf16"}
     # the resumed run's own timing would say fp32 (a noisy host): it keeps bf16 all the same
     monkeypatch.setattr(loop, "resolve_precision", lambda name, device, time_step: ("fp32", "timed slower"))
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: True)
-    resumed = Trainer(small_config(blobs_npz, run, epochs=2, report=False, resume=str(run)))
+    resumed = Trainer(small_config(blobs_npz, run, epochs=2, report=False, precision="auto", resume=str(run)))
     assert (resumed.precision, resumed.precision_reason) == ("bf16", "kept from the run's start (bf16 on cpu)")
     # on a CPU without native bf16 the resume is re-decided rather than emulating bf16
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
-    assert Trainer(small_config(blobs_npz, run, epochs=2, report=False, resume=str(run))).precision == "fp32"
+    assert Trainer(small_config(blobs_npz, run, epochs=2, report=False, precision="auto", resume=str(run))).precision == "fp32"

@@ -105,7 +105,8 @@ def _epoch_rows(run: Path) -> list[dict]:
 @pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_identical_weights_and_metrics(blobs_npz, tmp_path):
     args = ["--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "6", "--batch-size", "16",
-            "--augment", "hflip,translate:1", "--dropout", "0.2", "--quiet", "--seed", "3", "--val-fraction", "0.1"]
+            "--augment", "hflip,translate:1", "--dropout", "0.2", "--quiet", "--seed", "3", "--val-fraction", "0.1",
+            "--precision", "fp32"]
     reference = tmp_path / "reference"
     subprocess.run([sys.executable, "-m", "convcoach", "train", *args, "--out", str(reference)], check=True, capture_output=True)
 

@@ -43,6 +43,10 @@ from .signals import Interrupted, StopRequest
 
 log = logging.getLogger("convcoach")
 
+# the final test pass runs in full precision whatever the training precision, as `eval` and `predict`
+# do, so a run's summary and a later `convcoach eval` of its best.pt report the same accuracy
+TEST_PRECISION = "fp32"
+
 
 @dataclass
 class TrainState:
@@ -371,8 +375,9 @@ class Trainer:
             self.state.stop_reason, self.state.stop_message = reason, message
             log.warning(message)
 
-    def evaluate(self, loader: BatchLoader) -> Evaluation:
-        return evaluate(unwrap(self.model), loader, self.eval_loss_fn, self.data.num_classes, self.precision, self.device)
+    def evaluate(self, loader: BatchLoader, precision: str | None = None) -> Evaluation:
+        """One pass over `loader`, in the training precision unless told otherwise."""
+        return evaluate(unwrap(self.model), loader, self.eval_loss_fn, self.data.num_classes, precision or self.precision, self.device)
 
     def averaged(self) -> contextlib.AbstractContextManager:
         """A block in which the model holds the EMA weights (`ema`), or a no-op without them."""
@@ -393,7 +398,7 @@ class Trainer:
 
         trained = TrainedModel(unwrap(self.model), self.normalizer, list(self.data.classes), self.config, self.spec, self.run_dir / "best.pt")
         model = TTAModel(trained.model, parse_tta(spec)(trained))
-        return evaluate(model, self._loader(self.data.test), self.eval_loss_fn, self.data.num_classes, self.precision, self.device)
+        return evaluate(model, self._loader(self.data.test), self.eval_loss_fn, self.data.num_classes, TEST_PRECISION, self.device)
 
     def _validate(self) -> dict[str, float]:
         """Validation metrics; under DDP rank 0's are broadcast so every rank takes the same decisions."""
@@ -415,7 +420,7 @@ class Trainer:
         best_path = self.run_dir / "best.pt"
         if test and best_path.is_file():
             load_model_state(unwrap(self.model), load_checkpoint(best_path)["model_state"], str(best_path))
-        plain = result = self.evaluate(self._loader(self.data.test)) if test else None
+        plain = result = self.evaluate(self._loader(self.data.test), TEST_PRECISION) if test else None
         if test and self.config.resolved_tta():  # the lectures' test-time augmentation: average softmax over views
             result = self._evaluate_tta(self.config.resolved_tta())
         checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
@@ -556,13 +561,16 @@ class Trainer:
             if not (saved["chosen"] == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16()):
                 return saved["chosen"], f"kept from the run's start ({saved['chosen']} on {saved['device']})"
             log.warning("the run started in bf16 on a CPU with native bf16; this CPU has none, so it continues in fp32")
-        return resolve_precision(self.config.precision, self.device, self._time_precision)
+        chosen = [resolve_precision(self.config.precision, self.device, self._time_precision)]
+        if self.dist.enabled:  # each rank timed its own steps: all follow rank 0, as DDP needs one precision
+            torch.distributed.broadcast_object_list(chosen, src=0)
+        return chosen[0]
 
     def _time_precision(self, precision: str) -> float:
         """Seconds per training step in `precision`, on a copy of the model (weights untouched)."""
         import copy
 
-        model = copy.deepcopy(self.model)
+        model = copy.deepcopy(unwrap(self.model))  # the bare net: a DDP copy would all-reduce on its own
         x, y = next(iter(self._loader(self.data.train)))
         x, y = x[: self.config.batch_size], y[: self.config.batch_size]
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
@@ -602,6 +610,7 @@ class Trainer:
                 "precision_reason": self.precision_reason,
                 "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                 "threads": torch.get_num_threads(),
+                "processes": self.dist.world_size,  # DDP processes (1 without --nproc)
             },
         )
 
