@@ -126,6 +126,7 @@ def main() -> None:
         "batch_size": config.batch_size,
         "threads": torch.get_num_threads(),
         "precision": trainer.precision,
+        "precision_reason": trainer.precision_reason,
         "monitors": args.monitors,
     }
     print(json.dumps(result, indent=2))
