@@ -561,27 +561,35 @@ class Trainer:
             if not (saved["chosen"] == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16()):
                 return saved["chosen"], f"kept from the run's start ({saved['chosen']} on {saved['device']})"
             log.warning("the run started in bf16 on a CPU with native bf16; this CPU has none, so it continues in fp32")
-        chosen = [resolve_precision(self.config.precision, self.device, self._time_precision)]
+        chosen = [resolve_precision(self.config.precision, self.device, self._precision_timer())]
         if self.dist.enabled:  # each rank timed its own steps: all follow rank 0, as DDP needs one precision
             torch.distributed.broadcast_object_list(chosen, src=0)
         return chosen[0]
 
-    def _time_precision(self, precision: str) -> float:
-        """Seconds per training step in `precision`, on a copy of the model (weights untouched)."""
+    def _precision_timer(self) -> Callable[[str], float]:
+        """A `time_step(precision)` for `resolve_precision`: seconds per training step on one copy of
+        the model and one batch, made at the first call (weights untouched) and shared by every round."""
         import copy
+        import functools
 
-        model = copy.deepcopy(unwrap(self.model))  # the bare net: a DDP copy would all-reduce on its own
-        x, y = next(iter(self._loader(self.data.train)))
-        x, y = x[: self.config.batch_size], y[: self.config.batch_size]
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+        @functools.cache
+        def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
+            model = copy.deepcopy(unwrap(self.model))  # the bare net: a DDP copy would all-reduce on its own
+            x, y = next(iter(self._loader(self.data.train)))
+            return model, x[: self.config.batch_size], y[: self.config.batch_size], torch.optim.SGD(model.parameters(), lr=0.0)
 
-        def step() -> None:
-            with autocast(precision, self.device):
-                loss = self.loss_fn(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
+        def time_step(precision: str) -> float:
+            model, x, y, optimizer = setup()
 
-        return timed(step)
+            def step() -> None:
+                with autocast(precision, self.device):
+                    loss = self.loss_fn(model(x), y)
+                optimizer.zero_grad()
+                loss.backward()
+
+            return timed(step)
+
+        return time_step
 
     def _agree_run_dir(self, out: str | None) -> Path:
         """Rank 0 names the run directory (a timestamp by default); the other ranks take its choice."""
