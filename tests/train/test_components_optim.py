@@ -221,11 +221,15 @@ def test_auto_precision_compares_the_fastest_of_alternating_timings(monkeypatch)
     assert (chosen, reason) == ("bf16", "CPU has native bf16 and a timed step took 7 ms vs 10 ms in fp32")
 
 
-@pytest.mark.parametrize("bf16_seconds", [0.010, 0.0095, 0.020])
-def test_auto_precision_is_fp32_when_bf16_is_not_at_least_5_percent_faster(monkeypatch, bf16_seconds):
+@pytest.mark.parametrize(("bf16_seconds", "chosen"), [(0.0112, "fp32"), (0.020, "fp32"), (0.0109, "bf16"), (0.010, "bf16")])
+def test_auto_precision_is_fp32_only_when_bf16_times_over_10_percent_slower(monkeypatch, bf16_seconds, chosen):
+    # a loaded host timed a conv net even (71 vs 70 ms) though bf16 is 1.3x faster idle: only a clear
+    # loss vetoes native bf16
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     time_step, _ = _fake_timer(0.010, bf16_seconds)
-    assert precision.resolve_precision("auto", CPU, time_step)[0] == "fp32"
+    chosen_now, reason = precision.resolve_precision("auto", CPU, time_step)
+    assert chosen_now == chosen
+    assert ("slower (" in reason) == (chosen == "fp32")
 
 
 def test_auto_precision_without_a_timer_trusts_native_bf16(monkeypatch):
