@@ -37,11 +37,23 @@ def test_every_model_gives_logits_of_shape_batch_by_classes(name, shape):
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["mnist", "cifar"])
-@pytest.mark.parametrize("stem", ["pool_early", "pool", "stride", "none"])
+@pytest.mark.parametrize("stem", ["pool_early", "pool", "stride", "unshuffle", "none"])
 def test_resnet_identity_shortcut_gives_logits_for_28_and_32_px(shape, stem):
     # 28 px with the stem pool reaches stage 3 at 7x7: the parameter-free shortcut must subsample to 4x4 like the strided conv
     model = create_model("resnet", shape, 10, width=4, shortcut="identity", stem=stem)
     assert _logits(model, shape).shape == (2, 10)
+
+
+def test_unshuffle_stem_turns_each_2x2_block_into_4_channels_before_its_conv():
+    model = create_model("resnet", (1, 28, 28), 10, width=8, stem="unshuffle")
+    unshuffle, conv = model.stem[0], model.stem[1]
+    assert conv.in_channels == 4 and conv.weight.shape == (8, 4, 3, 3)
+    image = torch.arange(16.0).reshape(1, 1, 4, 4)
+    blocks = unshuffle(image)  # lossless: the 4 channels hold the 4 pixels of each 2x2 block
+    assert blocks.shape == (1, 4, 2, 2)
+    assert blocks[0, :, 0, 0].tolist() == [0.0, 1.0, 4.0, 5.0]
+    assert blocks[0, :, 1, 1].tolist() == [10.0, 11.0, 14.0, 15.0]
+    assert model.stem(torch.zeros(2, 1, 28, 28)).shape == (2, 8, 14, 14)
 
 
 # each activation at x = -1 and x = 1, worked out by hand

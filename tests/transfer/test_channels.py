@@ -9,13 +9,13 @@ from convcoach.errors import ConfigError
 from convcoach.models import create_model
 from convcoach.transfer.channels import check_image_size, convert_input_channels, convert_normalizer
 
-MODELS = {"resnet": {"width": 4}, "cnn": {"depth": 2, "width": 4}, "mlp": {"width": 8}}
+MODELS = {"resnet": {"width": 4}, "resnet-unshuffle": {"width": 4, "stem": "unshuffle"}, "cnn": {"depth": 2, "width": 4}, "mlp": {"width": 8}}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_rgb_network_converted_to_gray_matches_gray_given_as_three_channels(name):
     torch.manual_seed(0)
-    model = create_model(name, (3, 12, 12), 4, **MODELS[name]).eval()
+    model = create_model(name.split("-")[0], (3, 12, 12), 4, **MODELS[name]).eval()
     gray = torch.randn(5, 1, 12, 12)
     expected = model(gray.repeat(1, 3, 1, 1))
     message = convert_input_channels(model, 1, (12, 12))
@@ -26,7 +26,7 @@ def test_rgb_network_converted_to_gray_matches_gray_given_as_three_channels(name
 @pytest.mark.parametrize("name", list(MODELS))
 def test_gray_network_converted_to_rgb_gives_the_gray_output_on_three_equal_channels(name):
     torch.manual_seed(0)
-    model = create_model(name, (1, 12, 12), 4, **MODELS[name]).eval()
+    model = create_model(name.split("-")[0], (1, 12, 12), 4, **MODELS[name]).eval()
     gray = torch.randn(5, 1, 12, 12)
     expected = model(gray)
     message = convert_input_channels(model, 3, (12, 12))

@@ -46,16 +46,22 @@ class BasicBlock(nn.Module):
         return self.act2(out + skip)
 
 
-STEMS = ("pool_early", "pool", "stride", "none")
+STEMS = ("pool_early", "pool", "stride", "unshuffle", "none")
 
 
 def _stem(kind: str, in_channels: int, width: int, has_bias: bool, norm_spec: str, act: str) -> nn.Sequential:
     """The first conv. Every kind but `none` halves 28-32 px maps: 4x fewer FLOPs in stage 1.
 
     pool_early: conv-maxpool-norm-act (norm and act run on the pooled map: ~1.4x faster steps at width 24);
-    pool: conv-norm-act-maxpool; stride: a stride-2 3x3 conv; none: conv-norm-act at full resolution."""
+    pool: conv-norm-act-maxpool; stride: a stride-2 3x3 conv; unshuffle: space-to-depth (each 2x2 pixel
+    block becomes 4 channels, lossless) then a 3x3 conv at half resolution, so no full-size map or max-pool
+    backward (a 6x6-pixel, stride-2 receptive field); none: conv-norm-act at full resolution."""
     stride = 2 if kind == "stride" else 1
-    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, stride, 1, bias=has_bias)]
+    layers: list[nn.Module] = []
+    if kind == "unshuffle":
+        layers.append(nn.PixelUnshuffle(2))
+        in_channels *= 4
+    layers.append(nn.Conv2d(in_channels, width, 3, stride, 1, bias=has_bias))
     if kind == "pool_early":
         layers.append(nn.MaxPool2d(2))
     layers += [norm(norm_spec, width), activation(act)]

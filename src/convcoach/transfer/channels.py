@@ -8,12 +8,16 @@ from ..data import Normalizer
 from ..errors import ConfigError
 
 
-def _first_layer(model: nn.Module) -> tuple[nn.Module, str, nn.Module]:
-    """(parent, attribute, layer) of the first Conv2d or Linear in forward order."""
+def _first_layer(model: nn.Module) -> tuple[nn.Module, str, nn.Module, int]:
+    """(parent, attribute, layer, blocks) of the first Conv2d or Linear in forward order; `blocks` is
+    how many input channels each image channel became in a space-to-depth (PixelUnshuffle) before it."""
+    blocks = 1
     for path, layer in model.named_modules():  # depth-first, in registration (= forward) order
+        if isinstance(layer, nn.PixelUnshuffle):
+            blocks *= layer.downscale_factor**2
         if isinstance(layer, (nn.Conv2d, nn.Linear)):
             parent_path, _, name = path.rpartition(".")
-            return model.get_submodule(parent_path), name, layer
+            return model.get_submodule(parent_path), name, layer, blocks
     raise ConfigError(f"{type(model).__name__} has no conv or linear layer to adapt")
 
 
@@ -35,15 +39,18 @@ def convert_weight(weight: torch.Tensor, channels: int) -> torch.Tensor:
 @torch.no_grad()
 def convert_input_channels(model: nn.Module, channels: int, image_size: tuple[int, int]) -> str | None:
     """Rebuild the first layer for `channels` inputs in place; returns what was done (None: nothing to do)."""
-    parent, name, layer = _first_layer(model)
+    parent, name, layer, blocks = _first_layer(model)
     if isinstance(layer, nn.Conv2d):
-        if layer.in_channels == channels:
+        old_channels = layer.in_channels // blocks
+        if old_channels == channels:
             return None
         new = nn.Conv2d(
-            channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.groups, layer.bias is not None, layer.padding_mode
+            channels * blocks, layer.out_channels, layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.groups,
+            layer.bias is not None, layer.padding_mode,
         )
-        new.weight.copy_(convert_weight(layer.weight, channels))
-        old_channels = layer.in_channels
+        # PixelUnshuffle orders its outputs channel-major (c * blocks + offset): convert over c per offset
+        weight = layer.weight.unflatten(1, (old_channels, blocks))
+        new.weight.copy_(convert_weight(weight, channels).flatten(1, 2))
     else:  # a flattening model: the first Linear's inputs are C*H*W pixels
         pixels = image_size[0] * image_size[1]
         old_channels = layer.in_features // pixels
