@@ -44,6 +44,41 @@ def test_resnet_identity_shortcut_gives_logits_for_28_and_32_px(shape, stem):
     assert _logits(model, shape).shape == (2, 10)
 
 
+@pytest.mark.parametrize("shape", SHAPES, ids=["mnist", "cifar"])
+@pytest.mark.parametrize("shortcut", ["projection", "identity"])
+@pytest.mark.parametrize("downsample", ["stride", "pool", "conv_pool"])
+def test_every_downsample_reaches_the_same_map_sizes(shape, shortcut, downsample):
+    model = create_model("resnet", shape, 10, depth=8, width=4, shortcut=shortcut, downsample=downsample)
+    sizes = []
+    model.blocks[1].register_forward_hook(lambda module, inputs, out: sizes.append(out.shape[2:]))
+    model.blocks[2].register_forward_hook(lambda module, inputs, out: sizes.append(out.shape[2:]))
+    assert _logits(model, shape).shape == (2, 10)
+    half = shape[1] // 2
+    assert sizes == [(half // 2, half // 2), ((half + 3) // 4, (half + 3) // 4)]  # 28 px: 7 then 4; 32 px: 8 then 4
+
+
+def test_pool_downsample_max_pools_the_block_input_for_both_paths():
+    block = create_model("resnet", (1, 28, 28), 10, depth=8, width=2, downsample="pool").blocks[1]
+    assert isinstance(block.pool_input, torch.nn.MaxPool2d) and block.conv1.stride == (1, 1)
+    assert block.shortcut[0].stride == (1, 1)  # the 1x1 projection sees the pooled map
+    x = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(1, 2, 1, 1)
+    assert block.pool_input(x)[0, 0].tolist() == [[5.0, 7.0], [13.0, 15.0]]
+
+
+def test_conv_pool_downsample_runs_the_first_conv_at_full_size_then_pools():
+    block = create_model("resnet", (1, 28, 28), 10, depth=8, width=2, downsample="conv_pool").blocks[1]
+    assert block.conv1.stride == (1, 1) and isinstance(block.pool1, torch.nn.MaxPool2d)
+    maps = []
+    block.conv1.register_forward_hook(lambda module, inputs, out: maps.append(out.shape[2:]))
+    assert block(torch.randn(2, 2, 14, 14)).shape == (2, 4, 7, 7)
+    assert maps == [(14, 14)]
+
+
+def test_an_unknown_downsample_is_an_error_naming_the_choices():
+    with pytest.raises(ConfigError, match="downsample must be one of stride, pool, conv_pool, got 'avg'"):
+        create_model("resnet", (1, 28, 28), 10, downsample="avg")
+
+
 def test_unshuffle_stem_turns_each_2x2_block_into_4_channels_before_its_conv():
     model = create_model("resnet", (1, 28, 28), 10, width=8, stem="unshuffle")
     unshuffle, conv = model.stem[0], model.stem[1]
@@ -132,7 +167,7 @@ def test_unknown_model_name_lists_the_known_ones():
 
 def test_model_options_lists_the_builder_keywords():
     assert model_options("linear") == []
-    assert model_options("resnet") == ["depth", "width", "activation_name", "norm_spec", "dropout", "shortcut", "stem", "stochastic_depth"]
+    assert model_options("resnet") == ["depth", "width", "activation_name", "norm_spec", "dropout", "shortcut", "stem", "stochastic_depth", "downsample"]
     assert "pool" in model_options("cnn")
 
 

@@ -9,13 +9,27 @@ from ..errors import ConfigError
 from .layers import activation, norm
 
 
-class BasicBlock(nn.Module):
-    """out = act(F(x) + shortcut(x)), F = Conv-Norm-Act-Conv-Norm; `drop_prob` is stochastic depth."""
+DOWNSAMPLES = ("stride", "pool", "conv_pool")
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, act: str, norm_spec: str, shortcut: str) -> None:
+
+class BasicBlock(nn.Module):
+    """out = act(F(x) + shortcut(x)), F = Conv-Norm-Act-Conv-Norm; `drop_prob` is stochastic depth.
+
+    A block that halves the map does it by `downsample`: stride (the first conv strided, He et al.),
+    pool (2x2 max-pool of the input, then both paths at half size) or conv_pool (the first conv at full
+    size, max-pooled before its norm as in the pool_early stem; the shortcut takes the pooled input)."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, act: str, norm_spec: str, shortcut: str, downsample: str = "stride"
+    ) -> None:
         super().__init__()
         has_bias = norm_spec == "none"
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=has_bias)
+        pooled = stride != 1 and downsample != "stride"
+        self.pool_input = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "pool" else nn.Identity()
+        self.pool_skip = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "conv_pool" else nn.Identity()
+        conv_stride = 1 if pooled else stride
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, conv_stride, 1, bias=has_bias)
+        self.pool1 = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "conv_pool" else nn.Identity()
         self.norm1 = norm(norm_spec, out_channels)
         self.act1 = activation(act)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=has_bias)
@@ -27,18 +41,19 @@ class BasicBlock(nn.Module):
         self.stride, self.pad_channels = 1, 0
         if stride != 1 or in_channels != out_channels:
             if shortcut == "projection":  # option B: 1x1 conv + norm
-                self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=has_bias), norm(norm_spec, out_channels))
+                self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, conv_stride, bias=has_bias), norm(norm_spec, out_channels))
             else:  # option A: strided subsampling and zero-padded new channels, no parameters
-                self.stride = stride
+                self.stride = conv_stride
                 self.pad_channels = out_channels - in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip = self.shortcut(x)
+        x = self.pool_input(x)
+        skip = self.shortcut(self.pool_skip(x))
         if self.stride > 1 and isinstance(self.shortcut, nn.Identity):
             skip = skip[:, :, :: self.stride, :: self.stride]  # same size as the padded strided conv
         if self.pad_channels:
             skip = F.pad(skip, (0, 0, 0, 0, 0, self.pad_channels))
-        out = self.norm2(self.conv2(self.act1(self.norm1(self.conv1(x)))))
+        out = self.norm2(self.conv2(self.act1(self.norm1(self.pool1(self.conv1(x))))))
         if self.training and self.drop_prob > 0:
             # stochastic depth (Huang et al. 2016): drop the whole branch per sample, rescale survivors
             keep = torch.rand(out.shape[0], 1, 1, 1, device=out.device) >= self.drop_prob
@@ -83,6 +98,7 @@ class ResNet(nn.Module):
         shortcut: str = "projection",
         stem: str = "pool_early",
         stochastic_depth: float = 0.0,
+        downsample: str = "stride",
         **_: object,
     ) -> None:
         super().__init__()
@@ -90,6 +106,8 @@ class ResNet(nn.Module):
             raise ConfigError(f"resnet depth must be 6n+2 (8, 14, 20, 32, 44, 56, ...), got {depth}")
         if stem not in STEMS:
             raise ConfigError(f"resnet stem must be one of {', '.join(STEMS)}, got '{stem}'")
+        if downsample not in DOWNSAMPLES:
+            raise ConfigError(f"resnet downsample must be one of {', '.join(DOWNSAMPLES)}, got '{downsample}'")
         if shortcut not in ("projection", "identity"):
             raise ConfigError(f"resnet shortcut must be projection or identity, got '{shortcut}'")
         blocks_per_stage = (depth - 2) // 6
@@ -100,7 +118,7 @@ class ResNet(nn.Module):
             out = width * 2**stage
             for index in range(blocks_per_stage):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(BasicBlock(channels, out, stride, activation_name, norm_spec, shortcut))
+                blocks.append(BasicBlock(channels, out, stride, activation_name, norm_spec, shortcut, downsample))
                 channels = out
         self.blocks = nn.Sequential(*blocks)
         # linear decay over depth: block l of L drops with probability p * l / L
