@@ -44,7 +44,8 @@ def test_fold_matches_the_formula_and_torchs_fusion():
 
 @pytest.mark.parametrize(
     ("name", "options"),
-    [("resnet", {}), ("resnet", {"depth": 14, "shortcut": "identity"}), ("cnn", {}), ("vgg", {}), ("mlp", {"norm_spec": "batch", "depth": 2})],
+    [("resnet", {}), ("resnet", {"depth": 14, "shortcut": "identity"}), ("resnet", {"downsample": "conv_pool"}), ("resnet", {"downsample": "pool", "stem": "unshuffle"}),
+     ("cnn", {}), ("vgg", {}), ("mlp", {"norm_spec": "batch", "depth": 2})],
 )
 def test_folding_preserves_outputs_and_removes_every_batchnorm(name, options):
     shape = (1, 8, 8)

@@ -123,7 +123,45 @@ def test_the_plan_follows_the_mean_of_the_last_three_epochs(monkeypatch):
         plans.append(callback.planned)
     # epoch 1: (60 - 1 - 0.5) / 1 -> 58 more, 59 in all; the 2 s epoch: mean 4/3 s -> (60 - 5 - 0.67) / 1.33 = 40.75 -> 44
     assert plans[:4] == [59, 59, 59, 44]
+    # epoch 5 is still within the plan's first quarter (5 <= 44 / 4): the same mean, a second less
+    # spent per epoch done, wins one epoch back: 5 + floor((60 - 6 - 0.67) / 1.33) = 45
+    assert plans[4:6] == [5 + math.floor((60 - 6 - 0.5 * 4 / 3) / (4 / 3)), 45] == [45, 45]
     # a lasting 3 s is acted on as it shows in the last three: 5/3 s, 7/3 s, then 3 s per epoch
     assert plans[6] == 7 + math.floor((60 - 10 - 0.5 * 5 / 3) / (5 / 3)) == 36
     assert plans[7:] == [8 + math.floor((60 - 13 - 0.5 * 7 / 3) / (7 / 3)), 9 + math.floor((60 - 16 - 0.5 * 3) / 3)] == [27, 23]
-    assert plans == sorted(plans, reverse=True)  # never lengthened
+
+
+def _plans(monkeypatch, budget_seconds: float, configured: int, epoch_seconds: list[float]) -> list[int]:
+    from types import SimpleNamespace
+
+    from convcoach.train import budget as budget_module
+    from convcoach.train.budget import TimeBudget
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(budget_module.time, "perf_counter", lambda: clock["now"])
+    trainer = SimpleNamespace(state=SimpleNamespace(epoch=0), created_at=0.0, resumed=False, config=SimpleNamespace(epochs=configured),
+                              dist=SimpleNamespace(enabled=False))
+    trainer.replan = lambda epochs: setattr(trainer.config, "epochs", epochs)
+    callback, plans, elapsed = TimeBudget(budget_seconds / 60), [], 0.0
+    for seconds in epoch_seconds:
+        elapsed += seconds
+        clock["now"], trainer.state.epoch = elapsed, trainer.state.epoch + 1
+        callback.on_epoch_end(trainer, {"time": elapsed})
+        plans.append(callback.planned)
+    assert trainer.config.epochs == plans[-1]  # the schedule follows every change
+    return plans
+
+
+def test_the_plan_grows_only_within_its_first_quarter_and_never_past_the_configured_epochs(monkeypatch):
+    # 100 s budget: a 4 s first epoch (start-up) plans 24; 2 s epochs then lengthen it while the run is
+    # in the plan's first quarter; once past it, faster 1 s epochs change nothing
+    seconds = [4] + [2] * 11 + [1] * 4
+    plans = _plans(monkeypatch, 100, 60, seconds)
+    assert plans[0] == 1 + math.floor((100 - 4 - 0.5 * 4) / 4) == 24
+    assert plans[1] == 2 + math.floor((100 - 6 - 0.5 * 3) / 3) == 32  # the mean of 4 and 2 s
+    assert plans[2] == 3 + math.floor((100 - 8 - 0.5 * 8 / 3) / (8 / 3)) == 37
+    assert plans[3] == 4 + math.floor((100 - 10 - 0.5 * 2) / 2) == 48  # the 4 s epoch has left the mean
+    assert plans[4:] == [48] * 12  # epochs 13-16 at 1 s are past 48 / 4: no growth
+    assert sum(seconds[:12]) + 36 * 2 <= 100  # 48 epochs at the 2 s pace end inside the budget
+    # with --epochs 40 the same run stops growing at 40
+    assert _plans(monkeypatch, 100, 40, seconds)[:4] == [24, 32, 37, 40]

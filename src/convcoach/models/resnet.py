@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from .layers import activation, norm
 
-
 DOWNSAMPLES = ("stride", "pool", "conv_pool")
 
 
@@ -25,11 +24,12 @@ class BasicBlock(nn.Module):
         super().__init__()
         has_bias = norm_spec == "none"
         pooled = stride != 1 and downsample != "stride"
-        self.pool_input = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "pool" else nn.Identity()
-        self.pool_skip = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "conv_pool" else nn.Identity()
+        # None where unused, so the traced graph (BN folding) sees conv -> norm directly
+        self.pool_input = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "pool" else None
+        self.pool_skip = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "conv_pool" else None
         conv_stride = 1 if pooled else stride
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, conv_stride, 1, bias=has_bias)
-        self.pool1 = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "conv_pool" else nn.Identity()
+        self.pool1 = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "conv_pool" else None
         self.norm1 = norm(norm_spec, out_channels)
         self.act1 = activation(act)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=has_bias)
@@ -47,13 +47,17 @@ class BasicBlock(nn.Module):
                 self.pad_channels = out_channels - in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool_input(x)
-        skip = self.shortcut(self.pool_skip(x))
+        if self.pool_input is not None:
+            x = self.pool_input(x)
+        skip = self.shortcut(x if self.pool_skip is None else self.pool_skip(x))
         if self.stride > 1 and isinstance(self.shortcut, nn.Identity):
             skip = skip[:, :, :: self.stride, :: self.stride]  # same size as the padded strided conv
         if self.pad_channels:
             skip = F.pad(skip, (0, 0, 0, 0, 0, self.pad_channels))
-        out = self.norm2(self.conv2(self.act1(self.norm1(self.pool1(self.conv1(x))))))
+        out = self.conv1(x)
+        if self.pool1 is not None:
+            out = self.pool1(out)
+        out = self.norm2(self.conv2(self.act1(self.norm1(out))))
         if self.training and self.drop_prob > 0:
             # stochastic depth (Huang et al. 2016): drop the whole branch per sample, rescale survivors
             keep = torch.rand(out.shape[0], 1, 1, 1, device=out.device) >= self.drop_prob

@@ -21,6 +21,10 @@ log = logging.getLogger("convcoach")
 # default recipe's test + flip TTA + report ~9 s against ~25 s per epoch)
 END_RESERVE_EPOCHS = 0.5
 RECENT = 3  # epochs whose mean time predicts the next ones
+# the plan may also grow while the run is within this fraction of it (one-cycle's LR is still rising):
+# a first epoch slowed by start-up, or one noisy epoch, then costs no epochs (measured: a long-recipe
+# run planned 50 epochs from its first two at 33-36 s, then ran at ~30 s and ended 4 minutes early)
+GROW_UNTIL = 0.25
 
 
 def affordable_epochs(budget: float, spent: float, epoch_seconds: float, done: int, configured: int) -> int:
@@ -32,15 +36,16 @@ def affordable_epochs(budget: float, spent: float, epoch_seconds: float, done: i
 
 
 class TimeBudget(Callback):
-    """Plans the epoch count at the end of the first epoch, then shortens the plan (never lengthens
-    it) whenever the epoch time so far (the mean of the last few) says the run would overshoot;
-    the plan is checkpointed."""
+    """Plans the epoch count at the end of the first epoch, then re-plans from the mean time of the last
+    few epochs: shorter whenever the run would overshoot, longer only within the plan's first quarter
+    (never past `--epochs`); the plan is checkpointed."""
 
     order = 85  # after early stopping, before the checkpointer saves the plan
 
     def __init__(self, minutes: float) -> None:
         self.seconds = minutes * 60.0
         self.planned: int | None = None
+        self._configured = 0  # --epochs, the most a plan may hold
         self._clock = 0.0  # the run's training time at the end of the previous epoch
         self._durations: list[float] = []
 
@@ -59,11 +64,14 @@ class TimeBudget(Callback):
         self._clock = metrics["time"]
         epoch_seconds = sum(self._durations) / len(self._durations)
         spent = time.perf_counter() - trainer.created_at
-        limit = trainer.config.epochs if self.planned is None else self.planned  # shrink only after the first plan
+        if self.planned is None:
+            self._configured = trainer.config.epochs
+        early = self.planned is not None and done <= GROW_UNTIL * self.planned
+        limit = self._configured if self.planned is None or early else self.planned
         plan = [affordable_epochs(self.seconds, spent, epoch_seconds, done, limit)]
         if trainer.dist.enabled:  # every process must run the same number of epochs
             torch.distributed.broadcast_object_list(plan, src=0)
-        if self.planned is None or plan[0] < self.planned:
+        if self.planned is None or plan[0] != self.planned:
             self.planned = plan[0]
             if self.planned != trainer.config.epochs:
                 log.info("time budget %.1f min: %d epochs fit (%.0f s per epoch so far), not %d; schedule re-planned",

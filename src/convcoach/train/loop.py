@@ -207,11 +207,13 @@ class Trainer:
             self.init_used = "user model"
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = create_loss(config.loss, config.label_smoothing)
+        self.eval_loss_fn = create_loss(config.loss)
+        # timed on the bare net, before DDP registers its gradient hooks on the parameters
+        self.precision, self.precision_reason = self._resolve_precision(resume_state)
         self.model = wrap_model(self.model, self.dist, self.device, config.sync_bn)
         if config.compile:
             self.model = torch.compile(self.model)
-        self.loss_fn = create_loss(config.loss, config.label_smoothing)
-        self.eval_loss_fn = create_loss(config.loss)
         self.penalty = parse_reg(config.reg)
         self.penalty_params = penalized_parameters(self.model, config.reg_all) if self.penalty else []
         lr = config.lr if config.lr is not None else default_lr(config.optimizer)
@@ -225,7 +227,6 @@ class Trainer:
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
         self.scheduler = create_scheduler(self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch, config.warmup)
-        self.precision, self.precision_reason = self._resolve_precision(resume_state)
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.state = TrainState()
         self.saved_step: int | None = None  # the iteration last.pt holds
@@ -574,7 +575,7 @@ class Trainer:
 
         @functools.cache
         def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
-            model = copy.deepcopy(unwrap(self.model))  # the bare net: a DDP copy would all-reduce on its own
+            model = copy.deepcopy(unwrap(self.model))  # a copy: the run's weights stay untouched
             x, y = next(iter(self._loader(self.data.train)))
             return model, x[: self.config.batch_size], y[: self.config.batch_size], torch.optim.SGD(model.parameters(), lr=0.0)
 
