@@ -23,13 +23,13 @@ class BasicBlock(nn.Module):
     ) -> None:
         super().__init__()
         has_bias = norm_spec == "none"
-        pooled = stride != 1 and downsample != "stride"
+        mode = downsample if stride != 1 else "stride"  # how this block halves the map, if it does
         # None where unused, so the traced graph (BN folding) sees conv -> norm directly
-        self.pool_input = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "pool" else None
-        self.pool_skip = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "conv_pool" else None
-        conv_stride = 1 if pooled else stride
+        self.pool_input = nn.MaxPool2d(2, ceil_mode=True) if mode == "pool" else None
+        self.pool_skip = nn.MaxPool2d(2, ceil_mode=True) if mode == "conv_pool" else None
+        conv_stride = stride if mode == "stride" else 1
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, conv_stride, 1, bias=has_bias)
-        self.pool1 = nn.MaxPool2d(2, ceil_mode=True) if pooled and downsample == "conv_pool" else None
+        self.pool1 = nn.MaxPool2d(2, ceil_mode=True) if mode == "conv_pool" else None
         self.norm1 = norm(norm_spec, out_channels)
         self.act1 = activation(act)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=has_bias)

@@ -575,7 +575,7 @@ class Trainer:
 
         @functools.cache
         def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
-            model = copy.deepcopy(unwrap(self.model))  # a copy: the run's weights stay untouched
+            model = copy.deepcopy(self.model)  # the bare net (not yet DDP-wrapped); the run's weights stay untouched
             x, y = next(iter(self._loader(self.data.train)))
             return model, x[: self.config.batch_size], y[: self.config.batch_size], torch.optim.SGD(model.parameters(), lr=0.0)
 
