@@ -106,7 +106,7 @@ def test_validate_rejects_out_of_range_values(key, value, message):
 
 
 def test_validate_rejects_unknown_optimizer_listing_names():
-    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd"):
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, muon, nesterov, rmsprop, sgd"):
         TrainConfig(optimizer="adamm").validate()
 
 

@@ -56,11 +56,12 @@ class TrainConfig:
     mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing weight; 0 is off
     cutmix: float = 0.0  # alpha of cutmix's Beta(alpha, alpha); with mixup too, each batch picks one
     # optimization
-    optimizer: str = "nesterov"  # sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw
-    lr: float | None = None  # None: the optimizer's default (nesterov 0.8, momentum 0.05, sgd 0.1, adagrad 0.01, rmsprop/adam/adamw 1e-3)
+    optimizer: str = "nesterov"  # sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw | muon
+    lr: float | None = None  # None: the optimizer's default (nesterov/muon 0.8, momentum 0.05, sgd 0.1, adagrad 0.01, rmsprop/adam/adamw 1e-3)
     momentum: float = 0.9  # rho of momentum/nesterov; beta1 of adam/adamw
     momentum_convention: str = "sum"  # sum: v = rho*v + g | ema: v = rho*v + (1-rho)*g
-    weight_decay: float = 5e-4  # on conv/linear weights only (decoupled for adamw)
+    weight_decay: float = 5e-4  # on conv/linear weights only (decoupled for adamw; muon: linear only)
+    muon_lr: float = 0.05  # muon: each conv filter bank's relative step per update (its norm is kept); lr drives the rest
     batch_size: int = 256  # the global batch (split among DDP processes)
     base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
     epochs: int = 20  # passes over the training split
@@ -152,6 +153,8 @@ class TrainConfig:
             raise ConfigError(f"time_budget is in minutes and must be > 0, got {self.time_budget}")
         if self.lr is not None and not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if not self.muon_lr > 0:
+            raise ConfigError(f"muon_lr is a relative step per update and must be > 0 (e.g. 0.05), got {self.muon_lr}")
         for key in ("weight_decay", "warmup"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
@@ -162,8 +165,8 @@ class TrainConfig:
             raise ConfigError(f"seed must be in 0..{2**32 - 1}, got {self.seed}")
         if self.optimizer == "nesterov" and self.momentum_convention == "ema":
             raise ConfigError("optimizer nesterov supports only momentum_convention sum (torch's Nesterov needs zero dampening); use --optimizer momentum for the ema form")
-        if self.optimizer == "nesterov" and self.momentum == 0:
-            raise ConfigError("optimizer nesterov needs momentum > 0 (got 0); use --optimizer sgd for plain SGD")
+        if self.optimizer in ("nesterov", "muon") and self.momentum == 0:
+            raise ConfigError(f"optimizer {self.optimizer} needs momentum > 0 (got 0); use --optimizer sgd for plain SGD")
         if not self.explosion_factor > 1:
             raise ConfigError(f"explosion_factor must be > 1 (stop when the loss exceeds that many times the first), got {self.explosion_factor}")
         if self.nproc < 1:

@@ -22,7 +22,7 @@ class _Scalar(nn.Module):
 
 
 def test_optimizer_registry_names():
-    assert OPTIMIZERS.names() == ["adagrad", "adam", "adamw", "momentum", "nesterov", "rmsprop", "sgd"]
+    assert OPTIMIZERS.names() == ["adagrad", "adam", "adamw", "momentum", "muon", "nesterov", "rmsprop", "sgd"]
     assert sorted(DEFAULT_LR) == OPTIMIZERS.names()
 
 
@@ -34,6 +34,7 @@ def test_optimizer_registry_names():
 #   adagrad (lr 0.01, G = sum g^2): -0.01, -0.01 - 0.01 / sqrt(2) = -0.0170711
 #   rmsprop (lr 1e-3, alpha 0.99): E[g^2] = 0.01, 0.0199 -> -1e-3 / 0.1, -0.01 - 1e-3 / sqrt(0.0199) = -0.0170888
 #   adam, adamw (lr 1e-3): bias-corrected m / sqrt(v) = 1 at every step -> -0.001, -0.002
+#   muon (lr 0.8): a scalar is no conv filter, so it takes the Nesterov steps
 TWO_STEPS = {
     "sgd": (-0.1, -0.2),
     "momentum": (-0.05, -0.145),
@@ -42,6 +43,7 @@ TWO_STEPS = {
     "rmsprop": (-0.01, -0.01 - 1e-3 / 0.0199**0.5),
     "adam": (-0.001, -0.002),
     "adamw": (-0.001, -0.002),
+    "muon": (-1.52, -3.688),
 }
 
 
@@ -64,7 +66,7 @@ def test_the_step_table_covers_every_optimizer():
 
 
 def test_the_default_lrs_are_the_documented_ones():
-    assert DEFAULT_LR == {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.8, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
+    assert DEFAULT_LR == {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.8, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3, "muon": 0.8}
 
 
 def test_explicit_lr_overrides_the_default():
@@ -175,7 +177,7 @@ def test_create_optimizer_puts_weight_decay_on_the_decay_group():
 
 
 def test_unknown_optimizer_lists_the_names():
-    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, nesterov, rmsprop, sgd"):
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, muon, nesterov, rmsprop, sgd"):
         create_optimizer("adamm", _small_net(), OptimSettings())
 
 

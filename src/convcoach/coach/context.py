@@ -130,7 +130,9 @@ class CheckContext:
     def optimizer(self, model: nn.Module, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
         config = self.config
         decay = config.weight_decay if weight_decay is None else weight_decay
-        return create_optimizer(config.optimizer, model, OptimSettings(lr, config.momentum, config.momentum_convention, decay))
+        # muon's filter step moves with lr as the run's would: the same multiplier on both
+        muon_lr = config.muon_lr * lr / (config.lr or default_lr(config.optimizer))
+        return create_optimizer(config.optimizer, model, OptimSettings(lr, config.momentum, config.momentum_convention, decay, muon_lr))
 
 
 def train_steps(

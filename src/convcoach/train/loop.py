@@ -133,6 +133,8 @@ def warn_unused(config: TrainConfig) -> None:
         unused.append(("momentum", config.momentum, f"optimizer {config.optimizer} has no momentum (only {', '.join(USES_MOMENTUM)})"))
     if config.optimizer not in USES_CONVENTION and config.momentum_convention != defaults.momentum_convention:
         unused.append(("momentum_convention", config.momentum_convention, f"only optimizer {', '.join(USES_CONVENTION)} reads it"))
+    if config.optimizer != "muon" and config.muon_lr != defaults.muon_lr:
+        unused.append(("muon_lr", config.muon_lr, "only optimizer muon reads it"))
     if config.loss in ("svm", "hinge") and config.label_smoothing not in (0.0, defaults.label_smoothing):
         unused.append(("label_smoothing", config.label_smoothing, "the svm loss scores hard labels"))
     for key, value, why in unused:
@@ -221,7 +223,7 @@ class Trainer:
         self.optimizer = create_optimizer(
             config.optimizer,
             self.model,
-            OptimSettings(self.base_lr, config.momentum, config.momentum_convention, config.weight_decay),
+            OptimSettings(self.base_lr, config.momentum, config.momentum_convention, config.weight_decay, config.muon_lr),
             groups=param_groups(self.base_lr) if param_groups else None,
         )
         self.steps_per_epoch = len(self.train_loader)

@@ -1,4 +1,4 @@
-"""Optimizers by name, all from torch.optim; no weight decay on biases and norm parameters."""
+"""Optimizers by name (torch.optim, plus muon.py's Muon); no weight decay on biases and norm parameters."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import Registry
+from .muon import Muon, split_filters
 
 
 @dataclass
@@ -16,12 +17,14 @@ class OptimSettings:
     momentum: float = 0.9
     momentum_convention: str = "sum"  # sum: v = rho*v + g ; ema: v = rho*v + (1-rho)*g
     weight_decay: float = 0.0
+    muon_lr: float = 0.05  # muon: relative step of each conv filter bank per update
+
 
 
 OPTIMIZERS: Registry[Callable[[list, OptimSettings], torch.optim.Optimizer]] = Registry("optimizer")
 # nesterov is the default recipe's optimizer: 0.8 suits its BatchNorm ResNet with He init (BN makes
 # the conv layers scale-invariant, so He init's larger weights lower the effective step)
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.8, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3}
+DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.8, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3, "muon": 0.8}
 
 
 def _lr(name: str, settings: OptimSettings) -> float:
@@ -71,8 +74,15 @@ def _adamw(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=_lr("adamw", s), betas=(s.momentum, 0.999), weight_decay=s.weight_decay)
 
 
+@OPTIMIZERS.register("muon")
+def _muon(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
+    """Conv filters take orthogonalized steps of relative size `muon_lr`; the rest Nesterov SGD at `lr`."""
+    lr = _lr("muon", s)
+    return Muon(split_filters(groups, lr, s.muon_lr), lr=lr, momentum=s.momentum, weight_decay=s.weight_decay)
+
+
 # the optimizers that read `momentum` (adam/adamw as beta1) and `momentum_convention`; the others ignore them
-USES_MOMENTUM = ("momentum", "nesterov", "adam", "adamw")
+USES_MOMENTUM = ("momentum", "nesterov", "adam", "adamw", "muon")
 USES_CONVENTION = ("momentum",)
 
 

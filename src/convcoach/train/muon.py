@@ -1,0 +1,97 @@
+"""Muon: orthogonalized momentum for conv filter banks, Nesterov SGD for every other parameter.
+
+Each conv weight (out, in, k, k) is read as an out x (in*k*k) matrix; its Nesterov momentum is
+replaced by the nearest semi-orthogonal matrix (all singular values ~1, by a quintic
+Newton-Schulz iteration; Jordan et al. 2024, "Muon"), so every direction of the filter bank moves
+at the same rate. The bank's norm is held at its initial value, which a BatchNorm after the conv
+makes free to fix (the layer is scale-invariant), so `lr` of those groups is the relative step
+||dW|| / ||W|| per update (an angle, in radians). Biases, norm parameters and linear layers take
+ordinary Nesterov SGD steps with weight decay.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+from torch.optim.sgd import sgd
+
+# quintic Newton-Schulz coefficients that push singular values in (0, 1] quickly towards ~0.7-1.2
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalize(matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+    """Approximately U V^T for matrix = U S V^T (fp32 math; singular values land in ~[0.7, 1.2])."""
+    a, b, c = NS_COEFFICIENTS
+    x = matrix.float()
+    x = x / (x.norm() + eps)  # spectral norm <= Frobenius norm = 1: inside the iteration's basin
+    wide = x.shape[0] <= x.shape[1]
+    if not wide:
+        x = x.T  # iterate on the small Gram matrix
+    for _ in range(steps):
+        gram = x @ x.T
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x if wide else x.T
+
+
+class Muon(torch.optim.Optimizer):
+    """Groups with `orthogonal=True` take Muon steps (their `weight_decay` is unused: the norm is
+    fixed); the others take torch's Nesterov SGD steps."""
+
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, ns_steps: int = 5) -> None:
+        if not 0.0 < momentum < 1.0:
+            raise ValueError(f"Muon needs a momentum in (0, 1), got {momentum}")
+        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "ns_steps": ns_steps, "orthogonal": False}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if group["orthogonal"]:
+                for p in params:
+                    self._orthogonal_step(p, group)
+            elif params:
+                self._sgd_step(params, group)
+        return loss
+
+    def _orthogonal_step(self, param: torch.Tensor, group: dict) -> None:
+        state = self.state[param]
+        if not state:
+            state["momentum_buffer"] = torch.zeros_like(param)
+            state["norm"] = param.norm().float()
+        buf, momentum = state["momentum_buffer"], group["momentum"]
+        buf.mul_(momentum).add_(param.grad)
+        direction = param.grad.add(buf, alpha=momentum)  # Nesterov: look one momentum step ahead
+        update = orthogonalize(direction.reshape(len(direction), -1), group["ns_steps"]).view(param.shape)
+        norm = state["norm"]
+        param.sub_((update * (group["lr"] * norm / update.norm().clamp_min(1e-12))).to(param.dtype))
+        param.mul_(norm / param.norm().clamp_min(1e-12))
+
+    def _sgd_step(self, params: list[torch.Tensor], group: dict) -> None:
+        buffers = [self.state[p].get("momentum_buffer") for p in params]
+        sgd(
+            params, [p.grad for p in params], buffers,
+            weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
+            dampening=0.0, nesterov=True, maximize=False,
+        )
+        for p, buf in zip(params, buffers):
+            self.state[p]["momentum_buffer"] = buf
+
+
+def split_filters(groups: list[dict], lr: float, muon_lr: float) -> list[dict]:
+    """Each group's conv weights (4-D) become an orthogonal group at muon_lr (scaled as that group's
+    lr is to `lr`, so discriminative LRs carry over); the rest keep their settings."""
+    out = []
+    for group in groups:
+        filters = [p for p in group["params"] if p.ndim == 4]
+        rest = [p for p in group["params"] if p.ndim != 4]
+        scale = group.get("lr", lr) / lr
+        if filters:
+            out.append({**group, "params": filters, "lr": muon_lr * scale, "orthogonal": True, "weight_decay": 0.0})
+        if rest:
+            out.append({**group, "params": rest})
+    return out
