@@ -19,6 +19,7 @@ from pathlib import Path
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "fp32 instead of bf16 autocast": ["--precision", "fp32"],
+    "Nesterov SGD instead of Muon on the conv filters": ["--optimizer", "nesterov"],
     "no hflip (and so no flip TTA)": ["--augment", "none"],
     "10 epochs (the previous default)": ["--epochs", "10"],
     "no label smoothing": ["--label-smoothing", "0"],

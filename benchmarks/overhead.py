@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from convcoach import TrainConfig, Trainer
 from convcoach.train.callbacks import Callback
 from convcoach.train.loop import build_model
+from convcoach.train.muon import Muon, split_filters
 from convcoach.train.precision import autocast
 
 
@@ -34,9 +35,12 @@ def hand_loop(trainer: Trainer) -> Iterator[None]:
     yields after each step."""
     config = trainer.config
     model = build_model(trainer.spec).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.8, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    # the default's optimizer: Muon on the conv filters, Nesterov SGD (lr 0.8) on the rest
+    groups = split_filters([{"params": list(model.parameters())}], 0.8, config.muon_lr)
+    optimizer = Muon(groups, lr=0.8, momentum=0.9, weight_decay=config.weight_decay)
     steps_per_epoch = len(trainer.train_loader)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.8, total_steps=config.epochs * steps_per_epoch)
+    peaks = [group["lr"] for group in optimizer.param_groups]
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=config.epochs * steps_per_epoch)
     images, labels = trainer.data.train.images, trainer.data.train.labels
     mean, std = trainer.normalizer.mean[0], trainer.normalizer.std[0]
     model.train()

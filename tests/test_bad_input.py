@@ -23,7 +23,8 @@ from convcoach.train.checkpoint import save_checkpoint
     ("values", "message"),
     [
         ({"seed": -1}, r"seed must be in 0\.\.4294967295, got -1"),
-        ({"momentum": 0.0}, r"optimizer nesterov needs momentum > 0 \(got 0\); use --optimizer sgd"),
+        ({"momentum": 0.0}, r"optimizer muon needs momentum > 0 \(got 0\); use --optimizer sgd"),
+        ({"optimizer": "nesterov", "momentum": 0.0}, r"optimizer nesterov needs momentum > 0 \(got 0\); use --optimizer sgd"),
         ({"explosion_factor": 0.5}, r"explosion_factor must be > 1"),
         ({"nproc": 0}, r"nproc must be >= 1, got 0"),
         ({"memory_limit_gb": -1.0}, r"memory_limit_gb must be > 0, got -1\.0"),
@@ -228,7 +229,7 @@ def test_a_group_count_that_does_not_divide_the_channels_says_what_it_used(caplo
 
 def test_nesterov_with_the_ema_momentum_convention_is_an_error():
     with pytest.raises(ConfigError, match=r"optimizer nesterov supports only momentum_convention sum"):
-        TrainConfig(momentum_convention="ema").validate()
+        TrainConfig(optimizer="nesterov", momentum_convention="ema").validate()
     TrainConfig(optimizer="momentum", momentum_convention="ema").validate()
 
 
@@ -263,7 +264,7 @@ def test_options_the_optimizer_or_loss_never_reads_are_warned_about(caplog, tmp_
         warn_unused(TrainConfig(loss="svm", label_smoothing=0.2))
         warn_unused(TrainConfig(loss="svm", optimizer="adam", momentum=0.8))  # defaults and beta1: silent
     assert caplog.messages == [
-        "ignoring momentum 0.5: optimizer adagrad has no momentum (only momentum, nesterov, adam, adamw)",
+        "ignoring momentum 0.5: optimizer adagrad has no momentum (only momentum, nesterov, adam, adamw, muon)",
         "ignoring momentum_convention ema: only optimizer momentum reads it",
         "ignoring label_smoothing 0.2: the svm loss scores hard labels",
     ]

@@ -56,12 +56,12 @@ class TrainConfig:
     mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing weight; 0 is off
     cutmix: float = 0.0  # alpha of cutmix's Beta(alpha, alpha); with mixup too, each batch picks one
     # optimization
-    optimizer: str = "nesterov"  # sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw | muon
+    optimizer: str = "muon"  # sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw | muon
     lr: float | None = None  # None: the optimizer's default (nesterov/muon 0.8, momentum 0.05, sgd 0.1, adagrad 0.01, rmsprop/adam/adamw 1e-3)
-    momentum: float = 0.9  # rho of momentum/nesterov; beta1 of adam/adamw
+    momentum: float = 0.9  # rho of momentum/nesterov/muon; beta1 of adam/adamw
     momentum_convention: str = "sum"  # sum: v = rho*v + g | ema: v = rho*v + (1-rho)*g
     weight_decay: float = 5e-4  # on conv/linear weights only (decoupled for adamw; muon: linear only)
-    muon_lr: float = 0.05  # muon: each conv filter bank's relative step per update (its norm is kept); lr drives the rest
+    muon_lr: float = 0.02  # muon: each conv filter bank's relative step per update (its norm is kept); lr drives the rest
     batch_size: int = 256  # the global batch (split among DDP processes)
     base_batch_size: int | None = None  # lr scales with batch_size / base_batch_size
     epochs: int = 20  # passes over the training split

@@ -56,7 +56,7 @@ def test_a_filter_step_moves_lr_times_the_norm_along_the_orthogonalized_gradient
     grad = conv.grad.clone()
     opt.step()
     # first step: buffer = g, Nesterov direction = g + 0.9 g = 1.9 g, whose orthogonalization is g's
-    ortho = orthogonalize((1.9 * grad).reshape(4, -1)).view_as(grad)
+    ortho = orthogonalize((1.9 * grad).reshape(4, -1), opt.param_groups[0]["ns_steps"]).view_as(grad)
     stepped = before - 0.1 * before.norm() * ortho / ortho.norm()
     expected = stepped * before.norm() / stepped.norm()
     assert torch.allclose(conv, expected, atol=1e-6)
@@ -95,12 +95,12 @@ def test_split_filters_puts_4d_weights_in_an_orthogonal_group_at_muon_lr_without
     ]
     out = split_filters(groups, lr=0.8, muon_lr=0.04)
     assert [(len(g["params"]), g.get("orthogonal", False), g["weight_decay"], g.get("lr")) for g in out] == [
-        (1, True, 0.0, pytest.approx(0.01)),  # 0.04 * 0.2 / 0.8
         (1, False, 5e-4, 0.2),
         (3, False, 0.0, None),
+        (1, True, 0.0, pytest.approx(0.01)),  # 0.04 * 0.2 / 0.8, after the others: param_groups[0] keeps an SGD lr
     ]
     opt = Muon(out, lr=0.8)
-    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.01), 0.2, 0.8]
+    assert [g["lr"] for g in opt.param_groups] == [0.2, 0.8, pytest.approx(0.01)]
 
 
 def test_muon_state_round_trips_through_a_weights_only_checkpoint():

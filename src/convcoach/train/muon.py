@@ -37,7 +37,7 @@ class Muon(torch.optim.Optimizer):
     """Groups with `orthogonal=True` take Muon steps (their `weight_decay` is unused: the norm is
     fixed); the others take torch's Nesterov SGD steps."""
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, ns_steps: int = 5) -> None:
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, ns_steps: int = 3) -> None:
         if not 0.0 < momentum < 1.0:
             raise ValueError(f"Muon needs a momentum in (0, 1), got {momentum}")
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "ns_steps": ns_steps, "orthogonal": False}
@@ -84,14 +84,15 @@ class Muon(torch.optim.Optimizer):
 
 def split_filters(groups: list[dict], lr: float, muon_lr: float) -> list[dict]:
     """Each group's conv weights (4-D) become an orthogonal group at muon_lr (scaled as that group's
-    lr is to `lr`, so discriminative LRs carry over); the rest keep their settings."""
-    out = []
+    lr is to `lr`, so discriminative LRs carry over); the rest keep their settings and come first,
+    so param_groups[0] still holds `lr` (what the logs and the progress bar report)."""
+    rest, filters = [], []
     for group in groups:
-        filters = [p for p in group["params"] if p.ndim == 4]
-        rest = [p for p in group["params"] if p.ndim != 4]
         scale = group.get("lr", lr) / lr
-        if filters:
-            out.append({**group, "params": filters, "lr": muon_lr * scale, "orthogonal": True, "weight_decay": 0.0})
-        if rest:
-            out.append({**group, "params": rest})
-    return out
+        others = [p for p in group["params"] if p.ndim != 4]
+        convs = [p for p in group["params"] if p.ndim == 4]
+        if others:
+            rest.append({**group, "params": others})
+        if convs:
+            filters.append({**group, "params": convs, "lr": muon_lr * scale, "orthogonal": True, "weight_decay": 0.0})
+    return rest + filters

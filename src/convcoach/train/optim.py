@@ -17,7 +17,7 @@ class OptimSettings:
     momentum: float = 0.9
     momentum_convention: str = "sum"  # sum: v = rho*v + g ; ema: v = rho*v + (1-rho)*g
     weight_decay: float = 0.0
-    muon_lr: float = 0.05  # muon: relative step of each conv filter bank per update
+    muon_lr: float = 0.02  # muon: relative step of each conv filter bank per update
 
 
 
