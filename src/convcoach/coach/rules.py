@@ -40,7 +40,8 @@ def _flat(facts: Facts) -> bool:
 
 @RULES.register("lr_too_high")
 def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
-    fixes = ["lower --lr 3-10x (convcoach check sweeps it)", "a warm-up (--warmup 500)", "batch normalization (--norm batch)"]
+    fixes = ["lower --lr 3-10x (convcoach check sweeps it; with --optimizer muon, --muon-lr sets the conv filters' step)",
+             "a warm-up (--warmup 500)", "batch normalization (--norm batch)"]
     if facts.diverged:
         return Finding("lr_too_high", "fail", "learning rate too high: the loss exploded", facts.stop_message or "the loss became NaN/inf", fixes)
     ratio = facts.update_ratio
@@ -150,7 +151,7 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
     updates = f"; each step changes the weights by {ratio:.1e} of their norm (healthy ~1e-3)" if ratio is not None else ""
     return Finding("lr_too_low", "warn", "learning rate too low: the loss barely moves",
                    f"loss {facts.loss_start:.3g} -> {facts.loss_end:.3g} over {facts.iterations} iterations ({facts.loss_drop:.1%}){updates}",
-                   ["raise --lr 3-10x (convcoach check sweeps it)"])
+                   ["raise --lr 3-10x (convcoach check sweeps it; with --optimizer muon, --muon-lr sets the conv filters' step)"])
 
 
 @RULES.register("overfitting")
