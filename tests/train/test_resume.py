@@ -72,6 +72,19 @@ def test_run_killed_mid_epoch_resumes_to_identical_weights_and_metrics(blobs_npz
     assert resumed["final"]["train_loss"] == reference["final"]["train_loss"]
 
 
+def test_a_muon_run_killed_mid_epoch_resumes_to_identical_weights(blobs_npz, tmp_path, single_thread):
+    # Muon keeps momentum buffers and each filter bank's initial norm: both must come back from last.pt
+    muon = {"optimizer": "muon", "muon_lr": 0.05}
+    Trainer(_config(blobs_npz, tmp_path / "reference", **muon)).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_config(blobs_npz, tmp_path / "killed", **muon), callbacks=[_KillAt(7, False)]).fit()
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["state"]["step"] == 6
+    Trainer(_config(blobs_npz, tmp_path / "killed", resume=str(tmp_path / "killed"), **muon)).fit()
+    ours, theirs = load_checkpoint(tmp_path / "killed" / "last.pt"), load_checkpoint(tmp_path / "reference" / "last.pt")
+    assert all(torch.equal(ours["model_state"][k], theirs["model_state"][k]) for k in theirs["model_state"])
+    assert _rows(tmp_path / "killed") == _rows(tmp_path / "reference")
+
+
 def test_mid_epoch_saves_happen_every_n_iterations_but_not_twice_at_an_epoch_end(blobs_npz, tmp_path, single_thread):
     saves: list[tuple[int, int]] = []
 

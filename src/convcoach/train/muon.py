@@ -66,7 +66,7 @@ class Muon(torch.optim.Optimizer):
         buf, momentum = state["momentum_buffer"], group["momentum"]
         buf.mul_(momentum).add_(param.grad)
         direction = param.grad.add(buf, alpha=momentum)  # Nesterov: look one momentum step ahead
-        update = orthogonalize(direction.reshape(len(direction), -1), group["ns_steps"]).view(param.shape)
+        update = orthogonalize(direction.reshape(len(direction), -1), group["ns_steps"]).reshape(param.shape)
         norm = state["norm"]
         param.sub_((update * (group["lr"] * norm / update.norm().clamp_min(1e-12))).to(param.dtype))
         param.mul_(norm / param.norm().clamp_min(1e-12))
