@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import ConfigError
-from ..train.callbacks import Callback, MetricsLogger
+from ..train.callbacks import Callback, MetricsLogger, Priority
 
 if TYPE_CHECKING:
     from ..train.loop import Trainer
@@ -269,7 +269,7 @@ def format_diagnosis(diagnosis: dict[str, Any]) -> str:
 class Diagnosis(Callback):
     """At the end of training, diagnoses the run from its metrics log into summary.json["diagnosis"]."""
 
-    order = 97  # after the monitors have added their summaries
+    order = Priority.DIAGNOSIS  # after the monitors have added their summaries
 
     def __init__(self) -> None:
         self.by_mode: dict[str, float] | None = None

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import Registry
-from ..train.callbacks import Callback, MetricsLogger
+from ..train.callbacks import Callback, MetricsLogger, Priority
 from .stats import moments, unit_stats, watched_layers
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class SampledMonitor(Callback):
     """Measures at iteration 1 and every `every` iterations; rows go to the metrics log."""
 
     name = ""
-    order = 70  # after the explosion guard, before the metrics logger flushes
+    order = Priority.MONITORS  # after the explosion guard, before the metrics logger flushes
 
     def __init__(self, every: int = 50) -> None:
         self.every = every

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from .callbacks import Callback
+from .callbacks import Callback, Priority
 from .distributed import unwrap
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class WeightAverage(Callback):
     """Keeps `shadow`, the EMA of every floating-point entry of the model's state_dict:
     shadow <- d * shadow + (1 - d) * current after each optimizer step; integer entries are copied."""
 
-    order = 6  # right after the step (and max-norm), before monitors read the weights
+    order = Priority.WEIGHT_AVERAGE  # right after the step (and max-norm), before monitors read the weights
 
     def __init__(self, decay: float) -> None:
         if not 0.0 < decay < 1.0:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .callbacks import Callback
+from .callbacks import Callback, Priority
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -40,7 +40,7 @@ class TimeBudget(Callback):
     few epochs: shorter whenever the run would overshoot, longer only within the plan's first quarter
     (never past `--epochs`); the plan is checkpointed."""
 
-    order = 85  # after early stopping, before the checkpointer saves the plan
+    order = Priority.TIME_BUDGET  # after early stopping, before the checkpointer saves the plan
 
     def __init__(self, minutes: float) -> None:
         self.seconds = minutes * 60.0

@@ -5,37 +5,100 @@ import json
 import math
 import sys
 import time
+from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from .loop import Trainer
 
 
+class Priority(IntEnum):
+    """Every built-in callback's slot, in one table: on each event the lowest runs first (ties, for user
+    callbacks, run in list order: the Trainer's defaults, then the callbacks passed to it).
+    No two built-ins share a slot (tests/train/test_callbacks_priority.py)."""
+
+    PROGRESSIVE_RESIZE = 4  # batch_start first: mixing cuts its boxes at the size the network sees
+    MAX_NORM = 5  # batch_end right after the optimizer step: weights are constrained before anyone reads them
+    WEIGHT_AVERAGE = 6  # after max-norm: the EMA averages the constrained weights, before monitors read them
+    FREEZE_NORM_STATS = 7  # transfer: re-freezes BatchNorm at batch_start (after the resize; shares no hook with EMA)
+    EXPLOSION_GUARD = 10  # judges the loss before early stopping, monitors and the logger act on it
+    EARLY_STOPPING = 20  # its stop reason comes before a tuning prune's (the first reason is kept)
+    MIX_BATCHES = 30  # mixes the already resized batch (batch_start)
+    TUNE_PRUNING = 31  # tuning: after early stopping and mixing, before the logger and checkpoints
+    DEFAULT = 50  # a callback that names no slot
+    MONITORS = 70  # after the explosion guard, before the metrics logger flushes their rows
+    METRICS_LOGGER = 80  # writes the epoch's row once the stop decisions are made
+    TIME_BUDGET = 85  # after early stopping, before the checkpointer saves the re-planned length
+    CHECKPOINTER = 90  # saves once everything before it has updated its state
+    PROGRESS = 95  # prints the epoch's line last
+    DIAGNOSIS = 97  # after the monitors have added their summaries
+    REPORT = 99  # draws report.html at run end, from the summary the others completed
+
+
 class Callback:
-    """Hooks into the loop's events; `order` sets who runs first; state goes into checkpoints."""
+    """Hooks into the loop's events; `order` sets who runs first; state goes into checkpoints.
 
-    order = 50
+    Every hook the Trainer calls is declared here with a do-nothing default: override the ones you need."""
 
-    def on_train_start(self, trainer: Trainer) -> None: ...
-    def on_epoch_start(self, trainer: Trainer) -> None: ...
-    def on_batch_end(self, trainer: Trainer, loss: float) -> None: ...
-    def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
-    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None: ...
-    def on_checkpoint(self, trainer: Trainer) -> None: ...  # a mid-epoch save (`checkpoint_every`)
-    def on_train_end(self, trainer: Trainer) -> None: ...
-    def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None: ...  # add keys to summary.json
+    order: int = Priority.DEFAULT
+    Priority = Priority  # the slot table, reachable as Callback.Priority where only Callback is imported
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        """Once before the first epoch (also when resuming: `trainer.resumed` says so)."""
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        """At the start of each training epoch, before its first batch."""
+
+    def on_batch_start(self, trainer: Trainer, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Before each training step: may replace the batch (mixup, cutmix, resizing); returns (x, y)."""
+        return x, y
+
+    def on_before_optimizer_step(self, trainer: Trainer) -> None:
+        """After backward, before optimizer.step: where gradient clipping or accumulation would live."""
+
+    def on_batch_end(self, trainer: Trainer, loss: float) -> None:
+        """After each optimizer step, with the batch's loss."""
+
+    def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        """After each epoch's validation, with the epoch's metrics (before on_epoch_end)."""
+
+    def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
+        """At the end of each epoch, with its metrics."""
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        """A mid-epoch save (`checkpoint_every`, or a signal): flush what last.pt must not lose."""
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        """Once after the last epoch (or the stop), before the final test."""
+
+    def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+        """Add keys to summary.json."""
+
+    def on_run_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
+        """After summary.json is written (rank 0, runs with a summary): the report is drawn here."""
+
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's `state_dict` in a checkpoint's "callbacks" entry: the class name by
+        default. The Trainer de-duplicates keys when two instances of one class are in a run; override it
+        to give an instance a stable name of its own."""
+        return type(self).__name__
 
     def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to carry on (JSON-able or tensors); saved in every checkpoint."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict`'s output when a run resumes."""
 
 
 class ExplosionGuard(Callback):
     """Stops at once on a NaN/inf loss or a loss above `factor` x the first one (the lectures' abort rule)."""
 
-    order = 10
+    order = Priority.EXPLOSION_GUARD
 
     def __init__(self, factor: float = 3.0) -> None:
         self.factor = factor
@@ -62,7 +125,7 @@ class ExplosionGuard(Callback):
 class EarlyStopping(Callback):
     """Stop when the (optionally EMA-smoothed) validation metric has not improved by min_delta for `patience` epochs."""
 
-    order = 20
+    order = Priority.EARLY_STOPPING
 
     def __init__(self, patience: int, min_delta: float = 0.0, smoothing: float = 0.0, monitor: str = "val_acc") -> None:
         self.patience, self.min_delta, self.smoothing, self.monitor = patience, min_delta, smoothing, monitor
@@ -95,7 +158,7 @@ class EarlyStopping(Callback):
 class MetricsLogger(Callback):
     """Per-iteration loss and per-epoch metrics as JSON lines in RUN_DIR/metrics.jsonl."""
 
-    order = 80
+    order = Priority.METRICS_LOGGER
 
     def __init__(self, path: Path, every: int = 1) -> None:
         self.path, self.every = Path(path), every
@@ -151,7 +214,7 @@ class Checkpointer(Callback):
     """last.pt after every epoch (and every `checkpoint_every` iterations), best.pt when the validation
     metric improves (the training accuracy when there is no validation split; `metric` says which one chose)."""
 
-    order = 90
+    order = Priority.CHECKPOINTER
 
     def __init__(self, run_dir: Path, monitor: str = "val_acc") -> None:
         self.run_dir, self.monitor = Path(run_dir), monitor
@@ -183,7 +246,7 @@ class Checkpointer(Callback):
 class Progress(Callback):
     """A rich progress bar with ETA on a terminal; one line per epoch otherwise; nothing when quiet."""
 
-    order = 95
+    order = Priority.PROGRESS
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn as nn
 
-from .callbacks import Callback
+from .callbacks import Callback, Priority
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -27,7 +27,7 @@ def apply_max_norm(model: nn.Module, max_norm: float) -> None:
 class MaxNorm(Callback):
     """Applies the constraint after each optimizer step (on_batch_end follows the step)."""
 
-    order = 5
+    order = Priority.MAX_NORM
 
     def __init__(self, max_norm: float) -> None:
         self.max_norm = max_norm

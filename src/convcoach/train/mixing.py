@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .callbacks import Callback
+from .callbacks import Callback, Priority
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -45,7 +45,7 @@ class MixBatches(Callback):
 
     Draws come from a numpy generator seeded from the run's seed; its state is checkpointed."""
 
-    order = 30
+    order = Priority.MIX_BATCHES
 
     def __init__(self, mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, seed: int = 0) -> None:
         self.mixup_alpha, self.cutmix_alpha = mixup_alpha, cutmix_alpha

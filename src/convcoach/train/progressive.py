@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .callbacks import Callback
+from .callbacks import Callback, Priority
 from .distributed import unwrap
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def size_at(epoch: int, epochs: int, start: int, full: int, fraction: float) -> 
 class ProgressiveResize(Callback):
     """Downscales each training batch (bilinear, antialiased) to this epoch's size: `on_batch_start`."""
 
-    order = 4  # before mixup/cutmix, so boxes are cut at the size the network sees
+    order = Priority.PROGRESSIVE_RESIZE  # before mixup/cutmix, so boxes are cut at the size the network sees
 
     def __init__(self, start: int, fraction: float = 0.5) -> None:
         self.start, self.fraction = start, fraction

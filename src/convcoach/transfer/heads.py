@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from ..models.stages import Anatomy
-from ..train.callbacks import Callback
+from ..train.callbacks import Callback, Priority
 from ..train.optim import parameter_groups
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ class FreezeNormStats(Callback):
     """Keeps the frozen layers' BatchNorm in eval mode during training: running statistics stay as
     pretrained and batches are normalized with them (a frozen layer must compute what it did)."""
 
-    order = 5
+    order = Priority.FREEZE_NORM_STATS
 
     def __init__(self, norms: list[nn.Module]) -> None:
         self.norms = norms

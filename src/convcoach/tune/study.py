@@ -138,7 +138,7 @@ class SurplusTrial(Exception):
 class TrialReporter(Callback):
     """Reports each epoch's validation accuracy to Optuna and stops the run when the pruner says so."""
 
-    order = 30  # after early stopping, before the logger and checkpoints
+    order = Callback.Priority.TUNE_PRUNING  # after early stopping, before the logger and checkpoints
 
     def __init__(self, trial: optuna.trial.Trial) -> None:
         self.trial = trial
