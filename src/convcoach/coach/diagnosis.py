@@ -234,13 +234,13 @@ class Verdict:
 
 
 def diagnose(record: RunRecord) -> Verdict:
-    """Run every rule (in rules.py's order of cause before symptom); fails first."""
-    from .rules import CURVE_RULES, ORDER, RULES
+    """Run every registered rule (in their registered order of cause before symptom); fails first."""
+    from .rules import RULES
 
     facts = measure(record)
     findings: list[Finding] = []
-    for name in ORDER:
-        if name in CURVE_RULES and any(f.cause == "too_short" for f in findings):
+    for name in RULES.sequence():
+        if name in RULES.curve and any(f.cause == "too_short" for f in findings):
             continue
         finding = RULES.get(name)(facts, findings)
         if finding is not None:

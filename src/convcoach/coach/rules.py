@@ -1,5 +1,6 @@
 """Diagnosis rules from the lectures' plot reading and babysitting notes: each reads the Facts (and
-the findings of the rules before it) and returns a Finding or None. ORDER puts causes before symptoms."""
+the findings of the rules before it) and returns a Finding or None. Each rule's registration gives its
+place (`order`: causes before symptoms) and whether it reads the curves (`curve`: skipped when too short)."""
 from __future__ import annotations
 
 import math
@@ -9,10 +10,38 @@ from ..registry import Registry
 from .diagnosis import Facts, Finding
 
 Rule = Callable[[Facts, list[Finding]], Finding | None]
-RULES: Registry[Rule] = Registry("diagnosis rule")
-ORDER = ["lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "eval_mismatch", "too_short",
-         "labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting", "at_chance"]
-CURVE_RULES = {"labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting", "at_chance"}  # skipped when too_short
+
+
+class RuleRegistry(Registry[Rule]):
+    """Diagnosis rules with their place in the evaluation: every registered rule runs, in `sequence()`."""
+
+    def __init__(self) -> None:
+        super().__init__("diagnosis rule")
+        self.orders: dict[str, float] = {}
+        self.curve: set[str] = set()  # read the loss/accuracy curves: skipped when the run is too short
+
+    def register(self, *names: str, order: float | None = None, curve: bool = False) -> Callable[[Rule], Rule]:
+        """Lower `order` runs first (ties in registration order); without one, after every rule registered so far.
+        `curve=True`: the rule reads the curves, so it is skipped once `too_short` has found the run too short."""
+        add_to_registry = super().register(*names)
+
+        def add(rule: Rule) -> Rule:
+            add_to_registry(rule)
+            for name in names:
+                self.orders[name] = order if order is not None else max(self.orders.values(), default=0) + 10
+                if curve:
+                    self.curve.add(name)
+            return rule
+
+        return add
+
+    def sequence(self) -> list[str]:
+        """Every registered rule's name, in evaluation order."""
+        return sorted(self._items, key=self.orders.__getitem__)  # stable: registration order breaks ties
+
+
+RULES = RuleRegistry()
+CURVE_RULES = RULES.curve  # filled by registration (curve=True)
 MIN_ITERATIONS = 10  # with fewer optimizer steps the loss and accuracy curves say nothing yet
 
 FLAT = 0.05  # relative loss drop over the run below which the loss "barely moves"
@@ -38,7 +67,7 @@ def _flat(facts: Facts) -> bool:
     return facts.loss_drop is not None and facts.loss_drop < FLAT
 
 
-@RULES.register("lr_too_high")
+@RULES.register("lr_too_high", order=10)
 def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     fixes = ["lower --lr 3-10x (convcoach check sweeps it; with --optimizer muon, --muon-lr sets the conv filters' step)",
              "a warm-up (--warmup 500)", "batch normalization (--norm batch)"]
@@ -51,7 +80,7 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     return None
 
 
-@RULES.register("dead_units")
+@RULES.register("dead_units", order=20)
 def dead_units(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.dead_max is None or facts.dead_max < 0.5:
         return None
@@ -61,7 +90,7 @@ def dead_units(facts: Facts, found: list[Finding]) -> Finding | None:
                     "--activation leaky_relu", "batch normalization (--norm batch)"])
 
 
-@RULES.register("vanishing")
+@RULES.register("vanishing", order=30)
 def vanishing(facts: Facts, found: list[Finding]) -> Finding | None:
     if any(f.cause == "dead_units" for f in found):
         return None
@@ -77,7 +106,7 @@ def vanishing(facts: Facts, found: list[Finding]) -> Finding | None:
                     "skip links (--model resnet)", "ReLU instead of tanh/sigmoid"])
 
 
-@RULES.register("exploding")
+@RULES.register("exploding", order=40)
 def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.diverged:
         return None
@@ -94,7 +123,7 @@ def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["a smaller init (--init xavier / kaiming)", "batch normalization (--norm batch)", "a lower --lr"])
 
 
-@RULES.register("inputs_not_normalized")
+@RULES.register("inputs_not_normalized", order=50)
 def inputs_not_normalized(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.input_mean is None or facts.input_std is None:
         return None
@@ -105,7 +134,7 @@ def inputs_not_normalized(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["--preprocess meanstd (per-channel mean/std of the training split)"])
 
 
-@RULES.register("eval_mismatch")
+@RULES.register("eval_mismatch", order=60)
 def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
     train, evaluation = facts.mode_train_acc, facts.mode_eval_acc
     if facts.diverged or train is None or evaluation is None or train - evaluation < MISMATCH:
@@ -116,7 +145,7 @@ def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["train longer (more iterations)", "--norm group:8 or layer (no running statistics)", "a larger --batch-size", "less --dropout"])
 
 
-@RULES.register("too_short")
+@RULES.register("too_short", order=70)
 def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.diverged or facts.iterations >= MIN_ITERATIONS:
         return None
@@ -125,7 +154,7 @@ def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["more steps: more --epochs, more data (--subset) or a smaller --batch-size"])
 
 
-@RULES.register("labels_no_signal")
+@RULES.register("labels_no_signal", order=80, curve=True)
 def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
     if any(f.cause in STRUCTURAL for f in found) or not _at_chance(facts):
         return None
@@ -139,7 +168,7 @@ def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["check that images and labels are shuffled together", "run convcoach check (its data_labels probe)"])
 
 
-@RULES.register("lr_too_low")
+@RULES.register("lr_too_low", order=90, curve=True)
 def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
     if not _flat(facts) or facts.diverged or any(f.cause in STRUCTURAL for f in found):
         return None
@@ -154,7 +183,7 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["raise --lr 3-10x (convcoach check sweeps it; with --optimizer muon, --muon-lr sets the conv filters' step)"])
 
 
-@RULES.register("overfitting")
+@RULES.register("overfitting", order=100, curve=True)
 def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.gap is None or facts.gap < 0.1 or any(f.cause in STRUCTURAL for f in found):
         return None
@@ -175,7 +204,7 @@ def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
                     "dropout (--dropout 0.5)", "early stopping (--patience 5)"])
 
 
-@RULES.register("plateau")
+@RULES.register("plateau", order=110, curve=True)
 def plateau(facts: Facts, found: list[Finding]) -> Finding | None:
     if found or facts.late_drop is None or facts.loss_drop is None or facts.loss_drop < 0.2:
         return None
@@ -186,7 +215,7 @@ def plateau(facts: Facts, found: list[Finding]) -> Finding | None:
                    ["decay the learning rate (--schedule cosine, step:E1,E2 or onecycle)"])
 
 
-@RULES.register("underfitting")
+@RULES.register("underfitting", order=120, curve=True)
 def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     """High training error once the loss has slowed down (while it still falls fast, it is too early to tell)."""
     if any(f.severity != "info" for f in found) or facts.train_acc is None or facts.train_acc >= 0.8 or _flat(facts):
@@ -200,7 +229,7 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
                     "train longer (--epochs)", "a higher --lr"])
 
 
-@RULES.register("at_chance")
+@RULES.register("at_chance", order=130, curve=True)
 def at_chance(facts: Facts, found: list[Finding]) -> Finding | None:
     """The last word: no rule found a cause, yet the model scores no better than guessing."""
     if any(f.severity != "info" for f in found) or not _at_chance(facts):
