@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 
 from convcoach import TrainConfig, Trainer
+from convcoach.models.spec import build_model
+from convcoach.precision import autocast
 from convcoach.train.callbacks import Callback
-from convcoach.train.loop import build_model
 from convcoach.train.muon import Muon, split_filters
-from convcoach.train.precision import autocast
 
 
 def hand_loop(trainer: Trainer) -> Iterator[None]:

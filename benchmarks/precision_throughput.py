@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from convcoach.models import create_model
-from convcoach.train.precision import autocast, cpu_has_native_bf16, resolve_precision
+from convcoach.precision import autocast, cpu_has_native_bf16, resolve_precision
 
 # (label, resnet options): the default net, the long recipe's, and the shallower/wider candidates
 MODELS = [

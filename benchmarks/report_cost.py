@@ -33,7 +33,7 @@ def main() -> None:
         start = time.perf_counter()
         summary = trainer.fit()
         train_seconds = time.perf_counter() - start
-        test = trainer.evaluate(trainer._loader(trainer.data.test))
+        test = trainer.evaluate(trainer.loader(trainer.data.test))
         artifacts = RunArtifacts(trainer.model, trainer.normalizer, list(trainer.data.classes), trainer.data, test.probabilities, test.labels)
         end_of_train, rebuild, load = [], [], []
         for _ in range(args.rounds):

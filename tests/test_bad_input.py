@@ -191,7 +191,7 @@ def test_tune_space_given_twice_is_an_error(tmp_path):
 
 
 def test_a_model_option_that_overrides_a_generic_flag_says_so(caplog):
-    from convcoach.train.loop import model_spec
+    from convcoach.models.spec import model_spec
 
     config = TrainConfig(model="cnn", depth=1, model_options={"depth": 2})
     with caplog.at_level(logging.WARNING, logger="convcoach"):
@@ -257,7 +257,7 @@ def test_extra_spec_arguments_of_pooling_strategies_and_pruners_are_errors_not_i
 
 
 def test_options_the_optimizer_or_loss_never_reads_are_warned_about(caplog, tmp_path):
-    from convcoach.train.loop import warn_unused
+    from convcoach.train.setup import warn_unused
 
     with caplog.at_level(logging.WARNING, logger="convcoach"):
         warn_unused(TrainConfig(optimizer="adagrad", momentum=0.5, momentum_convention="ema"))

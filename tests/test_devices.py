@@ -10,7 +10,7 @@ from conftest import small_config
 from convcoach import Trainer
 from convcoach.cli import main
 from convcoach.errors import ConfigError
-from convcoach.train.precision import resolve_device
+from convcoach.precision import resolve_device
 
 
 def test_auto_and_cpu_resolve_to_the_cpu_here():

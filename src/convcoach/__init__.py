@@ -1,8 +1,10 @@
 """convcoach: train convolutional image classifiers well, with a coach that checks, diagnoses and explains."""
-__version__ = "0.1.0"
 
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+
+from . import coach, report  # noqa: E402, F401  (each registers its callbacks for every run)
 from .config import TrainConfig, load_config  # noqa: E402
-from .errors import ConfigError, TrainingDiverged  # noqa: E402
+from .errors import ConfigError  # noqa: E402
 from .train.loop import Trainer, train  # noqa: E402
 
-__all__ = ["ConfigError", "TrainConfig", "Trainer", "TrainingDiverged", "__version__", "load_config", "train"]
+__all__ = ["ConfigError", "TrainConfig", "Trainer", "__version__", "load_config", "train"]

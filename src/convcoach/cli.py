@@ -50,7 +50,7 @@ def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
 
 
 def default_out(prefix: str = "") -> str:
-    from .train.loop import default_run_dir
+    from .rundir import default_run_dir
 
     return str(default_run_dir(prefix))
 
@@ -121,8 +121,8 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluate.outputs import write_evaluation
     from .infer import evaluate_split, load_split, load_trained
-    from .train.loop import write_json
-    from .train.precision import resolve_device
+    from .precision import resolve_device
+    from .rundir import write_json
 
     if args.tta:
         from .evaluate.tta import parse_tta
@@ -191,8 +191,8 @@ def _predict_args(parser: argparse.ArgumentParser) -> None:
 @command("predict", "classify image files with a checkpoint", _predict_args)
 def run_predict(args: argparse.Namespace) -> int:
     from .infer import load_trained, predict_files
-    from .train.loop import write_json
-    from .train.precision import resolve_device
+    from .precision import resolve_device
+    from .rundir import write_json
 
     trained = load_trained(args.checkpoint, resolve_device(args.device))
     results = predict_files(trained, args.images, args.top_k)

@@ -3,7 +3,3 @@
 
 class ConfigError(ValueError):
     """Bad user input: a config key or value, a data file, a checkpoint."""
-
-
-class TrainingDiverged(RuntimeError):
-    """The explosion guard stopped a run (NaN/inf loss or loss far above its start)."""

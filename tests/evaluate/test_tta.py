@@ -65,7 +65,7 @@ def test_tta_model_returns_the_log_of_the_mean_softmax():
 
 
 def test_evaluating_through_the_tta_wrapper_leaves_the_model_in_its_own_mode():
-    from convcoach.train.evaluate import evaluate
+    from convcoach.evaluate.passes import evaluate
 
     model = nn.Sequential(nn.Flatten(), nn.Linear(20, 3), nn.BatchNorm1d(3)).eval()
     batches = [(torch.randn(4, 1, 4, 5), torch.tensor([0, 1, 2, 0]))]

@@ -10,7 +10,7 @@ from convcoach.inspect.filters import filter_tiles, first_layer_filters
 from convcoach.inspect.occlusion import occlusion_map
 from convcoach.inspect.run import filters_finding
 from convcoach.models import create_model
-from convcoach.report.plots import mosaic
+from convcoach.render.figures import mosaic
 
 SIZE = 12
 REGION = (slice(2, 6), slice(6, 10))  # rows 2-5, columns 6-9: the only pixels the model reads

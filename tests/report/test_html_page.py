@@ -7,8 +7,8 @@ import re
 import pytest
 import torch
 
-from convcoach.report import plots
-from convcoach.report.html import Page
+from convcoach.render import figures as plots
+from convcoach.render.html import Page
 from convcoach.report.sections import monitor_series
 
 HOSTILE = '<b onmouseover="x()">&\'</b>'

@@ -11,9 +11,9 @@ from conftest import small_config
 
 from convcoach import TrainConfig, Trainer
 from convcoach.errors import ConfigError
-from convcoach.train.loop import warn_unused
 from convcoach.train.muon import Muon, orthogonalize, split_filters
 from convcoach.train.optim import OptimSettings, create_optimizer
+from convcoach.train.setup import warn_unused
 
 
 @pytest.mark.parametrize("shape", [(16, 144), (144, 16), (32, 288), (10, 10)])

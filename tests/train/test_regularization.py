@@ -11,9 +11,9 @@ from conftest import small_config
 from convcoach import ConfigError, TrainConfig, Trainer
 from convcoach.models import create_model
 from convcoach.models.dropconnect import DropConnectLinear, apply_dropconnect
+from convcoach.models.spec import build_model, model_spec
 from convcoach.train.checkpoint import load_checkpoint, save_checkpoint
 from convcoach.train.constraints import apply_max_norm
-from convcoach.train.loop import build_model, model_spec
 from convcoach.train.mixing import MixBatches, cutmix, mixup, soft_targets
 
 

@@ -1,6 +1,7 @@
 """The coach: sanity checks before training, monitors during it, a diagnosis after it."""
 from __future__ import annotations
 
+from . import attach  # noqa: F401  (registers the coach's run callbacks)
 from .checks import CHECKS, run_checks
 from .context import CheckBudget
 from .diagnosis import diagnose, diagnose_run

@@ -3,25 +3,22 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from ..config import TrainConfig
-from ..data import DataBundle, Normalizer, SourceOptions, load_data
+from ..data import DataBundle, Normalizer
 from ..data.splits import stratified_subset
 from ..errors import ConfigError
 from ..models import model_options
-from ..models.init import initialize
-from ..train.loop import build_model, model_spec
+from ..models.spec import build_model, model_spec
+from ..precision import resolve_device
 from ..train.losses import LossFn, create_loss
-from ..train.optim import OptimSettings, create_optimizer, default_lr
-from ..train.precision import resolve_device
-from ..train.schedules import scaled_lr
+from ..train.optim import create_optimizer
+from ..train.setup import effective_lr, initialize_model, load_run_data, optim_settings, seed_everything
 
 
 @dataclass
@@ -68,13 +65,8 @@ class CheckContext:
         self.config = config.validate()
         self.budget = budget or CheckBudget()
         self.device = resolve_device(config.device)
-        self._seed(config.seed)
-        self.data = data or load_data(
-            config.data,
-            SourceOptions(config.data_dir, config.image_size, config.strict, config.memory_limit_gb, config.seed),
-            config.val_fraction,
-            config.subset,
-        )
+        seed_everything(config.seed)
+        self.data = data or load_run_data(config)
         if self.data.streaming:
             raise ConfigError(f"convcoach check needs the images in memory; {config.data} is larger than --memory-limit-gb {config.memory_limit_gb:g}")
         self.normalizer = normalizer or Normalizer.fit(self.data.train.images, config.preprocess)
@@ -83,16 +75,10 @@ class CheckContext:
         self.num_classes = self.data.num_classes
         self.loss_fn: LossFn = create_loss(config.loss)  # no label smoothing: the ln(C) reference
         self.train_loss_fn: LossFn = create_loss(config.loss, config.label_smoothing)
-        lr = config.lr if config.lr is not None else default_lr(config.optimizer)
-        self.lr = scaled_lr(lr, config.batch_size, config.base_batch_size)
+        self.lr = effective_lr(config)
         labels = self.data.train.labels.numpy()
         chosen = stratified_subset(labels, min(self.budget.subset, len(labels)), config.seed)
         self.order = torch.from_numpy(chosen)[torch.randperm(len(chosen), generator=torch.Generator().manual_seed(config.seed))]
-
-    def _seed(self, seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
 
     @property
     def custom(self) -> bool:
@@ -114,7 +100,7 @@ class CheckContext:
 
         `options` override the registry model's options (e.g. width=4 or dropout=0.0);
         `channels_last` follows the training run's memory format (faster convolutions on CPU)."""
-        self._seed(self.config.seed)
+        seed_everything(self.config.seed)
         if self.user_model is not None:
             model = copy.deepcopy(self.user_model)
         else:
@@ -122,17 +108,12 @@ class CheckContext:
             known = set(model_options(self.spec["name"]))
             spec = {**self.spec, "options": {**self.spec["options"], **{k: v for k, v in options.items() if k in known}}}
             model = build_model(spec).to(self.device)  # LSUV's sample batch is on the device
-            sample = self.batch(256)[0] if self.config.init == "lsuv" else None
-            initialize(model, self.config.init, self.config.activation, self.config.zero_init_residual, sample)
+            initialize_model(model, self.config, lambda: self.batch(256)[0])
         model = model.to(device=self.device, dtype=dtype).train()
         return model.to(memory_format=torch.channels_last) if channels_last else model
 
     def optimizer(self, model: nn.Module, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
-        config = self.config
-        decay = config.weight_decay if weight_decay is None else weight_decay
-        # muon's filter step moves with lr as the run's would: the same multiplier on both
-        muon_lr = config.muon_lr * lr / (config.lr or default_lr(config.optimizer))
-        return create_optimizer(config.optimizer, model, OptimSettings(lr, config.momentum, config.momentum_convention, decay, muon_lr))
+        return create_optimizer(self.config.optimizer, model, optim_settings(self.config, lr, weight_decay))
 
 
 def train_steps(

@@ -9,11 +9,12 @@ import torch
 import torch.nn as nn
 
 from ..config import TrainConfig
-from ..data import DataBundle, Normalizer, SourceOptions, load_data
+from ..data import DataBundle, Normalizer
 from ..errors import ConfigError
 from ..models.init import initialize
-from ..train.loop import build_model, model_spec
-from ..train.precision import resolve_device
+from ..models.spec import build_model, model_spec
+from ..precision import resolve_device
+from ..train.setup import load_run_data
 from .stats import Finding, LayerStats, activation_stats, interpret
 
 FLAT_INPUT_MODELS = {"mlp"}  # flatten first: N(0, 1) input of `width` features, as in the lectures
@@ -49,8 +50,7 @@ def init_stats(config: TrainConfig, batch: int = 16, source: str = "noise", data
     probe_spec = model_spec(config, (1, 1, 1), 10)
     needs_data = source == "data" or config.model not in FLAT_INPUT_MODELS
     if needs_data and data is None:
-        data = load_data(config.data, SourceOptions(config.data_dir, config.image_size, config.strict, config.memory_limit_gb, config.seed),
-                         config.val_fraction, config.subset)
+        data = load_run_data(config)
     if data is not None:
         shape, classes = tuple(data.shape), data.num_classes
     else:

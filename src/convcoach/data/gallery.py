@@ -71,7 +71,7 @@ def run_gallery(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n (at most {MAX_IMAGES}) and --rows (at most 64) make one figure; got {args.n} and {args.rows}")
     if Path(args.out).is_dir() or Path(args.out).suffix.lower() not in GRID_FORMATS:
         raise ConfigError(f"--out {args.out}: give an image file name ending in {', '.join(GRID_FORMATS)}")
-    bundle = load_data(args.data, SourceOptions(args.data_dir, args.image_size, seed=args.seed), 0.0)
+    bundle = load_data(args.data, SourceOptions.from_config(args), 0.0)
     train = bundle.train
     if train.images is None:
         raise ConfigError(f"'{args.data}' is larger than memory; pick a subset folder to preview")

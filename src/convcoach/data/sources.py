@@ -1,9 +1,11 @@
 """The dataset registry: a name or path becomes train/val/test uint8 tensors in memory."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -74,11 +76,20 @@ class DataBundle:
 
 @dataclass
 class SourceOptions:
+    """Where and how a dataset is read: the options of a run's config that concern its source."""
+
     data_dir: str | None = None
     image_size: int | None = None
     strict: bool = False
     memory_limit_gb: float = 4.0
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, config: Any, **changes: Any) -> SourceOptions:
+        """The options `config` (a TrainConfig or a command's flags) sets, with `changes` on top;
+        a field `config` lacks keeps its default."""
+        values = {f.name: getattr(config, f.name, f.default) for f in dataclasses.fields(cls)}
+        return cls(**{**values, **changes})
 
 
 SOURCES: Registry = Registry("dataset")

@@ -9,8 +9,8 @@ import torch
 
 from ..data import Split
 from ..errors import ConfigError
-from ..report import plots
-from ..report.html import Page
+from ..render import figures as plots
+from ..render.html import Page
 from .metrics import ClassificationMetrics, compute_metrics
 
 

@@ -7,7 +7,6 @@ flip) and random[:N] (N draws of the run's own training augmentation, default 8)
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -17,9 +16,7 @@ from ..data.augment import Augmenter, parse_augment
 from ..data.augment_geometry import warp
 from ..errors import ConfigError
 from ..registry import Registry, parse_spec, spec_float
-
-if TYPE_CHECKING:
-    from ..infer import TrainedModel
+from .trained import TrainedModel, load_split
 
 Views = Callable[[torch.Tensor], list[torch.Tensor]]
 # name -> builder(spec, args) -> (trained model -> views); building checks the arguments
@@ -93,8 +90,6 @@ def training_augmenter(trained: TrainedModel) -> Augmenter:
     if not augmenter.ops:
         raise ConfigError(f"{trained.path} was trained without augmentation: 'random' test-time augmentation has nothing to draw")
     if augmenter.needs_fit:
-        from ..infer import load_split
-
         augmenter.fit(load_split(trained, split="train").images, trained.normalizer)
     return augmenter
 

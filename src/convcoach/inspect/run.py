@@ -14,8 +14,8 @@ import torch.nn as nn
 from ..data import Normalizer, Split
 from ..data.imagefolder import load_image
 from ..errors import ConfigError
-from ..report import plots
-from ..report.html import Page
+from ..render import figures as plots
+from ..render.html import Page
 from .dead_relu import dead_relu_report
 from .filters import filter_tiles, first_layer_filters
 from .layers import default_feature_layer, resolve_layer

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import writer  # noqa: F401  (registers the report as a run callback)
+
 __all__ = ["RunArtifacts", "compare_runs", "write_run_report"]
 
 _HOME = {"compare_runs": ".compare", "RunArtifacts": ".run_report", "write_run_report": ".run_report"}

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from . import plots
-from .html import Page
+from ..render import figures as plots
+from ..render.html import Page
 from .run_files import RunFiles, load_run
 
 FINAL_KEYS = ["test_accuracy", "best_val_acc", "test_loss", "epochs_run", "train_seconds", "parameters"]

@@ -10,7 +10,7 @@ import torch.nn as nn
 
 from ..data import DataBundle, Normalizer, Split
 from ..errors import ConfigError
-from .html import Page
+from ..render.html import Page
 from .run_files import RunFiles, load_run
 from .sections import (
     coach_sections,
@@ -108,10 +108,11 @@ def _inspection(page: Page, artifacts: RunArtifacts | None, folder: Path) -> Non
 
 def load_artifacts(run: RunFiles) -> tuple[RunArtifacts | None, str]:
     """The best checkpoint, the run's data and the test predictions; what could not be loaded is said in the note."""
-    from ..data import BatchLoader, SourceOptions, load_data
+    from ..data import BatchLoader
+    from ..evaluate.passes import evaluate
     from ..infer import load_trained
-    from ..train.evaluate import evaluate
     from ..train.losses import create_loss
+    from ..train.setup import load_run_data
 
     try:
         trained = load_trained(run.path)
@@ -119,7 +120,7 @@ def load_artifacts(run: RunFiles) -> tuple[RunArtifacts | None, str]:
         return None, f"model sections skipped: {exc}"
     config = trained.config
     try:
-        data = load_data(config.data, SourceOptions(config.data_dir, config.image_size, config.strict, config.memory_limit_gb, config.seed), config.val_fraction, config.subset)
+        data = load_run_data(config)
     except ConfigError as exc:
         return RunArtifacts(trained.model, trained.normalizer, trained.classes), f"data sections skipped, the data did not load: {exc}"
     loader = BatchLoader(data.test, 512, trained.normalizer)

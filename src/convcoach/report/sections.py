@@ -10,8 +10,8 @@ from typing import Any
 import torch
 
 from ..data import DataBundle, Normalizer, parse_augment
-from . import plots
-from .html import Page
+from ..render import figures as plots
+from ..render.html import Page
 from .run_files import RunFiles, read_json
 
 OVERVIEW_KEYS = ["status", "stop_message", "test_accuracy", "test_loss", "best_val_acc", "best_epoch", "best_selected_by", "epochs_run", "steps", "train_seconds", "parameters", "init", "precision"]

@@ -3,14 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import platform
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,33 +16,30 @@ import torch
 import torch.nn as nn
 
 from .. import __version__
-from ..config import TrainConfig, config_fields, from_dict, load_yaml, save_yaml
-from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data, parse_augment
+from ..config import TrainConfig, from_dict, save_yaml
+from ..data import BatchLoader, DataBundle, Normalizer, parse_augment
 from ..errors import ConfigError
-from ..models import check_user_model, create_model, model_options
-from ..models.dropconnect import apply_dropconnect
-from ..models.init import initialize
+from ..evaluate.passes import Evaluation, evaluate
+from ..precision import autocast, cpu_has_native_bf16, resolve_device, resolve_precision, timed
+from ..rundir import new_run_dir, write_json
 from .averaging import WeightAverage
 from .budget import TimeBudget
 from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
 from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from .constraints import MaxNorm
 from .distributed import all_reduce_sum, barrier, device_for, init_distributed, shutdown, unwrap, wrap_model
-from .evaluate import Evaluation, evaluate
-from .losses import create_loss
+from .extensions import run_callbacks
 from .mixing import MixBatches
-from .optim import USES_CONVENTION, USES_MOMENTUM, OptimSettings, create_optimizer, default_lr
-from .precision import autocast, cpu_has_native_bf16, resolve_device, resolve_precision, timed
+from .optim import create_optimizer
 from .progressive import ProgressiveResize, parse_progressive
 from .regularizers import parse_reg, penalized_parameters
-from .schedules import create_scheduler, multiplier, scaled_lr
+from .resume import resumed_config
+from .schedules import create_scheduler, multiplier
+from .setup import build_run, optim_settings, warn_unused
 from .signals import Interrupted, StopRequest
+from .summary import run_summary, test_best
 
 log = logging.getLogger("convcoach")
-
-# the final test pass runs in full precision whatever the training precision, as `eval` and `predict`
-# do, so a run's summary and a later `convcoach eval` of its best.pt report the same accuracy
-TEST_PRECISION = "fp32"
 
 
 @dataclass
@@ -57,103 +51,6 @@ class TrainState:
     stop_reason: str | None = None
     stop_message: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-_CONFIG_KEY = {"activation_name": "activation", "norm_spec": "norm"}
-
-
-# what `--resume` may set differently from the run's saved options; anything else is an error
-RESUME_MAY_CHANGE = ("epochs", "quiet", "nproc", "device", "report")
-
-
-def resumed_config(config: TrainConfig) -> tuple[TrainConfig, bool]:
-    """The saved options of the run `config.resume` continues, with those in RESUME_MAY_CHANGE that
-    `config` sets; and whether `epochs` (the total, as Lightning's max_epochs) changed. An option set
-    to something else than the saved value is a ConfigError: ignoring it would be a silent surprise."""
-    run_dir = Path(config.resume or ".")
-    source = run_dir / "config.yaml"
-    saved = from_dict(load_yaml(source), source=str(source))
-    defaults = TrainConfig()
-    fixed = [name for name in config_fields(TrainConfig) if name not in ("resume", "out", *RESUME_MAY_CHANGE)
-             and getattr(config, name) != getattr(defaults, name) and _used(config, name) != _used(saved, name)]
-    if config.out and Path(config.out).resolve() != run_dir.resolve():
-        fixed.append("out")
-    if fixed:
-        differences = ", ".join(f"{name} {getattr(config, name)!r} (saved: {_saved(saved, name)})" for name in fixed)
-        raise ConfigError(f"--resume {run_dir} continues the options saved in {source}; these differ and cannot change mid-run: "
-                          f"{differences}. A resume may change only {', '.join(RESUME_MAY_CHANGE)}; start a new run to change the others")
-    new_length = config.epochs != defaults.epochs and config.epochs != saved.epochs
-    if new_length and saved.time_budget:
-        raise ConfigError(f"{run_dir} was trained with time_budget {saved.time_budget:g} min, which plans its epochs: "
-                          "its epoch count cannot change on resume")
-    for name in RESUME_MAY_CHANGE:
-        if getattr(config, name) != getattr(defaults, name):
-            setattr(saved, name, getattr(config, name))
-    saved.quiet, saved.resume, saved.out = config.quiet, str(run_dir), str(run_dir)
-    return saved, new_length
-
-
-def _used(config: TrainConfig, name: str) -> Any:
-    """The value a run uses for option `name`: an unset lr is the optimizer's default."""
-    value = getattr(config, name)
-    return default_lr(config.optimizer) if name == "lr" and value is None else value
-
-
-def _saved(saved: TrainConfig, name: str) -> str:
-    if name == "lr" and saved.lr is None:
-        return f"unset, so {saved.optimizer}'s default {_used(saved, name)!r}"
-    return repr(getattr(saved, name))
-
-
-def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes: int) -> dict[str, Any]:
-    """What it takes to rebuild the model: name, input shape, class count, keyword options."""
-    generic = {"depth": config.depth, "width": config.width, "activation_name": config.activation, "norm_spec": config.norm, "dropout": config.dropout,
-               "stochastic_depth": config.stochastic_depth}
-    accepted = model_options(config.model)
-    defaults = TrainConfig()
-    options = {}
-    for key, value in generic.items():
-        if key in accepted:
-            options[key] = value
-        elif value not in (None, getattr(defaults, _CONFIG_KEY.get(key, key))):
-            log.warning("model '%s' has no %s option; ignoring %s", config.model, key, value)
-    for key, value in config.model_options.items():
-        flag = _CONFIG_KEY.get(key, key)
-        if key in generic and generic[key] != getattr(defaults, flag) and generic[key] != value:
-            log.warning("model_options %s=%r overrides %s %r", key, value, flag, generic[key])
-    options.update(config.model_options)
-    return {"name": config.model, "in_shape": list(in_shape), "num_classes": num_classes, "options": options}
-
-
-def warn_unused(config: TrainConfig) -> None:
-    """Options set away from their default that the chosen optimizer or loss never reads."""
-    defaults = TrainConfig()
-    unused = []
-    if config.optimizer not in USES_MOMENTUM and config.momentum != defaults.momentum:
-        unused.append(("momentum", config.momentum, f"optimizer {config.optimizer} has no momentum (only {', '.join(USES_MOMENTUM)})"))
-    if config.optimizer not in USES_CONVENTION and config.momentum_convention != defaults.momentum_convention:
-        unused.append(("momentum_convention", config.momentum_convention, f"only optimizer {', '.join(USES_CONVENTION)} reads it"))
-    if config.optimizer != "muon" and config.muon_lr != defaults.muon_lr:
-        unused.append(("muon_lr", config.muon_lr, "only optimizer muon reads it"))
-    if config.loss in ("svm", "hinge") and config.label_smoothing not in (0.0, defaults.label_smoothing):
-        unused.append(("label_smoothing", config.label_smoothing, "the svm loss scores hard labels"))
-    for key, value, why in unused:
-        log.warning("ignoring %s %s: %s", key, value, why)
-
-
-def build_model(spec: dict[str, Any]) -> nn.Module:
-    return create_model(spec["name"], tuple(spec["in_shape"]), spec["num_classes"], **spec["options"])
-
-
-def default_run_dir(prefix: str = "") -> Path:
-    """runs/<prefix><timestamp>: where a command writes when --out is not given."""
-    return Path("runs") / (prefix + datetime.now().strftime("%Y%m%d-%H%M%S"))
-
-
-def new_run_dir(out: str | None) -> Path:
-    path = Path(out) if out else default_run_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 class Trainer:
@@ -185,32 +82,14 @@ class Trainer:
             warn_unused(config)
         self.run_dir = Path(config.resume) if config.resume else self._agree_run_dir(config.out)
         self.resumed = resume_state is not None
-        self._seed_everything(config.seed)
         self.device = device_for(self.dist, resolve_device(config.device))
-        self.data = data or load_data(
-            config.data,
-            SourceOptions(config.data_dir, config.image_size, config.strict, config.memory_limit_gb, config.seed),
-            config.val_fraction,
-            config.subset,
-        )
-        self.normalizer = normalizer or self._fit_normalizer()
-        self.spec = model_spec(config, self.data.shape, self.data.num_classes)
-        self.model = (model if model is not None else build_model(self.spec)).to(self.device)
-        apply_dropconnect(self.model, config.dropconnect)  # training-only: eval uses all weights, so the spec needs no trace of it
-        if model is not None:
-            check_user_model(self.model, self.data.shape, self.data.num_classes)
-            self.spec = {"name": "custom", "in_shape": list(self.data.shape), "num_classes": self.data.num_classes, "options": {}}
-        self.train_loader = self._loader(self.data.train, shuffle=True, augment=True)
-        self.val_loader = self._loader(self.data.val) if self.data.val is not None else None
-        if model is None:
-            sample = next(iter(self._loader(self.data.train)))[0][:256] if config.init == "lsuv" else None
-            self.init_used = initialize(self.model, config.init, config.activation, config.zero_init_residual, sample)
-        else:
-            self.init_used = "user model"
+        parts = build_run(config, self.device, model, data, normalizer)
+        self.data, self.normalizer, self.spec, self.model = parts.data, parts.normalizer, parts.spec, parts.model
+        self.init_used, self.loss_fn, self.eval_loss_fn = parts.init_used, parts.loss_fn, parts.eval_loss_fn
+        self.train_loader = self.loader(self.data.train, shuffle=True, augment=True)
+        self.val_loader = self.loader(self.data.val) if self.data.val is not None else None
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.loss_fn = create_loss(config.loss, config.label_smoothing)
-        self.eval_loss_fn = create_loss(config.loss)
         # timed on the bare net, before DDP registers its gradient hooks on the parameters
         self.precision, self.precision_reason = self._resolve_precision(resume_state)
         self.model = wrap_model(self.model, self.dist, self.device, config.sync_bn)
@@ -218,14 +97,9 @@ class Trainer:
             self.model = torch.compile(self.model)
         self.penalty = parse_reg(config.reg)
         self.penalty_params = penalized_parameters(self.model, config.reg_all) if self.penalty else []
-        lr = config.lr if config.lr is not None else default_lr(config.optimizer)
-        self.base_lr = scaled_lr(lr, config.batch_size, config.base_batch_size)
-        self.optimizer = create_optimizer(
-            config.optimizer,
-            self.model,
-            OptimSettings(self.base_lr, config.momentum, config.momentum_convention, config.weight_decay, config.muon_lr),
-            groups=param_groups(self.base_lr) if param_groups else None,
-        )
+        self.base_lr = parts.lr
+        groups = param_groups(self.base_lr) if param_groups else None
+        self.optimizer = create_optimizer(config.optimizer, self.model, optim_settings(config, self.base_lr), groups=groups)
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
         self.scheduler = create_scheduler(self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch, config.warmup)
@@ -325,10 +199,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)  # the hook sees true gradients (step would unscale here anyway)
+            self.emit("on_before_optimizer_step")
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             loss.backward()
+            self.emit("on_before_optimizer_step")
             self.optimizer.step()
         self.scheduler.step()
         if self.dist.enabled:  # the global batch's mean loss, the same on every rank
@@ -395,14 +272,6 @@ class Trainer:
     def _averager(self) -> WeightAverage | None:
         return next((c for c in self.callbacks if isinstance(c, WeightAverage)), None)
 
-    def _evaluate_tta(self, spec: str) -> Evaluation:
-        from ..evaluate.tta import TTAModel, parse_tta
-        from ..infer import TrainedModel
-
-        trained = TrainedModel(unwrap(self.model), self.normalizer, list(self.data.classes), self.config, self.spec, self.run_dir / "best.pt")
-        model = TTAModel(trained.model, parse_tta(spec)(trained))
-        return evaluate(model, self._loader(self.data.test), self.eval_loss_fn, self.data.num_classes, TEST_PRECISION, self.device)
-
     def _validate(self) -> dict[str, float]:
         """Validation metrics; under DDP rank 0's are broadcast so every rank takes the same decisions."""
         with self.averaged():
@@ -414,54 +283,19 @@ class Trainer:
 
     # ----- the end of a run -----
     def finish(self, test: bool = True) -> dict[str, Any]:
-        """Test the best snapshot once (unless `test` is False) and write summary.json."""
+        """Test the best snapshot once (unless `test` is False), write summary.json, then the
+        `on_run_end` callbacks (the report)."""
         barrier(self.dist)  # rank 0 has written best.pt
         if not self.dist.is_main:
             shutdown(self.dist)
             self.summary = {"status": "completed", "rank": self.dist.rank}
             return self.summary
-        best_path = self.run_dir / "best.pt"
-        if test and best_path.is_file():
-            load_model_state(unwrap(self.model), load_checkpoint(best_path)["model_state"], str(best_path))
-        plain = result = self.evaluate(self._loader(self.data.test), TEST_PRECISION) if test else None
-        if test and self.config.resolved_tta():  # the lectures' test-time augmentation: average softmax over views
-            result = self._evaluate_tta(self.config.resolved_tta())
-        checkpointer = next((c for c in self.callbacks if isinstance(c, Checkpointer)), None)
-        summary = {
-            "command": "train",
-            "status": "diverged" if self.state.stop_reason == "diverged" else "completed",
-            "stop_reason": self.state.stop_reason,
-            "stop_message": self.state.stop_message,
-            "run_dir": str(self.run_dir),
-            "data": {"name": self.data.name, "classes": self.data.classes, "shape": list(self.data.shape), "train": len(self.data.train), "val": len(self.data.val) if self.data.val else 0, "test": len(self.data.test), "skipped_files": self.data.skipped},
-            "model": self.spec,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "init": self.init_used,
-            "lr": self.base_lr,  # the peak LR used: --lr or the optimizer's default, scaled by batch_size / base_batch_size
-            "precision": self.precision,
-            "ema": self.config.ema or None,
-            "epochs_run": self.state.epoch,
-            "steps": self.state.step,
-            "best_epoch": checkpointer.best_epoch if checkpointer else None,
-            "best_val_acc": checkpointer.best if checkpointer and checkpointer.metric == "val_acc" else None,
-            "best_selected_by": checkpointer.metric if checkpointer else None,
-            "train_seconds": round(self.state.elapsed, 2),
-            "final": self.state.history[-1] if self.state.history else None,
-            "test_accuracy": result.accuracy if result else None,
-            "test_loss": result.loss if result else None,
-            "test_per_class_accuracy": dict(zip(self.data.classes, result.per_class_accuracy)) if result else None,
-            "tta": self.config.resolved_tta() if test else None,
-            "test_accuracy_without_tta": plain.accuracy if plain else None,
-        }
+        self.test_result, plain = test_best(self) if test else (None, None)
+        summary = run_summary(self, self.test_result, plain)
         self.emit("on_summary", summary)
         self.summary = summary
         write_json(self.run_dir / "summary.json", summary)
-        if self.config.report:  # report.html; without the test split (tuning trials) it shows validation examples
-            from ..report import RunArtifacts, write_run_report
-
-            write_run_report(self.run_dir, RunArtifacts(unwrap(self.model), self.normalizer, list(self.data.classes), self.data,
-                                                        result.probabilities if result else None, result.labels if result else None, "test" if test else "val",
-                                                        self.config.augment_pipeline()))
+        self.emit("on_run_end", summary)
         shutdown(self.dist)
         return summary
 
@@ -513,10 +347,7 @@ class Trainer:
         callbacks: list[Callback] = [ExplosionGuard(config.explosion_factor)]
         if self.dist.is_main:  # only rank 0 logs, draws and writes
             callbacks += [MetricsLogger(self.run_dir / "metrics.jsonl"), Checkpointer(self.run_dir), Progress(config.quiet)]
-            from ..coach.diagnosis import Diagnosis
-            from ..coach.monitors import default_monitors
-
-            callbacks += (default_monitors(config.monitor_every) if config.monitors else []) + [Diagnosis()]
+        callbacks += run_callbacks(config, self.dist.is_main)  # the coach's monitors and diagnosis, the report
         if config.patience:
             callbacks.append(EarlyStopping(config.patience, config.min_delta, config.smoothing))
         if config.mixup or config.cutmix:
@@ -531,13 +362,7 @@ class Trainer:
             callbacks.append(ProgressiveResize(*progressive))
         return callbacks
 
-    def _fit_normalizer(self) -> Normalizer:
-        if self.data.streaming:
-            sample = next(iter(BatchLoader(self.data.train, 512, Normalizer([0.0] * self.data.shape[0], [1 / 255] * self.data.shape[0]), shuffle=True, seed=self.config.seed)))[0]
-            return Normalizer.fit(sample.round().clamp(0, 255).to(torch.uint8), self.config.preprocess)
-        return Normalizer.fit(self.data.train.images, self.config.preprocess)
-
-    def _loader(self, split: Any, shuffle: bool = False, augment: bool = False) -> BatchLoader:
+    def loader(self, split: Any, shuffle: bool = False, augment: bool = False) -> BatchLoader:
         world = self.dist.world_size if shuffle else 1  # training batches are sharded; evaluation is not
         if self.config.batch_size % world:
             raise ConfigError(f"batch_size {self.config.batch_size} must divide evenly among {world} processes")
@@ -578,7 +403,7 @@ class Trainer:
         @functools.cache
         def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
             model = copy.deepcopy(self.model)  # the bare net (not yet DDP-wrapped); the run's weights stay untouched
-            x, y = next(iter(self._loader(self.data.train)))
+            x, y = next(iter(self.loader(self.data.train)))
             return model, x[: self.config.batch_size], y[: self.config.batch_size], torch.optim.SGD(model.parameters(), lr=0.0)
 
         def time_step(precision: str) -> float:
@@ -601,11 +426,6 @@ class Trainer:
             torch.distributed.broadcast_object_list(chosen, src=0)
         return Path(chosen[0])
 
-    def _seed_everything(self, seed: int) -> None:
-        random.seed(seed)
-        np.random.seed(seed)
-        torch.manual_seed(seed)
-
     def _write_env(self) -> None:
         write_json(
             self.run_dir / "env.json",
@@ -624,10 +444,6 @@ class Trainer:
                 "processes": self.dist.world_size,  # DDP processes (1 without --nproc)
             },
         )
-
-
-def write_json(path: Path, value: Any) -> None:
-    Path(path).write_text(json.dumps(value, indent=2, default=str) + "\n")
 
 
 def train(config: TrainConfig | None = None, **overrides: Any) -> dict[str, Any]:

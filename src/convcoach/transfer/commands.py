@@ -104,7 +104,7 @@ def add_knn_flags(parser: argparse.ArgumentParser) -> None:
 
 def run_knn(args: argparse.Namespace, out: Path) -> int:
     from ..data import SourceOptions, Split, load_data
-    from ..train.loop import write_json
+    from ..rundir import write_json
 
     ks = knn.parse_ks(args.k)
     knn.check_distance(args.distance)
@@ -119,7 +119,7 @@ def run_knn(args: argparse.Namespace, out: Path) -> int:
 
         representation = f"features: {args.layer} of {args.features}"
     else:
-        data = load_data(config.data, SourceOptions(config.data_dir, config.image_size, seed=config.seed), config.val_fraction, config.subset)
+        data = load_data(config.data, SourceOptions.from_config(config), config.val_fraction, config.subset)
         represent, representation = pixels, "raw pixels"
     if data.streaming:
         raise ConfigError(f"{config.data}: kNN needs the images in memory (this set streams from disk)")

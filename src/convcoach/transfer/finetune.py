@@ -14,7 +14,8 @@ import torch
 from ..config import TrainConfig
 from ..errors import ConfigError
 from ..models.stages import split_stages
-from ..train.loop import Trainer, write_json
+from ..rundir import write_json
+from ..train.loop import Trainer
 from .heads import FreezeNormStats, discriminative_groups, freeze, replace_head
 from .pretrained import open_pretrained
 from .stages import best_probe, cut_at, probe_head, probe_stages, set_head

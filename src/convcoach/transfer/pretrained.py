@@ -11,10 +11,11 @@ import torch
 import torch.nn as nn
 
 from ..config import TrainConfig
-from ..data import DataBundle, Normalizer, SourceOptions, load_data
+from ..data import DataBundle, Normalizer
 from ..errors import ConfigError
+from ..models.spec import build_model, model_spec
 from ..train.checkpoint import FORMAT, load_model_state
-from ..train.loop import build_model, model_spec
+from ..train.setup import load_run_data
 from .channels import check_image_size, convert_input_channels, convert_normalizer
 
 log = logging.getLogger("convcoach")
@@ -154,12 +155,7 @@ def open_pretrained(source: str | Path, config: TrainConfig) -> Opened:
     if config.image_size is None and trained_shape and trained_shape[1] == trained_shape[2]:
         # resizable sources (digits, npz, folders) come at the size the network was trained on
         config = dataclasses.replace(config, image_size=trained_shape[1])
-    data = load_data(
-        config.data,
-        SourceOptions(config.data_dir, config.image_size, config.strict, config.memory_limit_gb, config.seed),
-        config.val_fraction,
-        config.subset,
-    )
+    data = load_run_data(config)
     pretrained = load_pretrained(source, config, data.shape[1:], payload)
     spec, normalizer, notes = adapt_input(pretrained, data)
     if normalizer is None and not data.streaming:

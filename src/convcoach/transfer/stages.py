@@ -14,8 +14,8 @@ import torch.nn as nn
 
 from ..data import DataBundle, Normalizer
 from ..errors import ConfigError
+from ..models.spec import build_model
 from ..models.stages import Truncated, split_stages
-from ..train.loop import build_model
 from .features import PENULTIMATE, stage_features
 
 log = logging.getLogger("convcoach")

@@ -15,12 +15,14 @@ import optuna
 import torch
 
 from ..config import TrainConfig, config_fields
-from ..data import DataBundle, SourceOptions, load_data
+from ..data import DataBundle
 from ..data.sources import Split
 from ..errors import ConfigError
 from ..registry import Registry, parse_spec
+from ..rundir import write_json
 from ..train.callbacks import Callback
-from ..train.loop import Trainer, write_json
+from ..train.loop import Trainer
+from ..train.setup import load_run_data
 from .options import TuneOptions
 from .report import (
     TrialRecord,
@@ -115,9 +117,7 @@ def open_storage(url: str, attempts: int = 4) -> optuna.storages.RDBStorage:
 
 def load_trial_data(base: TrainConfig) -> DataBundle:
     """The data every trial shares, loaded once; trials are scored on the validation split."""
-    bundle = load_data(
-        base.data, SourceOptions(base.data_dir, base.image_size, base.strict, base.memory_limit_gb, base.seed), base.val_fraction, base.subset
-    )
+    bundle = load_run_data(base)
     if bundle.val is None or len(bundle.val) == 0:
         raise ConfigError(f"tune scores trials on the validation split, and '{base.data}' has none: set val_fraction > 0 (got {base.val_fraction})")
     return bundle

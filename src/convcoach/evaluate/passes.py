@@ -1,14 +1,15 @@
 """One forward pass over a split: loss, accuracy, per-class accuracy and the predictions."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
-from .losses import LossFn
-from .precision import autocast
+from ..precision import autocast
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 log = logging.getLogger("convcoach")
 

@@ -1,0 +1,1 @@
+"""Rendering primitives every page shares: an escaped, self-contained HTML page and Agg figures."""

@@ -1,0 +1,140 @@
+"""The one place a validated config becomes a run's parts: seeded RNGs, the data, the normalizer,
+the model spec and initialized model, the losses, the effective learning rate and optimizer settings.
+
+The Trainer, `check` and `stats` (coach/), `tune`, `finetune` (transfer/), `eval`/`predict` and the
+report all build from here, so a run and its checks cannot drift apart."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..config import TrainConfig
+from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data
+from ..models import check_user_model
+from ..models.dropconnect import apply_dropconnect
+from ..models.init import initialize
+from ..models.spec import build_model, model_spec
+from .losses import LossFn, create_loss
+from .optim import USES_CONVENTION, USES_MOMENTUM, OptimSettings, default_lr
+from .schedules import scaled_lr
+
+log = logging.getLogger("convcoach")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_run_data(config: TrainConfig, **source_changes: Any) -> DataBundle:
+    """The run's data: `config.data` split (stratified) and subset as the config says."""
+    options = SourceOptions.from_config(config, **source_changes)
+    return load_data(config.data, options, config.val_fraction, config.subset)
+
+
+def fit_normalizer(data: DataBundle, config: TrainConfig) -> Normalizer:
+    """Per-channel statistics of the training split (a 512-image sample when it streams from disk)."""
+    if data.streaming:
+        channels = data.shape[0]
+        identity = Normalizer([0.0] * channels, [1 / 255] * channels)
+        sample = next(iter(BatchLoader(data.train, 512, identity, shuffle=True, seed=config.seed)))[0]
+        return Normalizer.fit(sample.round().clamp(0, 255).to(torch.uint8), config.preprocess)
+    return Normalizer.fit(data.train.images, config.preprocess)
+
+
+def base_lr(config: TrainConfig) -> float:
+    """`--lr`, or the optimizer's default when it is unset."""
+    return config.lr if config.lr is not None else default_lr(config.optimizer)
+
+
+def effective_lr(config: TrainConfig) -> float:
+    """The peak LR the run uses: `base_lr`, scaled by batch_size / base_batch_size."""
+    return scaled_lr(base_lr(config), config.batch_size, config.base_batch_size)
+
+
+def optim_settings(config: TrainConfig, lr: float, weight_decay: float | None = None) -> OptimSettings:
+    """The optimizer's settings at peak LR `lr`; muon's filter step scales with `lr` as the run's would."""
+    decay = config.weight_decay if weight_decay is None else weight_decay
+    peak = effective_lr(config)
+    muon_lr = config.muon_lr if lr == peak else config.muon_lr * lr / peak
+    return OptimSettings(lr, config.momentum, config.momentum_convention, decay, muon_lr)
+
+
+def initialize_model(model: nn.Module, config: TrainConfig, sample: Callable[[], torch.Tensor]) -> str:
+    """Apply the config's init; `sample()` gives LSUV its data batch (called only for lsuv)."""
+    batch = sample() if config.init == "lsuv" else None
+    return initialize(model, config.init, config.activation, config.zero_init_residual, batch)
+
+
+def warn_unused(config: TrainConfig) -> None:
+    """Options set away from their default that the chosen optimizer or loss never reads."""
+    defaults = TrainConfig()
+    unused = []
+    if config.optimizer not in USES_MOMENTUM and config.momentum != defaults.momentum:
+        why = f"optimizer {config.optimizer} has no momentum (only {', '.join(USES_MOMENTUM)})"
+        unused.append(("momentum", config.momentum, why))
+    if config.optimizer not in USES_CONVENTION and config.momentum_convention != defaults.momentum_convention:
+        why = f"only optimizer {', '.join(USES_CONVENTION)} reads it"
+        unused.append(("momentum_convention", config.momentum_convention, why))
+    if config.optimizer != "muon" and config.muon_lr != defaults.muon_lr:
+        unused.append(("muon_lr", config.muon_lr, "only optimizer muon reads it"))
+    if config.loss in ("svm", "hinge") and config.label_smoothing not in (0.0, defaults.label_smoothing):
+        unused.append(("label_smoothing", config.label_smoothing, "the svm loss scores hard labels"))
+    for key, value, why in unused:
+        log.warning("ignoring %s %s: %s", key, value, why)
+
+
+@dataclass
+class RunParts:
+    """What a config builds before the loop: see `build_run`."""
+
+    data: DataBundle
+    normalizer: Normalizer
+    spec: dict[str, Any]  # rebuilds the model (name 'custom' for a user model)
+    model: nn.Module  # on the device, initialized
+    init_used: str
+    loss_fn: LossFn  # with label smoothing: what training minimizes
+    eval_loss_fn: LossFn  # without: what validation and test report
+    lr: float  # the effective peak LR
+
+
+def build_run(
+    config: TrainConfig,
+    device: torch.device,
+    model: nn.Module | None = None,
+    data: DataBundle | None = None,
+    normalizer: Normalizer | None = None,
+) -> RunParts:
+    """Seed, load the data, fit the normalizer, build and initialize the model (or check a user
+    `model`, which keeps its own weights), and make the losses: in this order, so a seed gives
+    the same run however it is started."""
+    seed_everything(config.seed)
+    data = data or load_run_data(config)
+    normalizer = normalizer or fit_normalizer(data, config)
+    spec = model_spec(config, data.shape, data.num_classes)
+    net = (model if model is not None else build_model(spec)).to(device)
+    apply_dropconnect(net, config.dropconnect)  # training-only: eval uses all weights, so the spec has no trace of it
+    if model is not None:
+        check_user_model(net, data.shape, data.num_classes)
+        spec = {"name": "custom", "in_shape": list(data.shape), "num_classes": data.num_classes, "options": {}}
+        init_used = "user model"
+    else:
+
+        def sample() -> torch.Tensor:
+            loader = BatchLoader(data.train, max(config.batch_size, 512), normalizer, device,
+                                 channels_last=config.channels_last)
+            return next(iter(loader))[0][:256]
+
+        init_used = initialize_model(net, config, sample)
+    loss_fn, eval_loss_fn = create_loss(config.loss, config.label_smoothing), create_loss(config.loss)
+    return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, effective_lr(config))

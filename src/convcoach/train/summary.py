@@ -1,0 +1,80 @@
+"""The end of a run: the test pass over the best snapshot (with test-time augmentation) and the
+summary.json record of what ran and what it reached."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..evaluate.passes import Evaluation, evaluate
+from ..evaluate.trained import TrainedModel
+from ..evaluate.tta import TTAModel, parse_tta
+from .callbacks import Checkpointer
+from .checkpoint import load_checkpoint, load_model_state
+from .distributed import unwrap
+
+if TYPE_CHECKING:
+    from .loop import Trainer
+
+# the final test pass runs in full precision whatever the training precision, as `eval` and `predict`
+# do, so a run's summary and a later `convcoach eval` of its best.pt report the same accuracy
+TEST_PRECISION = "fp32"
+
+
+def test_best(trainer: Trainer) -> tuple[Evaluation, Evaluation]:
+    """Load best.pt (when written) and evaluate it on the test split: (the reported result, the
+    result without test-time augmentation); the two are one when the run has no TTA."""
+    best_path = trainer.run_dir / "best.pt"
+    if best_path.is_file():
+        load_model_state(unwrap(trainer.model), load_checkpoint(best_path)["model_state"], str(best_path))
+    loader = trainer.loader(trainer.data.test)
+    plain = trainer.evaluate(loader, TEST_PRECISION)
+    spec = trainer.config.resolved_tta()
+    if not spec:
+        return plain, plain
+    # the lectures' test-time augmentation: average the softmax over views of each image
+    trained = TrainedModel(unwrap(trainer.model), trainer.normalizer, list(trainer.data.classes), trainer.config,
+                           trainer.spec, best_path)
+    model = TTAModel(trained.model, parse_tta(spec)(trained))
+    num_classes = trainer.data.num_classes
+    return evaluate(model, loader, trainer.eval_loss_fn, num_classes, TEST_PRECISION, trainer.device), plain
+
+
+def run_summary(trainer: Trainer, result: Evaluation | None, plain: Evaluation | None) -> dict[str, Any]:
+    """summary.json: the run's data, model, settings, length, best epoch and test figures."""
+    data, state, config = trainer.data, trainer.state, trainer.config
+    checkpointer = next((c for c in trainer.callbacks if isinstance(c, Checkpointer)), None)
+    tested = result is not None
+    return {
+        "command": "train",
+        "status": "diverged" if state.stop_reason == "diverged" else "completed",
+        "stop_reason": state.stop_reason,
+        "stop_message": state.stop_message,
+        "run_dir": str(trainer.run_dir),
+        "data": {
+            "name": data.name,
+            "classes": data.classes,
+            "shape": list(data.shape),
+            "train": len(data.train),
+            "val": len(data.val) if data.val else 0,
+            "test": len(data.test),
+            "skipped_files": data.skipped,
+        },
+        "model": trainer.spec,
+        "parameters": sum(p.numel() for p in trainer.model.parameters()),
+        "init": trainer.init_used,
+        "lr": trainer.base_lr,  # the peak LR used: --lr or the optimizer's default, scaled by batch_size / base_batch_size
+        "precision": trainer.precision,
+        "ema": config.ema or None,
+        "epochs_run": state.epoch,
+        "steps": state.step,
+        "best_epoch": checkpointer.best_epoch if checkpointer else None,
+        "best_val_acc": checkpointer.best if checkpointer and checkpointer.metric == "val_acc" else None,
+        "best_selected_by": checkpointer.metric if checkpointer else None,
+        "train_seconds": round(state.elapsed, 2),
+        "final": state.history[-1] if state.history else None,
+        "test_accuracy": result.accuracy if result else None,
+        "test_loss": result.loss if result else None,
+        "test_per_class_accuracy": dict(zip(data.classes, result.per_class_accuracy)) if result else None,
+        "tta": config.resolved_tta() if tested else None,
+        "test_accuracy_without_tta": plain.accuracy if plain else None,
+    }
