@@ -11,17 +11,52 @@ import torch.nn as nn
 from ..errors import ConfigError
 from ..registry import Registry, suggest
 from .convnets import cnn, vgg
-from .resnet import resnet
+from .resnet import ResNet, resnet
 from .simple import linear, mlp
-from .stages import truncated
+from .stages import ANATOMIES, Anatomy, Truncated, resnet_anatomy, sequential_anatomy, truncated, truncated_anatomy
 
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
-MODELS.register("linear")(linear)
-MODELS.register("mlp")(mlp)
-MODELS.register("cnn")(cnn)
-MODELS.register("vgg")(vgg)
-MODELS.register("resnet")(resnet)
-MODELS.register("truncated")(truncated)  # a network cut after one stage (transfer/)
+UNDECLARED = object()  # register() without anatomy=: tests/models/test_model_anatomy.py fails on such a model
+
+
+class ModelRegistry(Registry[Callable[..., nn.Module]]):
+    """Model builders, each registered with its transfer anatomy, so adding a model is one `register` call."""
+
+    def __init__(self) -> None:
+        super().__init__("model")
+        self.anatomies: dict[str, tuple[type[nn.Module], Callable[[Any], Anatomy]] | None] = {}
+
+    def register(self, *names: str, module: type[nn.Module] | None = None,
+                 anatomy: Callable[[Any], Anatomy] | None | object = UNDECLARED) -> Callable:
+        """`module`: the class the builder returns; `anatomy(model) -> Anatomy` names its stages, neck and
+        classifier (how transfer/ reads it: models.stages.split_stages looks it up by `module`).
+        `anatomy=None` declares a model transfer cannot split."""
+        if anatomy is not None and anatomy is not UNDECLARED and module is None:
+            raise TypeError(f"model {', '.join(names)}: an anatomy needs the module class it splits (module=...)")
+        add_to_registry = super().register(*names)
+
+        def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+            add_to_registry(builder)
+            if anatomy is UNDECLARED:
+                return builder
+            if anatomy is not None:
+                known = ANATOMIES.setdefault(module, anatomy)
+                if known is not anatomy:
+                    raise KeyError(f"{module.__name__} already has another anatomy ({known.__name__})")
+            for name in names:
+                self.anatomies[name] = (module, anatomy) if anatomy is not None else None
+            return builder
+
+        return add
+
+
+MODELS = ModelRegistry()
+MODELS.register("resnet", module=ResNet, anatomy=resnet_anatomy)(resnet)
+# a network cut after one stage (transfer/)
+MODELS.register("truncated", module=Truncated, anatomy=truncated_anatomy)(truncated)
+MODELS.register("linear", module=nn.Sequential, anatomy=sequential_anatomy)(linear)
+MODELS.register("mlp", module=nn.Sequential, anatomy=sequential_anatomy)(mlp)
+MODELS.register("cnn", module=nn.Sequential, anatomy=sequential_anatomy)(cnn)
+MODELS.register("vgg", module=nn.Sequential, anatomy=sequential_anatomy)(vgg)
 
 
 
@@ -90,4 +125,4 @@ def check_user_model(model: nn.Module, in_shape: tuple[int, int, int], num_class
                           f"so it must return ({num_classes},) logits")
 
 
-__all__ = ["MODELS", "check_user_model", "create_model", "model_options"]
+__all__ = ["MODELS", "ModelRegistry", "check_user_model", "create_model", "model_options"]

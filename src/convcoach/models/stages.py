@@ -54,7 +54,7 @@ class Anatomy:
         return x
 
 
-def _resnet(model: ResNet) -> Anatomy:
+def resnet_anatomy(model: ResNet) -> Anatomy:
     blocks = list(model.blocks)
     per_stage = max(len(blocks) // 3, 1)
     stages = [("stem", [model.stem])] + [(f"stage{s + 1}", blocks[s * per_stage : (s + 1) * per_stage]) for s in range(3)]
@@ -65,7 +65,7 @@ def _has_parameters(modules: list[nn.Module]) -> bool:
     return any(True for module in modules for _ in module.parameters())
 
 
-def _sequential(model: nn.Sequential) -> Anatomy:
+def sequential_anatomy(model: nn.Sequential) -> Anatomy:
     """cnn, vgg, mlp, linear: conv stages end at a 2x2 pool; each hidden Linear opens an fc stage."""
     layers = list(model)
     linear_at = [index for index, layer in enumerate(layers) if isinstance(layer, nn.Linear)]
@@ -133,7 +133,7 @@ class Truncated(nn.Module):
         return self.fc(x.flatten(1))
 
 
-def _truncated(model: Truncated) -> Anatomy:
+def truncated_anatomy(model: Truncated) -> Anatomy:
     neck = [model.pool, nn.Flatten()] if model.spatial else [nn.Flatten()]
     return Anatomy([(name, [stage]) for name, stage in model.stages.items()], neck, (model, "fc"))
 
@@ -142,7 +142,8 @@ def truncated(in_shape: tuple[int, int, int], num_classes: int, base: str = "res
     return Truncated(in_shape, num_classes, base, base_options, stage)
 
 
-ANATOMIES: dict[type, Callable[[nn.Module], Anatomy]] = {ResNet: _resnet, Truncated: _truncated, nn.Sequential: _sequential}
+# module class -> its anatomy; filled when a model registers (MODELS.register(name, module=..., anatomy=...))
+ANATOMIES: dict[type, Callable[[nn.Module], Anatomy]] = {}
 
 
 def split_stages(model: nn.Module) -> Anatomy:
