@@ -2,7 +2,10 @@
 drawing a fresh random choice per sample from the given generator (airbench style)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -130,5 +133,14 @@ def parse_augment(specs: list[str] | str | None) -> Augmenter:
     return Augmenter(ops, list(specs))
 
 
-# the gallery: each module registers its ops in AUGMENTS on import
-from . import augment_color, augment_erase, augment_geometry, augment_policy  # noqa: E402,F401
+def import_augment_modules(package: str, path: Iterable[str], prefix: str = "augment_") -> list[str]:
+    """Import every `prefix*` module found on a package's path (each registers its ops in AUGMENTS on
+    import), in name order; returns their names."""
+    names = sorted(info.name for info in pkgutil.iter_modules(list(path)) if info.name.startswith(prefix))
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names
+
+
+# the gallery: every augment_*.py module next to this one registers its ops on import: dropping one in is enough
+GALLERY = import_augment_modules(__package__, sys.modules[__package__].__path__)
