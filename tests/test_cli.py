@@ -245,3 +245,13 @@ def test_verbose_turns_on_debug_logging(blobs_npz, tmp_path, capsys, caplog):
         assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and r.name == "convcoach"] == ["LSUV rescaled 6 layers"]
     finally:
         logger.setLevel(level)
+
+
+def test_version_flag_prints_the_package_version(capsys):
+    import convcoach
+    from convcoach.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"convcoach {convcoach.__version__}"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from . import __version__
 from .argtypes import at_least
 from .config import TrainConfig, config_fields, field_docs, from_dict, load_yaml, unwrap_optional
 from .errors import ConfigError
@@ -50,7 +51,7 @@ def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
 
 
 def default_out(prefix: str = "") -> str:
-    from .rundir import default_run_dir
+    from .files import default_run_dir
 
     return str(default_run_dir(prefix))
 
@@ -120,9 +121,9 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
 @command("eval", "accuracy, top-k, per-class precision/recall, confusion matrix, calibration and confident mistakes of a checkpoint", _eval_args)
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluate.outputs import write_evaluation
+    from .files import write_json
     from .infer import evaluate_split, load_split, load_trained
     from .precision import resolve_device
-    from .rundir import write_json
 
     if args.tta:
         from .evaluate.tta import parse_tta
@@ -190,9 +191,9 @@ def _predict_args(parser: argparse.ArgumentParser) -> None:
 
 @command("predict", "classify image files with a checkpoint", _predict_args)
 def run_predict(args: argparse.Namespace) -> int:
+    from .files import write_json
     from .infer import load_trained, predict_files
     from .precision import resolve_device
-    from .rundir import write_json
 
     trained = load_trained(args.checkpoint, resolve_device(args.device))
     results = predict_files(trained, args.images, args.top_k)
@@ -351,6 +352,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convcoach", description="Train CNN image classifiers with a built-in coach.")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"convcoach {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (add_arguments, _, help_text) in COMMANDS.items():
         add_arguments(sub.add_parser(name, help=help_text, description=help_text))

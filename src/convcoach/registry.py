@@ -4,7 +4,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .errors import ConfigError
 
@@ -98,3 +98,17 @@ def spec_float(spec: str, value: str, what: str) -> float:
     if not math.isfinite(number):
         raise ConfigError(f"{what} '{spec}': '{value}' is not a finite number")
     return number
+
+
+# config.py imports no feature package: each registers the check of the spec strings it parses here
+# (kind -> check(value, config)), and TrainConfig.validate looks them up by the field's `spec`
+SPEC_CHECKS: Registry[Callable[[Any, Any], None]] = Registry("config spec check")
+
+
+def spec_check(kind: str) -> Callable[[Callable[[Any, Any], None]], Callable[[Any, Any], None]]:
+    """Register `check(value, config)` for the config fields whose metadata names `kind`."""
+    return SPEC_CHECKS.register(kind)
+
+
+def check_spec(kind: str, value: Any, config: Any) -> None:
+    SPEC_CHECKS.get(kind)(value, config)

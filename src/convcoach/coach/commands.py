@@ -24,7 +24,7 @@ def add_check_flags(parser: argparse.ArgumentParser) -> None:
 
 def run_check(args: argparse.Namespace, config: TrainConfig, out: Path) -> int:
     """Print the table, write check.json (and summary.json); exit 1 when a check fails."""
-    from ..rundir import write_json
+    from ..files import write_json
     from .checks import run_checks
     from .context import CheckBudget
 
@@ -61,7 +61,7 @@ def stats_config(args: argparse.Namespace, config: TrainConfig) -> TrainConfig:
 
 
 def run_stats(args: argparse.Namespace, config: TrainConfig) -> int:
-    from ..rundir import write_json
+    from ..files import write_json
     from .plots import save_histograms
     from .probe import init_stats
 

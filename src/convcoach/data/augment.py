@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..config import TrainConfig
 from ..errors import ConfigError
-from ..registry import Registry, parse_spec, spec_float
+from ..registry import Registry, parse_spec, spec_check, spec_float
 from .preprocess import Normalizer
 
 AugmentOp = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -144,3 +145,8 @@ def import_augment_modules(package: str, path: Iterable[str], prefix: str = "aug
 
 # the gallery: every augment_*.py module next to this one registers its ops on import: dropping one in is enough
 GALLERY = import_augment_modules(__package__, sys.modules[__package__].__path__)
+
+
+@spec_check("augment")
+def _check_augment(value: list[str], config: TrainConfig) -> None:
+    parse_augment(config.augment_pipeline())  # with cutout and input noise, which join the pipeline

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..registry import Registry
+from ..registry import Registry, spec_check
 from . import cifar, imagefolder
 from .fetch import locate
 from .idx import find_idx, read_idx
@@ -376,3 +376,8 @@ def _check_labels(labels: np.ndarray, num_classes: int, spec: str) -> None:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         bad = int(labels.max()) if labels.max() >= num_classes else int(labels.min())
         raise ConfigError(f"{spec}: label {bad} is out of range for {num_classes} classes (valid: 0..{num_classes - 1})")
+
+
+@spec_check("data")
+def _check_data(value: str, config: object) -> None:
+    check_data_spec(value)

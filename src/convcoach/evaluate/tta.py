@@ -12,10 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import TrainConfig
 from ..data.augment import Augmenter, parse_augment
 from ..data.augment_geometry import warp
 from ..errors import ConfigError
-from ..registry import Registry, parse_spec, spec_float
+from ..registry import Registry, parse_spec, spec_check, spec_float
 from .trained import TrainedModel, load_split
 
 Views = Callable[[torch.Tensor], list[torch.Tensor]]
@@ -119,3 +120,9 @@ class TTAModel(nn.Module):
 def tta_model(trained: TrainedModel, spec: str) -> TTAModel:
     """The trained model wrapped with the views of `spec`."""
     return TTAModel(trained.model, parse_tta(spec)(trained))
+
+
+@spec_check("tta")
+def _check_tta(value: str | None, config: TrainConfig) -> None:
+    if config.resolved_tta():
+        parse_tta(config.resolved_tta())

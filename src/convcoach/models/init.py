@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..registry import Registry, parse_spec, spec_float
+from ..registry import Registry, parse_spec, spec_check, spec_float
 from .layers import ACTIVATION_GAIN_NAME
 
 log = logging.getLogger("convcoach")
@@ -142,3 +142,8 @@ def lsuv(model: nn.Module, sample: torch.Tensor, tolerance: float = 0.1, max_ite
         handle.remove()
     model.train(was_training)
     log.debug("LSUV rescaled %d layers", len(layers))
+
+
+@spec_check("init")
+def _check_init(value: str, config: object) -> None:
+    check_init(value)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..registry import Registry, parse_spec
+from ..registry import Registry, parse_spec, spec_check
 
 ACTIVATIONS: Registry[Callable[[], nn.Module]] = Registry("activation")
 ACTIVATIONS.register("relu")(lambda: nn.ReLU(inplace=True))
@@ -101,3 +101,13 @@ def conv_block(in_channels: int, out_channels: int, act: str, norm_spec: str, st
         norm(norm_spec, out_channels),
         activation(act),
     ]
+
+
+@spec_check("activation")
+def _check_activation(value: str, config: object) -> None:
+    check_activation(value)
+
+
+@spec_check("norm")
+def _check_norm(value: str, config: object) -> None:
+    check_norm(value)

@@ -8,7 +8,9 @@ from typing import Any
 import torch.nn as nn
 
 from ..config import TrainConfig
-from . import create_model, model_options
+from ..errors import ConfigError
+from ..registry import spec_check, suggest
+from . import MODELS, create_model, model_options
 
 log = logging.getLogger("convcoach")
 
@@ -45,3 +47,12 @@ def model_spec(config: TrainConfig, in_shape: tuple[int, int, int], num_classes:
 def build_model(spec: dict[str, Any]) -> nn.Module:
     """The registry model a spec describes (freshly initialized by torch's defaults)."""
     return create_model(spec["name"], tuple(spec["in_shape"]), spec["num_classes"], **spec["options"])
+
+
+@spec_check("model")
+def _check_model(value: str, config: TrainConfig) -> None:
+    MODELS.get(value)
+    known = model_options(value)
+    for key in config.model_options:
+        if key not in known:
+            raise ConfigError(f"model '{value}' has no option '{key}'{suggest(key, known)}; options: {', '.join(known)}")

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..files import load_yaml
 from ..registry import suggest
 
 RECIPE_DIR = Path(__file__).parent
@@ -16,8 +17,6 @@ def recipe_names() -> list[str]:
 
 def load_recipe(name: str) -> dict[str, Any]:
     """The recipe's keys; an unknown name is a ConfigError listing the shipped ones."""
-    from ..config import load_yaml
-
     path = RECIPE_DIR / f"{name}.yaml"
     if not path.is_file():
         names = recipe_names()

@@ -20,8 +20,8 @@ from ..config import TrainConfig, from_dict, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, parse_augment
 from ..errors import ConfigError
 from ..evaluate.passes import Evaluation, evaluate
+from ..files import new_run_dir, write_json
 from ..precision import autocast, cpu_has_native_bf16, resolve_device, resolve_precision, timed
-from ..rundir import new_run_dir, write_json
 from .averaging import WeightAverage
 from .budget import TimeBudget
 from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress

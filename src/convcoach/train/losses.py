@@ -6,7 +6,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..registry import Registry
+from ..registry import Registry, spec_check
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
@@ -70,3 +70,8 @@ def kl_divergence(label_smoothing: float = 0.0) -> LossFn:
 
 def create_loss(name: str, label_smoothing: float = 0.0) -> LossFn:
     return LOSSES.get(name)(label_smoothing=label_smoothing)
+
+
+@spec_check("loss")
+def _check_loss(value: str, config: object) -> None:
+    LOSSES.get(value)

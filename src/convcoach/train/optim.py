@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from ..registry import Registry
+from ..registry import Registry, spec_check
 from .muon import Muon, split_filters
 
 
@@ -109,3 +109,8 @@ def create_optimizer(name: str, model: nn.Module, settings: OptimSettings, group
 
 def default_lr(name: str) -> float:
     return DEFAULT_LR[name]
+
+
+@spec_check("optimizer")
+def _check_optimizer(value: str, config: object) -> None:
+    OPTIMIZERS.get(value)

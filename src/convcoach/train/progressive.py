@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from ..registry import spec_check
 from .callbacks import Callback, Priority
 from .distributed import unwrap
 
@@ -86,3 +87,8 @@ def _resized(height: int, width: int, side: int) -> tuple[int, int]:
     """(height, width) scaled so that the shorter side is `side`."""
     scale = side / min(height, width)
     return round(height * scale), round(width * scale)
+
+
+@spec_check("progressive")
+def _check_progressive(value: str | None, config: object) -> None:
+    parse_progressive(value)

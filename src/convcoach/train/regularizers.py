@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..registry import parse_spec, spec_float
+from ..registry import parse_spec, spec_check, spec_float
 
 KINDS = ("l1", "l2", "elastic")
 
@@ -56,3 +56,8 @@ def penalized_parameters(model: nn.Module, include_all: bool = False) -> list[to
         for module in model.modules()
         if isinstance(module, (nn.Conv2d, nn.Linear)) and module.weight.requires_grad
     ]
+
+
+@spec_check("reg")
+def _check_reg(value: str | None, config: object) -> None:
+    parse_reg(value)

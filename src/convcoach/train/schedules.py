@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
-from ..registry import Registry, parse_spec, spec_float
+from ..registry import Registry, parse_spec, spec_check, spec_float
 
 Multiplier = Callable[[int], float]  # iteration -> factor
 # name -> factory(spec, args, total_steps, steps_per_epoch) -> multiplier
@@ -116,3 +116,8 @@ def create_scheduler(optimizer: torch.optim.Optimizer, spec: str, total_steps: i
 def scaled_lr(lr: float, batch_size: int, base_batch_size: int | None) -> float:
     """The batch-size rule (Goyal et al. 2017): lr grows linearly with batch_size / base_batch_size."""
     return lr * batch_size / base_batch_size if base_batch_size else lr
+
+
+@spec_check("schedule")
+def _check_schedule(value: str, config: object) -> None:
+    parse_schedule(value)

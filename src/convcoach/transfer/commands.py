@@ -104,7 +104,7 @@ def add_knn_flags(parser: argparse.ArgumentParser) -> None:
 
 def run_knn(args: argparse.Namespace, out: Path) -> int:
     from ..data import SourceOptions, Split, load_data
-    from ..rundir import write_json
+    from ..files import write_json
 
     ks = knn.parse_ks(args.k)
     knn.check_distance(args.distance)

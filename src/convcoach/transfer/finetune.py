@@ -13,8 +13,8 @@ import torch
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..files import write_json
 from ..models.stages import split_stages
-from ..rundir import write_json
 from ..train.loop import Trainer
 from .heads import FreezeNormStats, discriminative_groups, freeze, replace_head
 from .pretrained import open_pretrained

@@ -18,8 +18,8 @@ from ..config import TrainConfig, config_fields
 from ..data import DataBundle
 from ..data.sources import Split
 from ..errors import ConfigError
+from ..files import write_json
 from ..registry import Registry, parse_spec
-from ..rundir import write_json
 from ..train.callbacks import Callback
 from ..train.loop import Trainer
 from ..train.setup import load_run_data
