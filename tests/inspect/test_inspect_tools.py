@@ -11,7 +11,7 @@ from convcoach.cli import main
 from convcoach.data import Normalizer
 from convcoach.errors import ConfigError
 from convcoach.inspect.dead_relu import dead_relu_report
-from convcoach.inspect.layers import default_feature_layer, resolve_layer
+from convcoach.inspect.layer_lookup import default_feature_layer, resolve_layer
 from convcoach.inspect.max_activation import top_activating, unit_activations
 from convcoach.inspect.noise import class_visualization, noise_predictions
 from convcoach.inspect.saliency import saliency_maps

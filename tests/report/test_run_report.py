@@ -51,7 +51,7 @@ def hostile_run(tmp_path_factory) -> Path:
 
 
 def add_coach_and_tuning_files(run: Path) -> None:
-    """What `check`, the monitors, the diagnosis and `tune` would leave (their formats: coach/report.py, tune/report.py)."""
+    """What `check`, the monitors, the diagnosis and `tune` would leave (their formats: coach/check_report.py, tune/tune_report.py)."""
     (run / "check.json").write_text(json.dumps({
         "command": "check", "status": "warn", "counts": {"pass": 1, "skip": 0, "warn": 1, "fail": 0}, "seconds": 1.5,
         "results": [{"name": "initial_loss", "status": "pass", "message": "loss 1.10 vs ln(3) = 1.10", "fix": "", "details": {}, "seconds": 0.1},

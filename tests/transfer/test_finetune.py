@@ -158,7 +158,7 @@ def test_head_probe_folded_into_the_new_head_predicts_like_the_logistic_regressi
     from convcoach.data import SourceOptions, load_data
     from convcoach.infer import load_trained
     from convcoach.transfer.features import embed
-    from convcoach.transfer.stages import probe_head, set_head
+    from convcoach.transfer.stage_probes import probe_head, set_head
 
     trained = load_trained(pretrained)
     data = load_data(f"npz:{new_data}", SourceOptions(), 0.2)

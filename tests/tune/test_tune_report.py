@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import csv
 
-from convcoach.tune.report import TrialRecord, edge_warnings, format_line, scatter_plots, trials_table, write_csv
 from convcoach.tune.space import parse_space
+from convcoach.tune.tune_report import TrialRecord, edge_warnings, format_line, scatter_plots, trials_table, write_csv
 
 SPACE = parse_space("lr=1e-6..1e-2:log, weight_decay=1e-4..1:log, dropout=0..0.5, optimizer=[sgd,adam]")
 

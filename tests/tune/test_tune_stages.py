@@ -6,8 +6,8 @@ import math
 import pytest
 
 from convcoach import ConfigError
+from convcoach.tune.narrowing import Stage, narrow, plan_stages, top_trials
 from convcoach.tune.space import parse_space
-from convcoach.tune.stages import Stage, narrow, plan_stages, top_trials
 
 
 def test_plan_stages_from_lists_or_defaults():

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from . import attach  # noqa: F401  (registers the coach's run callbacks)
+from .check_report import CheckReport, CheckResult
 from .checks import CHECKS, run_checks
 from .context import CheckBudget
 from .diagnosis import diagnose, diagnose_run
 from .probe import init_stats
-from .report import CheckReport, CheckResult
 from .stats import activation_stats
 
 __all__ = ["CHECKS", "CheckBudget", "CheckReport", "CheckResult", "activation_stats", "diagnose", "diagnose_run", "init_stats", "run_checks"]

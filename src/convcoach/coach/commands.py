@@ -62,7 +62,7 @@ def stats_config(args: argparse.Namespace, config: TrainConfig) -> TrainConfig:
 
 def run_stats(args: argparse.Namespace, config: TrainConfig) -> int:
     from ..files import write_json
-    from .plots import save_histograms
+    from .histograms import save_histograms
     from .probe import init_stats
 
     config = stats_config(args, config)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .layers import first_weighted_layer
+from .layer_lookup import first_weighted_layer
 
 
 def first_layer_filters(model: nn.Module, in_shape: tuple[int, int, int]) -> torch.Tensor:

@@ -18,7 +18,7 @@ from ..render import figures as plots
 from ..render.html import Page
 from .dead_relu import dead_relu_report
 from .filters import filter_tiles, first_layer_filters
-from .layers import default_feature_layer, resolve_layer
+from .layer_lookup import default_feature_layer, resolve_layer
 from .max_activation import top_activating, unit_activations
 from .noise import class_visualizations, noise_predictions
 from .occlusion import occlusion_maps

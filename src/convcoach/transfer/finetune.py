@@ -18,7 +18,7 @@ from ..models.stages import split_stages
 from ..train.loop import Trainer
 from .heads import FreezeNormStats, discriminative_groups, freeze, replace_head
 from .pretrained import open_pretrained
-from .stages import best_probe, cut_at, probe_head, probe_stages, set_head
+from .stage_probes import best_probe, cut_at, probe_head, probe_stages, set_head
 from .strategy import check_strategy, choose_strategy, measure_similarity, trainable_stages
 
 log = logging.getLogger("convcoach")

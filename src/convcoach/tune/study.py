@@ -23,8 +23,10 @@ from ..registry import Registry, parse_spec
 from ..train.callbacks import Callback
 from ..train.loop import Trainer
 from ..train.setup import load_run_data
+from .narrowing import Stage, narrow, plan_stages, top_trials
 from .options import TuneOptions
-from .report import (
+from .space import Space, check_space, grid_size, grid_space, sample_config, space_from_dict, space_to_dict
+from .tune_report import (
     TrialRecord,
     best_record,
     edge_warnings,
@@ -35,8 +37,6 @@ from .report import (
     write_best_yaml,
     write_csv,
 )
-from .space import Space, check_space, grid_size, grid_space, sample_config, space_from_dict, space_to_dict
-from .stages import Stage, narrow, plan_stages, top_trials
 
 log = logging.getLogger("convcoach")
 # a per-run HTML report for every trial would cost more than a small trial's training

@@ -11,8 +11,8 @@ import torch.nn as nn
 from ...config import TrainConfig
 from ...data import DataBundle, Normalizer
 from ...registry import Registry
+from ..check_report import CheckReport, CheckResult
 from ..context import CheckBudget, CheckContext
-from ..report import CheckReport, CheckResult
 
 log = logging.getLogger("convcoach")
 

@@ -2,8 +2,8 @@
 initialization: activation statistics"): shrinking, growing, saturated or dead layers."""
 from __future__ import annotations
 
+from ..check_report import CheckResult, worst
 from ..context import CheckContext
-from ..report import CheckResult, worst
 from ..stats import activation_stats, interpret
 from . import CHECKS
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..check_report import CheckResult
 from ..context import CheckContext
-from ..report import CheckResult
 from . import CHECKS
 
 MEAN_TOLERANCE, STD_RANGE = 0.2, (0.5, 2.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..check_report import CheckResult
 from ..context import CheckContext
-from ..report import CheckResult
 from . import CHECKS
 
 STEP = 1e-6  # small enough to cross few ReLU/max-pool kinks; float64 rounding stays ~1e-9

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import torch
 
 from ...train.regularizers import Penalty, parse_reg, penalized_parameters
+from ..check_report import CheckResult
 from ..context import CheckContext
-from ..report import CheckResult
 from . import CHECKS
 
 # loss name -> (expected initial loss for C classes, how it is written)

@@ -9,8 +9,8 @@ import math
 import torch
 
 from ...train.optim import default_lr
+from ..check_report import CheckResult
 from ..context import CheckContext, train_steps
-from ..report import CheckResult
 from . import CHECKS
 
 FLAT = 0.02  # a relative drop of the probe loss below this over the sweep's steps is "barely moves"

@@ -9,8 +9,8 @@ import math
 import torch
 
 from ...data.splits import stratified_subset
+from ..check_report import CheckResult
 from ..context import CheckContext, train_steps
-from ..report import CheckResult
 from . import CHECKS
 from .lr_sweep import batch_factor
 
