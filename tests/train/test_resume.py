@@ -272,7 +272,7 @@ def test_cli_sigterm_saves_and_exits_143_and_resumes(blobs_npz, tmp_path):
 
 
 def test_resume_keeps_the_precision_auto_chose_at_the_start(blobs_npz, tmp_path, single_thread, monkeypatch):
-    loop = sys.modules["convcoach.train.loop"]
+    loop = sys.modules["convcoach.train.precision_choice"]
 
     run = tmp_path / "run"
     monkeypatch.setattr(loop, "resolve_precision", lambda name, device, time_step: ("bf16", "timed faster"))

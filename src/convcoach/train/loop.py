@@ -4,53 +4,36 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-from .. import __version__
 from ..config import TrainConfig, from_dict, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, parse_augment
 from ..errors import ConfigError
 from ..evaluate.passes import Evaluation, evaluate
 from ..files import new_run_dir, write_json
-from ..precision import autocast, cpu_has_native_bf16, resolve_device, resolve_precision, timed
+from ..precision import autocast, resolve_device
 from .averaging import WeightAverage
-from .budget import TimeBudget
-from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
-from .checkpoint import load_checkpoint, load_model_state, save_checkpoint
-from .constraints import MaxNorm
+from .callbacks import Callback
+from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import all_reduce_sum, barrier, device_for, init_distributed, shutdown, unwrap, wrap_model
-from .extensions import run_callbacks
-from .mixing import MixBatches
+from .extensions import default_callbacks
 from .optim import create_optimizer
-from .progressive import ProgressiveResize, parse_progressive
+from .precision_choice import choose_precision
 from .regularizers import parse_reg, penalized_parameters
 from .resume import resumed_config
 from .schedules import create_scheduler, multiplier
 from .setup import build_run, optim_settings, warn_unused
-from .signals import Interrupted, StopRequest
-from .summary import run_summary, test_best
+from .signals import Interrupted, StopRequest, explain_interrupt
+from .state import TrainState, checkpoint_payload, restore
+from .summary import run_summary, test_best, write_env
 
 log = logging.getLogger("convcoach")
-
-
-@dataclass
-class TrainState:
-    epoch: int = 0  # epochs completed
-    step: int = 0  # iterations completed
-    elapsed: float = 0.0  # training seconds, summed over resumes
-    partial: list[float] = field(default_factory=list)  # mid-epoch checkpoint: the epoch's loss sum, correct, seen so far
-    stop_reason: str | None = None
-    stop_message: str | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Trainer:
@@ -91,7 +74,7 @@ class Trainer:
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # timed on the bare net, before DDP registers its gradient hooks on the parameters
-        self.precision, self.precision_reason = self._resolve_precision(resume_state)
+        self.precision, self.precision_reason = choose_precision(self, resume_state)
         self.model = wrap_model(self.model, self.dist, self.device, config.sync_bn)
         if config.compile:
             self.model = torch.compile(self.model)
@@ -106,9 +89,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.state = TrainState()
         self.saved_step: int | None = None  # the iteration last.pt holds
-        self.callbacks = sorted(self._default_callbacks() + list(callbacks or []), key=lambda c: c.order)
+        self.callbacks = sorted(default_callbacks(config, self.run_dir, self.dist.is_main) + list(callbacks or []),
+                                key=lambda c: c.order)
         if resume_state is not None:
-            self._restore(resume_state)
+            restore(self, resume_state)
             if new_length:  # train longer (or shorter) than planned: the schedule follows the new length
                 self.replan(config.epochs)
                 if self.dist.is_main:
@@ -116,7 +100,7 @@ class Trainer:
         elif self.dist.is_main:
             save_yaml(config, self.run_dir / "config.yaml")
         if self.dist.is_main:
-            self._write_env()
+            write_env(self)
 
     # ----- the loop -----
     def fit(self, test: bool = True) -> dict[str, Any]:
@@ -129,7 +113,7 @@ class Trainer:
             with StopRequest() as request:
                 self._epochs(start, request)
         except KeyboardInterrupt:
-            self._explain_interrupt()
+            explain_interrupt(self)
             raise
         self.state.elapsed = time.perf_counter() - start
         self.emit("on_train_end")
@@ -174,21 +158,6 @@ class Trainer:
             self.emit("on_epoch_end", metrics)
             if signum := request.agreed(self.dist, self.device):  # the epoch-end checkpoint is written
                 raise Interrupted(signum)
-
-    def _explain_interrupt(self) -> None:
-        """Say where the run stopped, what the last checkpoint holds and how to continue."""
-        if not self.dist.is_main:
-            return
-        where = f"stopped at iteration {self.state.step} (epoch {self.state.epoch + 1 if self.train_loader.position else self.state.epoch})"
-        if self.saved_step is None:
-            every = self.config.checkpoint_every
-            first = f"iteration {every}" if 0 < every < self.steps_per_epoch else "the end of epoch 1"
-            log.warning("%s, before the first checkpoint (at %s): nothing to resume", where, first)
-        elif self.saved_step == self.state.step:
-            log.warning("%s, saved in last.pt; continue with: convcoach train --resume %s", where, self.run_dir)
-        else:
-            log.warning("%s; last.pt holds iteration %d, the %d since are redone by: convcoach train --resume %s",
-                        where, self.saved_step, self.state.step - self.saved_step, self.run_dir)
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
         with autocast(self.precision, self.device):
@@ -299,69 +268,17 @@ class Trainer:
         shutdown(self.dist)
         return summary
 
-    # ----- checkpoints -----
+    # ----- set-up helpers -----
+    # ----- checkpoints (train/state.py says what they hold) -----
     def checkpoint_payload(self) -> dict[str, Any]:
-        return {
-            "config": self.config.to_dict(),
-            "model": self.spec,
-            "classes": list(self.data.classes),
-            "normalizer": self.normalizer.state_dict(),
-            "model_state": unwrap(self.model).state_dict(),
-            "optimizer_state": self.optimizer.state_dict(),
-            "scheduler_state": self.scheduler.state_dict(),
-            "loader_state": self.train_loader.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "cuda": [torch.cuda.get_rng_state(self.device)] if self.device.type == "cuda" else []},
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,  # fp16's loss scale and growth count
-            "precision": {"device": self.device.type, "chosen": self.precision},
-            "callbacks": {type(c).__name__: c.state_dict() for c in self.callbacks},
-            "state": asdict(self.state),
-            "versions": {"convcoach": __version__, "torch": str(torch.__version__)},
-        }
+        return checkpoint_payload(self)
 
     def save(self, payload: dict[str, Any], path: Path) -> None:
         save_checkpoint(payload, path)
         if Path(path).name == "last.pt":
             self.saved_step = payload["state"]["step"]
 
-    def _restore(self, payload: dict[str, Any]) -> None:
-        load_model_state(unwrap(self.model), payload["model_state"], str(self.run_dir / "last.pt"))
-        self.optimizer.load_state_dict(payload["optimizer_state"])
-        self.scheduler.load_state_dict(payload["scheduler_state"])
-        self.train_loader.load_state_dict(payload["loader_state"])
-        torch.set_rng_state(payload["rng"]["torch"])
-        if payload["rng"]["cuda"] and self.device.type == "cuda":  # this rank's own GPU (all ranks share one seed)
-            torch.cuda.set_rng_state(payload["rng"]["cuda"][0], self.device)
-        if self.scaler is not None and payload.get("scaler"):
-            self.scaler.load_state_dict(payload["scaler"])
-        for callback in self.callbacks:
-            state = payload["callbacks"].get(type(callback).__name__)
-            if state is not None:
-                callback.load_state_dict(state)
-        self.state = TrainState(**payload["state"])
-        self.saved_step = self.state.step
-        log.info("resumed %s at epoch %d (step %d)", self.run_dir, self.state.epoch, self.state.step)
-
     # ----- set-up helpers -----
-    def _default_callbacks(self) -> list[Callback]:
-        config = self.config
-        callbacks: list[Callback] = [ExplosionGuard(config.explosion_factor)]
-        if self.dist.is_main:  # only rank 0 logs, draws and writes
-            callbacks += [MetricsLogger(self.run_dir / "metrics.jsonl"), Checkpointer(self.run_dir), Progress(config.quiet)]
-        callbacks += run_callbacks(config, self.dist.is_main)  # the coach's monitors and diagnosis, the report
-        if config.patience:
-            callbacks.append(EarlyStopping(config.patience, config.min_delta, config.smoothing))
-        if config.mixup or config.cutmix:
-            callbacks.append(MixBatches(config.mixup, config.cutmix, config.seed))
-        if config.max_norm:
-            callbacks.append(MaxNorm(config.max_norm))
-        if config.ema:
-            callbacks.append(WeightAverage(config.ema))
-        if config.time_budget:
-            callbacks.append(TimeBudget(config.time_budget))
-        if progressive := parse_progressive(config.progressive_resize):
-            callbacks.append(ProgressiveResize(*progressive))
-        return callbacks
-
     def loader(self, split: Any, shuffle: bool = False, augment: bool = False) -> BatchLoader:
         world = self.dist.world_size if shuffle else 1  # training batches are sharded; evaluation is not
         if self.config.batch_size % world:
@@ -381,69 +298,12 @@ class Trainer:
             world_size=world,
         )
 
-    def _resolve_precision(self, resume_state: dict[str, Any] | None) -> tuple[str, str]:
-        """`--precision auto` asks the hardware (and times a few steps); a resumed run on the same kind of
-        device keeps the choice it started with, so a timing that falls the other way cannot switch it mid-run."""
-        saved = (resume_state or {}).get("precision")
-        if self.config.precision == "auto" and saved and saved["device"] == self.device.type:
-            if not (saved["chosen"] == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16()):
-                return saved["chosen"], f"kept from the run's start ({saved['chosen']} on {saved['device']})"
-            log.warning("the run started in bf16 on a CPU with native bf16; this CPU has none, so it continues in fp32")
-        chosen = [resolve_precision(self.config.precision, self.device, self._precision_timer())]
-        if self.dist.enabled:  # each rank timed its own steps: all follow rank 0, as DDP needs one precision
-            torch.distributed.broadcast_object_list(chosen, src=0)
-        return chosen[0]
-
-    def _precision_timer(self) -> Callable[[str], float]:
-        """A `time_step(precision)` for `resolve_precision`: seconds per training step on one copy of
-        the model and one batch, made at the first call (weights untouched) and shared by every round."""
-        import copy
-        import functools
-
-        @functools.cache
-        def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor, torch.optim.Optimizer]:
-            model = copy.deepcopy(self.model)  # the bare net (not yet DDP-wrapped); the run's weights stay untouched
-            x, y = next(iter(self.loader(self.data.train)))
-            return model, x[: self.config.batch_size], y[: self.config.batch_size], torch.optim.SGD(model.parameters(), lr=0.0)
-
-        def time_step(precision: str) -> float:
-            model, x, y, optimizer = setup()
-
-            def step() -> None:
-                with autocast(precision, self.device):
-                    loss = self.loss_fn(model(x), y)
-                optimizer.zero_grad()
-                loss.backward()
-
-            return timed(step)
-
-        return time_step
-
     def _agree_run_dir(self, out: str | None) -> Path:
         """Rank 0 names the run directory (a timestamp by default); the other ranks take its choice."""
         chosen = [str(new_run_dir(out)) if self.dist.is_main else None]
         if self.dist.enabled:
             torch.distributed.broadcast_object_list(chosen, src=0)
         return Path(chosen[0])
-
-    def _write_env(self) -> None:
-        write_json(
-            self.run_dir / "env.json",
-            {
-                "convcoach": __version__,
-                "torch": torch.__version__,
-                "numpy": np.__version__,
-                "python": platform.python_version(),
-                "platform": platform.platform(),
-                "seed": self.config.seed,
-                "device": str(self.device),
-                "precision": self.precision,
-                "precision_reason": self.precision_reason,
-                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "threads": torch.get_num_threads(),
-                "processes": self.dist.world_size,  # DDP processes (1 without --nproc)
-            },
-        )
 
 
 def train(config: TrainConfig | None = None, **overrides: Any) -> dict[str, Any]:

@@ -6,11 +6,14 @@ import logging
 import signal
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .distributed import DistContext, all_reduce_sum
+
+if TYPE_CHECKING:
+    from .loop import Trainer
 
 log = logging.getLogger("convcoach")
 
@@ -54,3 +57,21 @@ class StopRequest:
             return self.signum
         signum = all_reduce_sum(torch.tensor([float(self.signum or 0)], device=device), dist).item()
         return self.signum or (int(signal.SIGTERM) if signum else None)
+
+
+def explain_interrupt(trainer: Trainer) -> None:
+    """Say where the run stopped, what the last checkpoint holds and how to continue (rank 0)."""
+    if not trainer.dist.is_main:
+        return
+    epoch = trainer.state.epoch + 1 if trainer.train_loader.position else trainer.state.epoch
+    where = f"stopped at iteration {trainer.state.step} (epoch {epoch})"
+    if trainer.saved_step is None:
+        every = trainer.config.checkpoint_every
+        first = f"iteration {every}" if 0 < every < trainer.steps_per_epoch else "the end of epoch 1"
+        log.warning("%s, before the first checkpoint (at %s): nothing to resume", where, first)
+    elif trainer.saved_step == trainer.state.step:
+        log.warning("%s, saved in last.pt; continue with: convcoach train --resume %s", where, trainer.run_dir)
+    else:
+        redone = trainer.state.step - trainer.saved_step
+        log.warning("%s; last.pt holds iteration %d, the %d since are redone by: convcoach train --resume %s",
+                    where, trainer.saved_step, redone, trainer.run_dir)

@@ -1,13 +1,19 @@
-"""The end of a run: the test pass over the best snapshot (with test-time augmentation) and the
-summary.json record of what ran and what it reached."""
+"""A run's records: env.json (where it ran), the test pass over the best snapshot (with test-time
+augmentation) and summary.json (what ran and what it reached)."""
 
 from __future__ import annotations
 
+import platform
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+
+from .. import __version__
 from ..evaluate.passes import Evaluation, evaluate
 from ..evaluate.trained import TrainedModel
 from ..evaluate.tta import TTAModel, parse_tta
+from ..files import write_json
 from .callbacks import Checkpointer
 from .checkpoint import load_checkpoint, load_model_state
 from .distributed import unwrap
@@ -78,3 +84,24 @@ def run_summary(trainer: Trainer, result: Evaluation | None, plain: Evaluation |
         "tta": config.resolved_tta() if tested else None,
         "test_accuracy_without_tta": plain.accuracy if plain else None,
     }
+
+
+def write_env(trainer: Trainer) -> None:
+    """env.json: versions, the machine, and the precision the run chose and why."""
+    write_json(
+        trainer.run_dir / "env.json",
+        {
+            "convcoach": __version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "seed": trainer.config.seed,
+            "device": str(trainer.device),
+            "precision": trainer.precision,
+            "precision_reason": trainer.precision_reason,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(),
+            "processes": trainer.dist.world_size,  # DDP processes (1 without --nproc)
+        },
+    )
