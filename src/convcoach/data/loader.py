@@ -10,9 +10,9 @@ import numpy as np
 import torch
 
 from .augment import Augmenter
+from .bundle import Split
 from .imagefolder import load_image
 from .preprocess import Normalizer
-from .sources import Split
 
 log = logging.getLogger("convcoach")
 

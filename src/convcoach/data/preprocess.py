@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..errors import ConfigError
@@ -56,3 +57,11 @@ class Normalizer:
     @classmethod
     def from_state(cls, state: dict) -> Normalizer:
         return cls(list(state["mean"]), list(state["std"]))
+
+
+def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 images (N, C, H, W) resized bilinearly to size x size, still uint8."""
+    tensor = torch.nn.functional.interpolate(
+        torch.from_numpy(images).float(), size=(size, size), mode="bilinear", align_corners=False
+    )
+    return tensor.round().clamp(0, 255).to(torch.uint8).numpy()

@@ -1,11 +1,8 @@
 """The dataset registry: a name or path becomes train/val/test uint8 tensors in memory."""
 from __future__ import annotations
 
-import dataclasses
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -13,83 +10,16 @@ import torch
 from ..errors import ConfigError
 from ..registry import Registry, spec_check
 from . import cifar, imagefolder
+from .bundle import DataBundle, RawData, SourceOptions, Split
 from .fetch import locate
 from .idx import find_idx, read_idx
+from .npz import read_npz
+from .preprocess import resize_uint8
 from .splits import stratified_split, stratified_subset
 
 log = logging.getLogger("convcoach")
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-
-
-@dataclass
-class Split:
-    """Images as uint8 (N, C, H, W) in memory, or `files` to stream from disk."""
-
-    images: torch.Tensor | None
-    labels: torch.Tensor
-    files: list[Path] | None = None
-    shape: tuple[int, int, int] | None = None  # (C, H, W) of streamed files
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-
-@dataclass
-class RawData:
-    """What a source returns, before splitting: numpy uint8 images (N, C, H, W) and int64 labels."""
-
-    train_x: np.ndarray | None
-    train_y: np.ndarray
-    test_x: np.ndarray | None
-    test_y: np.ndarray
-    classes: list[str]
-    val_x: np.ndarray | None = None
-    val_y: np.ndarray | None = None
-    train_files: list[Path] | None = None  # set when streaming from disk
-    test_files: list[Path] | None = None
-    val_files: list[Path] | None = None
-    shape: tuple[int, int, int] | None = None  # (C, H, W) when streaming
-    skipped: list[str] = field(default_factory=list)
-
-
-@dataclass
-class DataBundle:
-    """The splits a run uses; the test split is read only by the final evaluation."""
-
-    name: str
-    classes: list[str]
-    train: Split
-    val: Split | None
-    test: Split
-    shape: tuple[int, int, int]
-    skipped: list[str] = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def streaming(self) -> bool:
-        return self.train.images is None
-
-
-@dataclass
-class SourceOptions:
-    """Where and how a dataset is read: the options of a run's config that concern its source."""
-
-    data_dir: str | None = None
-    image_size: int | None = None
-    strict: bool = False
-    memory_limit_gb: float = 4.0
-    seed: int = 0
-
-    @classmethod
-    def from_config(cls, config: Any, **changes: Any) -> SourceOptions:
-        """The options `config` (a TrainConfig or a command's flags) sets, with `changes` on top;
-        a field `config` lacks keeps its default."""
-        values = {f.name: getattr(config, f.name, f.default) for f in dataclasses.fields(cls)}
-        return cls(**{**values, **changes})
 
 
 SOURCES: Registry = Registry("dataset")
@@ -145,99 +75,16 @@ def _digits(arg: str | None, options: SourceOptions) -> RawData:
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
     if options.image_size and options.image_size != 8:
-        images = _resize(images, options.image_size)
+        images = resize_uint8(images, options.image_size)
     labels = digits.target.astype(np.int64)
     train, test = stratified_split(labels, 0.2, seed=12345)  # fixed: the test split never moves
     return RawData(images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)])
 
 
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    tensor = torch.nn.functional.interpolate(torch.from_numpy(images).float(), size=(size, size), mode="bilinear", align_corners=False)
-    return tensor.round().clamp(0, 255).to(torch.uint8).numpy()
-
-
 @SOURCES.register("npz")
 def _npz(arg: str | None, options: SourceOptions) -> RawData:
     """x/y arrays (optionally x_test/y_test, classes); images NHW, NHWC or NCHW, uint8 or floats in [0, 1]."""
-    if not arg:
-        raise ConfigError("npz needs a path: --data npz:PATH")
-    path = Path(arg)
-    if not path.is_file():
-        raise ConfigError(f"npz file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except Exception as exc:
-        raise ConfigError(f"{path}: truncated or corrupt npz file ({type(exc).__name__}: {exc})") from None
-    for key in ("x", "y"):
-        if key not in arrays:
-            raise ConfigError(f"{path}: missing array '{key}' (found: {', '.join(arrays) or 'none'})")
-    x, y = _npz_images(arrays["x"], path, "x"), _npz_labels(arrays["y"], path, "y")
-    if len(x) != len(y):
-        raise ConfigError(f"{path}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
-    if not len(y):
-        raise ConfigError(f"{path}: 'x' and 'y' are empty")
-    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else _index_classes(y, path)
-    if ("x_test" in arrays) != ("y_test" in arrays):
-        raise ConfigError(f"{path}: has '{'x_test' if 'x_test' in arrays else 'y_test'}' without '{'y_test' if 'x_test' in arrays else 'x_test'}'; give both or neither")
-    if "x_test" in arrays:
-        tx, ty = _npz_images(arrays["x_test"], path, "x_test"), _npz_labels(arrays["y_test"], path, "y_test")
-        if tx.shape[1:] != x.shape[1:]:
-            raise ConfigError(f"{path}: 'x_test' images are {tx.shape[1:]} (C, H, W) but 'x' images are {x.shape[1:]}; store both alike")
-        if len(tx) != len(ty):
-            raise ConfigError(f"{path}: 'x_test' has {len(tx)} images but 'y_test' has {len(ty)} labels")
-    else:
-        keep, held = stratified_split(y, 0.2, seed=12345)
-        x, y, tx, ty = x[keep], y[keep], x[held], y[held]
-    for labels, key in ((y, "y"), (ty, "y_test")):
-        if labels.size and labels.max() >= len(classes):
-            raise ConfigError(f"{path}: label {int(labels.max())} in '{key}' is out of range for {len(classes)} classes (valid: 0..{len(classes) - 1})")
-    if options.image_size:
-        x, tx = _resize(x, options.image_size), _resize(tx, options.image_size)
-    return RawData(x, y, tx, ty, classes)
-
-
-def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
-    if x.ndim == 3:
-        x = x[:, None]
-    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
-        x = x.transpose(0, 3, 1, 2)
-    elif not (x.ndim == 4 and x.shape[1] in (1, 3)):
-        raise ConfigError(f"{path}: '{key}' has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) with C in 1, 3")
-    if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
-    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:  # pixel values 0..255 in a wider integer type
-        if x.size and (x.min() < 0 or x.max() > 255):
-            raise ConfigError(f"{path}: integer images in '{key}' must lie in 0..255 (found {x.min()}..{x.max()}); or store floats in [0, 1]")
-        return np.ascontiguousarray(x.astype(np.uint8))
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ConfigError(f"{path}: '{key}' has dtype {x.dtype}; store uint8 (0..255) or floats in [0, 1]")
-    if x.size and not np.isfinite(x).all():
-        raise ConfigError(f"{path}: '{key}' holds NaN or infinite pixel values")
-    if x.size and (x.min() < 0 or x.max() > 1):
-        raise ConfigError(f"{path}: float images in '{key}' must lie in [0, 1] (found {x.min():.3g}..{x.max():.3g}); or store uint8")
-    return np.ascontiguousarray(np.round(x.astype(np.float64) * 255).astype(np.uint8))
-
-
-def _index_classes(y: np.ndarray, path: Path) -> list[str]:
-    """Class names 0..max(y) when labels are class indices; labels that skip most indices look like
-    ids (e.g. 3, 7, 1000000000), which would make a head of empty classes: an error saying so."""
-    count, present = int(y.max()) + 1, np.unique(y)
-    if count > 2 * len(present) + 10:
-        raise ConfigError(f"{path}: labels run to {count - 1} but only {len(present)} distinct values occur ({', '.join(map(str, present[:5]))}"
-                          f"{', ...' if len(present) > 5 else ''}); labels must be class indices 0..C-1: remap them (np.unique(y, return_inverse=True))")
-    if count > len(present):
-        missing = sorted(set(range(count)) - set(present.tolist()))
-        log.warning("%s: classes %s have no images in 'y' (labels run 0..%d)", path, ", ".join(map(str, missing[:10])), count - 1)
-    return [str(i) for i in range(count)]
-
-
-def _npz_labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ConfigError(f"{path}: '{key}' must be a 1-D integer array, got {y.dtype} {y.shape}")
-    if y.size and y.min() < 0:
-        raise ConfigError(f"{path}: negative label {int(y.min())} in '{key}' (labels must be 0..C-1)")
-    return y.astype(np.int64)
+    return read_npz(arg, options)
 
 
 @SOURCES.register("imagefolder")

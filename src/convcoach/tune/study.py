@@ -16,7 +16,7 @@ import torch
 
 from ..config import TrainConfig, config_fields
 from ..data import DataBundle
-from ..data.sources import Split
+from ..data.bundle import Split
 from ..errors import ConfigError
 from ..files import write_json
 from ..registry import Registry, parse_spec
