@@ -28,7 +28,7 @@ def test_no_two_packages_import_each_other():
 def test_config_imports_no_feature_package():
     structure = _structure()
     edges = structure.measure()["edges"]
-    assert set(edges.get("config", [])) <= {"errors", "files", "recipes", "registry"}
+    assert set(edges.get("config", [])) <= {"coerce", "errors", "files", "recipes", "registry"}
 
 
 def test_source_options_are_built_in_one_place():
