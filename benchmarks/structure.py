@@ -84,7 +84,7 @@ def measure() -> dict:
     # the places that build SourceOptions: explicit calls, and its from_config classmethod
     source_options = sum(
         p.read_text().count("SourceOptions(") - p.read_text().count("class SourceOptions(") for p in files
-    ) + sum(p.read_text().count("def from_config(cls") for p in files if p.name == "sources.py")
+    ) + sum(p.read_text().count("def from_config(cls") for p in files if "class SourceOptions" in p.read_text())
     return {
         "function_local_imports": local_imports,
         "two_way_dependencies": [f"{a}<->{b}" for a, b in two_way],
