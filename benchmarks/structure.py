@@ -76,6 +76,16 @@ def measure() -> dict:
             target_unit = unit_of(target)
             if target_unit != source_unit and target != "convcoach":
                 edges[source_unit].add(target_unit)
+    def reachable(start: str) -> set[str]:
+        seen, stack = set(), [start]
+        while stack:
+            for target in edges.get(stack.pop(), set()):
+                if target not in seen:
+                    seen.add(target)
+                    stack.append(target)
+        return seen
+
+    in_cycles = sorted(unit for unit in edges if unit in reachable(unit))
     two_way = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if a in edges.get(b, set())})
     long_modules = {
         str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > 350
@@ -88,6 +98,7 @@ def measure() -> dict:
     return {
         "function_local_imports": local_imports,
         "two_way_dependencies": [f"{a}<->{b}" for a, b in two_way],
+        "packages_in_import_cycles": in_cycles,
         "modules_over_350_lines": long_modules,
         "lines_over_100": sum(len(line) > 100 for _, line in lines),
         "lines_over_120": sum(len(line) > 120 for _, line in lines),

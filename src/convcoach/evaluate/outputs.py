@@ -16,7 +16,7 @@ from .metrics import ClassificationMetrics, compute_metrics
 
 def evaluation_figures(metrics: ClassificationMetrics, classes: list[str], split: Split | None) -> dict[str, bytes]:
     """PNG bytes by name; the mistakes grid needs the split's images (skipped without them or without mistakes)."""
-    from ..inspect.samples import split_images
+    from ..data.samples import split_images
 
     bins = metrics.reliability
     figures = {

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from ..data import Normalizer, Split
 from ..data.imagefolder import load_image
+from ..data.samples import examples, split_images
 from ..errors import ConfigError
 from ..render import figures as plots
 from ..render.html import Page
@@ -23,7 +24,6 @@ from .max_activation import top_activating, unit_activations
 from .noise import class_visualizations, noise_predictions
 from .occlusion import occlusion_maps
 from .saliency import saliency_maps
-from .samples import examples, split_images
 
 
 @dataclass
@@ -145,7 +145,7 @@ def dead_relu_finding(model: nn.Module, split: Split, normalizer: Normalizer, sa
 # ----- the command -----
 def inspect_model(trained: Any, options: InspectOptions, out: str | Path) -> list[Finding]:
     """Run every inspection on a TrainedModel (infer.load_trained) and write the outputs into `out`."""
-    from ..infer import load_split
+    from ..evaluate.trained import load_split
 
     model, normalizer, classes = trained.model, trained.normalizer, trained.classes
     split = load_split(trained, options.data, options.data_dir, options.split)

@@ -86,8 +86,8 @@ def _evaluation(page: Page, artifacts: RunArtifacts) -> None:
 
 def _inspection(page: Page, artifacts: RunArtifacts | None, folder: Path) -> None:
     """First-layer filters and occlusion examples, then what a `convcoach inspect` wrote into RUN_DIR/inspect (which wins)."""
+    from ..data.samples import examples, split_images
     from ..inspect.run import add_findings, filters_finding, load_findings, occlusion_finding
-    from ..inspect.samples import examples, split_images
 
     in_shape = tuple(artifacts.data.shape) if artifacts and artifacts.data else None
     findings = []

@@ -54,7 +54,7 @@ def data_section(page: Page, run: RunFiles, data: DataBundle | None, normalizer:
         section.image(plots.bar_plot(data.classes, {k: [float(x) for x in v] for k, v in counts.items()}, "images per class", "images"), "images per class")
     if data.skipped:
         section.note(f"{len(data.skipped)} unreadable file(s) skipped, e.g. {data.skipped[0]}")
-    from ..inspect.samples import per_class_indices, split_images
+    from ..data.samples import per_class_indices, split_images
 
     shown_classes = list(range(min(data.num_classes, 10)))
     per_class = per_class_indices(data.train.labels, data.num_classes, 8)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import Split
-from ..data.imagefolder import load_image
+from .bundle import Split
+from .imagefolder import load_image
 
 
 def split_images(split: Split, indices: list[int]) -> torch.Tensor:
