@@ -28,12 +28,15 @@ the dataset is installed, else digits).
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +152,31 @@ def _run_cli(argv: list[str], workdir: Path, where: str, expect: list[str] | Non
         assert " ".join(line.split()) in flat, f"{where}: convcoach {shlex.join(argv)} no longer prints\n  {line}\nit printed:\n{output[-3000:]}"
 
 
+@contextlib.contextmanager
+def isolated_registries() -> Iterator[None]:
+    """Examples register models, ops, rules... (docs/extending.md): undo that after the page, so the
+    registries other tests list are the package's own."""
+    from convcoach.models.stages import ANATOMIES
+    from convcoach.registry import Registry
+    from convcoach.train.optim import DEFAULT_LR
+
+    def copied(value: object) -> object:
+        return value.copy() if isinstance(value, dict | set | list) else value
+
+    registries = [obj for obj in gc.get_objects() if isinstance(obj, Registry)]
+    saved = [(registry, {k: copied(v) for k, v in vars(registry).items()}) for registry in registries]
+    plain = [(table, table.copy()) for table in (ANATOMIES, DEFAULT_LR)]
+    try:
+        yield
+    finally:
+        for registry, state in saved:
+            vars(registry).clear()
+            vars(registry).update(state)
+        for table, state in plain:
+            table.clear()
+            table.update(state)
+
+
 def run_page(page: Path, workdir: Path) -> list[str]:
     """Run a page's blocks in order in workdir; returns the skipped blocks' descriptions."""
     _write_fixtures(workdir)
@@ -183,7 +211,8 @@ def run_page(page: Path, workdir: Path) -> list[str]:
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
 def test_page_code_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "120")
-    skipped = run_page(page, tmp_path)
+    with isolated_registries():
+        skipped = run_page(page, tmp_path)
     if skipped:
         print(f"{page.name}: skipped by marker: " + "; ".join(skipped))
 
@@ -213,3 +242,15 @@ def test_the_extractor_reads_markers_continuations_and_prompts(tmp_path: Path) -
         ("bash", "skip", "a long run"), ("bash", None, ""), ("console", "expect-output", ""), ("text", None, "")]
     assert shell_commands(blocks[1]) == [(["tune", "--space", "lr=1..2:log", "--trials", "3"], [])]
     assert shell_commands(blocks[2]) == [(["train", "--model", "x"], ["convcoach: error: unknown model 'x'"])]
+
+
+def test_a_page_s_registrations_are_undone_after_it() -> None:
+    from convcoach.models import MODELS
+    from convcoach.train.optim import DEFAULT_LR
+
+    with isolated_registries():
+        MODELS.register("docs-only-model", anatomy=None)(lambda in_shape, num_classes: None)
+        DEFAULT_LR["docs-only-optimizer"] = 1.0
+        assert "docs-only-model" in MODELS
+    assert "docs-only-model" not in MODELS and "docs-only-model" not in MODELS.anatomies
+    assert "docs-only-optimizer" not in DEFAULT_LR
