@@ -1,63 +1,41 @@
-"""The `convcoach` command: subcommands registered by name; user mistakes exit 2 with one line."""
+"""The `convcoach` command: train, eval and predict, plus every command a package registers in its cli.py
+(found by `load_commands`, no list to edit); user mistakes exit 2 with one line."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
+import pkgutil
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import __version__
 from .argtypes import at_least
-from .config import TrainConfig, config_fields, field_docs, from_dict, load_yaml, unwrap_optional
+from .commands import COMMANDS, add_config_flags, command, config_from_args, default_out, ordered_commands
 from .errors import ConfigError
 
-Command = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command, str]] = {}
+__all__ = ["COMMANDS", "build_parser", "command", "config_from_args", "load_commands", "main"]
+
+COMMAND_MODULES = ("export",)  # top-level modules that register a command (a package's are in its cli.py)
 
 
-def command(name: str, help_text: str, add_arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[Command], Command]:
-    def register(run: Command) -> Command:
-        COMMANDS[name] = (add_arguments, run, help_text)
-        return run
-
-    return register
-
-
-def add_config_flags(parser: argparse.ArgumentParser, cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> None:
-    """One flag per config field; given flags override the YAML file (defaults are not applied here)."""
-    parser.add_argument("--config", help="YAML file of options; flags override it")
-    defaults, docs = cls(), field_docs(cls)
-    for name, annotation in config_fields(cls).items():
-        if name in skip:
-            continue
-        flag = "--" + name.replace("_", "-")
-        default = getattr(defaults, name)
-        shown = "none" if default is None else ",".join(map(str, default)) if isinstance(default, list) else default
-        doc = docs.get(name, "")
-        text = (doc if default is None and "none" in doc.lower() else f"{doc} (default: {shown})".lstrip()).replace("%", "%%")
-        if unwrap_optional(annotation) is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
-        else:
-            parser.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(), help=text)
-
-
-def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
-    values = load_yaml(args.config) if getattr(args, "config", None) else {}
-    fields = config_fields(cls)
-    values.update({k: v for k, v in vars(args).items() if k in fields})
-    return from_dict(values, cls, source=args.config or "command line")
-
-
-def default_out(prefix: str = "") -> str:
-    from .files import default_run_dir
-
-    return str(default_run_dir(prefix))
+def load_commands() -> list[str]:
+    """Import each subpackage's cli.py (its @command registers its subcommands) and COMMAND_MODULES;
+    a package without a cli.py is not imported here. Returns the modules imported."""
+    package = sys.modules[__package__]
+    names = [f"{__package__}.{name}" for name in COMMAND_MODULES]
+    for info in pkgutil.iter_modules(package.__path__):
+        spec = importlib.util.find_spec(f"{__package__}.{info.name}") if info.ispkg else None
+        if spec and any(sub.name == "cli" for sub in pkgutil.iter_modules(spec.submodule_search_locations)):
+            names.append(f"{__package__}.{info.name}.cli")
+    for name in names:
+        __import__(name)  # not importlib.import_module: `python -X importtime` lists only what __import__ loads
+    return names
 
 
 # ----- train -----
-@command("train", "train a model (flags and/or --config FILE.yaml)", add_config_flags)
+@command("train", "train a model (flags and/or --config FILE.yaml)", add_config_flags, order=10)
 def run_train(args: argparse.Namespace) -> int:
     from .train.distributed import launched_by_torchrun
     from .train.loop import Trainer
@@ -69,7 +47,7 @@ def run_train(args: argparse.Namespace) -> int:
     summary = trainer.fit()
     if not trainer.dist.is_main:
         return 0
-    from .coach.commands import print_train_diagnosis
+    from .coach.cli import print_train_diagnosis
 
     if summary["status"] == "diverged":
         print(f"convcoach: training diverged: {summary['stop_message']}", file=sys.stderr)
@@ -118,7 +96,8 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output directory (default runs/eval-<timestamp>)")
 
 
-@command("eval", "accuracy, top-k, per-class precision/recall, confusion matrix, calibration and confident mistakes of a checkpoint", _eval_args)
+@command("eval", "accuracy, top-k, per-class precision/recall, confusion matrix, calibration and confident mistakes "
+         "of a checkpoint", _eval_args, order=20)
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluate.outputs import write_evaluation
     from .files import write_json
@@ -153,33 +132,6 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----- export and the augmentation gallery (export.py, data/gallery.py) -----
-def _export_args(parser: argparse.ArgumentParser) -> None:
-    from .export import add_export_flags
-
-    add_export_flags(parser)
-
-
-@command("export", "write an inference checkpoint, with --fuse-bn folding each BatchNorm into the layer before it", _export_args)
-def run_export(args: argparse.Namespace) -> int:
-    from .export import run_export as run
-
-    return run(args)
-
-
-def _gallery_args(parser: argparse.ArgumentParser) -> None:
-    from .data.gallery import add_gallery_flags
-
-    add_gallery_flags(parser)
-
-
-@command("augment", "draw a grid of training images and augmented draws of them (PNG), to look before training", _gallery_args)
-def run_gallery(args: argparse.Namespace) -> int:
-    from .data.gallery import run_gallery as run
-
-    return run(args)
-
-
 # ----- predict -----
 def _predict_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True)
@@ -189,7 +141,7 @@ def _predict_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output directory (default runs/predict-<timestamp>)")
 
 
-@command("predict", "classify image files with a checkpoint", _predict_args)
+@command("predict", "classify image files with a checkpoint", _predict_args, order=50)
 def run_predict(args: argparse.Namespace) -> int:
     from .files import write_json
     from .infer import load_trained, predict_files
@@ -206,156 +158,15 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----- tune -----
-def _tune_args(parser: argparse.ArgumentParser) -> None:
-    from .tune.options import add_tune_flags
-
-    add_config_flags(parser)
-    add_tune_flags(parser)
-
-
-@command("tune", "hyperparameter search: random, grid or TPE, coarse-to-fine stages, early abort (flags and/or --config)", _tune_args)
-def run_tune(args: argparse.Namespace) -> int:
-    from .tune.options import tune_inputs
-    from .tune.study import tune
-
-    base, space, options = tune_inputs(args)
-    result = tune(base, space, options)
-    print(f"tune directory: {result.out} (trials.csv, best.yaml, plots/, tune.json)")
-    return 0 if result.best is not None else 1
-
-
-# ----- transfer learning and the nearest-neighbour baseline (transfer/commands.py) -----
-def _finetune_args(parser: argparse.ArgumentParser) -> None:
-    from .transfer.commands import add_finetune_flags
-
-    add_config_flags(parser)
-    add_finetune_flags(parser)
-
-
-@command("finetune", "fine-tune a pretrained checkpoint on new data: --strategy linear | top:K | full | stages | auto", _finetune_args)
-def run_finetune(args: argparse.Namespace) -> int:
-    from .transfer.commands import run_finetune as run
-
-    return run(args, config_from_args(args))
-
-
-def _features_args(parser: argparse.ArgumentParser) -> None:
-    from .transfer.commands import add_features_flags
-
-    add_features_flags(parser)
-
-
-@command("features", "write a checkpoint's embeddings (a stage, penultimate or logits) of every split to .npz", _features_args)
-def run_features(args: argparse.Namespace) -> int:
-    from .transfer.commands import run_features as run
-
-    return run(args)
-
-
-def _knn_args(parser: argparse.ArgumentParser) -> None:
-    from .transfer.commands import add_knn_flags
-
-    add_knn_flags(parser)
-
-
-@command("knn", "k-nearest-neighbour classifier (L1/L2) on raw pixels or a checkpoint's features; k chosen on validation", _knn_args)
-def run_knn(args: argparse.Namespace) -> int:
-    from .transfer.commands import run_knn as run
-
-    return run(args, Path(args.out or default_out("knn-")))
-
-
-# ----- inspection, run report and comparison (report/commands.py) -----
-def _inspect_args(parser: argparse.ArgumentParser) -> None:
-    from .report.commands import add_inspect_flags
-
-    add_inspect_flags(parser)
-
-
-@command("inspect", "look inside a trained net: filters, occlusion, top images per unit, noise, class visualization, saliency, dead ReLUs", _inspect_args)
-def run_inspect(args: argparse.Namespace) -> int:
-    from .report.commands import run_inspect as run
-
-    return run(args)
-
-
-def _report_args(parser: argparse.ArgumentParser) -> None:
-    from .report.commands import add_report_flags
-
-    add_report_flags(parser)
-
-
-@command("report", "rebuild RUN_DIR/report.html, the self-contained HTML report of a run", _report_args)
-def run_report(args: argparse.Namespace) -> int:
-    from .report.commands import run_report as run
-
-    return run(args)
-
-
-def _compare_args(parser: argparse.ArgumentParser) -> None:
-    from .report.commands import add_compare_flags
-
-    add_compare_flags(parser)
-
-
-@command("compare", "overlay the curves of several runs on one HTML page, with a table of their final figures", _compare_args)
-def run_compare(args: argparse.Namespace) -> int:
-    from .report.commands import run_compare as run
-
-    return run(args)
-
-
-# ----- the coach: checks before training, init statistics, diagnosis after (coach/commands.py) -----
-def _check_args(parser: argparse.ArgumentParser) -> None:
-    from .coach.commands import add_check_flags
-
-    add_config_flags(parser)
-    add_check_flags(parser)
-
-
-@command("check", "sanity checks before training: initial loss, regularization, overfit 20 examples, LR sweep, gradients, activations, data", _check_args)
-def run_check(args: argparse.Namespace) -> int:
-    from .coach.commands import run_check as run
-
-    config = config_from_args(args)
-    return run(args, config, Path(config.out or default_out("check-")))
-
-
-def _stats_args(parser: argparse.ArgumentParser) -> None:
-    from .coach.commands import add_stats_flags
-
-    add_config_flags(parser)
-    add_stats_flags(parser)
-
-
-@command("stats", "per-layer activation mean/std of a freshly initialized model on noise or data (the lectures' init experiment)", _stats_args)
-def run_stats(args: argparse.Namespace) -> int:
-    from .coach.commands import run_stats as run
-
-    return run(args, config_from_args(args))
-
-
-def _diagnose_args(parser: argparse.ArgumentParser) -> None:
-    from .coach.commands import add_diagnose_flags
-
-    add_diagnose_flags(parser)
-
-
-@command("diagnose", "diagnose a finished run from its curves and monitors: under/overfitting, learning rate, dead units, ...", _diagnose_args)
-def run_diagnose(args: argparse.Namespace) -> int:
-    from .coach.commands import run_diagnose as run
-
-    return run(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convcoach", description="Train CNN image classifiers with a built-in coach.")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"convcoach {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (add_arguments, _, help_text) in COMMANDS.items():
-        add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    load_commands()
+    for name, registered in ordered_commands():
+        help_text = registered.help_text
+        registered.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
     return parser
 
 
@@ -367,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("convcoach").setLevel(logging.DEBUG if args.verbose else logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
     try:
-        return COMMANDS[args.command][1](args)
+        return COMMANDS[args.command].run(args)
     except ConfigError as exc:
         print(f"convcoach: error: {exc}", file=sys.stderr)
         return 2

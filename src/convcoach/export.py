@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from .commands import command
 from .infer import load_trained
 from .models.fuse import count_batchnorms, fuse_bn
 from .train.checkpoint import load_checkpoint, save_checkpoint
@@ -36,6 +37,8 @@ def add_export_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fuse-bn", action="store_true", help="fold each BatchNorm into the conv/linear layer before it")
 
 
+@command("export", "write an inference checkpoint, with --fuse-bn folding each BatchNorm into the layer before it",
+         add_export_flags, order=30)
 def run_export(args: argparse.Namespace) -> int:
     info = export_checkpoint(args.checkpoint, args.out, args.fuse_bn)
     folded = f"; {info['batchnorms_folded']} BatchNorm layers folded ({info['batchnorms_left']} left), max abs output difference {info['max_abs_difference']:.2e}" if args.fuse_bn else ""

@@ -1,4 +1,4 @@
-"""The coach's subcommands behind cli.py: `check`, `stats` and `diagnose`."""
+"""The coach's subcommands: `check`, `stats` and `diagnose` (registered here with @command)."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..argtypes import at_least
+from ..commands import add_config_flags, command, config_from_args, default_out
 from ..config import TrainConfig, load_yaml
 
 if TYPE_CHECKING:
@@ -17,17 +18,22 @@ if TYPE_CHECKING:
 def add_check_flags(parser: argparse.ArgumentParser) -> None:
     from .checks import ORDER
 
+    add_config_flags(parser)
     parser.add_argument("--only", metavar="NAMES", help=f"comma-separated checks to run (default all): {', '.join(ORDER)}")
     parser.add_argument("--quick", action="store_true", help="coarser LR sweep (one point per decade) and shorter runs")
     parser.add_argument("--threads", type=at_least(0), default=1, help="intra-op threads while checking (default 1; 0 keeps torch's setting)")
 
 
-def run_check(args: argparse.Namespace, config: TrainConfig, out: Path) -> int:
+@command("check", "sanity checks before training: initial loss, regularization, overfit 20 examples, LR sweep, "
+         "gradients, activations, data", add_check_flags, order=130)
+def run_check(args: argparse.Namespace) -> int:
     """Print the table, write check.json (and summary.json); exit 1 when a check fails."""
     from ..files import write_json
     from .checks import run_checks
     from .context import CheckBudget
 
+    config = config_from_args(args)
+    out = Path(config.out or default_out("check-"))
     only = [name.strip() for name in args.only.split(",") if name.strip()] if getattr(args, "only", None) else None
     budget = CheckBudget.quick() if args.quick else CheckBudget()
     budget.threads = args.threads or None
@@ -41,6 +47,7 @@ def run_check(args: argparse.Namespace, config: TrainConfig, out: Path) -> int:
 
 
 def add_stats_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(parser)
     parser.add_argument("--batch", type=at_least(1), default=16, help="inputs per forward pass (default 16, as in the lectures)")
     parser.add_argument("--input", choices=["noise", "data"], default="noise", help="N(0,1) noise (default) or a normalized data batch")
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
@@ -60,12 +67,14 @@ def stats_config(args: argparse.Namespace, config: TrainConfig) -> TrainConfig:
     return config
 
 
-def run_stats(args: argparse.Namespace, config: TrainConfig) -> int:
+@command("stats", "per-layer activation mean/std of a freshly initialized model on noise or data "
+         "(the lectures' init experiment)", add_stats_flags, order=140)
+def run_stats(args: argparse.Namespace) -> int:
     from ..files import write_json
     from .histograms import save_histograms
     from .probe import init_stats
 
-    config = stats_config(args, config)
+    config = stats_config(args, config_from_args(args))
     result = init_stats(config, args.batch, args.input, keep_values=bool(config.out))
     payload = result.to_dict()
     if config.out:
@@ -105,6 +114,8 @@ def add_diagnose_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
 
 
+@command("diagnose", "diagnose a finished run from its curves and monitors: under/overfitting, learning rate, "
+         "dead units, ...", add_diagnose_flags, order=150)
 def run_diagnose(args: argparse.Namespace) -> int:
     from .diagnosis import diagnose_run, format_diagnosis
 

@@ -1,10 +1,11 @@
-"""Flags and runners of `convcoach inspect`, `convcoach report` and `convcoach compare` (cli.py registers them)."""
+"""The report package's subcommands: `inspect`, `report` and `compare` (registered here with @command)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
 from ..argtypes import at_least
+from ..commands import command
 from ..errors import ConfigError
 
 
@@ -27,6 +28,8 @@ def add_inspect_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output directory (default: RUN_DIR/inspect, which the run report includes)")
 
 
+@command("inspect", "look inside a trained net: filters, occlusion, top images per unit, noise, class visualization, "
+         "saliency, dead ReLUs", add_inspect_flags, order=100)
 def run_inspect(args: argparse.Namespace) -> int:
     from ..infer import load_trained
     from ..inspect.run import InspectOptions, inspect_model
@@ -62,6 +65,7 @@ def add_report_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output file (default RUN_DIR/report.html)")
 
 
+@command("report", "rebuild RUN_DIR/report.html, the self-contained HTML report of a run", add_report_flags, order=110)
 def run_report(args: argparse.Namespace) -> int:
     from .run_report import write_run_report
 
@@ -74,6 +78,8 @@ def add_compare_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="compare.html", help="output file (default compare.html)")
 
 
+@command("compare", "overlay the curves of several runs on one HTML page, with a table of their final figures",
+         add_compare_flags, order=120)
 def run_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
 

@@ -1,4 +1,4 @@
-"""The transfer commands' flags and bodies (`finetune`, `features`, `knn`); cli.py registers them."""
+"""The transfer package's subcommands: `finetune`, `features` and `knn` (registered here with @command)."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,7 @@ import torch
 
 from .. import knn
 from ..argtypes import at_least
+from ..commands import add_config_flags, command, config_from_args, default_out
 from ..config import TrainConfig
 from ..errors import ConfigError
 from .features import PENULTIMATE, pixels, stage_features
@@ -19,6 +20,7 @@ from .strategy import STRATEGY_NAMES
 
 
 def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(parser)
     parser.add_argument("--from", dest="source", required=True, metavar="CHECKPOINT", help="convcoach best.pt/last.pt/run dir, or a state dict .pt with --model")
     parser.add_argument("--strategy", default="auto", help=f"{' | '.join(STRATEGY_NAMES)} (default auto: chosen from data size and similarity)")
     parser.add_argument("--head-lr-mult", type=float, default=1.0, help="the new head's LR as a multiple of --lr (default 1)")
@@ -26,9 +28,12 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--head-init", default="probe", help="probe (default: logistic regression on the frozen features) | random")
 
 
-def run_finetune(args: argparse.Namespace, config: TrainConfig) -> int:
+@command("finetune", "fine-tune a pretrained checkpoint on new data: --strategy linear | top:K | full | stages | auto",
+         add_finetune_flags, order=70)
+def run_finetune(args: argparse.Namespace) -> int:
     from .finetune import finetune
 
+    config = config_from_args(args)
     summary = finetune(config, args.source, args.strategy, args.head_lr_mult, args.backbone_lr_mult, args.head_init)
     transfer = summary["transfer"]
     for note in transfer["input"]:
@@ -72,6 +77,8 @@ def add_features_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="features.npz", help="output .npz (default features.npz)")
 
 
+@command("features", "write a checkpoint's embeddings (a stage, penultimate or logits) of every split to .npz",
+         add_features_flags, order=80)
 def run_features(args: argparse.Namespace) -> int:
     if Path(args.out).is_dir() or Path(args.out).suffix.lower() != ".npz":
         raise ConfigError(f"--out {args.out}: give a file name ending in .npz (numpy adds the suffix otherwise)")
@@ -102,10 +109,14 @@ def add_knn_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="output directory (default runs/knn-<timestamp>)")
 
 
-def run_knn(args: argparse.Namespace, out: Path) -> int:
+@command("knn", "k-nearest-neighbour classifier (L1/L2) on raw pixels or a checkpoint's features; "
+         "k chosen on validation",
+         add_knn_flags, order=90)
+def run_knn(args: argparse.Namespace) -> int:
     from ..data import SourceOptions, Split, load_data
     from ..files import write_json
 
+    out = Path(args.out or default_out("knn-"))
     ks = knn.parse_ks(args.k)
     knn.check_distance(args.distance)
     config = _data_config(args)
