@@ -173,7 +173,7 @@ def test_python_module_entry_point_runs():
     import sys
 
     result = subprocess.run([sys.executable, "-m", "convcoach", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.startswith("usage: convcoach [-h] [--verbose] COMMAND ...")
+    assert result.returncode == 0 and result.stdout.startswith("usage: convcoach [-h] [--verbose] [--version] COMMAND ...")
     listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ") and not line.startswith("     ")]
     assert listed == ["train", "eval", "export", "augment", "predict", "tune", "finetune", "features", "knn", "inspect",
                       "report", "compare", "check", "stats", "diagnose"]
