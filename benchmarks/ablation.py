@@ -3,6 +3,7 @@
 Run: python benchmarks/ablation.py [--only NAME ...] [--jobs 2]  (each variant is a full default run)
 --jobs N runs N variants at once, each on cores/N threads: same accuracies, ~N x longer walls each.
 Prints a markdown table of test accuracy (with and without TTA) and wall time per variant."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,16 +42,26 @@ def run(flags: list[str], threads: int | None = None) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     plain = summary.get("test_accuracy_without_tta") or summary["test_accuracy"]
     precision = json.loads((out / "env.json").read_text())["precision"]
-    return {"flags": flags, "test": summary["test_accuracy"], "plain": plain, "wall": time.perf_counter() - start,
-            "epochs": summary["epochs_run"], "precision": precision}
+    return {
+        "flags": flags,
+        "test": summary["test_accuracy"],
+        "plain": plain,
+        "wall": time.perf_counter() - start,
+        "epochs": summary["epochs_run"],
+        "precision": precision,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", help="variant names to run (default: all)")
     parser.add_argument("--jobs", type=int, default=1, help="variants run at once, each on cores/jobs threads")
-    parser.add_argument("--base", default="", help="flags put before every variant's, e.g. '--precision bf16' so that auto's "
-                        "step timing on a shared host cannot pick differently per variant")
+    parser.add_argument(
+        "--base",
+        default="",
+        help="flags put before every variant's, e.g. '--precision bf16' so that auto's "
+        "step timing on a shared host cannot pick differently per variant",
+    )
     args = parser.parse_args()
     names = [name for name in VARIANTS if not args.only or name in args.only]
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None

@@ -12,6 +12,7 @@ Batches of 256 normalized images on the CPU (Fashion-MNIST's shape, or 3x32x32 w
 colour ops have colour to change). kornia draws from torch's global RNG, not from a generator, so
 it cannot be seeded per run without touching global state: that, not speed, is why the gallery's
 geometric ops are our own (see the comparison this prints)."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,26 @@ from convcoach.models import create_model
 
 BATCH = 256
 DEFAULT_POLICY = "hflip,translate:2"
-OPS = [DEFAULT_POLICY, "hflip", "vflip", "translate:2", "resized_crop", "scale:0.1", "rotate:10", "shear:10", "stretch:0.1",
-       "affine:10:10:0.1", "elastic:2", "jitter:0.4", "jitter:0.4:0.1", "pca:0.1", "noise:0.1", "cutout:8", "erase:0.5", "randaugment:2:9"]
+OPS = [
+    DEFAULT_POLICY,
+    "hflip",
+    "vflip",
+    "translate:2",
+    "resized_crop",
+    "scale:0.1",
+    "rotate:10",
+    "shear:10",
+    "stretch:0.1",
+    "affine:10:10:0.1",
+    "elastic:2",
+    "jitter:0.4",
+    "jitter:0.4:0.1",
+    "pca:0.1",
+    "noise:0.1",
+    "cutout:8",
+    "erase:0.5",
+    "randaugment:2:9",
+]
 
 
 def kornia_equivalent(spec: str, size: int) -> torch.nn.Module | None:
@@ -88,8 +107,15 @@ def pil_ops(spec: str) -> list[Callable[[Image.Image, random.Random], Image.Imag
         img = ImageEnhance.Contrast(img).enhance(rng.uniform(0.6, 1.4))
         return ImageEnhance.Color(img).enhance(rng.uniform(0.6, 1.4)) if img.mode == "RGB" else img
 
-    table = {DEFAULT_POLICY: [hflip, crop], "hflip": [hflip], "vflip": [vflip], "translate:2": [crop], "rotate:10": [rotate],
-             "resized_crop": [resized_crop], "jitter:0.4": [jitter]}
+    table = {
+        DEFAULT_POLICY: [hflip, crop],
+        "hflip": [hflip],
+        "vflip": [vflip],
+        "translate:2": [crop],
+        "rotate:10": [rotate],
+        "resized_crop": [resized_crop],
+        "jitter:0.4": [jitter],
+    }
     return table.get(spec)
 
 
@@ -160,7 +186,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="training steps timed for the model's throughput")
     parser.add_argument("--rgb", action="store_true", help="3x32x32 images instead of Fashion-MNIST's 1x28x28")
     parser.add_argument("--ops", help="semicolon-separated subset of the op list (default: all)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's); on a busy machine 1 avoids OpenMP contention")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (default: torch's); on a busy machine 1 avoids OpenMP contention"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -178,7 +206,11 @@ def main() -> None:
         row = {"op": spec, "ours": round(images_per_second(ours(spec, x, uint8, normalizer), count, args.repeats))}
         module = kornia_equivalent(spec, shape[1])
         try:
-            row["kornia"] = round(images_per_second(kornia_run(module, pixels), count, args.repeats)) if module is not None else None
+            row["kornia"] = (
+                round(images_per_second(kornia_run(module, pixels), count, args.repeats))
+                if module is not None
+                else None
+            )
         except ValueError as exc:  # e.g. kornia's hue needs 3 channels; ours skips it on grayscale
             row["kornia"], row["kornia_error"] = None, str(exc).splitlines()[0][:80]
         ops = pil_ops(spec)
@@ -187,11 +219,17 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     train = round(training_throughput(shape, args.steps))
-    print(json.dumps({"shape": shape, "images": count, "threads": torch.get_num_threads(), "training_images_per_s": train}))
+    print(
+        json.dumps(
+            {"shape": shape, "images": count, "threads": torch.get_num_threads(), "training_images_per_s": train}
+        )
+    )
     print(f"\n| op | ours img/s | kornia img/s | PIL per-sample img/s | kornia/ours |  (model training: {train} img/s)")
     print("| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| `{row['op']}` | {row['ours']} | {row['kornia'] or 'n/a'} | {row['pil'] or 'n/a'} | {row['kornia_over_ours'] or 'n/a'} |")
+        print(
+            f"| `{row['op']}` | {row['ours']} | {row['kornia'] or 'n/a'} | {row['pil'] or 'n/a'} | {row['kornia_over_ours'] or 'n/a'} |"
+        )
 
 
 if __name__ == "__main__":

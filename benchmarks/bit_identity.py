@@ -28,8 +28,9 @@ print(json.dumps({{k: s[k] for k in ("test_accuracy", "test_loss", "steps")}}))
 def run(src: Path, out: Path, subset: int, epochs: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
     code = RUN.format(subset=subset, epochs=epochs)
-    result = subprocess.run([sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True,
-                            cwd=out.parent, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True, cwd=out.parent, check=True
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -60,8 +61,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         worktree = tmp_path / "ref"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "-f", "--detach", str(worktree), args.ref],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "add", "-f", "--detach", str(worktree), args.ref],
+            check=True,
+            capture_output=True,
+        )
         try:
             ref = run(worktree / "src", tmp_path / "run-ref", args.subset, args.epochs)
             new = run(ROOT / "src", tmp_path / "run-new", args.subset, args.epochs)
@@ -69,8 +73,16 @@ def main() -> None:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=False)
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    record = {"ref": args.ref, "head": head.stdout.strip(), "subset": args.subset, "epochs": args.epochs,
-              "precision": "fp32", "reference": ref, "this_tree": new, "bit_identical": identical}
+    record = {
+        "ref": args.ref,
+        "head": head.stdout.strip(),
+        "subset": args.subset,
+        "epochs": args.epochs,
+        "precision": "fp32",
+        "reference": ref,
+        "this_tree": new,
+        "bit_identical": identical,
+    }
     print(json.dumps(record, indent=2))
     (ROOT / "benchmarks" / "results" / "bit_identity.json").write_text(json.dumps(record, indent=2) + "\n")
 

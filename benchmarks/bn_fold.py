@@ -7,6 +7,7 @@ Short check: python benchmarks/bn_fold.py --rounds 3
 Without --checkpoint the default recipe's model (Fashion-MNIST shape) is built and its BN statistics
 made non-trivial with a few training-mode passes, so the fold has something to fold. Rounds
 alternate fused and unfused; each figure is the best of its rounds (the machine is shared)."""
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,10 @@ def main() -> None:
     model.eval()
     fused = fuse_bn(model)
     x = torch.randn(args.batch, *shape, generator=torch.Generator().manual_seed(0))
-    models = {"unfused": model.to(memory_format=torch.channels_last), "fused": fused.to(memory_format=torch.channels_last)}
+    models = {
+        "unfused": model.to(memory_format=torch.channels_last),
+        "fused": fused.to(memory_format=torch.channels_last),
+    }
     x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         difference = (models["unfused"](x) - models["fused"](x)).abs().max().item()
@@ -67,15 +71,22 @@ def main() -> None:
         for name, m in models.items():
             times[name].append(seconds_per_batch(m, x))
     best = {name: min(values) for name, values in times.items()}
-    print(json.dumps({
-        "model": args.checkpoint or {"name": args.model, "depth": args.depth, "width": args.width},
-        "batch": args.batch, "rounds": args.rounds, "threads": torch.get_num_threads(),
-        "batchnorms_folded": count_batchnorms(model) - count_batchnorms(fused),
-        "max_abs_difference": difference,
-        "unfused_images_per_s": round(args.batch / best["unfused"]),
-        "fused_images_per_s": round(args.batch / best["fused"]),
-        "speedup": round(best["unfused"] / best["fused"], 3),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "model": args.checkpoint or {"name": args.model, "depth": args.depth, "width": args.width},
+                "batch": args.batch,
+                "rounds": args.rounds,
+                "threads": torch.get_num_threads(),
+                "batchnorms_folded": count_batchnorms(model) - count_batchnorms(fused),
+                "max_abs_difference": difference,
+                "unfused_images_per_s": round(args.batch / best["unfused"]),
+                "fused_images_per_s": round(args.batch / best["fused"]),
+                "speedup": round(best["unfused"] / best["fused"], 3),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Run: python benchmarks/default_recipe.py [extra convcoach train flags...]
 Extra flags make the ablation runs (e.g. --augment none)."""
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,21 @@ def main() -> None:
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
     env = json.loads((out / "env.json").read_text())
-    print(json.dumps({
-        "flags": sys.argv[1:],
-        "test_accuracy": round(summary["test_accuracy"], 4),
-        "wall_seconds": round(wall, 1),
-        "train_seconds": summary["train_seconds"],
-        "epochs": summary["epochs_run"],
-        "time_budget": summary.get("time_budget"),
-        "precision": env["precision"],
-        "precision_reason": env["precision_reason"],
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "flags": sys.argv[1:],
+                "test_accuracy": round(summary["test_accuracy"], 4),
+                "wall_seconds": round(wall, 1),
+                "train_seconds": summary["train_seconds"],
+                "epochs": summary["epochs_run"],
+                "time_budget": summary.get("time_budget"),
+                "precision": env["precision"],
+                "precision_reason": env["precision_reason"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

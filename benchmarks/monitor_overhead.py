@@ -2,6 +2,7 @@
 the same epoch with --no-monitors, rounds alternating; plus the time spent inside the monitor
 callbacks themselves, which machine noise does not blur.
 Run: python benchmarks/monitor_overhead.py [--subset N] [--rounds 3] [--every 50]"""
+
 from __future__ import annotations
 
 import argparse
@@ -74,7 +75,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--every", type=int, default=50)
     args = parser.parse_args()
-    base = dict(epochs=1, quiet=True, report=False, augment=["hflip"], subset=args.subset, monitor_every=args.every, out="/tmp/convcoach-monitor-overhead")
+    base = dict(
+        epochs=1,
+        quiet=True,
+        report=False,
+        augment=["hflip"],
+        subset=args.subset,
+        monitor_every=args.every,
+        out="/tmp/convcoach-monitor-overhead",
+    )
     on, off, inside = [], [], []
     steps = 0
     for round_index in range(args.rounds):

@@ -12,6 +12,7 @@ process on the same data, so both see the same machine state:
 
 The ratio is (trainer steps + epoch ends) / hand steps over all steps after each loop's first.
 Run: python benchmarks/overhead.py [--epochs 2] [--subset N] [--no-monitors]"""
+
 from __future__ import annotations
 
 import argparse
@@ -108,8 +109,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--no-monitors", dest="monitors", action="store_false", help="switch the coach's monitors off")
     args = parser.parse_args()
-    config = TrainConfig(epochs=args.epochs, quiet=True, augment=["hflip"], val_fraction=0.1, subset=args.subset,
-                         out="/tmp/convcoach-overhead", report=False, monitors=args.monitors)
+    config = TrainConfig(
+        epochs=args.epochs,
+        quiet=True,
+        augment=["hflip"],
+        val_fraction=0.1,
+        subset=args.subset,
+        out="/tmp/convcoach-overhead",
+        report=False,
+        monitors=args.monitors,
+    )
     clock = Interleave()
     trainer = TimedTrainer(config, callbacks=[clock])
     trainer.fit(test=False)

@@ -3,6 +3,7 @@
 
 Run: python benchmarks/precision_throughput.py [--batch 256] [--steps 10] [--rounds 3] [--threads N]
 Rounds alternate fp32 and bf16 steps of the same model; each figure is the best round (shared host)."""
+
 from __future__ import annotations
 
 import argparse
@@ -65,10 +66,20 @@ def main() -> None:
         bf16 = images_per_second(options, "bf16", args.batch, args.steps, args.rounds)
         rows.append({"model": label, "fp32": round(fp32), "bf16": round(bf16), "speedup": round(bf16 / fp32, 2)})
     auto, reason = resolve_precision("auto", torch.device("cpu"))
-    print(json.dumps({
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_native_bf16(),
-        "auto": auto, "auto_reason": reason, "threads": torch.get_num_threads(), "batch": args.batch, "rows": rows,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "native_bf16": cpu_has_native_bf16(),
+                "auto": auto,
+                "auto_reason": reason,
+                "threads": torch.get_num_threads(),
+                "batch": args.batch,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ def measure() -> dict:
             target_unit = unit_of(target)
             if target_unit != source_unit and target != "convcoach":
                 edges[source_unit].add(target_unit)
+
     def reachable(start: str) -> set[str]:
         seen, stack = set(), [start]
         while stack:
@@ -87,9 +88,7 @@ def measure() -> dict:
 
     in_cycles = sorted(unit for unit in edges if unit in reachable(unit))
     two_way = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if a in edges.get(b, set())})
-    long_modules = {
-        str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > 350
-    }
+    long_modules = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > 350}
     lines = [(p, line) for p in files for line in p.read_text().splitlines()]
     # the places that build SourceOptions: explicit calls, and its from_config classmethod
     source_options = sum(

@@ -8,6 +8,7 @@ pixels and on the pretrained features (L1 and L2; k from 1,3,5 chosen on validat
 Run:  python benchmarks/transfer_digits.py                      # pretrains first (~3-4 min on 2 cores)
       python benchmarks/transfer_digits.py --pretrained runs/fmnist/best.pt --seeds 0,1,2
 Writes benchmarks/results/transfer_digits.md (the table) and .json (every run)."""
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,9 @@ def pretrain(out: Path, subset: int, epochs: int) -> Path:
         print(f"reusing the pretrained network in {out}")
         return out
     print(f"pretraining the default resnet on Fashion-MNIST ({subset} images, {epochs} epochs) -> {out}")
-    summary = Trainer(TrainConfig(data="fashion-mnist", subset=subset, epochs=epochs, out=str(out), quiet=True, report=False)).fit()
+    summary = Trainer(
+        TrainConfig(data="fashion-mnist", subset=subset, epochs=epochs, out=str(out), quiet=True, report=False)
+    ).fit()
     print(f"  Fashion-MNIST test accuracy {summary['test_accuracy'] * 100:.2f}% in {summary['train_seconds']:.0f}s")
     return out
 
@@ -41,7 +44,10 @@ def knn_rows(pretrained: Path, seed: int, subset: int) -> dict[str, float]:
     data = load_data("digits", SourceOptions(image_size=28, seed=seed), 0.1, subset)
     network = load_pretrained(pretrained)
     rows = {}
-    for name, represent in (("pixels", pixels), ("features", lambda split: embed(network.model, split, network.normalizer))):
+    for name, represent in (
+        ("pixels", pixels),
+        ("features", lambda split: embed(network.model, split, network.normalizer)),
+    ):
         train, val, test = ((represent(s), s.labels) for s in (data.train, data.val, data.test))
         for distance in ("l1", "l2"):
             result = knn.fit_and_test(train, val, test, [1, 3, 5], distance, data.num_classes)
@@ -51,7 +57,9 @@ def knn_rows(pretrained: Path, seed: int, subset: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrained", help="a Fashion-MNIST checkpoint or run dir (default: pretrain into --out/pretrain)")
+    parser.add_argument(
+        "--pretrained", help="a Fashion-MNIST checkpoint or run dir (default: pretrain into --out/pretrain)"
+    )
     parser.add_argument("--out", default="runs/transfer-digits")
     parser.add_argument("--pretrain-subset", type=int, default=20000)
     parser.add_argument("--pretrain-epochs", type=int, default=3)
@@ -64,10 +72,19 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    source = Path(args.pretrained) if args.pretrained else pretrain(out / "pretrain", args.pretrain_subset, args.pretrain_epochs)
+    source = (
+        Path(args.pretrained)
+        if args.pretrained
+        else pretrain(out / "pretrain", args.pretrain_subset, args.pretrain_epochs)
+    )
     seeds = [int(s) for s in args.seeds.split(",")]
-    methods = {"from scratch": None, "linear probe (linear)": "linear", f"top-{args.top} fine-tune (top:{args.top})": f"top:{args.top}",
-               "full fine-tune (full, backbone 0.1x LR)": "full", "auto": "auto"}
+    methods = {
+        "from scratch": None,
+        "linear probe (linear)": "linear",
+        f"top-{args.top} fine-tune (top:{args.top})": f"top:{args.top}",
+        "full fine-tune (full, backbone 0.1x LR)": "full",
+        "auto": "auto",
+    }
     table: dict[str, list[float]] = {name: [] for name in methods}
     seconds: dict[str, list[float]] = {name: [] for name in methods}
     runs, reasons = [], {}
@@ -75,17 +92,35 @@ def main() -> None:
     for seed in seeds:
         for name, strategy in methods.items():
             config = TrainConfig(
-                data="digits", image_size=28, subset=args.subset, seed=seed, epochs=args.epochs, batch_size=args.batch_size,
-                augment=["none"], quiet=True, report=False, out=str(out / f"seed{seed}" / (strategy or "scratch").replace(":", "")),
+                data="digits",
+                image_size=28,
+                subset=args.subset,
+                seed=seed,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                augment=["none"],
+                quiet=True,
+                report=False,
+                out=str(out / f"seed{seed}" / (strategy or "scratch").replace(":", "")),
             )
             summary = finetune(config, source, strategy) if strategy else Trainer(config).fit()
             table[name].append(summary["test_accuracy"])
             seconds[name].append(summary["train_seconds"])
             if strategy == "auto":
                 reasons[seed] = summary["transfer"]["reason"]
-            runs.append({"seed": seed, "method": name, "test_accuracy": summary["test_accuracy"], "train_seconds": summary["train_seconds"],
-                         "transfer": summary.get("transfer")})
-            print(f"seed {seed}  {name:<40s} test {summary['test_accuracy'] * 100:6.2f}%  ({summary['train_seconds']:.0f}s)", flush=True)
+            runs.append(
+                {
+                    "seed": seed,
+                    "method": name,
+                    "test_accuracy": summary["test_accuracy"],
+                    "train_seconds": summary["train_seconds"],
+                    "transfer": summary.get("transfer"),
+                }
+            )
+            print(
+                f"seed {seed}  {name:<40s} test {summary['test_accuracy'] * 100:6.2f}%  ({summary['train_seconds']:.0f}s)",
+                flush=True,
+            )
         for name, accuracy in knn_rows(source, seed, args.subset).items():
             table.setdefault(name, []).append(accuracy)
             runs.append({"seed": seed, "method": name, "test_accuracy": accuracy})
@@ -107,7 +142,9 @@ def main() -> None:
     print("\n" + text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "transfer_digits.md").write_text(text + "\n")
-    (RESULTS / "transfer_digits.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2, default=str) + "\n")
+    (RESULTS / "transfer_digits.json").write_text(
+        json.dumps({"args": vars(args), "runs": runs}, indent=2, default=str) + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny synthetic image set that a small net learns in seconds."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,19 @@ def small_config(data: Path, out: Path, **overrides):
     from convcoach import TrainConfig
 
     values = dict(
-        data=f"npz:{data}", out=str(out), model="cnn", depth=2, width=8, epochs=3, batch_size=32,
-        quiet=True, augment=["none"], schedule="constant", lr=0.05, label_smoothing=0.0, val_fraction=0.1,
+        data=f"npz:{data}",
+        out=str(out),
+        model="cnn",
+        depth=2,
+        width=8,
+        epochs=3,
+        batch_size=32,
+        quiet=True,
+        augment=["none"],
+        schedule="constant",
+        lr=0.05,
+        label_smoothing=0.0,
+        val_fraction=0.1,
         optimizer="nesterov",  # one lr for every parameter, as the worked numbers assume; Muon: tests/train/test_muon.py
         precision="fp32",  # auto times a few steps on a bf16 CPU: two runs a test compares must not choose differently
     )

@@ -1,5 +1,6 @@
 """Bad input found by an audit of every command: each is a one-line ConfigError (or argparse usage
 error) naming the key, file or value, never a traceback from inside numpy or torch."""
+
 from __future__ import annotations
 
 import json
@@ -24,24 +25,36 @@ from convcoach.train.checkpoint import save_checkpoint
     [
         ({"seed": -1}, r"seed must be in 0\.\.4294967295, got -1"),
         ({"momentum": 0.0}, r"optimizer muon needs momentum > 0 \(got 0\); use --optimizer sgd"),
-        ({"optimizer": "nesterov", "momentum": 0.0}, r"optimizer nesterov needs momentum > 0 \(got 0\); use --optimizer sgd"),
+        (
+            {"optimizer": "nesterov", "momentum": 0.0},
+            r"optimizer nesterov needs momentum > 0 \(got 0\); use --optimizer sgd",
+        ),
         ({"explosion_factor": 0.5}, r"explosion_factor must be > 1"),
         ({"nproc": 0}, r"nproc must be >= 1, got 0"),
         ({"memory_limit_gb": -1.0}, r"memory_limit_gb must be > 0, got -1\.0"),
         ({"lr": float("inf")}, r"lr: 'inf' is not a finite number"),
         ({"mixup": float("nan")}, r"mixup: 'nan' is not a finite number"),
-        ({"tta": "random:2", "augment": ["none"]}, r"tta 'random:2' draws the training augmentation, and augment is none"),
+        (
+            {"tta": "random:2", "augment": ["none"]},
+            r"tta 'random:2' draws the training augmentation, and augment is none",
+        ),
         ({"reg": "l2:nan"}, r"reg 'l2:nan': 'nan' is not a finite number"),
         ({"schedule": "step:nan"}, r"schedule 'step:nan': 'nan' is not a finite number"),
         ({"schedule": "exp:1e200"}, r"the decay factor must be in \(0, 1\], got 1e\+200"),
         ({"schedule": "step:1:-1"}, r"the decay factor must be in \(0, 1\], got -1"),
         ({"schedule": "cosine:5"}, r"schedule 'cosine:5': 'cosine' takes no arguments, got 1 \(5 would be ignored\)"),
         ({"schedule": "step:3,6:0.5:2"}, r"'step' takes at most 2 arguments, got 3 \(2 would be ignored\)"),
-        ({"augment": ["hflip:0.5:3"]}, r"augmentation 'hflip:0\.5:3': 'hflip' takes at most 1 argument, got 2 \(3 would be ignored\)"),
+        (
+            {"augment": ["hflip:0.5:3"]},
+            r"augmentation 'hflip:0\.5:3': 'hflip' takes at most 1 argument, got 2 \(3 would be ignored\)",
+        ),
         ({"augment": ["translate:2.7"]}, r"augmentation 'translate:2\.7': the padding 2\.7 must be a whole number"),
         ({"augment": ["elastic:2:3.5"]}, r"the grid size 3\.5 must be a whole number"),
         ({"cutout": 8, "augment": ["cutout:4:1"]}, r"'cutout' takes at most 1 argument, got 2"),
-        ({"tta": "10crop:2:3"}, r"test-time augmentation '10crop:2:3': '10crop' takes at most 1 argument, got 2 \(3 would be ignored\)"),
+        (
+            {"tta": "10crop:2:3"},
+            r"test-time augmentation '10crop:2:3': '10crop' takes at most 1 argument, got 2 \(3 would be ignored\)",
+        ),
         ({"tta": "flip:2"}, r"'flip' takes no arguments, got 1"),
         ({"norm": "group:4:2"}, r"norm 'group:4:2': 'group' takes at most 1 argument, got 2"),
         ({"norm": "batch:0.1"}, r"norm 'batch:0\.1': 'batch' takes no arguments"),
@@ -57,14 +70,19 @@ def test_config_values_that_would_crash_or_corrupt_training_are_rejected(values,
 def test_cli_floats_must_be_finite_and_model_options_plain_values():
     with pytest.raises(ConfigError, match=r"weight_decay: 'nan' is not a finite number"):
         from_dict({"weight_decay": "nan"})
-    with pytest.raises(ConfigError, match=r"model_options: the value of 'width' \('\[1'\) is not a plain value; give name=value pairs"):
+    with pytest.raises(
+        ConfigError, match=r"model_options: the value of 'width' \('\[1'\) is not a plain value; give name=value pairs"
+    ):
         from_dict({"model_options": "width=[1,2]"})
 
 
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"depth": 5}, r"model 'cnn' with depth=5 cannot be built for 1x8x8 images and 3 classes: .*too small .*a smaller --depth"),
+        (
+            {"depth": 5},
+            r"model 'cnn' with depth=5 cannot be built for 1x8x8 images and 3 classes: .*too small .*a smaller --depth",
+        ),
         ({"width": 0}, r"model 'cnn' with width=0 cannot be built .*check these option values"),
         ({"pool": "fractional:3"}, r"output_ratio must be between 0 and 1 .*check these option values"),
         ({"norm_spec": "group:abc"}, r"invalid literal for int\(\)"),
@@ -103,7 +121,10 @@ def _load(spec: str):
 def test_npz_integer_images_wider_than_uint8_keep_their_pixel_values(tmp_path):
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (30, 6, 6)), np.repeat(np.arange(3), 10)
-    wide, narrow = _load(_npz(tmp_path, "wide", x=x.astype(np.int64), y=y)), _load(_npz(tmp_path, "narrow", x=x.astype(np.uint8), y=y))
+    wide, narrow = (
+        _load(_npz(tmp_path, "wide", x=x.astype(np.int64), y=y)),
+        _load(_npz(tmp_path, "narrow", x=x.astype(np.uint8), y=y)),
+    )
     assert np.array_equal(wide.train.images.numpy(), narrow.train.images.numpy())  # was x * 255: pixel 1 became 255
     with pytest.raises(ConfigError, match=r"integer images in 'x' must lie in 0\.\.255 \(found 300\.\.300\)"):
         _load(_npz(tmp_path, "over", x=np.full((30, 6, 6), 300), y=y))
@@ -113,13 +134,31 @@ def test_npz_integer_images_wider_than_uint8_keep_their_pixel_values(tmp_path):
     ("arrays", "message"),
     [
         ({"x": np.zeros((0, 6, 6), np.uint8), "y": np.zeros(0, np.int64)}, r"'x' and 'y' are empty"),
-        ({"x": np.zeros((30, 6, 6), np.uint8), "y": np.repeat([0, 1, 10**9], 10)},
-         r"labels run to 1000000000 but only 3 distinct values occur \(0, 1, 1000000000\); .* remap them"),
-        ({"x": np.full((30, 6, 6), np.nan), "y": np.repeat(np.arange(3), 10)}, r"'x' holds NaN or infinite pixel values"),
-        ({"x": np.zeros((30, 6, 6), np.uint8), "y": np.repeat(np.arange(3), 10), "x_test": np.zeros((6, 3, 6, 6), np.uint8),
-          "y_test": np.zeros(6, np.int64)}, r"'x_test' images are \(3, 6, 6\) \(C, H, W\) but 'x' images are \(1, 6, 6\)"),
-        ({"x": np.zeros((30, 6, 6), np.uint8), "y": np.repeat(np.arange(3), 10), "x_test": np.zeros((6, 6, 6), np.uint8)},
-         r"has 'x_test' without 'y_test'; give both or neither"),
+        (
+            {"x": np.zeros((30, 6, 6), np.uint8), "y": np.repeat([0, 1, 10**9], 10)},
+            r"labels run to 1000000000 but only 3 distinct values occur \(0, 1, 1000000000\); .* remap them",
+        ),
+        (
+            {"x": np.full((30, 6, 6), np.nan), "y": np.repeat(np.arange(3), 10)},
+            r"'x' holds NaN or infinite pixel values",
+        ),
+        (
+            {
+                "x": np.zeros((30, 6, 6), np.uint8),
+                "y": np.repeat(np.arange(3), 10),
+                "x_test": np.zeros((6, 3, 6, 6), np.uint8),
+                "y_test": np.zeros(6, np.int64),
+            },
+            r"'x_test' images are \(3, 6, 6\) \(C, H, W\) but 'x' images are \(1, 6, 6\)",
+        ),
+        (
+            {
+                "x": np.zeros((30, 6, 6), np.uint8),
+                "y": np.repeat(np.arange(3), 10),
+                "x_test": np.zeros((6, 6, 6), np.uint8),
+            },
+            r"has 'x_test' without 'y_test'; give both or neither",
+        ),
     ],
 )
 def test_npz_files_that_cannot_be_a_dataset_are_named_errors(tmp_path, arrays, message):
@@ -134,12 +173,15 @@ def test_npz_labels_that_skip_a_few_indices_warn_about_the_empty_classes(tmp_pat
     assert bundle.num_classes == 5 and "classes 2, 3 have no images in 'y'" in caplog.text
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["eval", "--checkpoint", "x.pt", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
-    (["predict", "--checkpoint", "x.pt", "a.png", "--top-k", "-1"], "argument --top-k: must be >= 1, got -1"),
-    (["check", "--threads", "-1"], "argument --threads: must be >= 0, got -1"),
-    (["knn", "--batch-size", "x"], "argument --batch-size: 'x' is not an integer"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["eval", "--checkpoint", "x.pt", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+        (["predict", "--checkpoint", "x.pt", "a.png", "--top-k", "-1"], "argument --top-k: must be >= 1, got -1"),
+        (["check", "--threads", "-1"], "argument --threads: must be >= 0, got -1"),
+        (["knn", "--batch-size", "x"], "argument --batch-size: 'x' is not an integer"),
+    ],
+)
 def test_command_integer_flags_are_checked_by_the_parser(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
@@ -168,7 +210,9 @@ def test_damaged_run_files_are_named_errors_or_skipped_lines(blobs_npz, tmp_path
     # a line cut short by a kill does not stop a resume: the resume rewrites the log from last.pt
     (run / "metrics.jsonl").write_text("\n".join(lines) + '\n{"kind": "iter", "st')
     summary = Trainer(TrainConfig(resume=str(run), epochs=3, quiet=True)).fit()
-    assert summary["epochs_run"] == 3 and summary["steps"] == 12  # 130 training images, batches of 32: 4 full steps per epoch
+    assert (
+        summary["epochs_run"] == 3 and summary["steps"] == 12
+    )  # 130 training images, batches of 32: 4 full steps per epoch
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3]  # the cut line is gone, no epoch is doubled
     assert [r["step"] for r in rows if r["kind"] == "iter"] == list(range(1, 13))
@@ -297,15 +341,23 @@ def test_a_user_model_that_does_not_fit_the_data_is_a_one_line_error(blobs_npz, 
     import torch.nn as nn
 
     config = small_config(blobs_npz, tmp_path / "run")
-    with pytest.raises(ConfigError, match=r"the model given to the Trainer cannot take this data's 1x12x12 \(CxHxW\) images: mat1 and mat2 shapes"):
+    with pytest.raises(
+        ConfigError,
+        match=r"the model given to the Trainer cannot take this data's 1x12x12 \(CxHxW\) images: mat1 and mat2 shapes",
+    ):
         Trainer(config, model=nn.Sequential(nn.Flatten(), nn.Linear(784, 3)))
-    with pytest.raises(ConfigError, match=r"returns \(5,\) per image; the data has 3 classes, so it must return \(3,\) logits"):
+    with pytest.raises(
+        ConfigError, match=r"returns \(5,\) per image; the data has 3 classes, so it must return \(3,\) logits"
+    ):
         Trainer(config, model=nn.Sequential(nn.Flatten(), nn.Linear(144, 5)))
     assert Trainer(config, model=nn.Sequential(nn.Flatten(), nn.Linear(144, 3))).spec["name"] == "custom"
 
 
 def test_a_missing_folder_is_named_as_such_not_as_an_unknown_dataset():
-    with pytest.raises(ConfigError, match=r"data './nofolder': no such folder \(a path must be an existing image folder or a \.npz file\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data './nofolder': no such folder \(a path must be an existing image folder or a \.npz file\)",
+    ):
         TrainConfig(data="./nofolder").validate()
     with pytest.raises(ConfigError, match=r"unknown dataset 'fashion-mnst' \(did you mean 'fashion-mnist'\?\)"):
         TrainConfig(data="fashion-mnst").validate()
@@ -320,5 +372,7 @@ def test_eval_on_data_whose_class_names_differ_warns(blobs_npz, tmp_path, caplog
     trained = load_trained(tmp_path / "run" / "best.pt")
     with caplog.at_level(logging.WARNING, logger="convcoach"):
         load_split(trained, f"npz:{tmp_path / 'named.npz'}")
-    assert caplog.messages == [f"'npz:{tmp_path / 'named.npz'}' names its classes differently from {tmp_path / 'run' / 'best.pt'} "
-                               "(class 0: 0 vs cat, 1: 1 vs dog); scores assume class i is the same in both"]
+    assert caplog.messages == [
+        f"'npz:{tmp_path / 'named.npz'}' names its classes differently from {tmp_path / 'run' / 'best.pt'} "
+        "(class 0: 0 vs cat, 1: 1 vs dog); scores assume class i is the same in both"
+    ]

@@ -1,4 +1,5 @@
 """The measured figures the README cites are machine-readable: every results/*.json parses."""
+
 from __future__ import annotations
 
 import json
@@ -35,21 +36,30 @@ def test_the_readme_headline_figures_are_the_ones_in_the_result_files():
     default = json.loads((RESULTS / "default_recipe.json").read_text())
     assert (default["test_accuracy"], default["test_accuracy_without_tta"], default["epochs"]) == (0.9403, 0.9363, 20)
     row = readme_line(readme, "`benchmarks/results/default_recipe.json`")
-    assert row.startswith(f"| **default** (no flags) | **{default['test_accuracy'] * 100:.2f}%** "
-                          f"({default['test_accuracy_without_tta'] * 100:.2f}% without TTA) | **{minutes(default['wall_seconds'])}**")
+    assert row.startswith(
+        f"| **default** (no flags) | **{default['test_accuracy'] * 100:.2f}%** "
+        f"({default['test_accuracy_without_tta'] * 100:.2f}% without TTA) | **{minutes(default['wall_seconds'])}**"
+    )
     assert f"({round(default['wall_seconds'])} s; {round(default['train_seconds'])} s training)" in row  # 250 s; 241 s
-    assert f"test accuracy: {default['test_accuracy'] * 100:.2f}% with flip TTA ({default['test_accuracy_without_tta'] * 100:.2f}% without)" in default["log"][0]
+    assert (
+        f"test accuracy: {default['test_accuracy'] * 100:.2f}% with flip TTA ({default['test_accuracy_without_tta'] * 100:.2f}% without)"
+        in default["log"][0]
+    )
 
     long = json.loads((RESULTS / "long_recipe_v6_bf16.json").read_text())
     assert (long["test_accuracy"], long["test_accuracy_without_tta"], long["epochs"]) == (0.95, 0.9473, 47)
     row = readme_line(readme, "`results/long_recipe_v6_bf16.json`")
     assert f"**{long['test_accuracy'] * 100:.2f}%** ({long['test_accuracy_without_tta'] * 100:.2f}% without TTA" in row
-    assert f"| {long['epochs']} (planned {long['epochs']}" in row and f"**{minutes(long['wall_seconds'])}**" in row  # 26 min 59 s
+    assert (
+        f"| {long['epochs']} (planned {long['epochs']}" in row and f"**{minutes(long['wall_seconds'])}**" in row
+    )  # 26 min 59 s
 
     overhead = json.loads((RESULTS / "overhead_interleaved.json").read_text())
     assert overhead["ratio"] == 1.0112 and overhead["steps"] == 419 and overhead["precision"] == "bf16"
     text = " ".join(readme.split())  # the sentence wraps across lines
-    assert f"**{overhead['ratio']:.3f}** ({(overhead['ratio'] - 1) * 100:.1f}%, within the 5% bar)" in text  # **1.011** (1.1%
+    assert (
+        f"**{overhead['ratio']:.3f}** ({(overhead['ratio'] - 1) * 100:.1f}%, within the 5% bar)" in text
+    )  # **1.011** (1.1%
     assert f"{overhead['steps']} steps; `results/overhead_interleaved.json`;" in text
     bench = (RESULTS.parent / "README.md").read_text()
     assert f"measured {overhead['ratio']:.3f}: `results/overhead_interleaved.json`" in bench

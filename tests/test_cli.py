@@ -1,4 +1,5 @@
 """The command line: train/eval/predict round trip, and one-line errors with exit code 2 for bad input."""
+
 from __future__ import annotations
 
 import gzip
@@ -14,8 +15,23 @@ from PIL import Image
 from convcoach.cli import main
 
 # tiny runs of a few dozen steps: Nesterov, whose lr the tests set (Muon's default step suits thousands)
-TINY = ["--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "2", "--batch-size", "32", "--quiet", "--augment", "none",
-        "--optimizer", "nesterov"]
+TINY = [
+    "--model",
+    "cnn",
+    "--depth",
+    "2",
+    "--width",
+    "8",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--quiet",
+    "--augment",
+    "none",
+    "--optimizer",
+    "nesterov",
+]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -26,7 +42,19 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def trained(blobs_npz, tmp_path, capsys) -> Path:
-    code, out, _ = run(capsys, "train", "--data", f"npz:{blobs_npz}", *TINY, "--epochs", "6", "--lr", "0.05", "--out", str(tmp_path / "run"))
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--data",
+        f"npz:{blobs_npz}",
+        *TINY,
+        "--epochs",
+        "6",
+        "--lr",
+        "0.05",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert code == 0 and "test accuracy:" in out
     return tmp_path / "run"
 
@@ -64,7 +92,9 @@ def test_train_eval_predict_round_trip(trained, blobs_npz, tmp_path, capsys):
 
 def test_yaml_config_with_flag_override(blobs_npz, tmp_path, capsys):
     config = tmp_path / "c.yaml"
-    config.write_text(f"data: npz:{blobs_npz}\nmodel: cnn\ndepth: 2\nwidth: 8\nepochs: 3\nquiet: true\naugment: [none]\n")
+    config.write_text(
+        f"data: npz:{blobs_npz}\nmodel: cnn\ndepth: 2\nwidth: 8\nepochs: 3\nquiet: true\naugment: [none]\n"
+    )
     code, _, _ = run(capsys, "train", "--config", str(config), "--epochs", "1", "--out", str(tmp_path / "run"))
     assert code == 0
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["epochs_run"] == 1
@@ -82,7 +112,11 @@ def error_of(capsys, *argv: str) -> str:
 @pytest.mark.parametrize(
     ("flag", "value", "expected"),
     [
-        ("--model", "resnett", "unknown model 'resnett' (did you mean 'resnet'?); known: cnn, linear, mlp, resnet, truncated, vgg"),
+        (
+            "--model",
+            "resnett",
+            "unknown model 'resnett' (did you mean 'resnet'?); known: cnn, linear, mlp, resnet, truncated, vgg",
+        ),
         ("--optimizer", "adamm", "unknown optimizer 'adamm' (did you mean 'adam'?)"),
         ("--schedule", "cosin", "unknown schedule 'cosin' (did you mean 'cosine'?)"),
         ("--data", "fashion-mnis", "unknown dataset 'fashion-mnis' (did you mean 'fashion-mnist'?)"),
@@ -104,7 +138,9 @@ def test_config_typo_names_key_and_suggests(tmp_path, capsys):
 def test_missing_data_says_how_to_get_it(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CONVCOACH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("CONVCOACH_MIRROR", "http://127.0.0.1:9")  # nothing listens on the discard port
-    message = error_of(capsys, "train", "--data", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"))
+    message = error_of(
+        capsys, "train", "--data", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")
+    )
     assert "dataset 'mnist' not found" in message and "--data-dir" in message
 
 
@@ -115,8 +151,12 @@ def test_truncated_idx_file_is_named(tmp_path, capsys, monkeypatch):
     for stem in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"):
         (folder / f"{stem}.gz").write_bytes(gzip.compress(header + bytes(100)))  # promises 7840 bytes
     for stem in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
-        (folder / f"{stem}.gz").write_bytes(gzip.compress((2049).to_bytes(4, "big") + (10).to_bytes(4, "big") + bytes(10)))
-    message = error_of(capsys, "train", "--data", "fashion-mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"))
+        (folder / f"{stem}.gz").write_bytes(
+            gzip.compress((2049).to_bytes(4, "big") + (10).to_bytes(4, "big") + bytes(10))
+        )
+    message = error_of(
+        capsys, "train", "--data", "fashion-mnist", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r")
+    )
     assert "train-images-idx3-ubyte.gz" in message and "truncated" in message
 
 
@@ -141,7 +181,9 @@ def test_checkpoint_of_another_class_count_or_architecture(trained, tmp_path, ca
     x, y = make_blobs(classes=4, n_per_class=10)
     four = tmp_path / "four.npz"
     np.savez(four, x=x, y=y)
-    assert "trained for 3 classes" in error_of(capsys, "eval", "--checkpoint", str(trained / "best.pt"), "--data", f"npz:{four}")
+    assert "trained for 3 classes" in error_of(
+        capsys, "eval", "--checkpoint", str(trained / "best.pt"), "--data", f"npz:{four}"
+    )
     payload = torch.load(trained / "best.pt", weights_only=True)
     payload["model"]["options"]["width"] = 16
     torch.save(payload, tmp_path / "other.pt")
@@ -152,7 +194,9 @@ def test_checkpoint_of_another_class_count_or_architecture(trained, tmp_path, ca
 
 def test_predict_image_of_another_mode_and_size_is_converted(trained, tmp_path, capsys):
     Image.new("RGBA", (40, 30), (255, 0, 0, 128)).save(tmp_path / "big.png")
-    code, out, _ = run(capsys, "predict", "--checkpoint", str(trained), str(tmp_path / "big.png"), "--out", str(tmp_path / "p"))
+    code, out, _ = run(
+        capsys, "predict", "--checkpoint", str(trained), str(tmp_path / "big.png"), "--out", str(tmp_path / "p")
+    )
     assert code == 0 and "big.png" in out
     # red at alpha 128 over white is (255, 127, 127); as L (ITU-R 601: 0.299 R + 0.587 G + 0.114 B) 165.27 -> 165,
     # the same at every pixel, so resizing 40x30 to the model's 12x12 keeps 165
@@ -164,7 +208,9 @@ def test_predict_image_of_another_mode_and_size_is_converted(trained, tmp_path, 
     (row,) = json.loads((tmp_path / "p" / "summary.json").read_text())["predictions"]
     assert row["prediction"] == str(int(expected.argmax()))
     assert row["top"][0]["probability"] == pytest.approx(expected.max().item(), rel=1e-5)
-    assert [t["probability"] for t in row["top"]] == pytest.approx(expected.sort(descending=True).values.tolist(), rel=1e-5)
+    assert [t["probability"] for t in row["top"]] == pytest.approx(
+        expected.sort(descending=True).values.tolist(), rel=1e-5
+    )
     assert "image not found" in error_of(capsys, "predict", "--checkpoint", str(trained), str(tmp_path / "missing.png"))
 
 
@@ -173,27 +219,64 @@ def test_python_module_entry_point_runs():
     import sys
 
     result = subprocess.run([sys.executable, "-m", "convcoach", "--help"], capture_output=True, text=True)
-    assert result.returncode == 0 and result.stdout.startswith("usage: convcoach [-h] [--verbose] [--version] COMMAND ...")
-    listed = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("    ") and not line.startswith("     ")]
-    assert listed == ["train", "eval", "export", "augment", "predict", "tune", "finetune", "features", "knn", "inspect",
-                      "report", "compare", "check", "stats", "diagnose"]
+    assert result.returncode == 0 and result.stdout.startswith(
+        "usage: convcoach [-h] [--verbose] [--version] COMMAND ..."
+    )
+    listed = [
+        line.split()[0]
+        for line in result.stdout.splitlines()
+        if line.startswith("    ") and not line.startswith("     ")
+    ]
+    assert listed == [
+        "train",
+        "eval",
+        "export",
+        "augment",
+        "predict",
+        "tune",
+        "finetune",
+        "features",
+        "knn",
+        "inspect",
+        "report",
+        "compare",
+        "check",
+        "stats",
+        "diagnose",
+    ]
 
 
 def test_train_prints_the_tta_and_plain_accuracy_and_records_the_lr_used(blobs_npz, tmp_path, capsys):
-    code, out, _ = run(capsys, "train", "--data", f"npz:{blobs_npz}", *TINY, "--augment", "hflip", "--optimizer", "adam",
-                         "--out", str(tmp_path / "run"))
+    code, out, _ = run(
+        capsys,
+        "train",
+        "--data",
+        f"npz:{blobs_npz}",
+        *TINY,
+        "--augment",
+        "hflip",
+        "--optimizer",
+        "adam",
+        "--out",
+        str(tmp_path / "run"),
+    )
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert code == 0 and summary["tta"] == "flip" and summary["lr"] == 1e-3  # adam's default
     line = next(line for line in out.splitlines() if line.startswith("test accuracy:"))
-    assert line.startswith(f"test accuracy: {summary['test_accuracy'] * 100:.2f}% with flip TTA "
-                           f"({summary['test_accuracy_without_tta'] * 100:.2f}% without)")
+    assert line.startswith(
+        f"test accuracy: {summary['test_accuracy'] * 100:.2f}% with flip TTA "
+        f"({summary['test_accuracy_without_tta'] * 100:.2f}% without)"
+    )
 
 
 def test_train_help_shows_each_flags_meaning_and_default(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--val-fraction VAL_FRACTION share of the training split held out, stratified, for validation (default: 0.05)" in text
+    assert (
+        "--val-fraction VAL_FRACTION share of the training split held out, stratified, for validation (default: 0.05)"
+        in text
+    )
     assert "--lr LR None: the optimizer's default (nesterov/muon 0.8," in text
     assert "--epochs EPOCHS passes over the training split (default: 20)" in text
     assert "--augment AUGMENT comma-separated ops" in text and "(default: hflip)" in text
@@ -207,7 +290,9 @@ def test_reg_all_flag_also_penalizes_biases_and_norm_parameters(blobs_npz, tmp_p
         argv = ["train", "--data", f"npz:{blobs_npz}", *TINY, "--reg", "l2:0.01", *extra, "--out", str(tmp_path / "r")]
         trainer = Trainer(config_from_args(build_parser().parse_args(argv)))
         model = trainer.model
-        weights = sum(m.weight.pow(2).sum().item() for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+        weights = sum(
+            m.weight.pow(2).sum().item() for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+        )
         everything = sum(p.pow(2).sum().item() for p in model.parameters())
         return trainer.penalty(trainer.penalty_params).item(), weights, everything
 
@@ -219,8 +304,26 @@ def test_reg_all_flag_also_penalizes_biases_and_norm_parameters(blobs_npz, tmp_p
 
 
 def test_base_batch_size_scales_the_learning_rate(blobs_npz, tmp_path, capsys):
-    code, _, _ = run(capsys, "train", "--data", f"npz:{blobs_npz}", *TINY, "--epochs", "1", "--schedule", "constant", "--lr", "0.05",
-                     "--batch-size", "64", "--base-batch-size", "32", "--no-report", "--out", str(tmp_path / "run"))
+    code, _, _ = run(
+        capsys,
+        "train",
+        "--data",
+        f"npz:{blobs_npz}",
+        *TINY,
+        "--epochs",
+        "1",
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.05",
+        "--batch-size",
+        "64",
+        "--base-batch-size",
+        "32",
+        "--no-report",
+        "--out",
+        str(tmp_path / "run"),
+    )
     assert code == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["lr"] == pytest.approx(0.1)  # 0.05 x 64 / 32
@@ -236,13 +339,29 @@ def test_verbose_turns_on_debug_logging(blobs_npz, tmp_path, capsys, caplog):
     level = logger.level
     try:
         with caplog.at_level(logging.DEBUG):
-            assert main(["eval", "--checkpoint", str(tmp_path / "missing")]) == 2  # the levels are set before the command runs
+            assert (
+                main(["eval", "--checkpoint", str(tmp_path / "missing")]) == 2
+            )  # the levels are set before the command runs
             assert logger.level == logging.INFO
-            flags = ["train", "--data", f"npz:{blobs_npz}", *TINY, "--epochs", "1", "--lr", "0.05", "--init", "lsuv", "--no-report"]
+            flags = [
+                "train",
+                "--data",
+                f"npz:{blobs_npz}",
+                *TINY,
+                "--epochs",
+                "1",
+                "--lr",
+                "0.05",
+                "--init",
+                "lsuv",
+                "--no-report",
+            ]
             assert main(["--verbose", *flags, "--out", str(tmp_path / "verbose")]) == 0
             assert logger.level == logging.DEBUG
         # LSUV rescales every conv and linear layer of the cnn (depth 2: 4 convs, 2 linear) and says so at debug level
-        assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and r.name == "convcoach"] == ["LSUV rescaled 6 layers"]
+        assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and r.name == "convcoach"] == [
+            "LSUV rescaled 6 layers"
+        ]
     finally:
         logger.setLevel(level)
 

@@ -1,4 +1,5 @@
 """TrainConfig: loading, coercion and validation, with errors that name the key."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,9 @@ def test_dashed_keys_map_to_fields():
     assert from_dict({"batch-size": 32, "label-smoothing": 0}).batch_size == 32
 
 
-@pytest.mark.parametrize(("key", "suggestion"), [("epoch", "epochs"), ("optimiser", "optimizer"), ("weight_decy", "weight_decay")])
+@pytest.mark.parametrize(
+    ("key", "suggestion"), [("epoch", "epochs"), ("optimiser", "optimizer"), ("weight_decy", "weight_decay")]
+)
 def test_unknown_key_is_named_with_the_nearest_valid_key(key, suggestion):
     with pytest.raises(ConfigError, match=rf"unknown key '{key}' in config \(did you mean '{suggestion}'\?\)"):
         from_dict({key: 1})
@@ -32,13 +35,16 @@ def test_misspelled_learning_rate_is_named():
         from_dict({"lerning_rate": 0.1}, source="run.yaml")
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("batch_size", "abc", r"batch_size: 'abc' is not a valid int"),
-    ("epochs", 2.5, r"epochs: '2.5' is not a valid int"),
-    ("lr", "fast", r"lr: 'fast' is not a valid float"),
-    ("quiet", "maybe", r"quiet: 'maybe' is not a valid bool"),
-    ("epochs", None, r"epochs may not be empty"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("batch_size", "abc", r"batch_size: 'abc' is not a valid int"),
+        ("epochs", 2.5, r"epochs: '2.5' is not a valid int"),
+        ("lr", "fast", r"lr: 'fast' is not a valid float"),
+        ("quiet", "maybe", r"quiet: 'maybe' is not a valid bool"),
+        ("epochs", None, r"epochs may not be empty"),
+    ],
+)
 def test_coerce_errors_name_the_key(key, value, message):
     with pytest.raises(ConfigError, match=message):
         from_dict({key: value})
@@ -89,24 +95,30 @@ def test_model_option_valid_for_resnet_is_unknown_for_cnn():
         from_dict({"model": "cnn", "model_options": "stem=none"}).validate()
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("dropout", 1.5, r"dropout must be in \[0.0, 0.99\], got 1.5"),
-    ("val_fraction", -0.1, r"val_fraction must be in"),
-    ("momentum", 1.0, r"momentum must be in"),
-    ("batch_size", 0, r"batch_size must be >= 1, got 0"),
-    ("depth", 0, r"depth must be >= 1, got 0"),
-    ("lr", 0.0, r"lr must be > 0"),
-    ("precision", "fp8", r"precision must be one of auto, fp32, bf16, fp16; got 'fp8'"),
-    ("momentum_convention", "nag", r"momentum_convention must be one of sum, ema"),
-    ("device", "tpu", r"device must be auto, cpu or cuda"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("dropout", 1.5, r"dropout must be in \[0.0, 0.99\], got 1.5"),
+        ("val_fraction", -0.1, r"val_fraction must be in"),
+        ("momentum", 1.0, r"momentum must be in"),
+        ("batch_size", 0, r"batch_size must be >= 1, got 0"),
+        ("depth", 0, r"depth must be >= 1, got 0"),
+        ("lr", 0.0, r"lr must be > 0"),
+        ("precision", "fp8", r"precision must be one of auto, fp32, bf16, fp16; got 'fp8'"),
+        ("momentum_convention", "nag", r"momentum_convention must be one of sum, ema"),
+        ("device", "tpu", r"device must be auto, cpu or cuda"),
+    ],
+)
 def test_validate_rejects_out_of_range_values(key, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{key: value}).validate()
 
 
 def test_validate_rejects_unknown_optimizer_listing_names():
-    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, muon, nesterov, rmsprop, sgd"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, muon, nesterov, rmsprop, sgd",
+    ):
         TrainConfig(optimizer="adamm").validate()
 
 
@@ -115,16 +127,19 @@ def test_validate_rejects_unknown_augment_op():
         TrainConfig(augment=["hflip", "twirl"]).validate()
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("model", "resnet50", r"unknown model 'resnet50'"),
-    ("activation", "relu6", r"unknown activation 'relu6'"),
-    ("norm", "group:x", r"group count must be a positive integer"),
-    ("init", "glorot", r"unknown init 'glorot'"),
-    ("loss", "mse", r"unknown loss 'mse'"),
-    ("schedule", "step", r"give the epochs"),
-    ("reg", "l3:1", r"reg 'l3:1'"),
-    ("data", "imagenet-21k", r"imagenet-21k"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("model", "resnet50", r"unknown model 'resnet50'"),
+        ("activation", "relu6", r"unknown activation 'relu6'"),
+        ("norm", "group:x", r"group count must be a positive integer"),
+        ("init", "glorot", r"unknown init 'glorot'"),
+        ("loss", "mse", r"unknown loss 'mse'"),
+        ("schedule", "step", r"give the epochs"),
+        ("reg", "l3:1", r"reg 'l3:1'"),
+        ("data", "imagenet-21k", r"imagenet-21k"),
+    ],
+)
 def test_validate_checks_names_against_the_registries(key, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**{key: value}).validate()
@@ -159,7 +174,12 @@ def test_load_config_merges_file_and_overrides(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("epochs: 3\nbatch_size: 64\naugment: [hflip]\nmodel_options: {stem: none}\n")
     config = load_config(path, batch_size=32)
-    assert (config.epochs, config.batch_size, config.augment, config.model_options) == (3, 32, ["hflip"], {"stem": "none"})
+    assert (config.epochs, config.batch_size, config.augment, config.model_options) == (
+        3,
+        32,
+        ["hflip"],
+        {"stem": "none"},
+    )
 
 
 def test_unknown_key_in_a_file_names_the_file(tmp_path):

@@ -1,4 +1,5 @@
 """Device names: `--device` of train, eval and predict resolves to a real device or a one-line error."""
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,9 @@ def test_eval_and_predict_take_a_device(blobs_npz, tmp_path, capsys, single_thre
     run = tmp_path / "run"
     summary = Trainer(small_config(blobs_npz, run, epochs=2, report=False)).fit()
     assert main(["eval", "--checkpoint", str(run), "--device", "cpu", "--out", str(tmp_path / "e")]) == 0
-    assert json.loads((tmp_path / "e" / "summary.json").read_text())["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["accuracy"] == pytest.approx(
+        summary["test_accuracy"]
+    )
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(run), "--device", "cuda", "--out", str(tmp_path / "e2")]) == 2
     assert "device 'cuda' requested but CUDA is not available; use --device cpu or auto" in capsys.readouterr().err

@@ -26,6 +26,7 @@ Fixtures in every page's directory: `configs/` (a copy of the repository's) and 
 the examples name (`ankle_boot.png`, `pullover.png`, `trouser.png`: Fashion-MNIST test images when
 the dataset is installed, else digits).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,10 +83,18 @@ def extract_blocks(page: Path) -> list[Block]:
         body, j = [], i + 1
         while j < len(lines) and not lines[j].strip().startswith(fence):
             line = lines[j]
-            body.append(line[len(indent):] if line.startswith(indent) else line.lstrip())
+            body.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
             j += 1
-        blocks.append(Block(page, i + 1, lang, "\n".join(body) + "\n",
-                            marker.group(1) if marker else None, (marker.group(2) or "") if marker else ""))
+        blocks.append(
+            Block(
+                page,
+                i + 1,
+                lang,
+                "\n".join(body) + "\n",
+                marker.group(1) if marker else None,
+                (marker.group(2) or "") if marker else "",
+            )
+        )
         i = j + 1
     return blocks
 
@@ -141,15 +150,25 @@ def _write_fixtures(workdir: Path) -> None:
 
 def _run_cli(argv: list[str], workdir: Path, where: str, expect: list[str] | None) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
-    proc = subprocess.run([sys.executable, "-m", "convcoach", *argv], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "convcoach", *argv],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     output = proc.stdout + proc.stderr
     if expect is None:
-        assert proc.returncode == 0, f"{where}: convcoach {shlex.join(argv)} exited {proc.returncode}:\n{output[-3000:]}"
+        assert proc.returncode == 0, (
+            f"{where}: convcoach {shlex.join(argv)} exited {proc.returncode}:\n{output[-3000:]}"
+        )
         return
     flat = " ".join(output.split())
     for line in expect:
-        assert " ".join(line.split()) in flat, f"{where}: convcoach {shlex.join(argv)} no longer prints\n  {line}\nit printed:\n{output[-3000:]}"
+        assert " ".join(line.split()) in flat, (
+            f"{where}: convcoach {shlex.join(argv)} no longer prints\n  {line}\nit printed:\n{output[-3000:]}"
+        )
 
 
 @contextlib.contextmanager
@@ -188,7 +207,9 @@ def run_page(page: Path, workdir: Path) -> list[str]:
         for block in page_blocks(page):
             where = f"{page.relative_to(ROOT)}:{block.line}"
             if block.marker == "skip":
-                assert block.reason.strip(), f"{where}: a docs-test skip marker needs a reason: <!-- docs-test: skip (REASON) -->"
+                assert block.reason.strip(), (
+                    f"{where}: a docs-test skip marker needs a reason: <!-- docs-test: skip (REASON) -->"
+                )
                 skipped.append(f"{where} ({block.reason})")
                 continue
             if block.lang == "python":
@@ -225,21 +246,30 @@ def test_markers_and_fences_are_well_formed() -> None:
         assert len(fences) % 2 == 0, f"{page.relative_to(ROOT)}: an unclosed code fence"
         for i, line in enumerate(lines):
             if "docs-test:" in line:
-                assert MARKER.search(line), f"{page.relative_to(ROOT)}:{i + 1}: unknown docs-test marker: {line.strip()}"
+                assert MARKER.search(line), (
+                    f"{page.relative_to(ROOT)}:{i + 1}: unknown docs-test marker: {line.strip()}"
+                )
                 following = next((lines[j] for j in range(i + 1, len(lines)) if lines[j].strip()), "")
-                assert FENCE.match(following), f"{page.relative_to(ROOT)}:{i + 1}: a docs-test marker must come right before a code fence"
+                assert FENCE.match(following), (
+                    f"{page.relative_to(ROOT)}:{i + 1}: a docs-test marker must come right before a code fence"
+                )
 
 
 def test_the_extractor_reads_markers_continuations_and_prompts(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "text\n\n<!-- docs-test: skip (a long run) -->\n```bash\nconvcoach train\n```\n\n"
-        "```bash\nconvcoach tune --space \"lr=1..2:log\" \\\n    --trials 3   # comment\nmake test\n```\n\n"
+        '```bash\nconvcoach tune --space "lr=1..2:log" \\\n    --trials 3   # comment\nmake test\n```\n\n'
         "<!-- docs-test: expect-output -->\n```console\n$ convcoach train --model x\nconvcoach: error: unknown model 'x'\n```\n"
-        "```text\nnot run\n```\n")
+        "```text\nnot run\n```\n"
+    )
     blocks = extract_blocks(page)
     assert [(b.lang, b.marker, b.reason) for b in blocks] == [
-        ("bash", "skip", "a long run"), ("bash", None, ""), ("console", "expect-output", ""), ("text", None, "")]
+        ("bash", "skip", "a long run"),
+        ("bash", None, ""),
+        ("console", "expect-output", ""),
+        ("text", None, ""),
+    ]
     assert shell_commands(blocks[1]) == [(["tune", "--space", "lr=1..2:log", "--trials", "3"], [])]
     assert shell_commands(blocks[2]) == [(["train", "--model", "x"], ["convcoach: error: unknown model 'x'"])]
 

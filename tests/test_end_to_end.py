@@ -1,4 +1,5 @@
 """One short end-to-end run on the real Fashion-MNIST (Debian's dataset-fashion-mnist), CLI to eval."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,24 @@ DATA = Path("/usr/share/datasets/fashion-mnist")
 @pytest.mark.skipif(not (DATA / "train-images-idx3-ubyte.gz").exists(), reason="apt-get install dataset-fashion-mnist")
 def test_default_model_on_real_fashion_mnist_subset_then_eval(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["train", "--subset", "3000", "--epochs", "3", "--batch-size", "64", "--quiet", "--no-report", "--out", str(run)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--subset",
+                "3000",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "64",
+                "--quiet",
+                "--no-report",
+                "--out",
+                str(run),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((run / "summary.json").read_text())
     assert summary["data"]["train"] == 3000 and summary["data"]["val"] == 3000 and summary["data"]["test"] == 10000
     assert summary["data"]["classes"][0] == "T-shirt/top"

@@ -1,4 +1,5 @@
 """`convcoach export --fuse-bn`, `eval --fuse-bn` and `eval --tta` on one tiny trained run."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,32 @@ def run_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")
     x, y = make_blobs()
     np.savez(root / "blobs.npz", x=x, y=y)
-    code = main(["train", "--data", f"npz:{root / 'blobs.npz'}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "4", "--batch-size", "32",
-                 "--lr", "0.05", "--quiet", "--no-report", "--no-monitors", "--augment", "translate:1,jitter:0.2", "--out", str(root / "run")])
+    code = main(
+        [
+            "train",
+            "--data",
+            f"npz:{root / 'blobs.npz'}",
+            "--model",
+            "cnn",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "32",
+            "--lr",
+            "0.05",
+            "--quiet",
+            "--no-report",
+            "--no-monitors",
+            "--augment",
+            "translate:1,jitter:0.2",
+            "--out",
+            str(root / "run"),
+        ]
+    )
     assert code == 0
     return root / "run"
 
@@ -48,7 +73,9 @@ def test_eval_fuse_bn_gives_the_same_accuracy(run_dir, tmp_path, capsys):
     plain = json.loads((tmp_path / "plain" / "summary.json").read_text())
     fused = json.loads((tmp_path / "fused" / "summary.json").read_text())
     assert fused["fused_bn"] is True
-    assert fused["accuracy"] == pytest.approx(plain["accuracy"]) and fused["loss"] == pytest.approx(plain["loss"], abs=1e-5)
+    assert fused["accuracy"] == pytest.approx(plain["accuracy"]) and fused["loss"] == pytest.approx(
+        plain["loss"], abs=1e-5
+    )
 
 
 def test_eval_tta_reports_accuracy_with_and_without(run_dir, tmp_path, capsys):

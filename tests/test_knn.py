@@ -1,4 +1,5 @@
 """k-nearest neighbours: the known neighbours and votes of a hand-made example under L1 and L2."""
+
 from __future__ import annotations
 
 import pytest

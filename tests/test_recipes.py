@@ -1,4 +1,5 @@
 """Shipped recipes: `recipe: long` is a base config that keys and flags override."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,7 +29,9 @@ def test_recipe_flag_on_the_command_line():
 
 
 def test_configs_long_yaml_matches_the_shipped_recipe():
-    assert yaml.safe_load((ROOT / "configs" / "long.yaml").read_text()) == yaml.safe_load((RECIPE_DIR / "long.yaml").read_text())
+    assert yaml.safe_load((ROOT / "configs" / "long.yaml").read_text()) == yaml.safe_load(
+        (RECIPE_DIR / "long.yaml").read_text()
+    )
     assert load_config(ROOT / "configs" / "long.yaml").depth == 14
 
 

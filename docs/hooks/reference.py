@@ -7,6 +7,7 @@
 
 Registered in mkdocs.yml under ``hooks:``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,10 @@ def config_reference() -> str:
     ]
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")
-        lines.append(f"| `{field.name}` | `{flag}` | `{_type_name(hints.get(field.name, field.type))}` "
-                     f"| {_cell(_default(field))} | {_cell(docs.get(field.name, ''))} |")
+        lines.append(
+            f"| `{field.name}` | `{flag}` | `{_type_name(hints.get(field.name, field.type))}` "
+            f"| {_cell(_default(field))} | {_cell(docs.get(field.name, ''))} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -93,14 +96,25 @@ def cli_reference() -> str:
         "",
     ]
     for name, sub in subparsers.choices.items():
-        lines += [f"## convcoach {name}", "", _cell(helps.get(name) or ""), "", "```text", sub.format_help().rstrip(), "```", ""]
+        lines += [
+            f"## convcoach {name}",
+            "",
+            _cell(helps.get(name) or ""),
+            "",
+            "```text",
+            sub.format_help().rstrip(),
+            "```",
+            "",
+        ]
     return "\n".join(lines)
 
 
 def results_page() -> str:
     text = (ROOT / "benchmarks" / "RESULTS.md").read_text()
-    note = ("!!! note\n    This page is `benchmarks/RESULTS.md` of the repository; result files named here"
-            " are under `benchmarks/results/`.\n\n")
+    note = (
+        "!!! note\n    This page is `benchmarks/RESULTS.md` of the repository; result files named here"
+        " are under `benchmarks/results/`.\n\n"
+    )
     head, _, rest = text.partition("\n")
     return head + "\n\n" + note + rest
 

@@ -1,4 +1,5 @@
 """`python -m convcoach`: the same as the `convcoach` command."""
+
 import sys
 
 from .cli import main

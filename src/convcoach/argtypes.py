@@ -1,4 +1,5 @@
 """argparse types for the commands' own integer flags: a bad value is argparse's one-line usage error."""
+
 from __future__ import annotations
 
 import argparse

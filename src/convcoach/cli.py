@@ -1,5 +1,6 @@
 """The `convcoach` command: train, eval and predict, plus every command a package registers in its cli.py
 (found by `load_commands`, no list to edit); user mistakes exit 2 with one line."""
+
 from __future__ import annotations
 
 import argparse
@@ -91,13 +92,21 @@ def _eval_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", choices=["test", "val", "train"])
     parser.add_argument("--batch-size", type=at_least(1), default=512)
     parser.add_argument("--top-k", type=at_least(1), default=5, help="also report top-K accuracy (default 5)")
-    parser.add_argument("--fuse-bn", action="store_true", help="fold each BatchNorm into the conv/linear layer before it")
-    parser.add_argument("--tta", help="test-time augmentation: flip | 10crop[:PAD] | multiscale[:S1:S2...] | random[:N]")
+    parser.add_argument(
+        "--fuse-bn", action="store_true", help="fold each BatchNorm into the conv/linear layer before it"
+    )
+    parser.add_argument(
+        "--tta", help="test-time augmentation: flip | 10crop[:PAD] | multiscale[:S1:S2...] | random[:N]"
+    )
     parser.add_argument("--out", help="output directory (default runs/eval-<timestamp>)")
 
 
-@command("eval", "accuracy, top-k, per-class precision/recall, confusion matrix, calibration and confident mistakes "
-         "of a checkpoint", _eval_args, order=20)
+@command(
+    "eval",
+    "accuracy, top-k, per-class precision/recall, confusion matrix, calibration and confident mistakes of a checkpoint",
+    _eval_args,
+    order=20,
+)
 def run_eval(args: argparse.Namespace) -> int:
     from .evaluate.outputs import write_evaluation
     from .files import write_json
@@ -117,16 +126,35 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate_split(trained, split, args.batch_size, args.tta)
     out = Path(args.out or default_out("eval-"))
     out.mkdir(parents=True, exist_ok=True)
-    summary = {"command": "eval", "checkpoint": str(args.checkpoint), "split": args.split, "fused_bn": args.fuse_bn, **result.summary(trained.classes)}
+    summary = {
+        "command": "eval",
+        "checkpoint": str(args.checkpoint),
+        "split": args.split,
+        "fused_bn": args.fuse_bn,
+        **result.summary(trained.classes),
+    }
     if args.tta:
         plain = evaluate_split(trained, split, args.batch_size)
         summary.update(tta=args.tta, accuracy_without_tta=plain.accuracy, tta_gain=result.accuracy - plain.accuracy)
         print(f"{args.split} accuracy without test-time augmentation: {plain.accuracy * 100:.2f}%; with {args.tta}:")
-    summary.update(write_evaluation(result.probabilities, result.labels, trained.classes, split, out, f"Evaluation of {args.checkpoint}", args.top_k, args.split))
+    summary.update(
+        write_evaluation(
+            result.probabilities,
+            result.labels,
+            trained.classes,
+            split,
+            out,
+            f"Evaluation of {args.checkpoint}",
+            args.top_k,
+            args.split,
+        )
+    )
     write_json(out / "summary.json", summary)
     print(f"{args.split} accuracy: {result.accuracy * 100:.2f}%")
     top_k = ", ".join(f"top-{k} {v * 100:.2f}%" for k, v in summary["top_k_accuracy"].items())
-    print(f"{top_k}; expected calibration error {summary['expected_calibration_error'] * 100:.2f}%  (figures and report.html in {out})")
+    print(
+        f"{top_k}; expected calibration error {summary['expected_calibration_error'] * 100:.2f}%  (figures and report.html in {out})"
+    )
     for name, acc in summary["per_class_accuracy"].items():
         print(f"  {name:>16s}  {acc * 100:6.2f}%")
     return 0
@@ -176,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    logging.getLogger("convcoach").setLevel(logging.DEBUG if args.verbose else logging.WARNING if getattr(args, "quiet", False) else logging.INFO)
+    logging.getLogger("convcoach").setLevel(
+        logging.DEBUG if args.verbose else logging.WARNING if getattr(args, "quiet", False) else logging.INFO
+    )
     try:
         return COMMANDS[args.command].run(args)
     except ConfigError as exc:

@@ -2,6 +2,7 @@
 
 A package adds a subcommand in its own cli.py with `@command(name, help, add_arguments, order=N)`;
 convcoach/cli.py imports every package's cli.py it finds and builds the parser in `order`."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """The run configuration: one flat dataclass, loaded from YAML and CLI flags, validated once."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +17,17 @@ from .recipes import load_recipe
 from .registry import check_spec, suggest
 
 __all__ = [
-    "TrainConfig", "coerce", "config_fields", "field_docs", "from_dict", "load_config", "load_yaml", "option",
-    "parse_mapping", "save_yaml", "unwrap_optional",
+    "TrainConfig",
+    "coerce",
+    "config_fields",
+    "field_docs",
+    "from_dict",
+    "load_config",
+    "load_yaml",
+    "option",
+    "parse_mapping",
+    "save_yaml",
+    "unwrap_optional",
 ]
 
 
@@ -100,7 +110,9 @@ class TrainConfig:
         spec="init",
     )
     zero_init_residual: bool = option(True, "start each residual branch's last BatchNorm at 0")
-    model_options: dict[str, Any] = option(factory=dict, help="builder-specific options, e.g. stem=none,shortcut=identity")
+    model_options: dict[str, Any] = option(
+        factory=dict, help="builder-specific options, e.g. stem=none,shortcut=identity"
+    )
     # loss and regularization
     loss: str = option("cross_entropy", "cross_entropy | svm | kl", spec="loss")
     label_smoothing: float = option(0.1, "share of the target spread evenly over all classes", low=0.0, high=0.99)
@@ -211,7 +223,6 @@ class TrainConfig:
     quiet: bool = option(False, "no per-epoch progress lines")
     report: bool = option(True, "write report.html into the run directory at the end")
 
-
     def validate(self) -> TrainConfig:
         """Check values once at the edge: each spec string by the check its package registered
         (registry.SPEC_CHECKS), each bound and choice from the field's metadata, then the rules
@@ -230,7 +241,9 @@ class TrainConfig:
         if self.optimizer == "nesterov" and self.momentum_convention == "ema":
             raise ConfigError(NESTEROV_EMA)
         if self.optimizer in ("nesterov", "muon") and self.momentum == 0:
-            raise ConfigError(f"optimizer {self.optimizer} needs momentum > 0 (got 0); use --optimizer sgd for plain SGD")
+            raise ConfigError(
+                f"optimizer {self.optimizer} needs momentum > 0 (got 0); use --optimizer sgd for plain SGD"
+            )
         if (self.resolved_tta() or "").split(":")[0].strip().lower() == "random" and not self.augment_pipeline():
             raise ConfigError(
                 f"tta '{self.tta}' draws the training augmentation, and augment is none: give --augment or another --tta"
@@ -284,7 +297,9 @@ def _check_bounds(key: str, value: Any, metadata: Any) -> None:
         raise ConfigError(metadata["rule"].format(value=value))
     if low is not None and high is not None:
         raise ConfigError(f"{key} must be in [{low}, {high}], got {value}")
-    raise ConfigError(f"{key} must be > {above}, got {value}" if above is not None else f"{key} must be >= {low}, got {value}")
+    raise ConfigError(
+        f"{key} must be > {above}, got {value}" if above is not None else f"{key} must be >= {low}, got {value}"
+    )
 
 
 def field_docs(cls: type = TrainConfig) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """`convcoach export`: an inference-only checkpoint (no optimizer or loop state), optionally with
 each BatchNorm folded into the conv or linear layer before it; loads with `load_trained`."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,20 +28,35 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fuse: bool = Fals
     x = torch.randn(64, *trained.in_shape, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         difference = (trained.model(x) - model(x)).abs().max().item()
-    return {"out": str(out), "fused_bn": exported["fused_bn"], "batchnorms_folded": count_batchnorms(trained.model) - count_batchnorms(model),
-            "batchnorms_left": count_batchnorms(model), "max_abs_difference": difference}
+    return {
+        "out": str(out),
+        "fused_bn": exported["fused_bn"],
+        "batchnorms_folded": count_batchnorms(trained.model) - count_batchnorms(model),
+        "batchnorms_left": count_batchnorms(model),
+        "max_abs_difference": difference,
+    }
 
 
 def add_export_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="best.pt, last.pt or a run directory")
     parser.add_argument("--out", required=True, help="the exported file, e.g. model.pt")
-    parser.add_argument("--fuse-bn", action="store_true", help="fold each BatchNorm into the conv/linear layer before it")
+    parser.add_argument(
+        "--fuse-bn", action="store_true", help="fold each BatchNorm into the conv/linear layer before it"
+    )
 
 
-@command("export", "write an inference checkpoint, with --fuse-bn folding each BatchNorm into the layer before it",
-         add_export_flags, order=30)
+@command(
+    "export",
+    "write an inference checkpoint, with --fuse-bn folding each BatchNorm into the layer before it",
+    add_export_flags,
+    order=30,
+)
 def run_export(args: argparse.Namespace) -> int:
     info = export_checkpoint(args.checkpoint, args.out, args.fuse_bn)
-    folded = f"; {info['batchnorms_folded']} BatchNorm layers folded ({info['batchnorms_left']} left), max abs output difference {info['max_abs_difference']:.2e}" if args.fuse_bn else ""
+    folded = (
+        f"; {info['batchnorms_folded']} BatchNorm layers folded ({info['batchnorms_left']} left), max abs output difference {info['max_abs_difference']:.2e}"
+        if args.fuse_bn
+        else ""
+    )
     print(f"exported {info['out']}{folded}")
     return 0

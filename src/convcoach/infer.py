@@ -1,4 +1,5 @@
 """Use a trained checkpoint: rebuild its model, evaluate it on a split, predict image files."""
+
 from __future__ import annotations
 
 import logging
@@ -36,11 +37,17 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Traine
     load_model_state(model, payload["model_state"], str(path))
     model.to(device).eval()
     config = from_dict(payload["config"], source=str(path))
-    return TrainedModel(model, Normalizer.from_state(payload["normalizer"]), list(payload["classes"]), config, spec, Path(path))
+    return TrainedModel(
+        model, Normalizer.from_state(payload["normalizer"]), list(payload["classes"]), config, spec, Path(path)
+    )
 
 
 def evaluate_trained(
-    trained: TrainedModel, data: str | None = None, data_dir: str | None = None, split: str = "test", batch_size: int = 512,
+    trained: TrainedModel,
+    data: str | None = None,
+    data_dir: str | None = None,
+    split: str = "test",
+    batch_size: int = 512,
     tta: str | None = None,
 ) -> Evaluation:
     """Accuracy and per-class accuracy of a trained model on a split of its data (or of `data`);
@@ -75,6 +82,10 @@ def predict_files(trained: TrainedModel, files: list[str | Path], top_k: int = 3
     k = min(top_k, probs.shape[1])
     top = probs.topk(k, dim=1)
     return [
-        {"file": str(path), "prediction": trained.classes[int(idx[0])], "top": [{"class": trained.classes[int(i)], "probability": float(p)} for p, i in zip(values, idx)]}
+        {
+            "file": str(path),
+            "prediction": trained.classes[int(idx[0])],
+            "top": [{"class": trained.classes[int(i)], "probability": float(p)} for p, i in zip(values, idx)],
+        }
         for path, values, idx in zip(files, top.values, top.indices)
     ]

@@ -2,6 +2,7 @@
 
 Batched with torch: one `torch.cdist` per chunk of query rows (no Python loop over images), so the
 distance matrix never holds more than `chunk_rows` x N values."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ def check_distance(distance: str) -> float:
 
 
 @torch.no_grad()
-def nearest(reference: torch.Tensor, queries: torch.Tensor, k: int, distance: str = "l2", chunk_rows: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest(
+    reference: torch.Tensor, queries: torch.Tensor, k: int, distance: str = "l2", chunk_rows: int = 1024
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(distances, indices), each (Q, k): the k nearest reference rows of every query, closest first.
 
     Equal distances among the k found are ordered by reference index (lower first)."""
@@ -54,7 +57,12 @@ def vote(neighbour_labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def predict(
-    reference: torch.Tensor, labels: torch.Tensor, queries: torch.Tensor, ks: list[int], distance: str = "l2", num_classes: int | None = None
+    reference: torch.Tensor,
+    labels: torch.Tensor,
+    queries: torch.Tensor,
+    ks: list[int],
+    distance: str = "l2",
+    num_classes: int | None = None,
 ) -> dict[int, torch.Tensor]:
     """Predictions for every k in `ks` from one neighbour search with max(ks)."""
     num_classes = num_classes or int(labels.max()) + 1
@@ -71,7 +79,12 @@ class KnnResult:
     test_accuracy: float | None = None
 
     def summary(self) -> dict:
-        return {"distance": self.distance, "k": self.k, "val_accuracy": {str(k): v for k, v in self.val_accuracy.items()}, "test_accuracy": self.test_accuracy}
+        return {
+            "distance": self.distance,
+            "k": self.k,
+            "val_accuracy": {str(k): v for k, v in self.val_accuracy.items()},
+            "test_accuracy": self.test_accuracy,
+        }
 
 
 def fit_and_test(

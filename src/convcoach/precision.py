@@ -1,4 +1,5 @@
 """Device and numeric precision: cuda when present; bf16 autocast where the hardware runs it natively."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,7 +32,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise ConfigError(f"device must be auto, cpu, cuda or cuda:N; got '{name}'")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        raise ConfigError(
+            f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
     return device
 
 
@@ -52,7 +55,11 @@ def resolve_precision(
         if name == "auto":
             with torch.cuda.device(device):  # native bf16 (Ampere on), not emulated, on this run's GPU
                 native = torch.cuda.is_bf16_supported(including_emulation=False)
-            return ("bf16", "CUDA device supports bf16") if native else ("fp16", "CUDA without native bf16: fp16 with a grad scaler")
+            return (
+                ("bf16", "CUDA device supports bf16")
+                if native
+                else ("fp16", "CUDA without native bf16: fp16 with a grad scaler")
+            )
         return name, "requested"
     if name == "fp16":
         raise ConfigError("precision fp16 needs a CUDA device; on CPU use bf16, fp32 or auto")

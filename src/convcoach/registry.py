@@ -1,4 +1,5 @@
 """Name -> builder registries with errors that list the known names and suggest the nearest."""
+
 from __future__ import annotations
 
 import difflib
@@ -37,9 +38,7 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         if name not in self._items:
             known = sorted(self._items)
-            raise ConfigError(
-                f"unknown {self.kind} '{name}'{suggest(name, known)}; known: {', '.join(known)}"
-            )
+            raise ConfigError(f"unknown {self.kind} '{name}'{suggest(name, known)}; known: {', '.join(known)}")
         return self._items[name]
 
     def names(self) -> list[str]:
@@ -79,8 +78,14 @@ class SpecArgs(list):
         """Raise if the builder left arguments unread: they would be ignored without a word."""
         if len(self) > self.read:
             name = spec.split(":")[0].strip()
-            allowed = f"takes at most {self.read} argument{'s' if self.read != 1 else ''}" if self.read else "takes no arguments"
-            raise ConfigError(f"{what} '{spec}': '{name}' {allowed}, got {len(self)} ({':'.join(list.__getitem__(self, slice(self.read, None)))} would be ignored)")
+            allowed = (
+                f"takes at most {self.read} argument{'s' if self.read != 1 else ''}"
+                if self.read
+                else "takes no arguments"
+            )
+            raise ConfigError(
+                f"{what} '{spec}': '{name}' {allowed}, got {len(self)} ({':'.join(list.__getitem__(self, slice(self.read, None)))} would be ignored)"
+            )
 
 
 def parse_spec(spec: str) -> tuple[str, SpecArgs]:

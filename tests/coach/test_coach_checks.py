@@ -1,4 +1,5 @@
 """`convcoach check`: each pre-training check measures what the lectures say, and the command's output."""
+
 from __future__ import annotations
 
 import json
@@ -23,9 +24,21 @@ FAST = CheckBudget(subset=256, overfit_steps=60, sweep_steps=6, sweep_points_per
 
 def test_healthy_blobs_pass_every_check(blobs_npz, tmp_path):
     report = run_checks(small_config(blobs_npz, tmp_path), budget=FAST)
-    assert {r.name: r.status for r in report.results} == {name: "pass" for name in (
-        "data_normalization", "data_balance", "data_duplicates", "data_labels", "initial_loss", "regularization",
-        "activations", "gradients", "overfit", "lr_sweep")}
+    assert {r.name: r.status for r in report.results} == {
+        name: "pass"
+        for name in (
+            "data_normalization",
+            "data_balance",
+            "data_duplicates",
+            "data_labels",
+            "initial_loss",
+            "regularization",
+            "activations",
+            "gradients",
+            "overfit",
+            "lr_sweep",
+        )
+    }
     assert report.get("initial_loss").details["expected"] == pytest.approx(math.log(3))
     assert report.get("overfit").details["steps"] <= 60
     assert report.get("gradients").details["errors"]  # one entry per parameter tensor
@@ -43,7 +56,9 @@ def test_regularization_raises_the_loss(blobs_npz, tmp_path):
     assert result.status == "pass" and details["loss_cranked"] > details["loss_at_configured"] > details["data_loss"]
     # cranked 1000x ("crank up regularization"): the penalty grows by exactly that factor
     assert details["cranked_lambda"] == pytest.approx(0.1)
-    assert details["loss_cranked"] - details["data_loss"] == pytest.approx(1000 * (details["loss_at_configured"] - details["data_loss"]), rel=1e-3)
+    assert details["loss_cranked"] - details["data_loss"] == pytest.approx(
+        1000 * (details["loss_at_configured"] - details["data_loss"]), rel=1e-3
+    )
 
 
 class _WrongTanh(torch.autograd.Function):
@@ -76,21 +91,35 @@ def test_gradient_check_finds_a_wrong_custom_backward(blobs_npz, tmp_path):
     good = run_checks(config, model=_Net(wrong=False), only=["gradients"]).get("gradients")
     bad = run_checks(config, model=_Net(wrong=True), only=["gradients"]).get("gradients")
     assert good.status == "pass" and max(good.details["errors"].values()) < 1e-6
-    assert bad.status == "fail" and bad.details["worst"] == "hidden.weight" and bad.details["errors"]["hidden.weight"] > 1e-2
+    assert (
+        bad.status == "fail"
+        and bad.details["worst"] == "hidden.weight"
+        and bad.details["errors"]["hidden.weight"] > 1e-2
+    )
     assert bad.details["errors"]["out.weight"] < 1e-6  # the layer after the broken op is still right
     assert "the backward pass of the layer owning 'hidden.weight' is wrong" in bad.fix
 
 
 def test_gradient_check_relative_errors_in_float64():
     torch.manual_seed(0)
-    errors = gradient_check(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)), torch.randn(2, 1, 6, 6), entries=4)
+    errors = gradient_check(
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(2 * 4 * 4, 3)), torch.randn(2, 1, 6, 6), entries=4
+    )
     assert list(errors) == ["0.weight", "0.bias", "2.weight", "2.bias"]
     assert max(e["error"] for e in errors.values()) < 1e-7
 
 
 def test_lr_sweep_labels_runs_and_scales_the_batch():
-    runs = [{"lr": lr, "drop": drop, "verdict": verdict} for lr, drop, verdict in
-            [(1e-4, 0.001, ""), (1e-3, 0.05, ""), (1e-2, 0.2, ""), (1e-1, 0.15, ""), (1.0, 0.0, "too high")]]
+    runs = [
+        {"lr": lr, "drop": drop, "verdict": verdict}
+        for lr, drop, verdict in [
+            (1e-4, 0.001, ""),
+            (1e-3, 0.05, ""),
+            (1e-2, 0.2, ""),
+            (1e-1, 0.15, ""),
+            (1.0, 0.0, "too high"),
+        ]
+    ]
     classify(runs)
     assert [r["verdict"] for r in runs] == ["too low", "ok", "good", "good", "too high"]
     assert batch_factor("sgd", 32, 256) == 0.125 and batch_factor("adam", 64, 256) == 0.5
@@ -109,13 +138,36 @@ def test_unknown_check_name_is_a_one_line_error(blobs_npz, tmp_path, capsys):
     assert code == 2
     assert capsys.readouterr().err.strip() == (
         "convcoach: error: unknown check 'initial_los' (did you mean 'initial_loss'?); "
-        "known: activations, data, gradients, initial_loss, lr_sweep, overfit, regularization")
+        "known: activations, data, gradients, initial_loss, lr_sweep, overfit, regularization"
+    )
 
 
 def test_check_cli_prints_the_table_and_writes_check_json(blobs_npz, tmp_path, capsys):
     out = tmp_path / "check"
-    code = main(["check", "--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--batch-size", "32",
-                 "--lr", "50", "--optimizer", "sgd", "--only", "lr_sweep,initial_loss", "--quick", "--out", str(out)])
+    code = main(
+        [
+            "check",
+            "--data",
+            f"npz:{blobs_npz}",
+            "--model",
+            "cnn",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--batch-size",
+            "32",
+            "--lr",
+            "50",
+            "--optimizer",
+            "sgd",
+            "--only",
+            "lr_sweep,initial_loss",
+            "--quick",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     report = json.loads((out / "check.json").read_text())
     assert code == 1  # a failing check exits 1
@@ -134,7 +186,9 @@ def test_check_on_the_default_model_finishes_with_initial_loss_near_ln10(tmp_pat
     # measured: 2.503 at seed 0 (2.40-2.50 over seeds 0-5), a little above ln 10 = 2.303 as He-initialized scores are
     # not all zero; the check's own pass band is ln 10 +- 0.6, so this pins the measured value instead
     assert initial["details"]["loss"] == pytest.approx(2.503, abs=0.01)
-    assert initial["status"] == "pass" and initial["message"].startswith("initial loss 2.5 with regularization off, expected ln(10) = 2.3")
+    assert initial["status"] == "pass" and initial["message"].startswith(
+        "initial loss 2.5 with regularization off, expected ln(10) = 2.3"
+    )
     assert len(report["results"]) == 10
 
 
@@ -163,7 +217,10 @@ def test_test_images_copied_into_training_are_counted_warn_up_to_10_percent_then
     assert result.status == status
     assert result.details == {"test_in_train": copied, "test_images": 30, "repeated_in_train": 0}
     if copied:
-        assert result.message == f"{copied} of 30 test images ({copied / 30:.1%}) also appear in training/validation: the test score is inflated"
+        assert (
+            result.message
+            == f"{copied} of 30 test images ({copied / 30:.1%}) also appear in training/validation: the test score is inflated"
+        )
         assert result.fix == "remove the duplicates from the test split"
     else:
         assert result.message == "no test image appears in the training or validation split (30 checked by hash)"
@@ -172,8 +229,13 @@ def test_test_images_copied_into_training_are_counted_warn_up_to_10_percent_then
 def test_test_images_found_in_the_validation_split_count_too(tmp_path):
     x, y = make_blobs(n_per_class=40)
     x_test, y_test = make_blobs(n_per_class=10, seed=1)
-    x_test[:10], y_test[:10] = x[:10], y[:10]  # with half of the training set held out, about half of these land in validation
-    result = _data_checks(_npz(tmp_path / "d.npz", x, y, x_test, y_test), tmp_path, val_fraction=0.5).get("data_duplicates")
+    x_test[:10], y_test[:10] = (
+        x[:10],
+        y[:10],
+    )  # with half of the training set held out, about half of these land in validation
+    result = _data_checks(_npz(tmp_path / "d.npz", x, y, x_test, y_test), tmp_path, val_fraction=0.5).get(
+        "data_duplicates"
+    )
     assert result.status == "fail" and result.details["test_in_train"] == 10
     assert result.message.startswith("10 of 30 test images (33.3%) also appear in training/validation")
 
@@ -183,7 +245,9 @@ def test_repeated_training_images_are_reported_but_pass(tmp_path):
     x[1], y[1] = x[0], y[0]
     x[3], y[3] = x[2], y[2]
     x_test, y_test = make_blobs(n_per_class=10, seed=1)
-    result = _data_checks(_npz(tmp_path / "d.npz", x, y, x_test, y_test), tmp_path, val_fraction=0.0).get("data_duplicates")
+    result = _data_checks(_npz(tmp_path / "d.npz", x, y, x_test, y_test), tmp_path, val_fraction=0.0).get(
+        "data_duplicates"
+    )
     assert result.status == "pass" and result.details["repeated_in_train"] == 2
     assert result.message.endswith("(30 checked by hash); 2 repeated training images")
 
@@ -217,7 +281,9 @@ def test_a_3_to_1_imbalance_still_passes(tmp_path):
 def test_a_class_without_training_images_fails(tmp_path):
     x, y = make_blobs(n_per_class=30)
     x_test, y_test = make_blobs(n_per_class=10, seed=1)
-    result = _data_checks(_npz(tmp_path / "d.npz", x, y, x_test, y_test, classes=["a", "b", "c", "d"]), tmp_path).get("data_balance")
+    result = _data_checks(_npz(tmp_path / "d.npz", x, y, x_test, y_test, classes=["a", "b", "c", "d"]), tmp_path).get(
+        "data_balance"
+    )
     assert result.status == "fail" and result.details == {"counts": {"a": 27, "b": 27, "c": 27, "d": 0}}
     assert result.message == "1 classes have no training images (e.g. 'd')"
 
@@ -234,21 +300,33 @@ class _QuadrantScores(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         half = x.shape[-1] // 2
-        quadrants = torch.stack([x[..., :half, :half].mean((1, 2, 3)), x[..., :half, half:].mean((1, 2, 3)), x[..., half:, :half].mean((1, 2, 3))], 1)
+        quadrants = torch.stack(
+            [
+                x[..., :half, :half].mean((1, 2, 3)),
+                x[..., :half, half:].mean((1, 2, 3)),
+                x[..., half:, :half].mean((1, 2, 3)),
+            ],
+            1,
+        )
         return self.scale * F.one_hot((quadrants.argmax(1) + self.shift) % 3, 3).float()
 
 
 # blobs: 3 classes, expected ln 3 = 1.0986; pass within 0.15 * ln 3 + 0.25 = 0.415, warn within ln 3 (twice the expected loss)
-@pytest.mark.parametrize(("scale", "shift", "status"), [
-    (0.5, 1, "pass"),  # ln(e^0.5 + 2) = 1.2886: 17% off
-    (1.5, 1, "warn"),  # ln(e^1.5 + 2) = 1.8690: 70% off
-    (2.0, 1, "fail"),  # ln(e^2 + 2) = 2.2395: 104% off
-    (4.0, 1, "fail"),  # ln(e^4 + 2) = 4.0360: 267% off
-    (3.0, 0, "warn"),  # ln(1 + 2 e^-3) = 0.0949: 91% off, too confident
-])
+@pytest.mark.parametrize(
+    ("scale", "shift", "status"),
+    [
+        (0.5, 1, "pass"),  # ln(e^0.5 + 2) = 1.2886: 17% off
+        (1.5, 1, "warn"),  # ln(e^1.5 + 2) = 1.8690: 70% off
+        (2.0, 1, "fail"),  # ln(e^2 + 2) = 2.2395: 104% off
+        (4.0, 1, "fail"),  # ln(e^4 + 2) = 4.0360: 267% off
+        (3.0, 0, "warn"),  # ln(1 + 2 e^-3) = 0.0949: 91% off, too confident
+    ],
+)
 def test_initial_loss_far_from_ln_c_warns_then_fails(blobs_npz, tmp_path, scale, shift, status):
     expected_loss = math.log(math.exp(scale) + 2) - (scale if shift == 0 else 0.0)
-    result = run_checks(small_config(blobs_npz, tmp_path), model=_QuadrantScores(scale, shift), only=["initial_loss"]).get("initial_loss")
+    result = run_checks(
+        small_config(blobs_npz, tmp_path), model=_QuadrantScores(scale, shift), only=["initial_loss"]
+    ).get("initial_loss")
     assert result.details["loss"] == pytest.approx(expected_loss, rel=1e-5)
     assert result.details["expected"] == pytest.approx(math.log(3))
     assert result.status == status

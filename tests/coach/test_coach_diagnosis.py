@@ -1,4 +1,5 @@
 """Diagnosis after training: each rule on hand-made curves, the verdict text, and `convcoach diagnose`."""
+
 from __future__ import annotations
 
 import json
@@ -14,16 +15,32 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 SUMMARY = {"data": {"classes": ["a", "b", "c"], "val": 300}, "stop_reason": None}
 
 
-def _record(losses: list[float], epochs: list[tuple[float, float, float]] | None = None, lrs: list[float] | None = None,
-            updates: float | None = None, summary: dict | None = None, monitors: list[dict] | None = None) -> RunRecord:
+def _record(
+    losses: list[float],
+    epochs: list[tuple[float, float, float]] | None = None,
+    lrs: list[float] | None = None,
+    updates: float | None = None,
+    summary: dict | None = None,
+    monitors: list[dict] | None = None,
+) -> RunRecord:
     """Iteration losses, (train_acc, val_acc, val_loss) per epoch, optionally one update ratio for every sample,
     and extra monitor rows."""
-    rows = [{"kind": "iter", "step": i + 1, "loss": loss, "lr": (lrs[i] if lrs else 0.1)} for i, loss in enumerate(losses)]
+    rows = [
+        {"kind": "iter", "step": i + 1, "loss": loss, "lr": (lrs[i] if lrs else 0.1)} for i, loss in enumerate(losses)
+    ]
     rows += monitors or []
     for index, (train_acc, val_acc, val_loss) in enumerate(epochs or [], start=1):
         rows.append({"kind": "epoch", "epoch": index, "train_acc": train_acc, "val_acc": val_acc, "val_loss": val_loss})
     if updates is not None:
-        rows += [{"kind": "monitor", "monitor": "updates", "step": s, "layers": {"0": {"update_ratio": updates}, "1": {"update_ratio": updates}}} for s in (1, 50)]
+        rows += [
+            {
+                "kind": "monitor",
+                "monitor": "updates",
+                "step": s,
+                "layers": {"0": {"update_ratio": updates}, "1": {"update_ratio": updates}},
+            }
+            for s in (1, 50)
+        ]
     return RunRecord.from_rows(rows, summary or SUMMARY)
 
 
@@ -36,11 +53,21 @@ HEALTHY_EPOCHS = [(0.6, 0.62, 0.8), (0.85, 0.84, 0.45), (0.95, 0.93, 0.3)]
 
 def _activations(layers: dict[str, dict[str, float]], step: int = 1) -> dict:
     """An activations monitor row: per-layer stats after well-normalized inputs."""
-    return {"kind": "monitor", "monitor": "activations", "step": step, "layers": {"input": {"mean": 0.0, "std": 1.0}, **layers}}
+    return {
+        "kind": "monitor",
+        "monitor": "activations",
+        "step": step,
+        "layers": {"input": {"mean": 0.0, "std": 1.0}, **layers},
+    }
 
 
 def _gradients(norms: list[float], step: int = 1) -> dict:
-    return {"kind": "monitor", "monitor": "gradients", "step": step, "layers": {f"layer{i}": {"grad_norm": n} for i, n in enumerate(norms)}}
+    return {
+        "kind": "monitor",
+        "monitor": "gradients",
+        "step": step,
+        "layers": {f"layer{i}": {"grad_norm": n} for i, n in enumerate(norms)},
+    }
 
 
 def _healthy_with(*monitors: dict):
@@ -106,22 +133,59 @@ def test_huge_updates_and_a_noisy_loss_are_a_too_high_learning_rate():
 
 
 def test_nan_loss_is_a_diverged_run():
-    verdict = diagnose(_record([1.1, 5.0, float("nan")], summary={**SUMMARY, "stop_reason": "diverged", "stop_message": "loss exploded at iteration 3"}))
+    verdict = diagnose(
+        _record(
+            [1.1, 5.0, float("nan")],
+            summary={**SUMMARY, "stop_reason": "diverged", "stop_message": "loss exploded at iteration 3"},
+        )
+    )
     assert verdict.causes == ["lr_too_high"] and verdict.findings[0].evidence == "loss exploded at iteration 3"
 
 
 def test_format_lists_findings_with_fixes():
     text = format_diagnosis(diagnose(_record([1.1] * 40, [(0.34, 0.33, 1.1)], updates=1e-7)).to_dict())
     assert text.splitlines()[0] == "Diagnosis: lr too low"
-    assert text.splitlines()[1].startswith("  [warn] learning rate too low: the loss barely moves: loss 1.1 -> 1.1 over 40 iterations")
+    assert text.splitlines()[1].startswith(
+        "  [warn] learning rate too low: the loss barely moves: loss 1.1 -> 1.1 over 40 iterations"
+    )
     assert "try: raise --lr 3-10x" in text
 
 
 def test_train_prints_the_diagnosis_and_diagnose_rereads_it(blobs_npz, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    code = main(["train", "--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "4", "--batch-size", "32",
-                 "--quiet", "--val-fraction", "0.1", "--augment", "none", "--lr", "1e-6", "--optimizer", "sgd", "--schedule", "constant", "--no-report",
-                 "--monitor-every", "4", "--out", str(run_dir)])
+    code = main(
+        [
+            "train",
+            "--data",
+            f"npz:{blobs_npz}",
+            "--model",
+            "cnn",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--epochs",
+            "4",
+            "--batch-size",
+            "32",
+            "--quiet",
+            "--val-fraction",
+            "0.1",
+            "--augment",
+            "none",
+            "--lr",
+            "1e-6",
+            "--optimizer",
+            "sgd",
+            "--schedule",
+            "constant",
+            "--no-report",
+            "--monitor-every",
+            "4",
+            "--out",
+            str(run_dir),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "Diagnosis: lr too low" in printed
     stored = json.loads((run_dir / "summary.json").read_text())["diagnosis"]
@@ -133,7 +197,10 @@ def test_train_prints_the_diagnosis_and_diagnose_rereads_it(blobs_npz, tmp_path,
 
 def test_diagnose_needs_a_run_directory(tmp_path, capsys):
     assert main(["diagnose", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.strip() == f"convcoach: error: {tmp_path}: no metrics.jsonl (expected a training run directory)"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"convcoach: error: {tmp_path}: no metrics.jsonl (expected a training run directory)"
+    )
 
 
 @pytest.mark.parametrize("bad", ["not json", '{"kind": "iter", "loss": 1'])
@@ -165,9 +232,21 @@ def test_train_vs_eval_mode_probe_is_skipped_under_ddp_with_sync_batchnorm():
 
 
 def test_healthy_monitors_add_no_finding():
-    verdict = _healthy_with(_activations({"a1": {"mean": 0.3, "std": 0.6, "dead": 0.1, "saturated": 0.2}, "a2": {"mean": 0.3, "std": 0.58, "dead": 0.2},
-                                          "a3": {"mean": 0.3, "std": 0.55, "dead": 0.1}}), _gradients([0.5, 1.0]))
-    assert verdict.findings == [] and verdict.facts.act_shrink == pytest.approx(0.55 / 0.6) and verdict.facts.grad_ratio == 0.5
+    verdict = _healthy_with(
+        _activations(
+            {
+                "a1": {"mean": 0.3, "std": 0.6, "dead": 0.1, "saturated": 0.2},
+                "a2": {"mean": 0.3, "std": 0.58, "dead": 0.2},
+                "a3": {"mean": 0.3, "std": 0.55, "dead": 0.1},
+            }
+        ),
+        _gradients([0.5, 1.0]),
+    )
+    assert (
+        verdict.findings == []
+        and verdict.facts.act_shrink == pytest.approx(0.55 / 0.6)
+        and verdict.facts.grad_ratio == 0.5
+    )
 
 
 @pytest.mark.parametrize(("saturated", "found"), [(0.8, True), (0.5, True), (0.49, False)])
@@ -210,16 +289,27 @@ def test_activations_growing_more_than_10x_over_the_layers_are_exploding(last_st
 
 
 def test_exploding_lists_every_piece_of_evidence():
-    layers = {"a1": {"mean": 0.0, "std": 0.5}, "a2": {"mean": 0.0, "std": 2.0}, "a3": {"mean": 0.0, "std": 8.0, "saturated": 0.75}}
+    layers = {
+        "a1": {"mean": 0.0, "std": 0.5},
+        "a2": {"mean": 0.0, "std": 2.0},
+        "a3": {"mean": 0.0, "std": 8.0, "saturated": 0.75},
+    }
     verdict = _healthy_with(_activations(layers), _gradients([float("inf"), 1.0]))
     assert verdict.causes == ["exploding"]
-    assert verdict.findings[0].evidence == ("gradient norms became NaN/inf; 75% of a tanh/sigmoid layer's outputs are saturated: init std too large; "
-                                            "activations grow layer by layer at init (std 0.5 -> 8)")
+    assert verdict.findings[0].evidence == (
+        "gradient norms became NaN/inf; 75% of a tanh/sigmoid layer's outputs are saturated: init std too large; "
+        "activations grow layer by layer at init (std 0.5 -> 8)"
+    )
 
 
 def test_a_diverged_run_is_not_also_called_exploding():
-    verdict = diagnose(_record([1.1, 5.0, float("nan")], summary={**SUMMARY, "stop_reason": "diverged"},
-                               monitors=[_activations({"tanh1": {"mean": 0.0, "std": 0.9, "saturated": 0.9}})]))
+    verdict = diagnose(
+        _record(
+            [1.1, 5.0, float("nan")],
+            summary={**SUMMARY, "stop_reason": "diverged"},
+            monitors=[_activations({"tanh1": {"mean": 0.0, "std": 0.9, "saturated": 0.9}})],
+        )
+    )
     assert verdict.causes == ["lr_too_high"]
 
 
@@ -243,7 +333,9 @@ def test_vanishing_gradients_with_a_flat_loss_fail_and_hide_the_too_low_learning
 
 
 def test_vanishing_gradient_ratio_is_the_median_over_samples():
-    verdict = _healthy_with(_gradients([1e-4, 1.0], step=1), _gradients([0.5, 1.0], step=2), _gradients([0.2, 1.0], step=3))
+    verdict = _healthy_with(
+        _gradients([1e-4, 1.0], step=1), _gradients([0.5, 1.0], step=2), _gradients([0.2, 1.0], step=3)
+    )
     assert verdict.facts.grad_ratio == 0.2 and verdict.findings == []
 
 
@@ -251,10 +343,15 @@ def test_activations_shrinking_below_a_fifth_are_vanishing():
     layers = {"a1": {"mean": 0.0, "std": 0.5}, "a2": {"mean": 0.0, "std": 0.2}, "a3": {"mean": 0.0, "std": 0.05}}
     verdict = _healthy_with(_activations(layers))
     assert verdict.causes == ["vanishing"]
-    assert verdict.findings[0].evidence == "activations shrink layer by layer at init (std 0.5 -> 0.05): init std too small"
+    assert (
+        verdict.findings[0].evidence
+        == "activations shrink layer by layer at init (std 0.5 -> 0.05): init std too small"
+    )
 
 
-@pytest.mark.parametrize(("dead", "severity"), [(0.49, None), (0.5, "warn"), (0.7, "warn"), (0.89, "warn"), (0.9, "fail"), (1.0, "fail")])
+@pytest.mark.parametrize(
+    ("dead", "severity"), [(0.49, None), (0.5, "warn"), (0.7, "warn"), (0.89, "warn"), (0.9, "fail"), (1.0, "fail")]
+)
 def test_dead_relus_warn_from_half_and_fail_from_90_percent(dead, severity):
     layers = {"relu1": {"mean": 0.2, "std": 0.5, "dead": 0.1}, "relu2": {"mean": 0.1, "std": 0.3, "dead": dead}}
     verdict = _healthy_with(_activations(layers))
@@ -262,8 +359,10 @@ def test_dead_relus_warn_from_half_and_fail_from_90_percent(dead, severity):
         assert verdict.findings == []
         return
     assert verdict.causes == ["dead_units"] and verdict.findings[0].severity == severity
-    assert verdict.findings[0].evidence == (f"{dead:.0%} of the units of activation layer 2 of 2 ('relu2') output zero for a whole batch: "
-                                            "they pass no gradient")
+    assert verdict.findings[0].evidence == (
+        f"{dead:.0%} of the units of activation layer 2 of 2 ('relu2') output zero for a whole batch: "
+        "they pass no gradient"
+    )
 
 
 def test_dead_units_take_precedence_over_vanishing():

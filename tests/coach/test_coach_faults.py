@@ -1,5 +1,6 @@
 """Acceptance: planted faults, each trained briefly on tiny data; the coach (its checks before
 training and its diagnosis after) names the cause, and raises no fail on a healthy run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,8 +71,18 @@ def test_learning_rate_far_too_low(blobs_npz, tmp_path):
 
 
 def test_deep_tanh_net_with_small_init(blobs_npz, tmp_path):
-    config = small_config(blobs_npz, tmp_path / "run", model="mlp", depth=8, width=64, activation="tanh", init="normal:0.01",
-                          norm="none", optimizer="sgd", lr=0.05)
+    config = small_config(
+        blobs_npz,
+        tmp_path / "run",
+        model="mlp",
+        depth=8,
+        width=64,
+        activation="tanh",
+        init="normal:0.01",
+        norm="none",
+        optimizer="sgd",
+        lr=0.05,
+    )
     activations = run_checks(config, only=["activations"], budget=BUDGET).get("activations")
     assert activations.status == "fail" and "activations shrink towards zero by layer 2" in activations.message
     assert "init std too small" in activations.message
@@ -90,7 +101,9 @@ def _dead_relu_net() -> nn.Module:
 
 
 def test_relu_net_with_a_huge_negative_bias(blobs_npz, tmp_path):
-    config = small_config(blobs_npz, tmp_path / "run", model="mlp", depth=3, width=64, norm="none", optimizer="sgd", lr=0.05)
+    config = small_config(
+        blobs_npz, tmp_path / "run", model="mlp", depth=3, width=64, norm="none", optimizer="sgd", lr=0.05
+    )
     activations = run_checks(config, model=_dead_relu_net(), only=["activations"], budget=BUDGET).get("activations")
     assert activations.status == "fail" and "dead units: 100% of the ReLU units of layer 1" in activations.message
     diagnosis = _run(config, model=_dead_relu_net())
@@ -119,7 +132,9 @@ def test_shuffled_labels(tmp_path):
     path = tmp_path / "shuffled.npz"
     np.savez(path, x=images, y=np.random.default_rng(1).permutation(labels))
     # an mlp without BatchNorm: a few iterations of BN leave eval mode broken, which the coach reports first
-    config = small_config(path, tmp_path / "run", model="mlp", depth=2, width=128, norm="none", epochs=6, val_fraction=0.5)
+    config = small_config(
+        path, tmp_path / "run", model="mlp", depth=2, width=128, norm="none", epochs=6, val_fraction=0.5
+    )
     probe = run_checks(config, only=["data"], budget=BUDGET).get("data_labels")
     assert probe.status == "warn" and "labels look unrelated to the images" in probe.message
     diagnosis = _run(config)
@@ -127,8 +142,20 @@ def test_shuffled_labels(tmp_path):
 
 
 def test_too_little_data_for_a_large_model_overfits(weak_blobs, tmp_path):
-    config = small_config(weak_blobs, tmp_path / "run", model="mlp", depth=2, width=512, norm="none", epochs=8, batch_size=10,
-                          optimizer="sgd", lr=0.02, weight_decay=0.0, val_fraction=0.5)
+    config = small_config(
+        weak_blobs,
+        tmp_path / "run",
+        model="mlp",
+        depth=2,
+        width=512,
+        norm="none",
+        epochs=8,
+        batch_size=10,
+        optimizer="sgd",
+        lr=0.02,
+        weight_decay=0.0,
+        val_fraction=0.5,
+    )
     diagnosis = _run(config)
     assert diagnosis["verdict"] == "overfitting"
     assert diagnosis["facts"]["train_acc"] == 1.0 and diagnosis["facts"]["gap"] > 0.2

@@ -1,4 +1,5 @@
 """Diagnosis rules take their place from their registration: every registered rule runs."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,21 @@ from convcoach.coach.diagnosis import Finding, RunRecord, diagnose
 from convcoach.coach.rules import CURVE_RULES, RULES
 
 SUMMARY = {"data": {"classes": ["a", "b", "c"], "val": 300}, "stop_reason": None}
-BUILT_IN = ["lr_too_high", "dead_units", "vanishing", "exploding", "inputs_not_normalized", "eval_mismatch",
-            "too_short", "labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting", "at_chance"]
+BUILT_IN = [
+    "lr_too_high",
+    "dead_units",
+    "vanishing",
+    "exploding",
+    "inputs_not_normalized",
+    "eval_mismatch",
+    "too_short",
+    "labels_no_signal",
+    "lr_too_low",
+    "overfitting",
+    "plateau",
+    "underfitting",
+    "at_chance",
+]
 
 
 def _record(steps: int) -> RunRecord:

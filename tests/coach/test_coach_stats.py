@@ -1,4 +1,5 @@
 """`convcoach stats` and the activation statistics behind it: the lectures' init tables, and their reading."""
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,24 @@ def test_stats_json_and_histograms(tmp_path, capsys):
 
 
 def test_stats_on_a_data_batch_of_a_conv_net(blobs_npz, capsys):
-    code = main(["stats", "--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--input", "data", "--batch", "32", "--json"])
+    code = main(
+        [
+            "stats",
+            "--data",
+            f"npz:{blobs_npz}",
+            "--model",
+            "cnn",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--input",
+            "data",
+            "--batch",
+            "32",
+            "--json",
+        ]
+    )
     payload = json.loads(capsys.readouterr().out)
     assert code == 0 and payload["input"] == "data" and payload["input_shape"] == [32, 1, 12, 12]
     assert [layer["kind"] for layer in payload["layers"]] == ["ReLU"] * 5
@@ -85,13 +103,24 @@ def _layers(stds: list[float], saturated: float | None = None, dead: float | Non
     return [LayerStats(i, str(i), "Tanh", 0.0, s, saturated, dead) for i, s in enumerate(stds, start=1)]
 
 
-@pytest.mark.parametrize(("layers", "severity", "text"), [
-    (_layers(SMALL_NORMAL_STDS), "warn", "activations shrink towards zero by layer 5 (std 0.49 -> 0.05): init std too small"),
-    (_layers([0.5, 0.05, 0.005, 0.0005]), "fail", "shrink towards zero by layer 2"),
-    (_layers([0.9, 0.95, 0.97], saturated=0.8), "fail", "saturated: 80% of layer 1 (Tanh) outputs sit in the flat tails: init std too large"),
-    (_layers([0.1, 0.6, 2.0, 7.0]), "warn", "activations grow layer by layer"),
-    (_layers([0.5, 0.5, 0.5], dead=1.0), "fail", "dead units: 100% of the ReLU units of layer 1"),
-])
+@pytest.mark.parametrize(
+    ("layers", "severity", "text"),
+    [
+        (
+            _layers(SMALL_NORMAL_STDS),
+            "warn",
+            "activations shrink towards zero by layer 5 (std 0.49 -> 0.05): init std too small",
+        ),
+        (_layers([0.5, 0.05, 0.005, 0.0005]), "fail", "shrink towards zero by layer 2"),
+        (
+            _layers([0.9, 0.95, 0.97], saturated=0.8),
+            "fail",
+            "saturated: 80% of layer 1 (Tanh) outputs sit in the flat tails: init std too large",
+        ),
+        (_layers([0.1, 0.6, 2.0, 7.0]), "warn", "activations grow layer by layer"),
+        (_layers([0.5, 0.5, 0.5], dead=1.0), "fail", "dead units: 100% of the ReLU units of layer 1"),
+    ],
+)
 def test_interpret_names_the_problem(layers, severity, text):
     findings = interpret(layers)
     assert findings[0].severity == severity and text in findings[0].message

@@ -1,4 +1,5 @@
 """Augmentation modules register their ops by being in the data package: no import list to edit."""
+
 from __future__ import annotations
 
 import sys
@@ -11,14 +12,14 @@ import convcoach.data
 from convcoach.data import augment
 from convcoach.data.augment import AUGMENTS, GALLERY, import_augment_modules, parse_augment
 
-OP_MODULE = '''
+OP_MODULE = """
 from convcoach.data.augment import AUGMENTS
 
 
 @AUGMENTS.register("{op}")
 def _build(spec, args):
     return lambda x, generator: -x
-'''
+"""
 
 
 @pytest.fixture

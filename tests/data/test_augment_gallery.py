@@ -1,5 +1,6 @@
 """The augmentation gallery: every op's shape, dtype, range and seeding; identities; fancy PCA's
 directions; colour ops on grayscale; errors that name the spec; the loader fits what needs fitting."""
+
 from __future__ import annotations
 
 import math
@@ -15,11 +16,50 @@ from convcoach.data.preprocess import Normalizer
 from convcoach.data.sources import Split
 from convcoach.errors import ConfigError
 
-EVERY_OP = ["hflip", "vflip", "crop:2", "resized_crop:0.3", "scale:0.2", "rotate:20", "shear:15", "stretch:0.2", "affine:10:10:0.1",
-            "elastic:2:4", "brightness:0.4", "contrast:0.4", "saturation:0.5", "hue:0.1", "jitter:0.4:0.05", "pca:0.1",
-            "noise:0.1", "cutout:6", "erase:1", "randaugment:2:9", "randaugment:4:30"]
-ZERO_STRENGTH = ["hflip:0", "vflip:0", "crop:0", "translate:0", "rotate:0", "shear:0", "stretch:0", "scale:0", "affine:0:0:0", "elastic:0",
-                 "brightness:0", "contrast:0", "saturation:0", "hue:0", "jitter:0", "pca:0", "noise:0", "cutout:0", "erase:0"]
+EVERY_OP = [
+    "hflip",
+    "vflip",
+    "crop:2",
+    "resized_crop:0.3",
+    "scale:0.2",
+    "rotate:20",
+    "shear:15",
+    "stretch:0.2",
+    "affine:10:10:0.1",
+    "elastic:2:4",
+    "brightness:0.4",
+    "contrast:0.4",
+    "saturation:0.5",
+    "hue:0.1",
+    "jitter:0.4:0.05",
+    "pca:0.1",
+    "noise:0.1",
+    "cutout:6",
+    "erase:1",
+    "randaugment:2:9",
+    "randaugment:4:30",
+]
+ZERO_STRENGTH = [
+    "hflip:0",
+    "vflip:0",
+    "crop:0",
+    "translate:0",
+    "rotate:0",
+    "shear:0",
+    "stretch:0",
+    "scale:0",
+    "affine:0:0:0",
+    "elastic:0",
+    "brightness:0",
+    "contrast:0",
+    "saturation:0",
+    "hue:0",
+    "jitter:0",
+    "pca:0",
+    "noise:0",
+    "cutout:0",
+    "erase:0",
+]
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -160,19 +200,28 @@ def test_fancy_pca_offsets_lie_along_the_training_sets_principal_directions():
     direction = torch.tensor([1.0, -0.6, 0.3])
     direction = direction / direction.norm()
     amount = torch.rand(500, 1, 1, 1, generator=generator) - 0.5
-    train = (0.5 + 0.5 * amount * direction.view(1, 3, 1, 1)).clamp(0, 1).mul(255).round().to(torch.uint8).expand(500, 3, 6, 6)
+    train = (
+        (0.5 + 0.5 * amount * direction.view(1, 3, 1, 1))
+        .clamp(0, 1)
+        .mul(255)
+        .round()
+        .to(torch.uint8)
+        .expand(500, 3, 6, 6)
+    )
     normalizer = Normalizer.fit(train)
     augment = parse_augment("pca:0.1").fit(train, normalizer)
     gray = torch.full((300, 3, 6, 6), 128, dtype=torch.uint8)  # mid-gray: no clipping
     x = normalizer(gray)
     std = torch.tensor(normalizer.std).view(1, 3, 1, 1)
-    offsets = ((augment(x, gen(3)) - x) * std)  # back to pixel units
+    offsets = (augment(x, gen(3)) - x) * std  # back to pixel units
     assert torch.allclose(offsets, offsets[:, :, :1, :1].expand_as(offsets), atol=1e-6)  # one colour shift per image
     per_image = offsets[:, :, 0, 0]
     # the training set varies along `direction` (plus uint8 rounding): so do the offsets, to 99.9% of their energy
     along = (per_image @ direction).pow(2).sum() / per_image.pow(2).sum()
     assert along.item() > 0.999
-    spread = (torch.linalg.eigh(torch.cov(train.double().div(255).transpose(0, 1).reshape(3, -1), correction=0))[0][-1]).sqrt()
+    spread = (
+        torch.linalg.eigh(torch.cov(train.double().div(255).transpose(0, 1).reshape(3, -1), correction=0))[0][-1]
+    ).sqrt()
     # alpha ~ N(0, 0.1) times the spread along the direction
     assert per_image.norm(dim=1).pow(2).mean().sqrt().item() == pytest.approx(0.1 * spread.item(), rel=0.15)
 

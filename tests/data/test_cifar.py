@@ -1,4 +1,5 @@
 """CIFAR pickle batches: decoding, corrupt files, and the unpickler that refuses foreign globals."""
+
 from __future__ import annotations
 
 import os

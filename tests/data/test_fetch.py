@@ -1,4 +1,5 @@
 """Dataset lookup and verified download, against a real HTTP server on 127.0.0.1."""
+
 from __future__ import annotations
 
 import functools
@@ -120,7 +121,9 @@ def test_fetch_downloads_every_remote_file(served, tmp_path, monkeypatch):
     folder, url = served
     (folder / "a.bin").write_bytes(b"first")
     (folder / "b.bin").write_bytes(b"second")
-    remotes = [RemoteFile(n, url, hashlib.sha256(c).hexdigest()) for n, c in (("a.bin", b"first"), ("b.bin", b"second"))]
+    remotes = [
+        RemoteFile(n, url, hashlib.sha256(c).hexdigest()) for n, c in (("a.bin", b"first"), ("b.bin", b"second"))
+    ]
     monkeypatch.setitem(fetch_mod.REMOTE, NAME, remotes)
     target = tmp_path / "target"
     fetch(NAME, target)
@@ -148,7 +151,9 @@ def test_fetch_downloads_and_extracts_an_archive(served, tmp_path, monkeypatch):
         tar.addfile(info, io.BytesIO(PAYLOAD))
     archive = buffer.getvalue()
     (folder / "set.tar.gz").write_bytes(archive)
-    monkeypatch.setitem(fetch_mod.REMOTE, NAME, [RemoteFile("set.tar.gz", url, hashlib.sha256(archive).hexdigest(), "set-batches")])
+    monkeypatch.setitem(
+        fetch_mod.REMOTE, NAME, [RemoteFile("set.tar.gz", url, hashlib.sha256(archive).hexdigest(), "set-batches")]
+    )
     target = tmp_path / "target"
     fetch(NAME, target)
     assert (target / "set-batches" / "data.bin").read_bytes() == PAYLOAD
@@ -164,7 +169,9 @@ def test_fetch_refuses_archive_members_outside_the_target(served, tmp_path, monk
         tar.addfile(info, io.BytesIO(b"bad"))
     archive = buffer.getvalue()
     (folder / "evil.tar.gz").write_bytes(archive)
-    monkeypatch.setitem(fetch_mod.REMOTE, NAME, [RemoteFile("evil.tar.gz", url, hashlib.sha256(archive).hexdigest(), "x")])
+    monkeypatch.setitem(
+        fetch_mod.REMOTE, NAME, [RemoteFile("evil.tar.gz", url, hashlib.sha256(archive).hexdigest(), "x")]
+    )
     with pytest.raises(ConfigError, match="unsafe member '../../escaped.txt'"):
         fetch(NAME, tmp_path / "a" / "target")
     assert not (tmp_path / "escaped.txt").exists()

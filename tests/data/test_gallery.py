@@ -1,4 +1,5 @@
 """`convcoach augment`: the grid of originals and augmented draws."""
+
 from __future__ import annotations
 
 import torch
@@ -21,12 +22,31 @@ def test_grid_holds_the_originals_then_the_draws_in_pixel_units():
 
 def test_augment_command_writes_a_png(blobs_npz, tmp_path, capsys):
     out = tmp_path / "grid.png"
-    assert main(["augment", "--data", f"npz:{blobs_npz}", "--augment", "rotate:15,pca:0.1", "--out", str(out), "--n", "4", "--rows", "2"]) == 0
+    assert (
+        main(
+            [
+                "augment",
+                "--data",
+                f"npz:{blobs_npz}",
+                "--augment",
+                "rotate:15,pca:0.1",
+                "--out",
+                str(out),
+                "--n",
+                "4",
+                "--rows",
+                "2",
+            ]
+        )
+        == 0
+    )
     assert "wrote" in capsys.readouterr().out
     with Image.open(out) as image:
         assert image.format == "PNG" and image.width > image.height > 100
 
 
 def test_augment_command_names_a_bad_op(blobs_npz, tmp_path, capsys):
-    assert main(["augment", "--data", f"npz:{blobs_npz}", "--augment", "spin:10", "--out", str(tmp_path / "g.png")]) == 2
+    assert (
+        main(["augment", "--data", f"npz:{blobs_npz}", "--augment", "spin:10", "--out", str(tmp_path / "g.png")]) == 2
+    )
     assert "unknown augmentation 'spin'" in capsys.readouterr().err

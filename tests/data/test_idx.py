@@ -1,4 +1,5 @@
 """IDX reader (MNIST / Fashion-MNIST format): decoding, gzip, truncation and bad magic."""
+
 from __future__ import annotations
 
 import gzip

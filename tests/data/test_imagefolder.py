@@ -1,4 +1,5 @@
 """Image folders: modes, transparency, channel decision, unreadable files, splits and resizing."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -82,7 +83,9 @@ def test_rgba_in_a_dataset_gives_white_not_black(tmp_path):
 
 def test_all_grayscale_set_gives_one_channel(tmp_path):
     bilevel = Image.new("1", (6, 6), 1)
-    root = make_folder(tmp_path, {"a": [gray(10), gray(20), bilevel], "b": [gray(30), Image.new("LA", (6, 6), (40, 255))]})
+    root = make_folder(
+        tmp_path, {"a": [gray(10), gray(20), bilevel], "b": [gray(30), Image.new("LA", (6, 6), (40, 255))]}
+    )
     bundle = load(root)
     assert bundle.shape == (1, 6, 6)
     assert decide_channels(sorted(root.rglob("*.png"))) == 1
@@ -167,7 +170,9 @@ def test_val_subfolder_is_used_as_the_val_split(tmp_path):
 
 
 def test_images_are_resized_to_image_size(tmp_path):
-    root = make_folder(tmp_path, {"a": [gray(10, (10, 4)), gray(20, (3, 3))], "b": [rgb(size=(7, 9)), rgb(size=(5, 5))]})
+    root = make_folder(
+        tmp_path, {"a": [gray(10, (10, 4)), gray(20, (3, 3))], "b": [rgb(size=(7, 9)), rgb(size=(5, 5))]}
+    )
     bundle = load(root, image_size=8)
     assert bundle.shape == (3, 8, 8)
     assert tuple(bundle.train.images.shape[1:]) == (3, 8, 8)
@@ -255,8 +260,12 @@ def test_a_single_class_is_an_error_naming_it(tmp_path):
 @pytest.mark.parametrize("memory_limit_gb", [8.0, 1e-9])  # in memory, and streamed from disk
 def test_too_few_images_to_split_is_an_error_saying_what_is_missing(tmp_path, memory_limit_gb):
     root = make_folder(tmp_path, {"a": [gray(10)], "b": [gray(20)]})  # one image per class: none left to test on
-    with pytest.raises(ConfigError, match=r"too few images to split: 0 test, 0 validation image\(s\) .* or set --val-fraction 0"):
+    with pytest.raises(
+        ConfigError, match=r"too few images to split: 0 test, 0 validation image\(s\) .* or set --val-fraction 0"
+    ):
         load(root, val_fraction=0.1, memory_limit_gb=memory_limit_gb)
     bigger = make_folder(tmp_path / "bigger", {"a": [gray(v) for v in range(3)], "b": [gray(v) for v in range(3)]})
-    bundle = load(bigger, val_fraction=0.1, memory_limit_gb=memory_limit_gb)  # 3 per class: 1 test, 1 validation, 1 training each
+    bundle = load(
+        bigger, val_fraction=0.1, memory_limit_gb=memory_limit_gb
+    )  # 3 per class: 1 test, 1 validation, 1 training each
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (2, 2, 2)

@@ -1,4 +1,5 @@
 """BatchLoader epochs, resume and sharding; batched augmentations and their parser."""
+
 from __future__ import annotations
 
 import pytest
@@ -110,7 +111,10 @@ def test_len_for_exact_multiple():
 
 
 def test_ranks_get_disjoint_equal_shares_of_one_permutation():
-    shares = [flat(epoch(BatchLoader(indexed_split(11), 2, IDENTITY, shuffle=True, seed=2, rank=r, world_size=2))) for r in (0, 1)]
+    shares = [
+        flat(epoch(BatchLoader(indexed_split(11), 2, IDENTITY, shuffle=True, seed=2, rank=r, world_size=2)))
+        for r in (0, 1)
+    ]
     assert len(shares[0]) == len(shares[1]) == 5
     assert set(shares[0]).isdisjoint(shares[1])
     assert len(BatchLoader(indexed_split(11), 2, IDENTITY, rank=1, world_size=2)) == 3
@@ -125,7 +129,9 @@ def test_batches_are_normalized():
 
 def test_channels_last_output():
     images = torch.zeros(4, 3, 5, 5, dtype=torch.uint8)
-    loader = BatchLoader(Split(images, torch.zeros(4, dtype=torch.long)), 2, Normalizer([0.0] * 3, [1.0] * 3), channels_last=True)
+    loader = BatchLoader(
+        Split(images, torch.zeros(4, dtype=torch.long)), 2, Normalizer([0.0] * 3, [1.0] * 3), channels_last=True
+    )
     x, _ = next(iter(loader))
     assert x.is_contiguous(memory_format=torch.channels_last)
 
@@ -182,7 +188,9 @@ def shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """image moved down by dy and right by dx, zero filled."""
     out = torch.zeros_like(image)
     h, w = image.shape[-2:]
-    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[..., max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]
+    out[..., max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        ..., max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
@@ -190,7 +198,9 @@ def test_each_translated_sample_is_its_input_shifted_by_at_most_two():
     x = batch(shape=(16, 3, 6, 8)) + 5.0  # no zeros, so the zero fill shows the shift
     out = parse_augment("translate:2")(x, gen(3))
     for sample, original in zip(out, x):
-        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(sample, shifted(original, dy, dx))]
+        matches = [
+            (dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(sample, shifted(original, dy, dx))
+        ]
         assert len(matches) == 1
 
 

@@ -1,4 +1,5 @@
 """The npz source through load_data: layouts, label and key errors, corrupt files, val split, subset."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -82,7 +83,12 @@ def test_bad_image_shape_is_rejected_with_the_shape(tmp_path):
 def test_label_out_of_range_names_label_and_valid_range(tmp_path):
     x = np.zeros((6, 4, 4), np.uint8)
     path = save(
-        tmp_path, x=x, y=np.array([0, 1, 2, 0, 1, 0]), x_test=x[:2], y_test=np.array([0, 1]), classes=np.array(["cat", "dog"])
+        tmp_path,
+        x=x,
+        y=np.array([0, 1, 2, 0, 1, 0]),
+        x_test=x[:2],
+        y_test=np.array([0, 1]),
+        classes=np.array(["cat", "dog"]),
     )
     with pytest.raises(ConfigError) as info:
         load_data(f"npz:{path}", SourceOptions())
@@ -95,7 +101,9 @@ def test_label_out_of_range_names_label_and_valid_range(tmp_path):
 
 def test_test_label_out_of_range_is_reported_for_y_test(tmp_path):
     x = np.zeros((4, 4, 4), np.uint8)
-    path = save(tmp_path, x=x, y=np.array([0, 1, 0, 1]), x_test=x[:2], y_test=np.array([0, 5]), classes=np.array(["a", "b"]))
+    path = save(
+        tmp_path, x=x, y=np.array([0, 1, 0, 1]), x_test=x[:2], y_test=np.array([0, 5]), classes=np.array(["a", "b"])
+    )
     with pytest.raises(ConfigError, match=r"label 5 in 'y_test' is out of range for 2 classes \(valid: 0..1\)"):
         load_data(f"npz:{path}", SourceOptions())
 
@@ -188,7 +196,14 @@ def test_without_test_arrays_twenty_percent_is_held_out_stratified(tmp_path):
 
 def test_classes_array_names_the_classes(tmp_path):
     x = np.zeros((4, 4, 4), np.uint8)
-    path = save(tmp_path, x=x, y=np.array([0, 1, 0, 1]), x_test=x, y_test=np.array([0, 1, 0, 1]), classes=np.array(["cat", "dog"]))
+    path = save(
+        tmp_path,
+        x=x,
+        y=np.array([0, 1, 0, 1]),
+        x_test=x,
+        y_test=np.array([0, 1, 0, 1]),
+        classes=np.array(["cat", "dog"]),
+    )
     bundle = load_data(f"npz:{path}", SourceOptions(), val_fraction=0.0)
     assert bundle.classes == ["cat", "dog"]
     assert bundle.num_classes == 2

@@ -1,4 +1,5 @@
 """Normalizer: exact statistics, standardized output, modes, and state round-trip."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The named sources through load_data: the bundled digits, and MNIST-format and CIFAR files found in data_dir."""
+
 from __future__ import annotations
 
 import pickle
@@ -35,13 +36,17 @@ def test_digits_is_the_bundled_8x8_set_with_a_fixed_test_split():
     assert [counts[d] for d in range(10)] == [36, 36, 35, 37, 36, 36, 36, 36, 35, 36]
     whole = load_data("digits", SourceOptions(seed=7), val_fraction=0.0)
     assert whole.val is None and len(whole.train) == 1438
-    assert torch.equal(whole.test.images, bundle.test.images)  # the seed moves the validation split, never the test split
+    assert torch.equal(
+        whole.test.images, bundle.test.images
+    )  # the seed moves the validation split, never the test split
     assert load_data("digits", SourceOptions(image_size=16), val_fraction=0.0).shape == (1, 16, 16)
 
 
 def idx_file(path, array: np.ndarray) -> None:
     """An uncompressed IDX file of uint8 (type code 8)."""
-    path.write_bytes(bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes())
+    path.write_bytes(
+        bytes([0, 0, 8, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes()
+    )
 
 
 def test_fashion_mnist_files_in_data_dir_load_with_the_class_names(tmp_path, offline):
@@ -85,10 +90,18 @@ def test_the_real_fashion_mnist_when_installed(offline):
     from convcoach.data.fetch import candidate_dirs
     from convcoach.data.idx import find_idx
 
-    if not any(find_idx(folder, "t10k-labels-idx1-ubyte") for folder in candidate_dirs("fashion-mnist", None) if folder.is_dir()):
+    if not any(
+        find_idx(folder, "t10k-labels-idx1-ubyte")
+        for folder in candidate_dirs("fashion-mnist", None)
+        if folder.is_dir()
+    ):
         pytest.skip("Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)")
     bundle = load_data("fashion-mnist", SourceOptions())
-    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (54000, 6000, 10000)  # 10% of 6000 per class held out
+    assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (
+        54000,
+        6000,
+        10000,
+    )  # 10% of 6000 per class held out
     assert bundle.shape == (1, 28, 28) and bundle.classes == FASHION_CLASSES
     assert int(bundle.test.images.max()) == 255
     assert Counter(bundle.test.labels.tolist()) == {c: 1000 for c in range(10)}

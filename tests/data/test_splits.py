@@ -1,4 +1,5 @@
 """Seeded, stratified splits and subsets."""
+
 from __future__ import annotations
 
 from collections import Counter

@@ -1,4 +1,5 @@
 """Evaluation metrics on hand-made predictions: confusion counts, per-class scores, top-k, ECE, mistakes."""
+
 from __future__ import annotations
 
 import pytest
@@ -56,7 +57,9 @@ def test_expected_calibration_error_of_a_hand_made_example():
 def test_perfectly_calibrated_predictions_have_zero_ece():
     confidences = torch.full((10,), 0.8)
     correct = torch.tensor([1] * 8 + [0] * 2, dtype=torch.bool)
-    assert expected_calibration_error(reliability_bins(confidences, correct)) == pytest.approx(0.0, abs=1e-6)  # 0.8 in float32
+    assert expected_calibration_error(reliability_bins(confidences, correct)) == pytest.approx(
+        0.0, abs=1e-6
+    )  # 0.8 in float32
 
 
 def test_confident_mistakes_are_the_wrong_predictions_most_confident_first():
@@ -72,5 +75,13 @@ def test_compute_metrics_summary_names_classes():
     assert summary["accuracy"] == pytest.approx(2 / 3)
     assert summary["top_k_accuracy"] == {"1": pytest.approx(2 / 3), "2": 1.0}
     assert summary["confusion_matrix"]["rows_true_columns_predicted"] == [[1, 0], [1, 1]]
-    assert summary["per_class"]["dog"] == {"precision": 1.0, "recall": 0.5, "accuracy": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
-    assert summary["confident_mistakes"] == [{"index": 2, "true": "dog", "predicted": "cat", "confidence": pytest.approx(0.6)}]
+    assert summary["per_class"]["dog"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "accuracy": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
+    assert summary["confident_mistakes"] == [
+        {"index": 2, "true": "dog", "predicted": "cat", "confidence": pytest.approx(0.6)}
+    ]

@@ -1,4 +1,5 @@
 """Test-time augmentation: the views of each mode, the averaged probabilities, and the spec errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -70,7 +71,9 @@ def test_evaluating_through_the_tta_wrapper_leaves_the_model_in_its_own_mode():
     model = nn.Sequential(nn.Flatten(), nn.Linear(20, 3), nn.BatchNorm1d(3)).eval()
     batches = [(torch.randn(4, 1, 4, 5), torch.tensor([0, 1, 2, 0]))]
     evaluate(TTAModel(model, lambda batch: [batch, batch.flip(3)]), batches, nn.functional.cross_entropy, 3)
-    assert not model.training  # a fresh wrapper is in training mode; restoring that would put BatchNorm on batch statistics
+    assert (
+        not model.training
+    )  # a fresh wrapper is in training mode; restoring that would put BatchNorm on batch statistics
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
 """Saliency, dead ReLUs, maximally activating images, noise predictions, class visualization, and the inspect command."""
+
 from __future__ import annotations
 
 import json
@@ -109,8 +110,31 @@ def small_run(tmp_path_factory):
     import numpy as np
 
     np.savez(data, x=x, y=y)
-    code = main(["train", "--data", f"npz:{data}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "2", "--batch-size", "32",
-                 "--augment", "none", "--lr", "0.05", "--quiet", "--no-report", "--out", str(folder / "run")])
+    code = main(
+        [
+            "train",
+            "--data",
+            f"npz:{data}",
+            "--model",
+            "cnn",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "32",
+            "--augment",
+            "none",
+            "--lr",
+            "0.05",
+            "--quiet",
+            "--no-report",
+            "--out",
+            str(folder / "run"),
+        ]
+    )
     assert code == 0 and not (folder / "run" / "report.html").exists()
     return folder / "run"
 
@@ -125,8 +149,11 @@ def check_inspect_numbers(run, entries):
     assert len(split) == 18  # --samples 40 scans all of them
     x = trained.normalizer(split.images)
     outputs = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, name=name: outputs.__setitem__(name, out.detach().clone()))
-             for name, m in model.named_modules() if isinstance(m, nn.ReLU) or name == "12"]
+    hooks = [
+        m.register_forward_hook(lambda mod, inp, out, name=name: outputs.__setitem__(name, out.detach().clone()))
+        for name, m in model.named_modules()
+        if isinstance(m, nn.ReLU) or name == "12"
+    ]
     with torch.no_grad():
         probabilities = model(x).softmax(1)
     for hook in hooks:
@@ -155,11 +182,33 @@ def check_inspect_numbers(run, entries):
     _, visual = class_visualizations(model, trained.normalizer, trained.in_shape, [0, 1, 2], steps=5, seed=0)
     assert list(entries["class_visualization"]["data"]["probability"].values()) == pytest.approx(visual, rel=1e-5)
     first = entries["occlusion"]["data"]["examples"][0]
-    assert first["image"] == "test #0: 0" and first["probability"] == pytest.approx(probabilities[0, 0].item(), rel=1e-5)
+    assert first["image"] == "test #0: 0" and first["probability"] == pytest.approx(
+        probabilities[0, 0].item(), rel=1e-5
+    )
 
 
 def test_inspect_command_writes_a_png_per_inspection_and_the_run_report_includes_them(small_run, capsys):
-    code = main(["inspect", "--checkpoint", str(small_run), "--units", "0,3", "--top", "4", "--samples", "40", "--noise", "16", "--steps", "5", "--patch", "4", "--stride", "2"])
+    code = main(
+        [
+            "inspect",
+            "--checkpoint",
+            str(small_run),
+            "--units",
+            "0,3",
+            "--top",
+            "4",
+            "--samples",
+            "40",
+            "--noise",
+            "16",
+            "--steps",
+            "5",
+            "--patch",
+            "4",
+            "--stride",
+            "2",
+        ]
+    )
     assert code == 0
     folder = small_run / "inspect"
     keys = ["filters", "occlusion", "saliency", "max_activation", "noise", "class_visualization", "dead_relu"]
@@ -169,7 +218,10 @@ def test_inspect_command_writes_a_png_per_inspection_and_the_run_report_includes
     assert list(entries) == keys
     assert entries["filters"]["data"]["count"] == 8
     assert entries["occlusion"]["data"]["patch"] == 4 and entries["occlusion"]["data"]["stride"] == 2
-    assert list(entries["max_activation"]["data"]["top"]) == ["0", "3"] and len(entries["max_activation"]["data"]["top"]["0"]) == 4
+    assert (
+        list(entries["max_activation"]["data"]["top"]) == ["0", "3"]
+        and len(entries["max_activation"]["data"]["top"]["0"]) == 4
+    )
     assert sum(entries["noise"]["data"]["class_fraction"].values()) == pytest.approx(1.0)
     assert (folder / "inspect.html").is_file()
     check_inspect_numbers(small_run, entries)
@@ -185,7 +237,20 @@ def test_inspect_examples_and_image_choose_what_occlusion_and_saliency_look_at(s
 
     from convcoach.infer import load_split, load_trained
 
-    quick = ["--checkpoint", str(small_run), "--samples", "10", "--noise", "4", "--steps", "0", "--patch", "4", "--stride", "4"]
+    quick = [
+        "--checkpoint",
+        str(small_run),
+        "--samples",
+        "10",
+        "--noise",
+        "4",
+        "--steps",
+        "0",
+        "--patch",
+        "4",
+        "--stride",
+        "4",
+    ]
     assert main(["inspect", *quick, "--examples", "2", "--out", str(tmp_path / "ex")]) == 0
     entries = {e["key"]: e for e in json.loads((tmp_path / "ex" / "inspect.json").read_text())["findings"]}
     # one image per class in split order: the first 0 is test #0, the first 1 is test #4
@@ -208,7 +273,24 @@ def test_inspect_examples_and_image_choose_what_occlusion_and_saliency_look_at(s
 
 
 def test_inspect_rejects_bad_options_with_one_line(small_run, capsys):
-    assert main(["inspect", "--checkpoint", str(small_run), "--layer", "nope", "--samples", "10", "--steps", "1", "--noise", "4"]) == 2
+    assert (
+        main(
+            [
+                "inspect",
+                "--checkpoint",
+                str(small_run),
+                "--layer",
+                "nope",
+                "--samples",
+                "10",
+                "--steps",
+                "1",
+                "--noise",
+                "4",
+            ]
+        )
+        == 2
+    )
     assert "unknown layer 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:  # argparse's usage error: checked at parse time, exit code 2
         main(["inspect", "--checkpoint", str(small_run), "--patch", "0"])

@@ -1,4 +1,5 @@
 """Occlusion finds the only informative region; the filter grid has one tile per first-layer filter."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,9 @@ def test_occluding_the_only_informative_region_drops_the_probability_most_there(
     image[0][REGION] = 1.0
     result = occlusion_map(region_model(), image, target=0, patch=3, stride=1)
     assert result.drop.shape == (SIZE, SIZE)
-    assert result.base_probability == pytest.approx(torch.tensor([4.0, 2.0]).softmax(0)[0].item())  # logits 16 x 0.25 vs 2
+    assert result.base_probability == pytest.approx(
+        torch.tensor([4.0, 2.0]).softmax(0)[0].item()
+    )  # logits 16 x 0.25 vs 2
     row, col = divmod(int(result.drop.argmax()), SIZE)
     assert 2 <= row < 6 and 6 <= col < 10
     inside = result.drop[REGION].mean().item()

@@ -1,4 +1,5 @@
 """BatchNorm folding: the fold's formula, outputs equal to the unfused model, exports that reload."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,14 +39,25 @@ def test_fold_matches_the_formula_and_torchs_fusion():
     fold_bn(conv, bn)
     scale = bn.weight / (bn.running_var + bn.eps).sqrt()
     assert torch.allclose(conv.weight, original_w * scale.view(-1, 1, 1, 1))  # W' = W gamma / sqrt(var + eps)
-    assert torch.allclose(conv.bias, (original_b - bn.running_mean) * scale + bn.bias)  # b' = (b - mu) gamma / sqrt(var + eps) + beta
-    assert torch.allclose(conv.weight, reference.weight, atol=1e-6) and torch.allclose(conv.bias, reference.bias, atol=1e-6)
+    assert torch.allclose(
+        conv.bias, (original_b - bn.running_mean) * scale + bn.bias
+    )  # b' = (b - mu) gamma / sqrt(var + eps) + beta
+    assert torch.allclose(conv.weight, reference.weight, atol=1e-6) and torch.allclose(
+        conv.bias, reference.bias, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
     ("name", "options"),
-    [("resnet", {}), ("resnet", {"depth": 14, "shortcut": "identity"}), ("resnet", {"downsample": "conv_pool"}), ("resnet", {"downsample": "pool", "stem": "unshuffle"}),
-     ("cnn", {}), ("vgg", {}), ("mlp", {"norm_spec": "batch", "depth": 2})],
+    [
+        ("resnet", {}),
+        ("resnet", {"depth": 14, "shortcut": "identity"}),
+        ("resnet", {"downsample": "conv_pool"}),
+        ("resnet", {"downsample": "pool", "stem": "unshuffle"}),
+        ("cnn", {}),
+        ("vgg", {}),
+        ("mlp", {"norm_spec": "batch", "depth": 2}),
+    ],
 )
 def test_folding_preserves_outputs_and_removes_every_batchnorm(name, options):
     shape = (1, 8, 8)
@@ -75,7 +87,9 @@ def test_a_batchnorm_after_a_shared_layer_is_left_alone():
 
 
 def test_bn_after_conv_and_max_pool_folds_only_when_every_scale_is_positive():
-    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(3), nn.ReLU()).eval()
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(3), nn.ReLU()
+    ).eval()
     with torch.no_grad():
         model[2].running_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
         model[2].running_var.copy_(torch.tensor([4.0, 0.25, 1.0]))

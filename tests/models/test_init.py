@@ -1,4 +1,5 @@
 """Weight initialization: the schemes' statistics (the lectures' 6 x 4096 tanh tables are in tests/coach/test_coach_stats.py)."""
+
 from __future__ import annotations
 
 import math
@@ -80,14 +81,29 @@ def test_orthogonal_square_layer_is_gain_times_an_orthogonal_matrix():
     assert weight.std().item() == pytest.approx(math.sqrt(2 / 256), rel=0.01)  # gain / sqrt(n), like He
 
 
-@pytest.mark.parametrize(("alias", "name"), [("he", "kaiming"), ("kaiming_normal", "kaiming"), ("xavier_normal", "xavier")])
+@pytest.mark.parametrize(
+    ("alias", "name"), [("he", "kaiming"), ("kaiming_normal", "kaiming"), ("xavier_normal", "xavier")]
+)
 def test_init_aliases_draw_the_same_weights(alias, name):
     assert torch.equal(_init(nn.Linear(64, 32), alias).weight, _init(nn.Linear(64, 32), name).weight)
 
 
 def test_every_init_scheme_has_a_numeric_test():
-    tested = {"normal", "xavier", "xavier_normal", "xavier_uniform", "kaiming", "he", "kaiming_normal", "kaiming_uniform",
-              "orthogonal", "zeros", "constant", "lsuv", "default"}
+    tested = {
+        "normal",
+        "xavier",
+        "xavier_normal",
+        "xavier_uniform",
+        "kaiming",
+        "he",
+        "kaiming_normal",
+        "kaiming_uniform",
+        "orthogonal",
+        "zeros",
+        "constant",
+        "lsuv",
+        "default",
+    }
     assert set(INITS.names()) == tested
 
 
@@ -120,7 +136,10 @@ def test_default_keeps_torchs_own_init():
     assert torch.equal(layer.weight, before[0]) and torch.equal(layer.bias, before[1])
 
 
-@pytest.mark.parametrize(("act", "expected"), [("relu", "kaiming"), ("leaky_relu", "kaiming"), ("gelu", "kaiming"), ("tanh", "xavier"), ("sigmoid", "xavier")])
+@pytest.mark.parametrize(
+    ("act", "expected"),
+    [("relu", "kaiming"), ("leaky_relu", "kaiming"), ("gelu", "kaiming"), ("tanh", "xavier"), ("sigmoid", "xavier")],
+)
 def test_auto_resolves_to_kaiming_for_relu_like_and_xavier_for_saturating(act, expected):
     assert resolve_init("auto", act) == expected
     assert initialize(nn.Linear(2, 2), "auto", act) == expected
@@ -172,8 +191,11 @@ def test_without_zero_init_residual_the_last_norm_keeps_unit_weights():
 def _layer_output_variances(model: nn.Module, sample: torch.Tensor) -> list[float]:
     """Each conv/linear output's variance, taken inside the hook (before any in-place activation)."""
     variances: list[float] = []
-    handles = [m.register_forward_hook(lambda mod, inp, out: variances.append(out.var().item()))
-               for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [
+        m.register_forward_hook(lambda mod, inp, out: variances.append(out.var().item()))
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     with torch.no_grad():
         model.eval()(sample)
     for handle in handles:
@@ -181,11 +203,14 @@ def _layer_output_variances(model: nn.Module, sample: torch.Tensor) -> list[floa
     return variances
 
 
-@pytest.mark.parametrize(("name", "options"), [
-    ("mlp", {"depth": 3, "width": 64, "activation_name": "relu", "norm_spec": "none"}),
-    ("mlp", {"depth": 3, "width": 64, "activation_name": "tanh", "norm_spec": "none"}),
-    ("cnn", {"depth": 2, "width": 8, "fc_width": 16, "norm_spec": "none"}),
-])
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("mlp", {"depth": 3, "width": 64, "activation_name": "relu", "norm_spec": "none"}),
+        ("mlp", {"depth": 3, "width": 64, "activation_name": "tanh", "norm_spec": "none"}),
+        ("cnn", {"depth": 2, "width": 8, "fc_width": 16, "norm_spec": "none"}),
+    ],
+)
 def test_lsuv_gives_unit_output_variance_at_every_layer(name, options):
     torch.manual_seed(0)
     model = create_model(name, (1, 16, 16), 10, **options)

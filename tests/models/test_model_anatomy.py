@@ -1,4 +1,5 @@
 """Every registered model declares its transfer anatomy when it registers; transfer finds each one's stages."""
+
 from __future__ import annotations
 
 import pytest

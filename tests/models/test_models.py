@@ -1,4 +1,5 @@
 """The model registry: shapes, options, norms/activations, and the errors a user sees."""
+
 from __future__ import annotations
 
 import math
@@ -99,7 +100,10 @@ ACTIVATION_AT_MINUS_1_AND_1 = {
     "tanh": (-math.tanh(1), math.tanh(1)),  # -+0.76159
     "sigmoid": (1 / (1 + math.e), 1 / (1 + math.exp(-1))),  # 0.26894, 0.73106
     "silu": (-1 / (1 + math.e), 1 / (1 + math.exp(-1))),  # x * sigmoid(x): -0.26894, 0.73106
-    "gelu": (-0.5 * (1 - math.erf(1 / math.sqrt(2))), 0.5 * (1 + math.erf(1 / math.sqrt(2)))),  # x * Phi(x), exact erf: -0.15866, 0.84134
+    "gelu": (
+        -0.5 * (1 - math.erf(1 / math.sqrt(2))),
+        0.5 * (1 + math.erf(1 / math.sqrt(2))),
+    ),  # x * Phi(x), exact erf: -0.15866, 0.84134
 }
 
 
@@ -119,7 +123,9 @@ def test_every_activation_builds_and_runs(name, act):
     model = create_model(name, (3, 16, 16), 5, activation_name=act, **SMALL[name])
     kind = type(activation(act))
     convs = sum(isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) for m in model.modules())
-    assert sum(type(m) is kind for m in model.modules()) >= convs  # one after every 3x3 conv: the requested one, not a default
+    assert (
+        sum(type(m) is kind for m in model.modules()) >= convs
+    )  # one after every 3x3 conv: the requested one, not a default
     assert act == "relu" or not any(isinstance(m, nn.ReLU) for m in model.modules())
     out = _logits(model, (3, 16, 16))
     assert out.shape == (2, 5)
@@ -161,13 +167,26 @@ def test_none_options_fall_back_to_the_builder_defaults():
 
 
 def test_unknown_model_name_lists_the_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: cnn, linear, mlp, resnet, truncated, vgg"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: cnn, linear, mlp, resnet, truncated, vgg",
+    ):
         create_model("resnett", (1, 28, 28), 10)
 
 
 def test_model_options_lists_the_builder_keywords():
     assert model_options("linear") == []
-    assert model_options("resnet") == ["depth", "width", "activation_name", "norm_spec", "dropout", "shortcut", "stem", "stochastic_depth", "downsample"]
+    assert model_options("resnet") == [
+        "depth",
+        "width",
+        "activation_name",
+        "norm_spec",
+        "dropout",
+        "shortcut",
+        "stem",
+        "stochastic_depth",
+        "downsample",
+    ]
     assert "pool" in model_options("cnn")
 
 
@@ -231,7 +250,9 @@ def test_linear_classifier_is_one_affine_layer_on_the_flattened_image():
     assert sum(p.numel() for p in model.parameters()) == 3072 * 10 + 10
 
 
-@pytest.mark.parametrize(("pool", "sizes"), [("fractional", [19, 13]), ("fractional:0.6", [16, 9]), ("max", [14, 7]), ("avg", [14, 7])])
+@pytest.mark.parametrize(
+    ("pool", "sizes"), [("fractional", [19, 13]), ("fractional:0.6", [16, 9]), ("max", [14, 7]), ("avg", [14, 7])]
+)
 def test_cnn_pooling_choices_shrink_the_maps_by_their_ratio(pool, sizes):
     model = create_model("cnn", (1, 28, 28), 10, pool=pool, depth=2, width=4, fc_width=8)
     seen: list[int] = []

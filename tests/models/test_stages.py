@@ -1,4 +1,5 @@
 """Stages of every architecture: running stages, neck and classifier is the forward pass; truncated models."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The page builder escapes everything it is given; plots survive hostile labels; monitor rows parse."""
+
 from __future__ import annotations
 
 import base64
@@ -25,7 +26,9 @@ def test_every_part_of_a_page_is_escaped():
     section.image(b"\x89PNG fake", HOSTILE, HOSTILE)
     html = page.render()
     assert "<b " not in html and "</b>" not in html
-    assert html.count(ESCAPED) == 17  # <title>, h1, subtitle, nav, h2, h3, p, note, pre, 2 table cells, 2 key/value, 2 record cells, alt, caption
+    assert (
+        html.count(ESCAPED) == 17
+    )  # <title>, h1, subtitle, nav, h2, h3, p, note, pre, 2 table cells, 2 key/value, 2 record cells, alt, caption
     data = re.search(r'src="data:image/png;base64,([^"]+)"', html).group(1)
     assert base64.b64decode(data) == b"\x89PNG fake"
     assert '<tr class="fail">' in html  # the status column colours the row
@@ -57,7 +60,12 @@ def test_smoothing_is_a_bias_corrected_moving_average():
 
 def test_monitor_rows_of_every_shape_become_one_series_per_layer():
     rows = [
-        {"kind": "monitor", "monitor": "gradients", "step": 1, "layers": {"conv": {"grad_norm": 2.0}, "fc": {"grad_norm": 1.0}}},
+        {
+            "kind": "monitor",
+            "monitor": "gradients",
+            "step": 1,
+            "layers": {"conv": {"grad_norm": 2.0}, "fc": {"grad_norm": 1.0}},
+        },
         {"kind": "monitor", "monitor": "gradients", "step": 50, "layers": {"conv": {"grad_norm": 0.5}}},
         {"kind": "monitor", "step": 1, "layer": "conv", "dead": 0.25},
         {"kind": "monitor", "step": 1, "ratio": {"conv": 1e-3}},

@@ -1,5 +1,6 @@
 """The run report, eval outputs and compare page on a tiny image folder with hostile class names,
 and the report opened in a real headless Chromium."""
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,39 @@ from convcoach.cli import main
 SCRIPT_CLASS = "<script>alert(1)<\u2215script>"
 IMG_CLASS = "<img src=x onerror=alert(1)>"
 CLASSES = [SCRIPT_CLASS, IMG_CLASS, "plain & simple"]
-TINY = ["--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "3", "--batch-size", "16", "--lr", "0.05", "--quiet", "--seed", "1"]
-SECTIONS = ["overview", "config", "data", "curves", "checks", "diagnosis", "monitors", "evaluation", "confusion-matrix", "calibration", "mistakes", "filters", "occlusion", "tuning"]
+TINY = [
+    "--model",
+    "cnn",
+    "--depth",
+    "2",
+    "--width",
+    "8",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "16",
+    "--lr",
+    "0.05",
+    "--quiet",
+    "--seed",
+    "1",
+]
+SECTIONS = [
+    "overview",
+    "config",
+    "data",
+    "curves",
+    "checks",
+    "diagnosis",
+    "monitors",
+    "evaluation",
+    "confusion-matrix",
+    "calibration",
+    "mistakes",
+    "filters",
+    "occlusion",
+    "tuning",
+]
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
@@ -52,24 +84,88 @@ def hostile_run(tmp_path_factory) -> Path:
 
 def add_coach_and_tuning_files(run: Path) -> None:
     """What `check`, the monitors, the diagnosis and `tune` would leave (their formats: coach/check_report.py, tune/tune_report.py)."""
-    (run / "check.json").write_text(json.dumps({
-        "command": "check", "status": "warn", "counts": {"pass": 1, "skip": 0, "warn": 1, "fail": 0}, "seconds": 1.5,
-        "results": [{"name": "initial_loss", "status": "pass", "message": "loss 1.10 vs ln(3) = 1.10", "fix": "", "details": {}, "seconds": 0.1},
-                    {"name": "lr_sweep", "status": "warn", "message": f"class {SCRIPT_CLASS} is rare", "fix": "try lr 0.01-0.1", "details": {}, "seconds": 1.4}],
-    }))
+    (run / "check.json").write_text(
+        json.dumps(
+            {
+                "command": "check",
+                "status": "warn",
+                "counts": {"pass": 1, "skip": 0, "warn": 1, "fail": 0},
+                "seconds": 1.5,
+                "results": [
+                    {
+                        "name": "initial_loss",
+                        "status": "pass",
+                        "message": "loss 1.10 vs ln(3) = 1.10",
+                        "fix": "",
+                        "details": {},
+                        "seconds": 0.1,
+                    },
+                    {
+                        "name": "lr_sweep",
+                        "status": "warn",
+                        "message": f"class {SCRIPT_CLASS} is rare",
+                        "fix": "try lr 0.01-0.1",
+                        "details": {},
+                        "seconds": 1.4,
+                    },
+                ],
+            }
+        )
+    )
     summary = json.loads((run / "summary.json").read_text())
-    summary["diagnosis"] = {"verdict": "underfitting", "healthy": False, "causes": ["underfitting"], "facts": {"final_train_acc": 0.6},
-                            "findings": [{"cause": "underfitting", "severity": "warn", "title": "Underfitting", "evidence": "train accuracy 60%", "fixes": ["train longer", "more capacity"]}]}
+    summary["diagnosis"] = {
+        "verdict": "underfitting",
+        "healthy": False,
+        "causes": ["underfitting"],
+        "facts": {"final_train_acc": 0.6},
+        "findings": [
+            {
+                "cause": "underfitting",
+                "severity": "warn",
+                "title": "Underfitting",
+                "evidence": "train accuracy 60%",
+                "fixes": ["train longer", "more capacity"],
+            }
+        ],
+    }
     (run / "summary.json").write_text(json.dumps(summary))
     with open(run / "metrics.jsonl", "a") as handle:
         for step in (1, 2, 3):
-            handle.write(json.dumps({"kind": "monitor", "monitor": "activations", "step": step, "epoch": 0, "layers": {"2": {"std": 1.0, "dead": 0.1 * step}, "5": {"std": 0.5, "dead": 0.0}}}) + "\n")
-            handle.write(json.dumps({"kind": "monitor", "monitor": "gradients", "step": step, "epoch": 0, "layers": {"0": {"grad_norm": 1.0 / step}}}) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "kind": "monitor",
+                        "monitor": "activations",
+                        "step": step,
+                        "epoch": 0,
+                        "layers": {"2": {"std": 1.0, "dead": 0.1 * step}, "5": {"std": 0.5, "dead": 0.0}},
+                    }
+                )
+                + "\n"
+            )
+            handle.write(
+                json.dumps(
+                    {
+                        "kind": "monitor",
+                        "monitor": "gradients",
+                        "step": step,
+                        "epoch": 0,
+                        "layers": {"0": {"grad_norm": 1.0 / step}},
+                    }
+                )
+                + "\n"
+            )
     study = run.parent
     with open(study / "trials.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["stage", "trial", "outcome", "val_acc", "lr", "run_dir", "message"])
-        writer.writerows([[1, 0, "completed", "0.52", "0.001", "x", ""], [1, 1, "completed", "0.81", "0.05", "y", ""], [1, 2, "diverged", "", "3.0", "z", "exploded"]])
+        writer.writerows(
+            [
+                [1, 0, "completed", "0.52", "0.001", "x", ""],
+                [1, 1, "completed", "0.81", "0.05", "y", ""],
+                [1, 2, "diverged", "", "3.0", "z", "exploded"],
+            ]
+        )
     (study / "best.yaml").write_text("lr: 0.05\nmodel: cnn\n")
 
 
@@ -92,15 +188,32 @@ def test_report_rebuild_has_every_section_and_loads_nothing_from_outside(hostile
     for section in SECTIONS:
         assert section in anchors, section
     assert len(anchors) == len(set(anchors))
-    for alt in ("training loss per iteration", "loss per epoch", "accuracy per epoch", "learning rate", "training samples", "augmented samples",
-                "confusion matrix", "reliability diagram", "most confidently wrong images", "activations dead", "activations std", "gradients grad_norm"):
+    for alt in (
+        "training loss per iteration",
+        "loss per epoch",
+        "accuracy per epoch",
+        "learning rate",
+        "training samples",
+        "augmented samples",
+        "confusion matrix",
+        "reliability diagram",
+        "most confidently wrong images",
+        "activations dead",
+        "activations std",
+        "gradients grad_norm",
+    ):
         assert f'alt="{alt}"' in html, alt
     sources = re.findall(r'src="([^"]*)"', html)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"<link|<script|@import|url\(|https?://", html)
     assert "Content-Security-Policy" in html
-    assert 'class="warn"><td>lr_sweep' in html and "class &lt;script&gt;alert(1)" in html  # check rows coloured, messages escaped
-    assert 'class="warn"><td>warn</td><td>Underfitting</td><td>train accuracy 60%</td><td>train longer; more capacity</td>' in html
+    assert (
+        'class="warn"><td>lr_sweep' in html and "class &lt;script&gt;alert(1)" in html
+    )  # check rows coloured, messages escaped
+    assert (
+        'class="warn"><td>warn</td><td>Underfitting</td><td>train accuracy 60%</td><td>train longer; more capacity</td>'
+        in html
+    )
     assert "lr: 0.05" in html  # the study's best.yaml
 
 
@@ -118,14 +231,21 @@ def test_eval_writes_confusion_calibration_and_mistakes(hostile_run, tmp_path, c
     assert summary["confusion_matrix"]["classes"] == sorted(CLASSES)
     assert sum(map(sum, matrix)) == test_count
     assert sum(matrix[i][i] for i in range(3)) / test_count == pytest.approx(summary["accuracy"])
-    assert set(summary["top_k_accuracy"]) == {"1", "2"} and summary["top_k_accuracy"]["2"] >= summary["top_k_accuracy"]["1"]
+    assert (
+        set(summary["top_k_accuracy"]) == {"1", "2"}
+        and summary["top_k_accuracy"]["2"] >= summary["top_k_accuracy"]["1"]
+    )
     bins = summary["reliability"]
     assert sum(bins["counts"]) == test_count and len(bins["counts"]) == 10
     assert bins["edges"] == pytest.approx([b / 10 for b in range(11)])
     # ECE = sum_b n_b / N |acc_b - conf_b| over the summary's own bins; the bins' accuracies average to the accuracy
-    ece = sum(n / test_count * abs(acc - conf) for n, acc, conf in zip(bins["counts"], bins["accuracy"], bins["confidence"]))
+    ece = sum(
+        n / test_count * abs(acc - conf) for n, acc, conf in zip(bins["counts"], bins["accuracy"], bins["confidence"])
+    )
     assert summary["expected_calibration_error"] == pytest.approx(ece, abs=1e-12) and ece > 0
-    assert sum(n * acc for n, acc in zip(bins["counts"], bins["accuracy"])) / test_count == pytest.approx(summary["accuracy"])
+    assert sum(n * acc for n, acc in zip(bins["counts"], bins["accuracy"])) / test_count == pytest.approx(
+        summary["accuracy"]
+    )
     for n, conf, low, high in zip(bins["counts"], bins["confidence"], bins["edges"], bins["edges"][1:]):
         assert (low < conf <= high + 1e-12) if n else conf == 0.0
     assert set(summary["per_class"][IMG_CLASS]) == {"precision", "recall", "accuracy", "f1", "support"}
@@ -172,8 +292,17 @@ window.addEventListener('load', () => {
 
 
 def chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={user_data}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={user_data}",
+    ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
@@ -184,7 +313,14 @@ def test_report_opens_in_headless_chromium_without_errors_and_every_image_loads(
     # the checker goes before the page's Content-Security-Policy (which forbids scripts), so it runs and sees every violation
     checked = tmp_path / "checked.html"
     checked.write_text(html.replace("<head>", "<head>" + CHECK_SCRIPT, 1))
-    result = chromium("--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", "--dump-dom", checked.as_uri(), user_data=tmp_path / "profile1")
+    result = chromium(
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        checked.as_uri(),
+        user_data=tmp_path / "profile1",
+    )
     mark = re.search(r'<div id="cc-check" data-images="(\d+)" data-broken="(\d+)" data-errors="([^"]*)"', result.stdout)
     assert mark, result.stderr[-2000:]
     assert int(mark.group(1)) == html.count("<img ") >= 15
@@ -192,7 +328,13 @@ def test_report_opens_in_headless_chromium_without_errors_and_every_image_loads(
     console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
     assert console == []
     screenshot = tmp_path / "report.png"
-    shot = chromium("--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={screenshot}", report.as_uri(), user_data=tmp_path / "profile2")
+    shot = chromium(
+        "--hide-scrollbars",
+        "--window-size=1280,2400",
+        f"--screenshot={screenshot}",
+        report.as_uri(),
+        user_data=tmp_path / "profile2",
+    )
     assert screenshot.is_file(), shot.stderr[-2000:]
     with Image.open(screenshot) as image:
         assert image.size == (1280, 2400)

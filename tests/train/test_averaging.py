@@ -1,4 +1,5 @@
 """Weight averaging (`ema`): the update rule, swapping the average in and out, checkpoints, resume."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The wall-time budget: how many epochs fit, the re-planned schedule, resume keeps the plan."""
+
 from __future__ import annotations
 
 import math
@@ -53,7 +54,9 @@ class _Slow(Callback):
 
 
 def test_a_budgeted_run_cuts_its_epochs_and_still_anneals_the_lr(blobs_npz, tmp_path):
-    config = small_config(blobs_npz, tmp_path / "run", epochs=200, time_budget=BUDGET, schedule="linear", report=False, monitors=False)
+    config = small_config(
+        blobs_npz, tmp_path / "run", epochs=200, time_budget=BUDGET, schedule="linear", report=False, monitors=False
+    )
     start = time.perf_counter()
     summary = Trainer(config, callbacks=[_Slow()]).fit()
     wall = time.perf_counter() - start
@@ -65,7 +68,9 @@ def test_a_budgeted_run_cuts_its_epochs_and_still_anneals_the_lr(blobs_npz, tmp_
 
 
 def test_a_resumed_budgeted_run_keeps_its_plan_and_schedule(blobs_npz, tmp_path):
-    config = small_config(blobs_npz, tmp_path / "run", epochs=200, time_budget=BUDGET, schedule="linear", report=False, monitors=False)
+    config = small_config(
+        blobs_npz, tmp_path / "run", epochs=200, time_budget=BUDGET, schedule="linear", report=False, monitors=False
+    )
     with pytest.raises(KeyboardInterrupt):
         Trainer(config, callbacks=[_Slow(), interrupt_after_epoch(2)]).fit()
     planned = load_checkpoint(tmp_path / "run" / "last.pt")["callbacks"]["TimeBudget"]["planned"]
@@ -93,7 +98,9 @@ class _SlowsDown(Callback):
 
 def test_a_run_that_slows_down_shortens_its_plan_and_still_ends_in_time(blobs_npz, tmp_path):
     slow = _SlowsDown()
-    config = small_config(blobs_npz, tmp_path / "run", epochs=200, time_budget=BUDGET, schedule="linear", report=False, monitors=False)
+    config = small_config(
+        blobs_npz, tmp_path / "run", epochs=200, time_budget=BUDGET, schedule="linear", report=False, monitors=False
+    )
     start = time.perf_counter()
     summary = Trainer(config, callbacks=[slow]).fit()
     assert time.perf_counter() - start < BUDGET * 60 + 1.5
@@ -112,8 +119,13 @@ def test_the_plan_follows_the_mean_of_the_last_three_epochs(monkeypatch):
 
     clock = {"now": 0.0}
     monkeypatch.setattr(budget_module.time, "perf_counter", lambda: clock["now"])
-    trainer = SimpleNamespace(state=SimpleNamespace(epoch=0), created_at=0.0, resumed=False, config=SimpleNamespace(epochs=100),
-                              dist=SimpleNamespace(enabled=False))
+    trainer = SimpleNamespace(
+        state=SimpleNamespace(epoch=0),
+        created_at=0.0,
+        resumed=False,
+        config=SimpleNamespace(epochs=100),
+        dist=SimpleNamespace(enabled=False),
+    )
     trainer.replan = lambda epochs: setattr(trainer.config, "epochs", epochs)
     callback, plans, elapsed = TimeBudget(1.0), [], 0.0
     for seconds in [1, 1, 1, 2, 1, 1, 3, 3, 3]:
@@ -128,7 +140,11 @@ def test_the_plan_follows_the_mean_of_the_last_three_epochs(monkeypatch):
     assert plans[4:6] == [5 + math.floor((60 - 6 - 0.5 * 4 / 3) / (4 / 3)), 45] == [45, 45]
     # a lasting 3 s is acted on as it shows in the last three: 5/3 s, 7/3 s, then 3 s per epoch
     assert plans[6] == 7 + math.floor((60 - 10 - 0.5 * 5 / 3) / (5 / 3)) == 36
-    assert plans[7:] == [8 + math.floor((60 - 13 - 0.5 * 7 / 3) / (7 / 3)), 9 + math.floor((60 - 16 - 0.5 * 3) / 3)] == [27, 23]
+    assert (
+        plans[7:]
+        == [8 + math.floor((60 - 13 - 0.5 * 7 / 3) / (7 / 3)), 9 + math.floor((60 - 16 - 0.5 * 3) / 3)]
+        == [27, 23]
+    )
 
 
 def _plans(monkeypatch, budget_seconds: float, configured: int, epoch_seconds: list[float]) -> list[int]:
@@ -139,8 +155,13 @@ def _plans(monkeypatch, budget_seconds: float, configured: int, epoch_seconds: l
 
     clock = {"now": 0.0}
     monkeypatch.setattr(budget_module.time, "perf_counter", lambda: clock["now"])
-    trainer = SimpleNamespace(state=SimpleNamespace(epoch=0), created_at=0.0, resumed=False, config=SimpleNamespace(epochs=configured),
-                              dist=SimpleNamespace(enabled=False))
+    trainer = SimpleNamespace(
+        state=SimpleNamespace(epoch=0),
+        created_at=0.0,
+        resumed=False,
+        config=SimpleNamespace(epochs=configured),
+        dist=SimpleNamespace(enabled=False),
+    )
     trainer.replan = lambda epochs: setattr(trainer.config, "epochs", epochs)
     callback, plans, elapsed = TimeBudget(budget_seconds / 60), [], 0.0
     for seconds in epoch_seconds:

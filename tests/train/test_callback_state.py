@@ -40,7 +40,10 @@ class GradNorms(Callback):
 
 def test_two_instances_of_one_class_get_their_own_keys():
     assert callback_keys([Counter(1), Counter(2), GradNorms(), Counter(3)]) == [
-        "Counter", "Counter#2", "GradNorms", "Counter#3"
+        "Counter",
+        "Counter#2",
+        "GradNorms",
+        "Counter#3",
     ]
 
 

@@ -1,4 +1,5 @@
 """The training callbacks on their own, with a stand-in trainer: the explosion guard and early stopping."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -36,8 +37,13 @@ def test_explosion_guard_stops_above_factor_times_the_first_loss():
     _feed_losses(guard, trainer, [2.0, 5.0, 6.0])  # 6.0 = 3 x 2.0 is not above it
     assert trainer.stops == [] and guard.initial == 2.0
     _feed_losses(guard, trainer, [6.01])
-    assert trainer.stops == [("diverged", "loss exploded at iteration 4 (6.01 > 3 x initial 2); "
-                                          "the learning rate (0.5) is the likely cause: try 3-10x lower")]
+    assert trainer.stops == [
+        (
+            "diverged",
+            "loss exploded at iteration 4 (6.01 > 3 x initial 2); "
+            "the learning rate (0.5) is the likely cause: try 3-10x lower",
+        )
+    ]
 
 
 def test_explosion_guard_stops_on_nan_and_skips_a_non_finite_first_loss():
@@ -45,10 +51,17 @@ def test_explosion_guard_stops_on_nan_and_skips_a_non_finite_first_loss():
     guard = ExplosionGuard(3.0)
     _feed_losses(guard, trainer, [float("inf")])
     assert guard.initial is None  # an infinite first loss is no reference
-    assert trainer.stops == [("diverged", "loss exploded at iteration 1 (NaN/inf); the learning rate (0.001) is the likely cause: try 3-10x lower")]
+    assert trainer.stops == [
+        (
+            "diverged",
+            "loss exploded at iteration 1 (NaN/inf); the learning rate (0.001) is the likely cause: try 3-10x lower",
+        )
+    ]
 
 
-def _early_stopping_run(stopper: EarlyStopping, values: list[float], monitor: str = "val_acc") -> tuple[list[float | None], int | None]:
+def _early_stopping_run(
+    stopper: EarlyStopping, values: list[float], monitor: str = "val_acc"
+) -> tuple[list[float | None], int | None]:
     """Feed one validation value per epoch; the smoothed values and the epoch at which it stopped."""
     trainer = _FakeTrainer()
     smoothed: list[float | None] = []

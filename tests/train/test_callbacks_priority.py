@@ -1,4 +1,5 @@
 """The callback priority table and the hooks declared on Callback."""
+
 from __future__ import annotations
 
 import inspect
@@ -72,8 +73,14 @@ def test_each_hook_runs_its_callbacks_in_the_intended_order():
     batch_start = ["ProgressiveResize", "FreezeNormStats", "MixBatches", "ActivationMonitor"]
     assert _implementers("on_batch_start") == batch_start
     assert _implementers("on_batch_end") == [
-        "MaxNorm", "WeightAverage", "ExplosionGuard", "ActivationMonitor", "GradientMonitor", "UpdateMonitor",
-        "MetricsLogger", "Progress",
+        "MaxNorm",
+        "WeightAverage",
+        "ExplosionGuard",
+        "ActivationMonitor",
+        "GradientMonitor",
+        "UpdateMonitor",
+        "MetricsLogger",
+        "Progress",
     ]
     assert _implementers("on_validation_end") == ["EarlyStopping", "TrialReporter"]
     assert _implementers("on_epoch_end") == ["MetricsLogger", "TimeBudget", "Checkpointer", "Progress"]

@@ -1,4 +1,5 @@
 """Losses (the lectures' worked examples) and weight penalties."""
+
 from __future__ import annotations
 
 import math
@@ -14,11 +15,13 @@ from convcoach.train.regularizers import Penalty, parse_reg, penalized_parameter
 
 # Lecture 003: the score matrix has one row per class (cat, car, frog) and one column per image.
 # Here each row is one image's scores, i.e. the lecture's columns: images of a cat, a car and a frog.
-LECTURE_SCORES = torch.tensor([
-    [3.2, 5.1, -1.7],  # cat image
-    [1.3, 4.9, 2.0],  # car image
-    [2.2, 2.5, -3.1],  # frog image
-])
+LECTURE_SCORES = torch.tensor(
+    [
+        [3.2, 5.1, -1.7],  # cat image
+        [1.3, 4.9, 2.0],  # car image
+        [2.2, 2.5, -3.1],  # frog image
+    ]
+)
 LECTURE_LABELS = torch.tensor([0, 1, 2])  # cat = 0, car = 1, frog = 2
 
 
@@ -64,7 +67,9 @@ def test_label_smoothing_equals_the_manual_formula():
     logits, labels, eps = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 1]), 0.1
     target = F.one_hot(labels, 4).float() * (1 - eps) + eps / 4
     manual = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-    assert create_loss("cross_entropy", label_smoothing=eps)(logits, labels).item() == pytest.approx(manual.item(), rel=1e-6)
+    assert create_loss("cross_entropy", label_smoothing=eps)(logits, labels).item() == pytest.approx(
+        manual.item(), rel=1e-6
+    )
 
 
 def test_label_smoothing_is_applied_to_soft_targets_too():
@@ -91,7 +96,9 @@ def test_soft_target_cross_entropy_is_the_expected_log_loss():
     logits = torch.tensor([[1.0, 2.0, 3.0]])
     target = torch.tensor([[0.5, 0.5, 0.0]])
     log_p = F.log_softmax(logits, dim=1)[0]
-    assert create_loss("cross_entropy")(logits, target).item() == pytest.approx(-(0.5 * log_p[0] + 0.5 * log_p[1]).item())
+    assert create_loss("cross_entropy")(logits, target).item() == pytest.approx(
+        -(0.5 * log_p[0] + 0.5 * log_p[1]).item()
+    )
 
 
 def test_kl_on_one_hot_targets_equals_cross_entropy():
@@ -118,7 +125,9 @@ def test_kl_is_cross_entropy_minus_the_target_entropy():
 
 def test_svm_with_soft_targets_uses_their_argmax():
     soft = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.0, 0.3, 0.7]])
-    assert create_loss("svm")(LECTURE_SCORES, soft).item() == pytest.approx(create_loss("svm")(LECTURE_SCORES, LECTURE_LABELS).item())
+    assert create_loss("svm")(LECTURE_SCORES, soft).item() == pytest.approx(
+        create_loss("svm")(LECTURE_SCORES, LECTURE_LABELS).item()
+    )
 
 
 def test_losses_compute_in_float32_for_half_logits():
@@ -194,12 +203,15 @@ def test_no_reg_is_none(spec):
     assert parse_reg(spec) is None
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ("l3:1", r"reg 'l3:1': expected l1:LAMBDA, l2:LAMBDA or elastic:LAMBDA\[:BETA\]"),
-    ("l2", r"reg 'l2': expected"),
-    ("l2:abc", r"reg 'l2:abc': 'abc' is not a number"),
-    ("l2:-1", r"reg 'l2:-1': lambda must be >= 0"),
-])
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("l3:1", r"reg 'l3:1': expected l1:LAMBDA, l2:LAMBDA or elastic:LAMBDA\[:BETA\]"),
+        ("l2", r"reg 'l2': expected"),
+        ("l2:abc", r"reg 'l2:abc': 'abc' is not a number"),
+        ("l2:-1", r"reg 'l2:-1': lambda must be >= 0"),
+    ],
+)
 def test_bad_reg_spec_is_a_config_error(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_reg(spec)

@@ -1,4 +1,5 @@
 """Optimizers by name, momentum conventions, decay groups; and the precision choice."""
+
 from __future__ import annotations
 
 import pytest
@@ -66,7 +67,16 @@ def test_the_step_table_covers_every_optimizer():
 
 
 def test_the_default_lrs_are_the_documented_ones():
-    assert DEFAULT_LR == {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.8, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3, "muon": 0.8}
+    assert DEFAULT_LR == {
+        "sgd": 0.1,
+        "momentum": 0.05,
+        "nesterov": 0.8,
+        "adagrad": 0.01,
+        "rmsprop": 1e-3,
+        "adam": 1e-3,
+        "adamw": 1e-3,
+        "muon": 0.8,
+    }
 
 
 def test_explicit_lr_overrides_the_default():
@@ -130,8 +140,15 @@ def test_momentum_conventions_differ_by_a_factor_1_over_1_minus_rho_at_steady_st
 
 
 def test_momentum_dampening_follows_the_convention():
-    assert create_optimizer("momentum", _small_net(), OptimSettings(momentum_convention="sum")).param_groups[0]["dampening"] == 0.0
-    ema = create_optimizer("momentum", _small_net(), OptimSettings(momentum=0.8, momentum_convention="ema")).param_groups[0]
+    assert (
+        create_optimizer("momentum", _small_net(), OptimSettings(momentum_convention="sum")).param_groups[0][
+            "dampening"
+        ]
+        == 0.0
+    )
+    ema = create_optimizer(
+        "momentum", _small_net(), OptimSettings(momentum=0.8, momentum_convention="ema")
+    ).param_groups[0]
     assert (ema["momentum"], ema["dampening"]) == (0.8, 0.8)
 
 
@@ -177,7 +194,10 @@ def test_create_optimizer_puts_weight_decay_on_the_decay_group():
 
 
 def test_unknown_optimizer_lists_the_names():
-    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, muon, nesterov, rmsprop, sgd"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown optimizer 'adamm'.*known: adagrad, adam, adamw, momentum, muon, nesterov, rmsprop, sgd",
+    ):
         create_optimizer("adamm", _small_net(), OptimSettings())
 
 
@@ -223,7 +243,9 @@ def test_auto_precision_compares_the_fastest_of_alternating_timings(monkeypatch)
     assert (chosen, reason) == ("bf16", "CPU has native bf16 and a timed step took 7 ms vs 10 ms in fp32")
 
 
-@pytest.mark.parametrize(("bf16_seconds", "chosen"), [(0.0112, "fp32"), (0.020, "fp32"), (0.0109, "bf16"), (0.010, "bf16")])
+@pytest.mark.parametrize(
+    ("bf16_seconds", "chosen"), [(0.0112, "fp32"), (0.020, "fp32"), (0.0109, "bf16"), (0.010, "bf16")]
+)
 def test_auto_precision_is_fp32_only_when_bf16_times_over_10_percent_slower(monkeypatch, bf16_seconds, chosen):
     # a loaded host timed a conv net even (71 vs 70 ms) though bf16 is 1.3x faster idle: only a clear
     # loss vetoes native bf16

@@ -1,4 +1,5 @@
 """Learning-rate schedules as per-iteration multipliers, warmup, and the batch-size rule."""
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,8 @@ def test_exp_default_gamma_is_095():
 
 def test_cosine_goes_from_one_through_half_to_zero():
     assert _values("cosine", [0, 25, 50, 75, 100, 130], total=100) == pytest.approx(
-        [1, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 - math.cos(math.pi / 4)), 0, 0], abs=1e-12)
+        [1, 0.5 * (1 + math.cos(math.pi / 4)), 0.5, 0.5 * (1 - math.cos(math.pi / 4)), 0, 0], abs=1e-12
+    )
 
 
 def test_linear_decays_to_zero_and_stays_there():
@@ -110,7 +112,10 @@ def test_scaled_lr_grows_linearly_with_the_batch_size():
 
 
 def test_unknown_schedule_lists_the_names():
-    with pytest.raises(ConfigError, match=r"unknown schedule 'cosin'.*did you mean 'cosine'.*known: constant, cosine, exp, invsqrt, linear, onecycle, step"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown schedule 'cosin'.*did you mean 'cosine'.*known: constant, cosine, exp, invsqrt, linear, onecycle, step",
+    ):
         parse_schedule("cosin")
 
 

@@ -1,4 +1,5 @@
 """DistributedDataParallel on CPU (gloo): 2 processes follow the 1-process loss curve at the same global batch."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,27 @@ from convcoach.errors import ConfigError
 from convcoach.train.checkpoint import load_checkpoint
 from convcoach.train.distributed import DistContext, launched_by_torchrun, torchrun_command, unwrap, wrap_model
 
-ARGS = ["--model", "cnn", "--depth", "2", "--width", "8", "--norm", "group:4", "--epochs", "3", "--batch-size", "32",
-        "--augment", "none", "--lr", "0.05", "--quiet", "--precision", "fp32"]
+ARGS = [
+    "--model",
+    "cnn",
+    "--depth",
+    "2",
+    "--width",
+    "8",
+    "--norm",
+    "group:4",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+    "--augment",
+    "none",
+    "--lr",
+    "0.05",
+    "--quiet",
+    "--precision",
+    "fp32",
+]
 
 
 def _losses(run) -> list[float]:
@@ -35,16 +55,50 @@ def test_two_gloo_processes_match_one_process_loss_curve(blobs_npz, tmp_path):
     # same samples per global batch, gradients averaged by DDP: equal up to float summation order
     assert max(abs(a - b) for a, b in zip(single, double)) < 1e-4
     # the checkpoint rank 0 wrote loads in a single process
-    code = subprocess.run([sys.executable, "-m", "convcoach", "eval", "--checkpoint", str(two / "best.pt"), "--out", str(tmp_path / "eval")], capture_output=True, text=True)
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "convcoach",
+            "eval",
+            "--checkpoint",
+            str(two / "best.pt"),
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert code.returncode == 0, code.stderr
     assert "module." not in next(iter(load_checkpoint(two / "best.pt")["model_state"]))
 
 
 @pytest.mark.slow
 def test_precision_auto_under_ddp_times_the_bare_net_and_every_rank_follows_rank_0(blobs_npz, tmp_path):
-    args = [a for a in ARGS if a not in ("--precision", "fp32")] + ["--epochs", "1", "--precision", "auto", "--no-report", "--nproc", "2"]
-    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--data", f"npz:{blobs_npz}", *args, "--out", str(tmp_path / "run")],
-                            capture_output=True, text=True)
+    args = [a for a in ARGS if a not in ("--precision", "fp32")] + [
+        "--epochs",
+        "1",
+        "--precision",
+        "auto",
+        "--no-report",
+        "--nproc",
+        "2",
+    ]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "convcoach",
+            "train",
+            "--data",
+            f"npz:{blobs_npz}",
+            *args,
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     env = json.loads((tmp_path / "run" / "env.json").read_text())
     assert env["precision"] in ("fp32", "bf16") and env["processes"] == 2
@@ -52,7 +106,17 @@ def test_precision_auto_under_ddp_times_the_bare_net_and_every_rank_follows_rank
 
 def test_torchrun_command_and_environment_detection(monkeypatch):
     command = torchrun_command(2, ["train", "--epochs", "1"])
-    assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "convcoach", "train", "--epochs", "1"]
+    assert command[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "convcoach",
+        "train",
+        "--epochs",
+        "1",
+    ]
     with pytest.raises(ConfigError, match="nproc must be >= 2"):
         torchrun_command(1, [])
     monkeypatch.delenv("WORLD_SIZE", raising=False)
@@ -74,17 +138,39 @@ def test_distributed_run_killed_and_resumed_matches_an_uninterrupted_one(blobs_n
     import os
     import signal
 
-    base = [sys.executable, "-m", "convcoach", "train", "--data", f"npz:{blobs_npz}", *ARGS, "--epochs", "12", "--no-report", "--nproc", "2"]
+    base = [
+        sys.executable,
+        "-m",
+        "convcoach",
+        "train",
+        "--data",
+        f"npz:{blobs_npz}",
+        *ARGS,
+        "--epochs",
+        "12",
+        "--no-report",
+        "--nproc",
+        "2",
+    ]
     reference, killed = tmp_path / "reference", tmp_path / "killed"
     subprocess.run([*base, "--out", str(reference)], check=True, capture_output=True)
-    proc = subprocess.Popen([*base, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*base, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     wait_for_epochs(killed, 1)  # kill the launcher and both workers once epoch 1 is checkpointed
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert load_checkpoint(killed / "last.pt")["state"]["epoch"] < 12
-    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--resume", str(killed), "--nproc", "2", "--quiet"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "convcoach", "train", "--resume", str(killed), "--nproc", "2", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
-    ours, theirs = load_checkpoint(killed / "last.pt")["model_state"], load_checkpoint(reference / "last.pt")["model_state"]
+    ours, theirs = (
+        load_checkpoint(killed / "last.pt")["model_state"],
+        load_checkpoint(reference / "last.pt")["model_state"],
+    )
     assert all(torch.allclose(ours[k].float(), theirs[k].float(), atol=1e-6) for k in theirs)
     assert _losses(killed) == pytest.approx(_losses(reference), abs=1e-6)
 
@@ -111,7 +197,11 @@ def test_on_gpus_the_process_group_also_reduces_cpu_tensors(monkeypatch, cuda, b
     monkeypatch.setattr(dist, "init_process_group", calls.append)
     monkeypatch.setattr(dist, "get_rank", lambda: 1), monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     context = init_distributed("auto")
-    assert calls == ([1, backend] if cuda else [backend]) and (context.rank, context.world_size, context.local_rank) == (1, 2, 1)
+    assert calls == ([1, backend] if cuda else [backend]) and (
+        context.rank,
+        context.world_size,
+        context.local_rank,
+    ) == (1, 2, 1)
 
 
 def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):

@@ -1,4 +1,5 @@
 """Muon: Newton-Schulz orthogonalization, norm-kept filter steps, SGD for the rest, config and a run."""
+
 from __future__ import annotations
 
 import io
@@ -43,7 +44,9 @@ def test_orthogonalize_of_zero_is_zero_not_nan():
 
 def _conv_and_head() -> nn.Sequential:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, bias=False), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
 
 
 def test_a_filter_step_moves_lr_times_the_norm_along_the_orthogonalized_gradient_then_keeps_the_norm():
@@ -74,7 +77,12 @@ def test_non_filter_parameters_take_torch_nesterov_steps_with_weight_decay():
     muon = create_optimizer("muon", model, OptimSettings(lr=0.5, momentum=0.9, weight_decay=0.01))
     decay = [twin[0].weight, twin[2].weight]
     rest = [twin[0].bias, twin[1].weight, twin[1].bias, twin[2].bias]
-    sgd = torch.optim.SGD([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}], lr=0.5, momentum=0.9, nesterov=True)
+    sgd = torch.optim.SGD(
+        [{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
+        lr=0.5,
+        momentum=0.9,
+        nesterov=True,
+    )
     assert not any(g["orthogonal"] for g in muon.param_groups)
     for step in range(3):
         torch.manual_seed(step)
@@ -90,7 +98,11 @@ def test_non_filter_parameters_take_torch_nesterov_steps_with_weight_decay():
 def test_split_filters_puts_4d_weights_in_an_orthogonal_group_at_muon_lr_without_decay():
     model = _conv_and_head()
     groups = [
-        {"params": [model[0].weight, model[4].weight], "weight_decay": 5e-4, "lr": 0.2},  # a discriminative group at lr / 4
+        {
+            "params": [model[0].weight, model[4].weight],
+            "weight_decay": 5e-4,
+            "lr": 0.2,
+        },  # a discriminative group at lr / 4
         {"params": [model[1].weight, model[1].bias, model[4].bias], "weight_decay": 0.0},
     ]
     out = split_filters(groups, lr=0.8, muon_lr=0.04)
@@ -118,7 +130,9 @@ def test_muon_state_round_trips_through_a_weights_only_checkpoint():
 
 
 def test_muon_lr_and_momentum_are_checked():
-    with pytest.raises(ConfigError, match=r"muon_lr is a relative step per update and must be > 0 \(e.g. 0.05\), got 0.0"):
+    with pytest.raises(
+        ConfigError, match=r"muon_lr is a relative step per update and must be > 0 \(e.g. 0.05\), got 0.0"
+    ):
         TrainConfig(optimizer="muon", muon_lr=0.0).validate()
     with pytest.raises(ConfigError, match=r"optimizer muon needs momentum > 0 \(got 0\)"):
         TrainConfig(optimizer="muon", momentum=0.0).validate()
@@ -131,7 +145,9 @@ def test_muon_lr_with_another_optimizer_is_reported_unused(caplog):
 
 
 def test_a_resnet_trains_with_muon_to_high_accuracy_and_keeps_its_filter_norms(blobs_npz, tmp_path, single_thread):
-    config = small_config(blobs_npz, tmp_path / "run", model="resnet", depth=8, width=8, epochs=6, optimizer="muon", lr=0.2, muon_lr=0.05)
+    config = small_config(
+        blobs_npz, tmp_path / "run", model="resnet", depth=8, width=8, epochs=6, optimizer="muon", lr=0.2, muon_lr=0.05
+    )
     trainer = Trainer(config)
     norms = {name: p.norm().item() for name, p in trainer.model.named_parameters() if p.ndim == 4}
     summary = trainer.fit()

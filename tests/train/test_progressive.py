@@ -1,4 +1,5 @@
 """Progressive resizing: the size schedule, the downscaled batches, the config key."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,11 +41,17 @@ class _Sizes(Callback):
 
 def test_training_batches_shrink_but_evaluation_sees_full_size(blobs_npz, tmp_path):
     sizes = _Sizes()
-    trainer = Trainer(small_config(blobs_npz, tmp_path / "run", epochs=8, progressive_resize="6:0.5", report=False), callbacks=[sizes])
+    trainer = Trainer(
+        small_config(blobs_npz, tmp_path / "run", epochs=8, progressive_resize="6:0.5", report=False), callbacks=[sizes]
+    )
     summary = trainer.fit()
     per_epoch = {epoch: shape for epoch, shape in sizes.sizes}
-    assert per_epoch == {0: (6, 6), 1: (8, 8), 2: (10, 10), 3: (10, 10)} | {e: (12, 12) for e in range(4, 8)}  # blobs are 12 x 12
-    assert summary["data"]["shape"] == [1, 12, 12] and summary["test_accuracy"] >= 0.8  # deterministic: 0.83 (the full-size run: 1.0)
+    assert per_epoch == {0: (6, 6), 1: (8, 8), 2: (10, 10), 3: (10, 10)} | {
+        e: (12, 12) for e in range(4, 8)
+    }  # blobs are 12 x 12
+    assert (
+        summary["data"]["shape"] == [1, 12, 12] and summary["test_accuracy"] >= 0.8
+    )  # deterministic: 0.83 (the full-size run: 1.0)
 
 
 def test_downscaling_averages_pixels_and_keeps_the_layout():
@@ -80,5 +87,8 @@ def test_cli_flags_set_both_options_and_a_bad_spec_is_one_line_exit_2(capsys):
 def test_a_start_too_small_for_the_models_pooling_is_a_clear_error(blobs_npz, tmp_path):
     # the 3-stage cnn pools 12 -> 6 -> 3 -> 1: 4 px images pool to nothing
     config = small_config(blobs_npz, tmp_path / "run", depth=3, progressive_resize="4:0.5", report=False)
-    with pytest.raises(ConfigError, match=r"progressive_resize '4:0.5': the model cannot take 4x4 px images .* use a larger START \(the images are 12x12\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"progressive_resize '4:0.5': the model cannot take 4x4 px images .* use a larger START \(the images are 12x12\)",
+    ):
         Trainer(config).fit()

@@ -1,5 +1,6 @@
 """Stochastic regularizers and constraints: dropout and DropConnect, BatchNorm's modes, max-norm,
 mixup and cutmix, stochastic depth and the config keys that switch them on."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,10 @@ def _classifier(model: nn.Module) -> nn.Linear:
     return model.fc if hasattr(model, "fc") else model[-1]
 
 
-@pytest.mark.parametrize(("name", "size"), [("mlp", {"depth": 1, "width": 256}), ("cnn", {"depth": 1, "width": 8}), ("resnet", {"depth": 8, "width": 8})])
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [("mlp", {"depth": 1, "width": 256}), ("cnn", {"depth": 1, "width": 8}), ("resnet", {"depth": 8, "width": 8})],
+)
 def test_dropout_key_gives_inverted_dropout_before_the_classifier(name, size):
     # one image repeated 2000 times, no norm (a batch of copies has no batch variance): every row sees the
     # same features, so train mode differs from eval only by the dropout mask on the classifier's input
@@ -59,12 +63,16 @@ def test_dropout_key_gives_inverted_dropout_before_the_classifier(name, size):
 
 
 def test_norm_batch_uses_batch_statistics_in_training_and_running_ones_in_eval():
-    model = _configured_model("cnn", shape=(3, 8, 8), classes=4, depth=1, width=4, norm="batch", model_options={"fc_width": 8})
+    model = _configured_model(
+        "cnn", shape=(3, 8, 8), classes=4, depth=1, width=4, norm="batch", model_options={"fc_width": 8}
+    )
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(norms) == 2 and sum(isinstance(m, nn.BatchNorm1d) for m in model.modules()) == 1
     bn = norms[0]  # after the first conv
     seen: dict[str, torch.Tensor] = {}
-    bn.register_forward_hook(lambda module, inputs, output: seen.update(x=inputs[0].detach().clone(), y=output.detach().clone()))
+    bn.register_forward_hook(
+        lambda module, inputs, output: seen.update(x=inputs[0].detach().clone(), y=output.detach().clone())
+    )
     x = torch.randn(16, 3, 8, 8) * 4 + 2
     with torch.no_grad():
         full = model(x)  # training: normalized with this batch's mean and (biased) variance
@@ -177,7 +185,9 @@ def test_mix_batches_draws_beta_weights_and_checkpoints_its_generator(tmp_path):
 
 
 def test_stochastic_depth_config_reaches_the_resnet_with_linear_decay(blobs_npz, tmp_path):
-    config = small_config(blobs_npz, tmp_path / "run", model="resnet", width=4, depth=14, stochastic_depth=0.3, epochs=1)
+    config = small_config(
+        blobs_npz, tmp_path / "run", model="resnet", width=4, depth=14, stochastic_depth=0.3, epochs=1
+    )
     trainer = Trainer(config)
     drops = [block.drop_prob for block in trainer.model.blocks]
     assert drops == pytest.approx([0.3 * i / 6 for i in range(1, 7)])
@@ -185,8 +195,20 @@ def test_stochastic_depth_config_reaches_the_resnet_with_linear_decay(blobs_npz,
 
 
 def test_regularizer_keys_build_their_callbacks_and_ops(blobs_npz, tmp_path):
-    config = small_config(blobs_npz, tmp_path / "run", epochs=1, monitors=False, report=False, mixup=0.2, cutmix=1.0, max_norm=2.0, dropconnect=0.3,
-                          cutout=4, input_noise=0.05, augment=["hflip", "jitter:0.2"])
+    config = small_config(
+        blobs_npz,
+        tmp_path / "run",
+        epochs=1,
+        monitors=False,
+        report=False,
+        mixup=0.2,
+        cutmix=1.0,
+        max_norm=2.0,
+        dropconnect=0.3,
+        cutout=4,
+        input_noise=0.05,
+        augment=["hflip", "jitter:0.2"],
+    )
     trainer = Trainer(config)
     names = [type(c).__name__ for c in trainer.callbacks]
     assert "MixBatches" in names and "MaxNorm" in names

@@ -1,4 +1,5 @@
 """Resume: mid-epoch checkpoints (`checkpoint_every`), what a resume may change, what an interrupt says."""
+
 from __future__ import annotations
 
 import json
@@ -48,15 +49,29 @@ def _rows(run: Path) -> list[dict]:
 def _config(blobs_npz: Path, out: Path, **overrides):
     # 129 training images, batch 32: 4 iterations per epoch; flips, translation, dropout, mixup,
     # EMA and the monitors all draw or keep state that a mid-epoch resume must restore
-    values = dict(epochs=3, checkpoint_every=3, augment=["hflip", "translate:1"], dropout=0.2, mixup=0.4, ema=0.9,
-                  monitor_every=2, schedule="onecycle", report=False, seed=5)
+    values = dict(
+        epochs=3,
+        checkpoint_every=3,
+        augment=["hflip", "translate:1"],
+        dropout=0.2,
+        mixup=0.4,
+        ema=0.9,
+        monitor_every=2,
+        schedule="onecycle",
+        report=False,
+        seed=5,
+    )
     return small_config(blobs_npz, out, **{**values, **overrides})
 
 
 # saves every 3 iterations inside an epoch (3, 6, 9) and at the epoch ends (4, 8, 12); killed right
 # after a save, one iteration after one, or two after one: (step, epoch, batch) of last.pt
-@pytest.mark.parametrize(("kill", "saved_at"), [((3, True), (3, 0, 3)), ((7, False), (6, 1, 2)), ((11, False), (9, 2, 1))])
-def test_run_killed_mid_epoch_resumes_to_identical_weights_and_metrics(blobs_npz, tmp_path, single_thread, kill, saved_at):
+@pytest.mark.parametrize(
+    ("kill", "saved_at"), [((3, True), (3, 0, 3)), ((7, False), (6, 1, 2)), ((11, False), (9, 2, 1))]
+)
+def test_run_killed_mid_epoch_resumes_to_identical_weights_and_metrics(
+    blobs_npz, tmp_path, single_thread, kill, saved_at
+):
     reference = Trainer(_config(blobs_npz, tmp_path / "reference")).fit()
     with pytest.raises(KeyboardInterrupt):
         Trainer(_config(blobs_npz, tmp_path / "killed"), callbacks=[_KillAt(*kill)]).fit()
@@ -142,15 +157,21 @@ def test_checkpoint_every_must_not_be_negative(blobs_npz, tmp_path):
 def test_single_process_mid_epoch_checkpoint_resumes_under_two_ddp_processes(blobs_npz, tmp_path):
     """The position counts global batches, which are the same samples for any process count."""
     reference = tmp_path / "reference"
+
     def config(out: Path):
-        return small_config(blobs_npz, out, norm="group:4", epochs=3, checkpoint_every=3, report=False, schedule="onecycle")
+        return small_config(
+            blobs_npz, out, norm="group:4", epochs=3, checkpoint_every=3, report=False, schedule="onecycle"
+        )
 
     Trainer(config(reference)).fit()
     with pytest.raises(KeyboardInterrupt):
         Trainer(config(tmp_path / "killed"), callbacks=[_KillAt(7)]).fit()
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["loader_state"]["position"] == 2  # saved at iteration 6
-    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--resume", str(tmp_path / "killed"), "--nproc", "2", "--quiet"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "convcoach", "train", "--resume", str(tmp_path / "killed"), "--nproc", "2", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     ours, theirs = _rows(tmp_path / "killed"), _rows(reference)
     assert [r["kind"] for r in ours] == [r["kind"] for r in theirs]
@@ -163,12 +184,17 @@ def test_single_process_mid_epoch_checkpoint_resumes_under_two_ddp_processes(blo
 def test_an_interrupted_run_says_what_last_pt_holds_and_how_to_resume(blobs_npz, tmp_path, single_thread, caplog):
     with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(KeyboardInterrupt):
         Trainer(_config(blobs_npz, tmp_path / "early"), callbacks=[_KillAt(2)]).fit()
-    assert "stopped at iteration 2 (epoch 1), before the first checkpoint (at iteration 3): nothing to resume" in caplog.text
+    assert (
+        "stopped at iteration 2 (epoch 1), before the first checkpoint (at iteration 3): nothing to resume"
+        in caplog.text
+    )
     caplog.clear()
     with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(KeyboardInterrupt):
         Trainer(_config(blobs_npz, tmp_path / "late"), callbacks=[_KillAt(11)]).fit()
-    assert (f"stopped at iteration 11 (epoch 3); last.pt holds iteration 9, the 2 since are redone by: "
-            f"convcoach train --resume {tmp_path / 'late'}") in caplog.text
+    assert (
+        f"stopped at iteration 11 (epoch 3); last.pt holds iteration 9, the 2 since are redone by: "
+        f"convcoach train --resume {tmp_path / 'late'}"
+    ) in caplog.text
 
 
 def test_resume_with_more_epochs_trains_on_with_the_schedule_replanned(blobs_npz, tmp_path, single_thread):
@@ -188,8 +214,11 @@ def test_resume_with_more_epochs_trains_on_with_the_schedule_replanned(blobs_npz
 def test_resume_refuses_options_that_cannot_change_mid_run(blobs_npz, tmp_path):
     run = tmp_path / "run"
     Trainer(small_config(blobs_npz, run, epochs=1, report=False)).fit()
-    with pytest.raises(ConfigError, match=r"these differ and cannot change mid-run: lr 0.1 \(saved: 0.05\), batch_size 64 \(saved: 32\)\. "
-                                          r"A resume may change only epochs, quiet, nproc, device, report"):
+    with pytest.raises(
+        ConfigError,
+        match=r"these differ and cannot change mid-run: lr 0.1 \(saved: 0.05\), batch_size 64 \(saved: 32\)\. "
+        r"A resume may change only epochs, quiet, nproc, device, report",
+    ):
         Trainer(TrainConfig(resume=str(run), lr=0.1, batch_size=64))
     with pytest.raises(ConfigError, match=r"out '.*elsewhere' \(saved: '.*run'\)"):
         Trainer(TrainConfig(resume=str(run), out=str(tmp_path / "elsewhere")))
@@ -228,7 +257,9 @@ class _Signal(Callback):
 
 
 @pytest.mark.parametrize(("signum", "step", "epoch_end"), [(signal.SIGTERM, 6, False), (signal.SIGINT, 8, True)])
-def test_a_signal_saves_where_the_loop_stands_and_the_resume_loses_nothing(blobs_npz, tmp_path, single_thread, caplog, signum, step, epoch_end):
+def test_a_signal_saves_where_the_loop_stands_and_the_resume_loses_nothing(
+    blobs_npz, tmp_path, single_thread, caplog, signum, step, epoch_end
+):
     # no checkpoint_every: without the signal, last.pt would hold only the end of the previous epoch
     reference = Trainer(_config(blobs_npz, tmp_path / "reference", checkpoint_every=0)).fit()
     with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(Interrupted) as stopped:
@@ -236,8 +267,14 @@ def test_a_signal_saves_where_the_loop_stands_and_the_resume_loses_nothing(blobs
     assert stopped.value.signum == signum
     saved = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert saved["state"]["step"] == step and saved["loader_state"]["position"] == (0 if epoch_end else step % 4)
-    assert f"stopped at iteration {step} (epoch 2), saved in last.pt; continue with: convcoach train --resume" in caplog.text
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (
+        f"stopped at iteration {step} (epoch 2), saved in last.pt; continue with: convcoach train --resume"
+        in caplog.text
+    )
+    assert (
+        signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
     resumed = Trainer(TrainConfig(resume=str(tmp_path / "killed"), quiet=True)).fit()
     ours, theirs = load_checkpoint(tmp_path / "killed" / "last.pt"), load_checkpoint(tmp_path / "reference" / "last.pt")
     assert all(torch.equal(ours["model_state"][k], theirs["model_state"][k]) for k in theirs["model_state"])
@@ -247,26 +284,69 @@ def test_a_signal_saves_where_the_loop_stands_and_the_resume_loses_nothing(blobs
 
 def test_a_second_signal_stops_at_once(blobs_npz, tmp_path, single_thread):
     with pytest.raises(KeyboardInterrupt) as stopped:
-        Trainer(_config(blobs_npz, tmp_path / "run", checkpoint_every=0), callbacks=[_Signal(6, signal.SIGINT, times=2)]).fit()
+        Trainer(
+            _config(blobs_npz, tmp_path / "run", checkpoint_every=0), callbacks=[_Signal(6, signal.SIGINT, times=2)]
+        ).fit()
     assert not isinstance(stopped.value, Interrupted)  # no save: last.pt is still the end of epoch 1
     assert load_checkpoint(tmp_path / "run" / "last.pt")["state"]["step"] == 4
 
 
 @pytest.mark.slow
 def test_cli_sigterm_saves_and_exits_143_and_resumes(blobs_npz, tmp_path):
-    args = ["--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "400", "--batch-size", "16",
-            "--no-report", "--no-monitors", "--seed", "1", "--schedule", "constant", "--lr", "0.05"]
+    args = [
+        "--data",
+        f"npz:{blobs_npz}",
+        "--model",
+        "cnn",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--epochs",
+        "400",
+        "--batch-size",
+        "16",
+        "--no-report",
+        "--no-monitors",
+        "--seed",
+        "1",
+        "--schedule",
+        "constant",
+        "--lr",
+        "0.05",
+    ]
     run = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "convcoach", "train", *args, "--out", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "convcoach", "train", *args, "--out", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for_epochs(run, 2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err[-2000:]
     saved = load_checkpoint(run / "last.pt")["state"]
-    assert f"stopped at iteration {saved['step']} " in err and "saved in last.pt; continue with: convcoach train --resume" in err
+    assert (
+        f"stopped at iteration {saved['step']} " in err
+        and "saved in last.pt; continue with: convcoach train --resume" in err
+    )
     assert saved["epoch"] < 400
-    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--resume", str(run), "--epochs", str(saved["epoch"] + 2), "--quiet"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "convcoach",
+            "train",
+            "--resume",
+            str(run),
+            "--epochs",
+            str(saved["epoch"] + 2),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((run / "summary.json").read_text())["epochs_run"] == saved["epoch"] + 2
 
@@ -286,4 +366,7 @@ def test_resume_keeps_the_precision_auto_chose_at_the_start(blobs_npz, tmp_path,
     assert (resumed.precision, resumed.precision_reason) == ("bf16", "kept from the run's start (bf16 on cpu)")
     # on a CPU without native bf16 the resume is re-decided rather than emulating bf16
     monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
-    assert Trainer(small_config(blobs_npz, run, epochs=2, report=False, precision="auto", resume=str(run))).precision == "fp32"
+    assert (
+        Trainer(small_config(blobs_npz, run, epochs=2, report=False, precision="auto", resume=str(run))).precision
+        == "fp32"
+    )

@@ -1,4 +1,5 @@
 """The Trainer end to end on tiny synthetic data: learning, checkpoints, guards, resume."""
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,11 @@ def test_checkpoint_loads_with_weights_only(blobs_npz, tmp_path):
 def test_explosion_guard_stops_a_run_with_huge_learning_rate(blobs_npz, tmp_path):
     summary = Trainer(small_config(blobs_npz, tmp_path / "run", lr=1e6, norm="none", optimizer="sgd")).fit()
     assert summary["status"] == "diverged" and summary["stop_reason"] == "diverged"
-    match = re.fullmatch(r"loss exploded at iteration (\d+) \((?:NaN/inf|[\d.e+-]+ > 3 x initial [\d.e+-]+)\); "
-                         r"the learning rate \(1e\+06\) is the likely cause: try 3-10x lower", summary["stop_message"])
+    match = re.fullmatch(
+        r"loss exploded at iteration (\d+) \((?:NaN/inf|[\d.e+-]+ > 3 x initial [\d.e+-]+)\); "
+        r"the learning rate \(1e\+06\) is the likely cause: try 3-10x lower",
+        summary["stop_message"],
+    )
     assert match, summary["stop_message"]
     assert int(match.group(1)) == summary["steps"] <= 4  # the iteration it stopped at, within the first epoch
 
@@ -104,25 +108,58 @@ def _epoch_rows(run: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_identical_weights_and_metrics(blobs_npz, tmp_path):
-    args = ["--data", f"npz:{blobs_npz}", "--model", "cnn", "--depth", "2", "--width", "8", "--epochs", "6", "--batch-size", "16",
-            "--augment", "hflip,translate:1", "--dropout", "0.2", "--quiet", "--seed", "3", "--val-fraction", "0.1",
-            "--precision", "fp32"]
+    args = [
+        "--data",
+        f"npz:{blobs_npz}",
+        "--model",
+        "cnn",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "16",
+        "--augment",
+        "hflip,translate:1",
+        "--dropout",
+        "0.2",
+        "--quiet",
+        "--seed",
+        "3",
+        "--val-fraction",
+        "0.1",
+        "--precision",
+        "fp32",
+    ]
     reference = tmp_path / "reference"
-    subprocess.run([sys.executable, "-m", "convcoach", "train", *args, "--out", str(reference)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "convcoach", "train", *args, "--out", str(reference)], check=True, capture_output=True
+    )
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "convcoach", "train", *args, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "convcoach", "train", *args, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_epochs(killed, 2)  # kill once two epochs are checkpointed, mid-run
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert load_checkpoint(killed / "last.pt")["state"]["epoch"] < 6
 
-    result = subprocess.run([sys.executable, "-m", "convcoach", "train", "--resume", str(killed), "--quiet"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "convcoach", "train", "--resume", str(killed), "--quiet"], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     ours, theirs = _final_state(killed), _final_state(reference)
     assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
     assert _epoch_rows(killed) == _epoch_rows(reference)
-    assert json.loads((killed / "summary.json").read_text())["test_accuracy"] == json.loads((reference / "summary.json").read_text())["test_accuracy"]
+    assert (
+        json.loads((killed / "summary.json").read_text())["test_accuracy"]
+        == json.loads((reference / "summary.json").read_text())["test_accuracy"]
+    )
 
 
 def test_image_folder_larger_than_memory_limit_streams_through_dataloader(tmp_path):

@@ -1,4 +1,5 @@
 """Channel conversion of the first layer: a gray image and the same image as three equal channels agree."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,12 @@ from convcoach.errors import ConfigError
 from convcoach.models import create_model
 from convcoach.transfer.channels import check_image_size, convert_input_channels, convert_normalizer
 
-MODELS = {"resnet": {"width": 4}, "resnet-unshuffle": {"width": 4, "stem": "unshuffle"}, "cnn": {"depth": 2, "width": 4}, "mlp": {"width": 8}}
+MODELS = {
+    "resnet": {"width": 4},
+    "resnet-unshuffle": {"width": 4, "stem": "unshuffle"},
+    "cnn": {"depth": 2, "width": 4},
+    "mlp": {"width": 8},
+}
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -19,7 +25,10 @@ def test_rgb_network_converted_to_gray_matches_gray_given_as_three_channels(name
     gray = torch.randn(5, 1, 12, 12)
     expected = model(gray.repeat(1, 3, 1, 1))
     message = convert_input_channels(model, 1, (12, 12))
-    assert message == "converted the first layer's weights from 3 to 1 input channel(s) (summed over RGB); the data is unchanged"
+    assert (
+        message
+        == "converted the first layer's weights from 3 to 1 input channel(s) (summed over RGB); the data is unchanged"
+    )
     assert torch.allclose(model(gray), expected, atol=1e-5)
 
 
@@ -30,7 +39,10 @@ def test_gray_network_converted_to_rgb_gives_the_gray_output_on_three_equal_chan
     gray = torch.randn(5, 1, 12, 12)
     expected = model(gray)
     message = convert_input_channels(model, 3, (12, 12))
-    assert message == "converted the first layer's weights from 1 to 3 input channel(s) (replicated and divided by 3); the data is unchanged"
+    assert (
+        message
+        == "converted the first layer's weights from 1 to 3 input channel(s) (replicated and divided by 3); the data is unchanged"
+    )
     assert torch.allclose(model(gray.repeat(1, 3, 1, 1)), expected, atol=1e-5)
 
 
@@ -44,6 +56,8 @@ def test_same_channel_count_is_left_alone_and_normalizer_follows_the_channels():
 
 def test_network_without_adaptive_pooling_names_the_size_it_needs():
     model = create_model("mlp", (1, 12, 12), 4, width=8)
-    check_image_size(create_model("cnn", (1, 12, 12), 4, depth=2, width=4), (1, 12, 12), (1, 20, 20), "cnn")  # adaptive: fine
+    check_image_size(
+        create_model("cnn", (1, 12, 12), 4, depth=2, width=4), (1, 12, 12), (1, 20, 20), "cnn"
+    )  # adaptive: fine
     with pytest.raises(ConfigError, match=r"'mlp' takes 12x12 images, not 16x16: resize the data with --image-size 12"):
         check_image_size(model, (1, 12, 12), (1, 16, 16), "'mlp'")

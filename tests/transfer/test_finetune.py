@@ -1,4 +1,5 @@
 """Fine-tuning end to end on tiny blobs: frozen layers stay put, discriminative LRs, stages, channels, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -69,13 +70,35 @@ def test_discriminative_learning_rates_reach_the_optimizer_groups(pretrained, ne
     trainer = Trainer(small_config(new_data, tmp_path / "t", lr=0.05), model=model, param_groups=groups)
     found = {(g["name"], g["weight_decay"]): (g["lr"], len(g["params"])) for g in trainer.optimizer.param_groups}
     # head: weight (decayed) + bias ; backbone = fc1: Linear weight (decayed), Linear bias + BN weight/bias
-    assert found == {("head", 5e-4): (pytest.approx(0.1), 1), ("head", 0.0): (pytest.approx(0.1), 1),
-                     ("backbone", 5e-4): (pytest.approx(0.005), 1), ("backbone", 0.0): (pytest.approx(0.005), 3)}
+    assert found == {
+        ("head", 5e-4): (pytest.approx(0.1), 1),
+        ("head", 0.0): (pytest.approx(0.1), 1),
+        ("backbone", 5e-4): (pytest.approx(0.005), 1),
+        ("backbone", 0.0): (pytest.approx(0.005), 3),
+    }
 
 
 def test_stages_probes_every_stage_and_the_result_loads_in_eval(pretrained, new_data, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "finetune", "--from", str(pretrained), "--data", f"npz:{new_data}", "--strategy", "stages",
-                           "--epochs", "2", "--batch-size", "32", "--augment", "none", "--quiet", "--no-report", "--out", str(tmp_path / "ft"))
+    code, out, _ = run_cli(
+        capsys,
+        "finetune",
+        "--from",
+        str(pretrained),
+        "--data",
+        f"npz:{new_data}",
+        "--strategy",
+        "stages",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--augment",
+        "none",
+        "--quiet",
+        "--no-report",
+        "--out",
+        str(tmp_path / "ft"),
+    )
     assert code == 0, out
     summary = json.loads((tmp_path / "ft" / "summary.json").read_text())
     probes = summary["transfer"]["stage_probes"]
@@ -84,17 +107,41 @@ def test_stages_probes_every_stage_and_the_result_loads_in_eval(pretrained, new_
     assert summary["model"]["name"] == "truncated" and "linear probe val" in out
     code, out, _ = run_cli(capsys, "eval", "--checkpoint", str(tmp_path / "ft"), "--out", str(tmp_path / "ev"))
     assert code == 0
-    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["accuracy"] == pytest.approx(summary["test_accuracy"])
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["accuracy"] == pytest.approx(
+        summary["test_accuracy"]
+    )
 
 
 def test_gray_checkpoint_on_rgb_data_converts_the_first_conv(pretrained, tmp_path, capsys):
     x, y = make_blobs(n_per_class=30, classes=3, seed=5)
     rgb = np.stack([x, x // 2, x], axis=-1)  # (N, H, W, 3)
     np.savez(tmp_path / "rgb.npz", x=rgb, y=y)
-    code, out, _ = run_cli(capsys, "finetune", "--from", str(pretrained / "best.pt"), "--data", f"npz:{tmp_path / 'rgb.npz'}",
-                           "--strategy", "full", "--epochs", "2", "--batch-size", "32", "--augment", "none", "--lr", "0.05", "--quiet", "--no-report", "--out", str(tmp_path / "ft"))
+    code, out, _ = run_cli(
+        capsys,
+        "finetune",
+        "--from",
+        str(pretrained / "best.pt"),
+        "--data",
+        f"npz:{tmp_path / 'rgb.npz'}",
+        "--strategy",
+        "full",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--augment",
+        "none",
+        "--lr",
+        "0.05",
+        "--quiet",
+        "--no-report",
+        "--out",
+        str(tmp_path / "ft"),
+    )
     assert code == 0
-    assert "input: converted the first layer's weights from 1 to 3 input channel(s) (replicated and divided by 3)" in out
+    assert (
+        "input: converted the first layer's weights from 1 to 3 input channel(s) (replicated and divided by 3)" in out
+    )
     assert json.loads((tmp_path / "ft" / "summary.json").read_text())["model"]["in_shape"] == [3, 12, 12]
     assert run_cli(capsys, "eval", "--checkpoint", str(tmp_path / "ft"), "--out", str(tmp_path / "ev"))[0] == 0
 
@@ -102,10 +149,35 @@ def test_gray_checkpoint_on_rgb_data_converts_the_first_conv(pretrained, tmp_pat
 def test_auto_says_why_and_plain_state_dicts_need_the_model_name(pretrained, new_data, tmp_path, capsys):
     plain = tmp_path / "weights.pt"
     torch.save(_state(pretrained), plain)
-    flags = ["--data", f"npz:{new_data}", "--epochs", "1", "--batch-size", "32", "--augment", "none", "--quiet", "--no-report"]
+    flags = [
+        "--data",
+        f"npz:{new_data}",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--augment",
+        "none",
+        "--quiet",
+        "--no-report",
+    ]
     code, _, err = run_cli(capsys, "finetune", "--from", str(plain), *flags, "--out", str(tmp_path / "a"))
     assert code == 2 and "a plain state dict read as --model resnet: give the architecture it was trained with" in err
-    code, out, _ = run_cli(capsys, "finetune", "--from", str(plain), *flags, "--model", "cnn", "--depth", "2", "--width", "8", "--out", str(tmp_path / "b"))
+    code, out, _ = run_cli(
+        capsys,
+        "finetune",
+        "--from",
+        str(plain),
+        *flags,
+        "--model",
+        "cnn",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--out",
+        str(tmp_path / "b"),
+    )
     assert code == 0
     assert "auto chose '" in out and "(validation)" in out and "lecture table:" in out
     assert "input: no pretrained statistics: normalizer fit on the new training split" in out
@@ -127,13 +199,36 @@ def best_k(val_accuracy: dict[str, float]) -> int:
 
 
 def test_features_and_knn_commands(pretrained, new_data, tmp_path, capsys):
-    code, out, _ = run_cli(capsys, "features", "--checkpoint", str(pretrained), "--data", f"npz:{new_data}", "--layer", "stage1", "--out", str(tmp_path / "f.npz"))
+    code, out, _ = run_cli(
+        capsys,
+        "features",
+        "--checkpoint",
+        str(pretrained),
+        "--data",
+        f"npz:{new_data}",
+        "--layer",
+        "stage1",
+        "--out",
+        str(tmp_path / "f.npz"),
+    )
     assert code == 0
     with np.load(tmp_path / "f.npz") as saved:
         assert saved["train_features"].shape[1] == 8 and str(saved["layer"]) == "stage1"
         assert len(saved["train_features"]) == len(saved["train_labels"]) and "test_features" in saved.files
     for extra in ([], ["--features", str(pretrained)]):
-        code, out, _ = run_cli(capsys, "knn", "--data", f"npz:{new_data}", "--k", "1,3", "--distance", "l1", *extra, "--out", str(tmp_path / "k"))
+        code, out, _ = run_cli(
+            capsys,
+            "knn",
+            "--data",
+            f"npz:{new_data}",
+            "--k",
+            "1,3",
+            "--distance",
+            "l1",
+            *extra,
+            "--out",
+            str(tmp_path / "k"),
+        )
         assert code == 0
         summary = json.loads((tmp_path / "k" / "summary.json").read_text())
         assert set(summary["val_accuracy"]) == {"1", "3"}
@@ -143,14 +238,37 @@ def test_features_and_knn_commands(pretrained, new_data, tmp_path, capsys):
     x, y = make_blobs(n_per_class=60, classes=4, seed=3)
     keep = np.concatenate([np.flatnonzero(y == 0), *[np.flatnonzero(y == c)[:15] for c in (1, 2, 3)]])
     np.savez(tmp_path / "unbalanced.npz", x=x[keep], y=y[keep])
-    code, _, _ = run_cli(capsys, "knn", "--data", f"npz:{tmp_path / 'unbalanced.npz'}", "--k", "40,1,20", "--distance", "l1",
-                         "--val-fraction", "0.25", "--out", str(tmp_path / "u"))
+    code, _, _ = run_cli(
+        capsys,
+        "knn",
+        "--data",
+        f"npz:{tmp_path / 'unbalanced.npz'}",
+        "--k",
+        "40,1,20",
+        "--distance",
+        "l1",
+        "--val-fraction",
+        "0.25",
+        "--out",
+        str(tmp_path / "u"),
+    )
     summary = json.loads((tmp_path / "u" / "summary.json").read_text())
     assert code == 0 and summary["data"]["val"] == 21
     accuracy = summary["val_accuracy"]
     assert accuracy["1"] > accuracy["20"] > accuracy["40"]  # 21/21, 19/21, 12/21 measured
     assert summary["k"] == best_k(accuracy) == 1
-    code, _, err = run_cli(capsys, "features", "--checkpoint", str(pretrained), "--data", f"npz:{new_data}", "--layer", "conv9", "--out", str(tmp_path / "g.npz"))
+    code, _, err = run_cli(
+        capsys,
+        "features",
+        "--checkpoint",
+        str(pretrained),
+        "--data",
+        f"npz:{new_data}",
+        "--layer",
+        "conv9",
+        "--out",
+        str(tmp_path / "g.npz"),
+    )
     assert code == 2 and "unknown layer 'conv9'; layers of this model: stage1, stage2, fc1, penultimate, logits" in err
 
 
@@ -167,7 +285,9 @@ def test_head_probe_folded_into_the_new_head_predicts_like_the_logistic_regressi
     set_head(head, probe)
     with torch.no_grad():
         for split, expected in ((data.train, probe.train_accuracy), (data.val, probe.val_accuracy)):
-            accuracy = (head(embed(trained.model, split, trained.normalizer)).argmax(1) == split.labels).float().mean().item()
+            accuracy = (
+                (head(embed(trained.model, split, trained.normalizer)).argmax(1) == split.labels).float().mean().item()
+            )
             assert accuracy == pytest.approx(expected, abs=1e-6)
 
 
@@ -182,8 +302,19 @@ def test_head_probe_folded_into_the_new_head_predicts_like_the_logistic_regressi
     ],
 )
 def test_finetune_mistakes_are_one_line_errors(pretrained, new_data, tmp_path, capsys, extra, message):
-    code, _, err = run_cli(capsys, "finetune", "--from", str(pretrained), "--data", f"npz:{new_data}", "--quiet", "--no-report",
-                           "--out", str(tmp_path / "x"), *extra)
+    code, _, err = run_cli(
+        capsys,
+        "finetune",
+        "--from",
+        str(pretrained),
+        "--data",
+        f"npz:{new_data}",
+        "--quiet",
+        "--no-report",
+        "--out",
+        str(tmp_path / "x"),
+        *extra,
+    )
     assert code == 2 and err.strip() == f"convcoach: error: {message}"
 
 
@@ -195,6 +326,8 @@ def test_architecture_flags_a_checkpoint_overrides_are_warned_about_model_option
 
     spec = {"name": "cnn", "options": {"depth": 2, "width": 8, "pool": "max"}}
     with caplog.at_level(logging.WARNING, logger="convcoach"):
-        _warn_ignored_model_fields(TrainConfig(model="cnn", depth=2, model_options={"pool": "max"}), spec)  # as trained: silent
+        _warn_ignored_model_fields(
+            TrainConfig(model="cnn", depth=2, model_options={"pool": "max"}), spec
+        )  # as trained: silent
         _warn_ignored_model_fields(TrainConfig(model_options={"pool": "avg"}, width=16), spec)
     assert caplog.messages == ["ignoring --model_options, --width: the checkpoint defines the architecture (cnn)"]

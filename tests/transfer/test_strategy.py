@@ -1,4 +1,5 @@
 """The lectures' table as `auto`: data size x similarity -> strategy, with the reason; strategy names."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,5 +43,7 @@ def test_top_k_unfreezes_the_last_k_stages():
 def test_bad_strategies_are_config_errors():
     with pytest.raises(ConfigError, match="unknown strategy 'fine'; known: linear, top:K, full, stages, auto"):
         check_strategy("fine")
-    with pytest.raises(ConfigError, match=r"strategy top:5: this network has 4 stages \(stem, stage1, stage2, stage3\); K must be 1..4"):
+    with pytest.raises(
+        ConfigError, match=r"strategy top:5: this network has 4 stages \(stem, stage1, stage2, stage3\); K must be 1..4"
+    ):
         trainable_stages("top:5", STAGES)

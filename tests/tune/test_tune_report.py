@@ -1,4 +1,5 @@
 """The reports: the notes' table lines, trials.csv, edge warnings and scatter plots."""
+
 from __future__ import annotations
 
 import csv
@@ -11,7 +12,17 @@ SPACE = parse_space("lr=1e-6..1e-2:log, weight_decay=1e-4..1:log, dropout=0..0.5
 
 def record(number: int, val_acc: float | None, outcome: str = "completed", **params) -> TrialRecord:
     values = {"lr": 5.340517e-04, "weight_decay": 4.097824e-01, "dropout": 0.25, "optimizer": "adam"} | params
-    return TrialRecord(stage=1, number=number, outcome=outcome, val_acc=val_acc, params=values, epochs=5, epochs_run=5, steps=10, planned_steps=10)
+    return TrialRecord(
+        stage=1,
+        number=number,
+        outcome=outcome,
+        val_acc=val_acc,
+        params=values,
+        epochs=5,
+        epochs_run=5,
+        steps=10,
+        planned_steps=10,
+    )
 
 
 def test_table_line_reads_like_the_notes():
@@ -24,7 +35,12 @@ def test_table_sorts_by_accuracy_and_marks_early_stops():
     records[3].epochs_run = 1
     records[1].steps = 2
     lines = trials_table(records, SPACE, total=4).splitlines()
-    assert [line.split(",")[0] for line in lines] == ["val_acc: 0.530", "val_acc: 0.410", "val_acc: 0.200", "val_acc: -----"]
+    assert [line.split(",")[0] for line in lines] == [
+        "val_acc: 0.530",
+        "val_acc: 0.410",
+        "val_acc: 0.200",
+        "val_acc: -----",
+    ]
     assert lines[2].endswith("(4 / 4)  [pruned after epoch 1/5]")
     assert lines[3].endswith("(2 / 4)  [diverged at step 2: stopped early]")
 
@@ -45,12 +61,21 @@ def test_edge_warning_when_best_sits_at_the_edge():
 
 
 def test_csv_and_scatter_plots(tmp_path):
-    records = [record(0, 0.41, lr=1e-5), record(1, None, "diverged", lr=8e-3), record(2, 0.53, lr=3e-4, optimizer="sgd")]
+    records = [
+        record(0, 0.41, lr=1e-5),
+        record(1, None, "diverged", lr=8e-3),
+        record(2, 0.53, lr=3e-4, optimizer="sgd"),
+    ]
     write_csv(records, tmp_path / "trials.csv")
     rows = list(csv.DictReader(open(tmp_path / "trials.csv")))
     assert [r["trial"] for r in rows] == ["0", "1", "2"]
     assert rows[1]["outcome"] == "diverged" and rows[1]["val_acc"] == ""
     assert float(rows[2]["lr"]) == 3e-4
     paths = scatter_plots(records, SPACE, tmp_path / "plots")
-    assert sorted(p.name for p in paths) == ["val_acc_vs_dropout.png", "val_acc_vs_lr.png", "val_acc_vs_optimizer.png", "val_acc_vs_weight_decay.png"]
+    assert sorted(p.name for p in paths) == [
+        "val_acc_vs_dropout.png",
+        "val_acc_vs_lr.png",
+        "val_acc_vs_optimizer.png",
+        "val_acc_vs_weight_decay.png",
+    ]
     assert all(p.stat().st_size > 5000 for p in paths)

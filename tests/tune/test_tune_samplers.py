@@ -1,4 +1,5 @@
 """`tune --sampler grid` enumerates its grid and stops there; `--sampler tpe` starts with its random trials."""
+
 from __future__ import annotations
 
 import csv
@@ -12,7 +13,22 @@ from conftest import make_blobs
 
 from convcoach.cli import main
 
-FLAGS = ["--model", "cnn", "--depth", "1", "--width", "4", "--batch-size", "32", "--augment", "none", "--epochs", "1", "--quiet", "--no-report"]
+FLAGS = [
+    "--model",
+    "cnn",
+    "--depth",
+    "1",
+    "--width",
+    "4",
+    "--batch-size",
+    "32",
+    "--augment",
+    "none",
+    "--epochs",
+    "1",
+    "--quiet",
+    "--no-report",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -38,8 +54,24 @@ def trials(out: Path) -> list[dict[str, str]]:
 
 def test_grid_sampler_runs_every_grid_point_once_and_stops_at_the_grid_size(blobs, tmp_path, capsys):
     out = tmp_path / "grid"
-    code = main(["tune", "--data", f"npz:{blobs}", *FLAGS, "--space", "lr=0.01..0.1:log", "--sampler", "grid", "--grid-points", "3",
-                 "--trials", "10", "--out", str(out)])
+    code = main(
+        [
+            "tune",
+            "--data",
+            f"npz:{blobs}",
+            *FLAGS,
+            "--space",
+            "lr=0.01..0.1:log",
+            "--sampler",
+            "grid",
+            "--grid-points",
+            "3",
+            "--trials",
+            "10",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert "(3 grid points)" in capsys.readouterr().out
     rows = trials(out)
@@ -57,7 +89,22 @@ def test_tpe_sampler_starts_with_half_the_trials_at_random(blobs, tmp_path, monk
 
     monkeypatch.setattr(optuna.samplers, "TPESampler", spy)
     out = tmp_path / "tpe"
-    code = main(["tune", "--data", f"npz:{blobs}", *FLAGS, "--space", "lr=1e-3..0.1:log", "--sampler", "tpe", "--trials", "4", "--out", str(out)])
+    code = main(
+        [
+            "tune",
+            "--data",
+            f"npz:{blobs}",
+            *FLAGS,
+            "--space",
+            "lr=1e-3..0.1:log",
+            "--sampler",
+            "tpe",
+            "--trials",
+            "4",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0 and "tpe sampler" in capsys.readouterr().out
     # optuna.create_study builds a default TPESampler() too; the search replaces it with its own
     assert [k["n_startup_trials"] for k in made if "n_startup_trials" in k] == [2]  # max(1, min(10, 4 // 2))

@@ -1,4 +1,5 @@
 """Running searches on tiny data: stages, pruning, explosion abort, no test split, resume, shared SQLite, best.yaml."""
+
 from __future__ import annotations
 
 import csv
@@ -51,7 +52,12 @@ def staged(blobs, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Trainer, "evaluate", spy)
         options = TuneOptions(stages=2, stage_epochs=["1", "2"], stage_trials=["3", "2"], prune="median:1")
-        result = tune(small_config(blobs, out), parse_space("lr=1e-3..0.3:log, dropout=0..0.5, optimizer=[sgd,adam]"), options, echo=None)
+        result = tune(
+            small_config(blobs, out),
+            parse_space("lr=1e-3..0.3:log, dropout=0..0.5, optimizer=[sgd,adam]"),
+            options,
+            echo=None,
+        )
     return result, evaluated
 
 
@@ -72,7 +78,11 @@ def test_outputs_are_written(staged):
     out = result.out
     rows = list(csv.DictReader(open(out / "trials.csv")))
     assert len(rows) == 5 and {"lr", "dropout", "optimizer", "val_acc", "outcome"} <= set(rows[0])
-    assert sorted(p.name for p in (out / "plots").iterdir()) == ["val_acc_vs_dropout.png", "val_acc_vs_lr.png", "val_acc_vs_optimizer.png"]
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        "val_acc_vs_dropout.png",
+        "val_acc_vs_lr.png",
+        "val_acc_vs_optimizer.png",
+    ]
     summary = json.loads((out / "tune.json").read_text())
     assert summary["best"]["val_acc"] == pytest.approx(result.best.val_acc)
     assert summary["compute"]["planned_steps"] == 3 * 4 + 2 * 8  # 144 training images / batch 32 = 4 steps per epoch
@@ -99,12 +109,17 @@ def test_best_yaml_round_trips_into_train(staged, tmp_path, capsys):
     import yaml
 
     values = yaml.safe_load(best.read_text())
-    assert values["lr"] == pytest.approx(result.best.params["lr"]) and values["optimizer"] == result.best.params["optimizer"]
+    assert (
+        values["lr"] == pytest.approx(result.best.params["lr"])
+        and values["optimizer"] == result.best.params["optimizer"]
+    )
     assert values["out"] is None and values["epochs"] == 2
 
 
 def test_exploding_trial_stops_in_its_first_steps(blobs, tmp_path):
-    result = tune(small_config(blobs, tmp_path / "boom", epochs=3), parse_space("lr=[1e6]"), TuneOptions(trials=1), echo=None)
+    result = tune(
+        small_config(blobs, tmp_path / "boom", epochs=3), parse_space("lr=[1e6]"), TuneOptions(trials=1), echo=None
+    )
     (record,) = result.records
     assert record.outcome == "diverged" and record.val_acc is None
     assert record.steps <= 3 and record.planned_steps == 12
@@ -126,14 +141,51 @@ def test_interrupted_study_resumes_without_rerunning(blobs, tmp_path):
 
 def test_two_processes_share_an_sqlite_study(blobs, tmp_path):
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
-    flags = ["--data", f"npz:{blobs}", "--model", "cnn", "--depth", "2", "--width", "8", "--batch-size", "32", "--augment", "none", "--epochs", "1",
-             "--quiet", "--space", "lr=1e-3..0.1:log", "--trials", "4", "--storage", storage, "--study", "shared"]
+    flags = [
+        "--data",
+        f"npz:{blobs}",
+        "--model",
+        "cnn",
+        "--depth",
+        "2",
+        "--width",
+        "8",
+        "--batch-size",
+        "32",
+        "--augment",
+        "none",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--space",
+        "lr=1e-3..0.1:log",
+        "--trials",
+        "4",
+        "--storage",
+        storage,
+        "--study",
+        "shared",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    workers = [subprocess.Popen([sys.executable, "-m", "convcoach", "tune", *flags, "--out", str(tmp_path / f"worker{i}")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "convcoach", "tune", *flags, "--out", str(tmp_path / f"worker{i}")],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [w.communicate(timeout=240) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     study = optuna.load_study(study_name="shared", storage=storage)
-    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) and t.user_attrs.get("outcome") != "surplus"]
+    done = [
+        t
+        for t in study.trials
+        if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        and t.user_attrs.get("outcome") != "surplus"
+    ]
     assert len(done) == 4
     by_worker = [sum(1 for t in done if f"worker{i}" in t.user_attrs["run_dir"]) for i in range(2)]
     assert sum(by_worker) == 4
@@ -142,10 +194,28 @@ def test_two_processes_share_an_sqlite_study(blobs, tmp_path):
 
 def test_cli_errors_name_the_key(capsys, blobs, tmp_path):
     assert main(["tune", "--data", f"npz:{blobs}", "--space", "lrr=1e-4..1e-2:log", "--out", str(tmp_path / "x")]) == 2
-    assert capsys.readouterr().err.strip() == "convcoach: error: --space: unknown key 'lrr' (did you mean 'lr'?); any TrainConfig key can be searched"
+    assert (
+        capsys.readouterr().err.strip()
+        == "convcoach: error: --space: unknown key 'lrr' (did you mean 'lr'?); any TrainConfig key can be searched"
+    )
     assert main(["tune", "--data", f"npz:{blobs}", "--out", str(tmp_path / "x")]) == 2
     assert "tune needs a search space" in capsys.readouterr().err
-    assert main(["tune", "--data", f"npz:{blobs}", "--space", "lr=1e-4..1e-2:log", "--sampler", "bayes", "--out", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "tune",
+                "--data",
+                f"npz:{blobs}",
+                "--space",
+                "lr=1e-4..1e-2:log",
+                "--sampler",
+                "bayes",
+                "--out",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert capsys.readouterr().err.strip() == "convcoach: error: unknown sampler 'bayes'; known: grid, random, tpe"
 
 
@@ -160,7 +230,9 @@ def test_pruned_trial_stops_after_the_epoch_the_pruner_flags(blobs, tmp_path):
 
     base = small_config(blobs, tmp_path / "prune")
     study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())
-    objective = TrialObjective(base, parse_space("lr=[0.05]"), Stage(1, 3, 1), without_test(load_trial_data(base)), tmp_path)
+    objective = TrialObjective(
+        base, parse_space("lr=[0.05]"), Stage(1, 3, 1), without_test(load_trial_data(base)), tmp_path
+    )
     study.optimize(objective, n_trials=1)
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.PRUNED

@@ -1,4 +1,5 @@
 """The coach: sanity checks before training, monitors during it, a diagnosis after it."""
+
 from __future__ import annotations
 
 from . import attach  # noqa: F401  (registers the coach's run callbacks)
@@ -9,4 +10,14 @@ from .diagnosis import diagnose, diagnose_run
 from .probe import init_stats
 from .stats import activation_stats
 
-__all__ = ["CHECKS", "CheckBudget", "CheckReport", "CheckResult", "activation_stats", "diagnose", "diagnose_run", "init_stats", "run_checks"]
+__all__ = [
+    "CHECKS",
+    "CheckBudget",
+    "CheckReport",
+    "CheckResult",
+    "activation_stats",
+    "diagnose",
+    "diagnose_run",
+    "init_stats",
+    "run_checks",
+]

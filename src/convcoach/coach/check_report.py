@@ -1,4 +1,5 @@
 """Check results: one row per check (pass / warn / fail / skip), a rich table and check.json."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,14 @@ class CheckReport:
 
     def to_dict(self) -> dict[str, Any]:
         counts = {status: sum(r.status == status for r in self.results) for status in STATUSES}
-        return {"command": "check", "status": self.status, "counts": counts, "seconds": round(self.seconds, 2),
-                "results": [asdict(r) for r in self.results], "config": self.config}
+        return {
+            "command": "check",
+            "status": self.status,
+            "counts": counts,
+            "seconds": round(self.seconds, 2),
+            "results": [asdict(r) for r in self.results],
+            "config": self.config,
+        }
 
     def write(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")

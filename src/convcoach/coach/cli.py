@@ -1,4 +1,5 @@
 """The coach's subcommands: `check`, `stats` and `diagnose` (registered here with @command)."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,13 +20,25 @@ def add_check_flags(parser: argparse.ArgumentParser) -> None:
     from .checks import ORDER
 
     add_config_flags(parser)
-    parser.add_argument("--only", metavar="NAMES", help=f"comma-separated checks to run (default all): {', '.join(ORDER)}")
+    parser.add_argument(
+        "--only", metavar="NAMES", help=f"comma-separated checks to run (default all): {', '.join(ORDER)}"
+    )
     parser.add_argument("--quick", action="store_true", help="coarser LR sweep (one point per decade) and shorter runs")
-    parser.add_argument("--threads", type=at_least(0), default=1, help="intra-op threads while checking (default 1; 0 keeps torch's setting)")
+    parser.add_argument(
+        "--threads",
+        type=at_least(0),
+        default=1,
+        help="intra-op threads while checking (default 1; 0 keeps torch's setting)",
+    )
 
 
-@command("check", "sanity checks before training: initial loss, regularization, overfit 20 examples, LR sweep, "
-         "gradients, activations, data", add_check_flags, order=130)
+@command(
+    "check",
+    "sanity checks before training: initial loss, regularization, overfit 20 examples, LR sweep, "
+    "gradients, activations, data",
+    add_check_flags,
+    order=130,
+)
 def run_check(args: argparse.Namespace) -> int:
     """Print the table, write check.json (and summary.json); exit 1 when a check fails."""
     from ..files import write_json
@@ -48,8 +61,12 @@ def run_check(args: argparse.Namespace) -> int:
 
 def add_stats_flags(parser: argparse.ArgumentParser) -> None:
     add_config_flags(parser)
-    parser.add_argument("--batch", type=at_least(1), default=16, help="inputs per forward pass (default 16, as in the lectures)")
-    parser.add_argument("--input", choices=["noise", "data"], default="noise", help="N(0,1) noise (default) or a normalized data batch")
+    parser.add_argument(
+        "--batch", type=at_least(1), default=16, help="inputs per forward pass (default 16, as in the lectures)"
+    )
+    parser.add_argument(
+        "--input", choices=["noise", "data"], default="noise", help="N(0,1) noise (default) or a normalized data batch"
+    )
     parser.add_argument("--json", action="store_true", help="print the statistics as JSON instead of a table")
 
 
@@ -67,8 +84,12 @@ def stats_config(args: argparse.Namespace, config: TrainConfig) -> TrainConfig:
     return config
 
 
-@command("stats", "per-layer activation mean/std of a freshly initialized model on noise or data "
-         "(the lectures' init experiment)", add_stats_flags, order=140)
+@command(
+    "stats",
+    "per-layer activation mean/std of a freshly initialized model on noise or data (the lectures' init experiment)",
+    add_stats_flags,
+    order=140,
+)
 def run_stats(args: argparse.Namespace) -> int:
     from ..files import write_json
     from .histograms import save_histograms
@@ -100,8 +121,15 @@ def _print_stats_table(result: InitStats, config: TrainConfig) -> None:
     for column in ("layer", "module", "kind", "mean", "std", "saturated", "dead"):
         table.add_column(column, justify="right" if column in ("layer", "mean", "std", "saturated", "dead") else "left")
     for s in result.layers:
-        table.add_row(str(s.index), escape(s.name), s.kind, f"{s.mean:.2f}", f"{s.std:.2f}",
-                      "" if s.saturated is None else f"{s.saturated:.0%}", "" if s.dead is None else f"{s.dead:.0%}")
+        table.add_row(
+            str(s.index),
+            escape(s.name),
+            s.kind,
+            f"{s.mean:.2f}",
+            f"{s.std:.2f}",
+            "" if s.saturated is None else f"{s.saturated:.0%}",
+            "" if s.dead is None else f"{s.dead:.0%}",
+        )
     Console().print(table)
     for finding in result.findings:  # plain print: one unwrapped line each
         print(f"{finding.severity}: {finding.message}; try: {finding.fix}")
@@ -114,8 +142,12 @@ def add_diagnose_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
 
 
-@command("diagnose", "diagnose a finished run from its curves and monitors: under/overfitting, learning rate, "
-         "dead units, ...", add_diagnose_flags, order=150)
+@command(
+    "diagnose",
+    "diagnose a finished run from its curves and monitors: under/overfitting, learning rate, dead units, ...",
+    add_diagnose_flags,
+    order=150,
+)
 def run_diagnose(args: argparse.Namespace) -> int:
     from .diagnosis import diagnose_run, format_diagnosis
 

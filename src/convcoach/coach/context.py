@@ -1,4 +1,5 @@
 """What every pre-training check shares: the data loaded once, fresh models, fixed batches, short runs."""
+
 from __future__ import annotations
 
 import copy
@@ -47,7 +48,15 @@ class CheckBudget:
     @classmethod
     def quick(cls) -> CheckBudget:
         """`--quick`: one sweep point per decade and shorter runs, for a first look or CI."""
-        return cls(subset=512, overfit_steps=60, sweep_steps=8, sweep_points_per_decade=1, grad_entries=2, knn_reference=500, knn_queries=200)
+        return cls(
+            subset=512,
+            overfit_steps=60,
+            sweep_steps=8,
+            sweep_points_per_decade=1,
+            grad_entries=2,
+            knn_reference=500,
+            knn_queries=200,
+        )
 
 
 class CheckContext:
@@ -68,7 +77,9 @@ class CheckContext:
         seed_everything(config.seed)
         self.data = data or load_run_data(config)
         if self.data.streaming:
-            raise ConfigError(f"convcoach check needs the images in memory; {config.data} is larger than --memory-limit-gb {config.memory_limit_gb:g}")
+            raise ConfigError(
+                f"convcoach check needs the images in memory; {config.data} is larger than --memory-limit-gb {config.memory_limit_gb:g}"
+            )
         self.normalizer = normalizer or Normalizer.fit(self.data.train.images, config.preprocess)
         self.user_model = model
         self.spec = model_spec(config, self.data.shape, self.data.num_classes) if model is None else None
@@ -78,7 +89,9 @@ class CheckContext:
         self.lr = effective_lr(config)
         labels = self.data.train.labels.numpy()
         chosen = stratified_subset(labels, min(self.budget.subset, len(labels)), config.seed)
-        self.order = torch.from_numpy(chosen)[torch.randperm(len(chosen), generator=torch.Generator().manual_seed(config.seed))]
+        self.order = torch.from_numpy(chosen)[
+            torch.randperm(len(chosen), generator=torch.Generator().manual_seed(config.seed))
+        ]
 
     @property
     def custom(self) -> bool:
@@ -95,7 +108,9 @@ class CheckContext:
         x, y = self.images(index)
         return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), y
 
-    def fresh_model(self, dtype: torch.dtype = torch.float32, channels_last: bool = False, **options: object) -> nn.Module:
+    def fresh_model(
+        self, dtype: torch.dtype = torch.float32, channels_last: bool = False, **options: object
+    ) -> nn.Module:
         """The configured model, freshly initialized with the run's seed (a copy of a user model).
 
         `options` override the registry model's options (e.g. width=4 or dropout=0.0);
@@ -106,7 +121,10 @@ class CheckContext:
         else:
             assert self.spec is not None
             known = set(model_options(self.spec["name"]))
-            spec = {**self.spec, "options": {**self.spec["options"], **{k: v for k, v in options.items() if k in known}}}
+            spec = {
+                **self.spec,
+                "options": {**self.spec["options"], **{k: v for k, v in options.items() if k in known}},
+            }
             model = build_model(spec).to(self.device)  # LSUV's sample batch is on the device
             initialize_model(model, self.config, lambda: self.batch(256)[0])
         model = model.to(device=self.device, dtype=dtype).train()
@@ -134,7 +152,11 @@ def train_steps(
         loss = loss_fn(logits, y)
         value = loss.item()
         losses.append(value)
-        if not math.isfinite(value) or value > explode * losses[0] or (stop is not None and stop(value, logits.detach(), y)):
+        if (
+            not math.isfinite(value)
+            or value > explode * losses[0]
+            or (stop is not None and stop(value, logits.detach(), y))
+        ):
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

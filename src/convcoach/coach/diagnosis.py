@@ -1,5 +1,6 @@
 """Diagnosis after training: numbers measured from the curves and monitors (Facts), read by the
 rules in rules.py into a short verdict with evidence and fixes; for a finished run or a run directory."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,12 @@ class RunRecord:
         for row in rows:
             if row.get("kind") == "monitor":
                 monitors.setdefault(row["monitor"], []).append(row)
-        return cls([r for r in rows if r.get("kind") == "iter"], [r for r in rows if r.get("kind") == "epoch"], monitors, summary or {})
+        return cls(
+            [r for r in rows if r.get("kind") == "iter"],
+            [r for r in rows if r.get("kind") == "epoch"],
+            monitors,
+            summary or {},
+        )
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path) -> RunRecord:
@@ -117,7 +123,9 @@ def measure(record: RunRecord) -> Facts:
         # the generalization gap proper: the final model in eval mode on training vs validation images
         # (the running training accuracy also carries augmentation, dropout and BatchNorm's batch statistics)
         facts.gap = facts.mode_eval_acc - facts.val_acc
-    train_losses = [e["train_loss"] for e in record.epochs if e.get("train_loss") is not None and math.isfinite(e["train_loss"])]
+    train_losses = [
+        e["train_loss"] for e in record.epochs if e.get("train_loss") is not None and math.isfinite(e["train_loss"])
+    ]
     if len(train_losses) >= 2 and train_losses[0] > 0:
         # epoch means average out the batch-to-batch noise that a few iterations cannot
         facts.loss_drop = (train_losses[0] - train_losses[-1]) / train_losses[0]
@@ -140,7 +148,9 @@ def _curve_facts(facts: Facts, iterations: list[dict[str, Any]]) -> None:
     facts.loss_drop = (facts.loss_start - facts.loss_end) / facts.loss_start if facts.loss_start else None
     third = finite[2 * len(finite) // 3 :]
     if len(third) >= 6 and facts.loss_start:
-        facts.late_drop = (statistics.fmean(third[: len(third) // 3]) - statistics.fmean(third[-(len(third) // 3) :])) / facts.loss_start
+        facts.late_drop = (
+            statistics.fmean(third[: len(third) // 3]) - statistics.fmean(third[-(len(third) // 3) :])
+        ) / facts.loss_start
         window = 5
         running = [statistics.fmean(third[max(0, i - window) : i + 1]) for i in range(len(third))]
         residual = [v - m for v, m in zip(third, running)]
@@ -157,7 +167,9 @@ def _epoch_facts(facts: Facts, epochs: list[dict[str, Any]]) -> None:
     facts.val_acc = last.get("val_acc")
     vals = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]
     facts.best_val_acc = max(vals) if vals else None
-    gaps = [e["train_acc"] - e["val_acc"] for e in epochs if e.get("val_acc") is not None and e.get("train_acc") is not None]
+    gaps = [
+        e["train_acc"] - e["val_acc"] for e in epochs if e.get("val_acc") is not None and e.get("train_acc") is not None
+    ]
     if gaps:
         # a negative gap (validation above training, e.g. under augmentation) counts as no gap
         facts.gap, facts.gap_growth = gaps[-1], gaps[-1] - max(min(gaps), 0.0)
@@ -228,9 +240,13 @@ class Verdict:
         return not any(f.severity in ("fail", "warn") for f in self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdict": self.findings[0].cause if self.findings else "healthy", "healthy": self.healthy,
-                "causes": self.causes, "findings": [asdict(f) for f in self.findings],
-                "facts": {k: v for k, v in asdict(self.facts).items() if v is not None}}
+        return {
+            "verdict": self.findings[0].cause if self.findings else "healthy",
+            "healthy": self.healthy,
+            "causes": self.causes,
+            "findings": [asdict(f) for f in self.findings],
+            "facts": {k: v for k, v in asdict(self.facts).items() if v is not None},
+        }
 
 
 def diagnose(record: RunRecord) -> Verdict:

@@ -1,6 +1,7 @@
 """Monitors during training: every N iterations, per layer, the activation statistics (dead ReLUs,
 std, saturation), gradient norms and update-to-weight ratios, as "monitor" rows in metrics.jsonl
 and a summary in summary.json. Cheap: between samples a monitor costs one modulo per iteration."""
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,11 @@ MONITORS: Registry[type[SampledMonitor]] = Registry("monitor")
 
 def _weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     """The conv/linear weights, in forward order: the layers whose learning the monitors watch."""
-    return [(name, m.weight) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad]
+    return [
+        (name, m.weight)
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.weight.requires_grad
+    ]
 
 
 def _round(value: float) -> float:
@@ -52,8 +57,13 @@ class SampledMonitor(Callback):
     def setup(self, model: nn.Module) -> None: ...
 
     def record(self, trainer: Trainer, layers: dict[str, dict[str, float]]) -> None:
-        row = {"kind": "monitor", "monitor": self.name, "step": trainer.state.step, "epoch": trainer.state.epoch,
-               "layers": {name: {k: _round(v) for k, v in values.items()} for name, values in layers.items()}}
+        row = {
+            "kind": "monitor",
+            "monitor": self.name,
+            "step": trainer.state.step,
+            "epoch": trainer.state.epoch,
+            "layers": {name: {k: _round(v) for k, v in values.items()} for name, values in layers.items()},
+        }
         self.samples.append(row)
         if self.logger is not None:
             self.logger.log(row)
@@ -64,9 +74,20 @@ class SampledMonitor(Callback):
             return {"samples": 0, "every": self.every}
         names = list(self.samples[-1]["layers"])
         keys = sorted({k for row in self.samples for values in row["layers"].values() for k in values})
-        median = {name: {k: _round(statistics.median(v)) for k in keys
-                         if (v := [row["layers"][name][k] for row in self.samples if name in row["layers"] and k in row["layers"][name]])}
-                  for name in names}
+        median = {
+            name: {
+                k: _round(statistics.median(v))
+                for k in keys
+                if (
+                    v := [
+                        row["layers"][name][k]
+                        for row in self.samples
+                        if name in row["layers"] and k in row["layers"][name]
+                    ]
+                )
+            }
+            for name in names
+        }
         return {"samples": len(self.samples), "every": self.every, "median": median, "last": self.samples[-1]["layers"]}
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
@@ -94,8 +115,12 @@ class ActivationMonitor(SampledMonitor):
     def on_batch_start(self, trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.due(trainer.state.step + 1):
             self.captured = {"input": moments(x.detach().float())}
-            self.handles = [m.register_forward_hook(lambda mod, inp, out, n=name: self.captured.__setitem__(n, unit_stats(mod, out)))
-                            for name, m in self.layers]
+            self.handles = [
+                m.register_forward_hook(
+                    lambda mod, inp, out, n=name: self.captured.__setitem__(n, unit_stats(mod, out))
+                )
+                for name, m in self.layers
+            ]
         return x, y
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
@@ -152,8 +177,12 @@ class UpdateMonitor(SampledMonitor):
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         if self.before is not None and self.due(trainer.state.step):
-            ratios = torch.stack([(w.detach() - old).float().norm() / old.float().norm().clamp_min(1e-12)
-                                  for (_, w), old in zip(self.weights, self.before)]).tolist()
+            ratios = torch.stack(
+                [
+                    (w.detach() - old).float().norm() / old.float().norm().clamp_min(1e-12)
+                    for (_, w), old in zip(self.weights, self.before)
+                ]
+            ).tolist()
             self.record(trainer, {name: {"update_ratio": ratio} for (name, _), ratio in zip(self.weights, ratios)})
         self._snapshot_if_due(trainer.state.step + 1)
 

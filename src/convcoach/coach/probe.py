@@ -1,5 +1,6 @@
 """The lectures' init experiment as a tool: forward N(0, 1) noise (or a data batch) through a freshly
 initialized model and read each layer's activation statistics (`convcoach stats`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,11 +33,25 @@ class InitStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"command": "stats", "model": self.model, "init": self.init, "input": self.source, "input_shape": self.input_shape,
-                "layers": [s.to_dict() for s in self.layers], "findings": [f.__dict__ for f in self.findings], **self.extra}
+        return {
+            "command": "stats",
+            "model": self.model,
+            "init": self.init,
+            "input": self.source,
+            "input_shape": self.input_shape,
+            "layers": [s.to_dict() for s in self.layers],
+            "findings": [f.__dict__ for f in self.findings],
+            **self.extra,
+        }
 
 
-def init_stats(config: TrainConfig, batch: int = 16, source: str = "noise", data: DataBundle | None = None, keep_values: bool = False) -> InitStats:
+def init_stats(
+    config: TrainConfig,
+    batch: int = 16,
+    source: str = "noise",
+    data: DataBundle | None = None,
+    keep_values: bool = False,
+) -> InitStats:
     """Per-layer activation statistics of the configured model at init on `batch` inputs.
 
     `source` noise: x ~ N(0, 1); an mlp then gets `width` input features, so every layer is

@@ -1,4 +1,5 @@
 """Per-layer activation statistics (mean, std, saturated, dead) and what they say about the init."""
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,19 @@ SATURATION: dict[type[nn.Module], Callable[[torch.Tensor], torch.Tensor]] = {
     nn.Hardtanh: lambda y: y.abs() >= 0.99,
 }
 DEAD_CAPABLE = (nn.ReLU, nn.ReLU6)  # a zero output passes a zero gradient: the unit cannot recover
-ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softplus, nn.Mish)
+ACTIVATION_TYPES = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardtanh,
+    nn.Softplus,
+    nn.Mish,
+)
 
 SHRINK_WARN, SHRINK_FAIL = 0.2, 0.01  # last/first layer std
 GROW_WARN = 5.0
@@ -93,10 +106,17 @@ def activation_stats(model: nn.Module, x: torch.Tensor, keep_values: int = 0) ->
         sample = None
         if keep_values:
             flat = output.detach().float().flatten()
-            sample = flat[torch.randperm(flat.numel(), device=flat.device)[:keep_values]].cpu() if flat.numel() > keep_values else flat.cpu().clone()
+            sample = (
+                flat[torch.randperm(flat.numel(), device=flat.device)[:keep_values]].cpu()
+                if flat.numel() > keep_values
+                else flat.cpu().clone()
+            )
         captured.append((name, module, unit_stats(module, output), sample))
 
-    handles = [m.register_forward_hook(lambda mod, inp, out, n=name: hook(mod, inp, out, n)) for name, m in watched_layers(model)]
+    handles = [
+        m.register_forward_hook(lambda mod, inp, out, n=name: hook(mod, inp, out, n))
+        for name, m in watched_layers(model)
+    ]
     try:
         model(x)
     finally:
@@ -105,7 +125,18 @@ def activation_stats(model: nn.Module, x: torch.Tensor, keep_values: int = 0) ->
     stats = []
     for index, (name, module, values, sample) in enumerate(captured, start=1):
         numbers = {k: v.item() for k, v in values.items()}
-        stats.append(LayerStats(index, name, type(module).__name__, numbers["mean"], numbers["std"], numbers.get("saturated"), numbers.get("dead"), sample))
+        stats.append(
+            LayerStats(
+                index,
+                name,
+                type(module).__name__,
+                numbers["mean"],
+                numbers["std"],
+                numbers.get("saturated"),
+                numbers.get("dead"),
+                sample,
+            )
+        )
     return stats
 
 
@@ -114,38 +145,52 @@ def interpret(stats: list[LayerStats]) -> list[Finding]:
     findings: list[Finding] = []
     bad = [s for s in stats if not (math.isfinite(s.std) and math.isfinite(s.mean))]
     if bad:
-        return [Finding("fail", f"layer {bad[0].index} ({bad[0].name}) outputs NaN/inf at init", "check the inputs for NaN/inf and lower the init std")]
+        return [
+            Finding(
+                "fail",
+                f"layer {bad[0].index} ({bad[0].name}) outputs NaN/inf at init",
+                "check the inputs for NaN/inf and lower the init std",
+            )
+        ]
     dead = [s for s in stats if s.dead is not None and s.dead >= DEAD_WARN]
     if dead:
         worst = max(dead, key=lambda s: s.dead or 0.0)
-        findings.append(Finding(
-            "fail" if (worst.dead or 0.0) >= 1.0 else "warn",
-            f"dead units: {worst.dead:.0%} of the ReLU units of layer {worst.index} ({worst.name}) are zero for the whole batch",
-            "look for large negative biases or a too-small init std; try --activation leaky_relu or --norm batch",
-        ))
+        findings.append(
+            Finding(
+                "fail" if (worst.dead or 0.0) >= 1.0 else "warn",
+                f"dead units: {worst.dead:.0%} of the ReLU units of layer {worst.index} ({worst.name}) are zero for the whole batch",
+                "look for large negative biases or a too-small init std; try --activation leaky_relu or --norm batch",
+            )
+        )
     saturated = [s for s in stats if s.saturated is not None and s.saturated >= SATURATED_WARN]
     if saturated:
         worst = max(saturated, key=lambda s: s.saturated or 0.0)
-        findings.append(Finding(
-            "fail" if (worst.saturated or 0.0) >= SATURATED_FAIL else "warn",
-            f"saturated: {worst.saturated:.0%} of layer {worst.index} ({worst.kind}) outputs sit in the flat tails: init std too large",
-            "use --init xavier (tanh/sigmoid) or kaiming (ReLU), or add --norm batch",
-        ))
+        findings.append(
+            Finding(
+                "fail" if (worst.saturated or 0.0) >= SATURATED_FAIL else "warn",
+                f"saturated: {worst.saturated:.0%} of layer {worst.index} ({worst.kind}) outputs sit in the flat tails: init std too large",
+                "use --init xavier (tanh/sigmoid) or kaiming (ReLU), or add --norm batch",
+            )
+        )
     live = [s for s in stats if not (s.dead is not None and s.dead >= DEAD_WARN)]
     if len(live) >= 3 and not saturated:
         first, last = live[0].std, live[-1].std
         ratios = [b.std / a.std for a, b in zip(live, live[1:]) if a.std > 0]
         if first > 0 and last / first < SHRINK_WARN and sum(r < 1 for r in ratios) >= 0.7 * len(ratios):
             layer = next(s for s in live if s.std < SHRINK_WARN * first)
-            findings.append(Finding(
-                "fail" if last / first < SHRINK_FAIL else "warn",
-                f"activations shrink towards zero by layer {layer.index} (std {first:.2g} -> {last:.2g}): init std too small",
-                "use --init xavier (tanh/sigmoid) or kaiming (ReLU), or add --norm batch",
-            ))
+            findings.append(
+                Finding(
+                    "fail" if last / first < SHRINK_FAIL else "warn",
+                    f"activations shrink towards zero by layer {layer.index} (std {first:.2g} -> {last:.2g}): init std too small",
+                    "use --init xavier (tanh/sigmoid) or kaiming (ReLU), or add --norm batch",
+                )
+            )
         elif first > 0 and last / first > GROW_WARN and sum(r > 1 for r in ratios) >= 0.7 * len(ratios):
-            findings.append(Finding(
-                "warn",
-                f"activations grow layer by layer (std {first:.2g} -> {last:.2g}): init std too large",
-                "use --init xavier (tanh/sigmoid) or kaiming (ReLU), or add --norm batch",
-            ))
+            findings.append(
+                Finding(
+                    "warn",
+                    f"activations grow layer by layer (std {first:.2g} -> {last:.2g}): init std too large",
+                    "use --init xavier (tanh/sigmoid) or kaiming (ReLU), or add --norm batch",
+                )
+            )
     return findings

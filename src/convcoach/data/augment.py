@@ -1,5 +1,6 @@
 """Batched training augmentations: each op maps a normalized (N, C, H, W) batch to a new one,
 drawing a fresh random choice per sample from the given generator (airbench style)."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,6 +1,7 @@
 """Colour augmentations in pixel units: brightness, contrast, saturation, hue, colour jitter and
 AlexNet's fancy-PCA lighting. They need the normalizer (and fancy PCA the training images), given
 once by `Augmenter.fit`; saturation and hue leave grayscale images unchanged."""
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,9 @@ class PixelOp:
 
     def to_pixels(self, x: torch.Tensor) -> torch.Tensor:
         if self.mean is None:
-            raise RuntimeError(f"augmentation '{self.spec}' works in pixel units: call Augmenter.fit(train_images, normalizer) first")
+            raise RuntimeError(
+                f"augmentation '{self.spec}' works in pixel units: call Augmenter.fit(train_images, normalizer) first"
+            )
         if self.mean.device != x.device:  # moved once to the training device, not copied per batch
             self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
         return x * self.std + self.mean
@@ -89,7 +92,9 @@ def adjust_hue(pixels: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 class ColorJitter(PixelOp):
     """Brightness, contrast and saturation factors from U(1 - s, 1 + s) and a hue shift from U(-h, h) turns."""
 
-    def __init__(self, spec: str, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0) -> None:
+    def __init__(
+        self, spec: str, brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0, hue: float = 0.0
+    ) -> None:
         super().__init__(spec)
         self.brightness, self.contrast, self.saturation, self.hue = brightness, contrast, saturation, hue
 
@@ -162,7 +167,9 @@ class FancyPCA(PixelOp):
 
     def apply(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.eigenvectors is None:
-            raise RuntimeError(f"augmentation '{self.spec}' needs the training set's colour statistics: call Augmenter.fit(train_images, normalizer) first")
+            raise RuntimeError(
+                f"augmentation '{self.spec}' needs the training set's colour statistics: call Augmenter.fit(train_images, normalizer) first"
+            )
         alpha = normal((len(pixels), pixels.shape[1]), pixels, generator) * self.std_alpha
         offset = (alpha * self.spreads.to(pixels.device)) @ self.eigenvectors.to(pixels.device).T  # (N, C)
         return (pixels + offset[:, :, None, None]).clamp(0, 1)

@@ -1,5 +1,6 @@
 """Occlusion and noise augmentations: additive Gaussian noise, cutout and random erasing, each a
 per-sample mask or draw over the whole batch (no per-sample Python)."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,9 @@ import torch
 from .augment import AUGMENTS, AugmentOp, _arg, _rand, _whole, normal, uniform
 
 
-def box_mask(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+def box_mask(
+    x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, height: torch.Tensor, width: torch.Tensor
+) -> torch.Tensor:
     """(N, 1, H, W) bool mask of one box per sample; rows [top, top + height), columns [left, left + width)."""
     rows = torch.arange(x.shape[2], device=x.device).view(1, 1, -1, 1)
     cols = torch.arange(x.shape[3], device=x.device).view(1, 1, 1, -1)

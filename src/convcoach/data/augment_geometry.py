@@ -5,6 +5,7 @@ Our own ops with affine_grid/grid_sample rather than kornia.augmentation, becaus
 parameters from torch's global RNG: these take the loader's torch.Generator, so a run is
 reproducible from its seed and resumes bit-exactly. Areas a warp uncovers repeat the nearest edge
 pixel (grid_sample's 'border'): no foreign colour appears, e.g. black stays black on Fashion-MNIST."""
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,14 @@ def affine_theta(forward: torch.Tensor, height: int, width: int) -> torch.Tensor
     return torch.cat([linear, torch.zeros_like(linear[:, :, :1])], dim=2)
 
 
-def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float = 0.0, shear: float = 0.0,
-                  stretch: float = 0.0, scale: float = 0.0) -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    degrees: float = 0.0,
+    shear: float = 0.0,
+    stretch: float = 0.0,
+    scale: float = 0.0,
+) -> torch.Tensor:
     """One warp of rotation (+-degrees), x-shear (+-shear degrees), per-axis stretch (1 +- stretch)
     and isotropic scale (1 +- scale), each drawn per sample: forward map R @ Sh @ diag(sx, sy) * z."""
     n, _, height, width = x.shape
@@ -43,8 +50,13 @@ def random_affine(x: torch.Tensor, generator: torch.Generator, degrees: float = 
     zoom = uniform(n, 1 - scale, 1 + scale, x, generator)
     cos, sin = torch.cos(angle), torch.sin(angle)
     rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-    shearing = torch.stack([torch.stack([torch.ones_like(shear_tan), shear_tan], -1),
-                            torch.stack([torch.zeros_like(shear_tan), torch.ones_like(shear_tan)], -1)], -2)
+    shearing = torch.stack(
+        [
+            torch.stack([torch.ones_like(shear_tan), shear_tan], -1),
+            torch.stack([torch.zeros_like(shear_tan), torch.ones_like(shear_tan)], -1),
+        ],
+        -2,
+    )
     stretching = torch.diag_embed(torch.stack([sx, sy], -1)) * zoom[:, None, None]
     return warp(x, affine_theta(rotation @ shearing @ stretching, height, width))
 
@@ -86,8 +98,11 @@ def scale(spec: str, args: list[str]) -> AugmentOp:
 @AUGMENTS.register("affine")
 def affine(spec: str, args: list[str]) -> AugmentOp:
     """affine:DEG:SHEAR:STRETCH, rotation, shear and stretch in one warp (defaults 10:10:0.1)."""
-    return _affine_op(degrees=_arg(spec, args, 0, 10, 0, 180), shear=_arg(spec, args, 1, 10, 0, 60),
-                      stretch=_arg(spec, args, 2, 0.1, 0, 0.9))
+    return _affine_op(
+        degrees=_arg(spec, args, 0, 10, 0, 180),
+        shear=_arg(spec, args, 1, 10, 0, 60),
+        stretch=_arg(spec, args, 2, 0.1, 0, 0.9),
+    )
 
 
 @AUGMENTS.register("resized_crop", "rrc")

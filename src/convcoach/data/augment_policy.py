@@ -3,6 +3,7 @@ magnitude M on torchvision's 0-30 scale; 'randaugment:2:9' is the usual policy.
 
 The draws come from the loader's generator; kornia.enhance supplies the deterministic pixel ops
 (sharpness, posterize, equalize), whose per-sample factors we draw ourselves."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,5 @@
 """Reader for the CIFAR-10/100 python-pickle batches, with an unpickler that builds only arrays."""
+
 from __future__ import annotations
 
 import pickle

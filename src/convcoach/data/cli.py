@@ -1,5 +1,6 @@
 """The data package's subcommand: `augment`, a grid of training images and augmented draws of them, to look
 before training (registered here with @command; the drawing is gallery.py)."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,12 +30,17 @@ GRID_FORMATS = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 MAX_IMAGES = 256  # a grid wider than this is unreadable and slow to draw
 
 
-@command("augment", "draw a grid of training images and augmented draws of them (PNG), to look before training",
-         add_gallery_flags, order=40)
+@command(
+    "augment",
+    "draw a grid of training images and augmented draws of them (PNG), to look before training",
+    add_gallery_flags,
+    order=40,
+)
 def run_gallery(args: argparse.Namespace) -> int:
     if args.n > MAX_IMAGES or args.rows > 64:
-        raise ConfigError(f"--n (at most {MAX_IMAGES}) and --rows (at most 64) make one figure; "
-                          f"got {args.n} and {args.rows}")
+        raise ConfigError(
+            f"--n (at most {MAX_IMAGES}) and --rows (at most 64) make one figure; got {args.n} and {args.rows}"
+        )
     if Path(args.out).is_dir() or Path(args.out).suffix.lower() not in GRID_FORMATS:
         raise ConfigError(f"--out {args.out}: give an image file name ending in {', '.join(GRID_FORMATS)}")
     bundle = load_data(args.data, SourceOptions.from_config(args), 0.0)

@@ -1,4 +1,5 @@
 """Find a named dataset on disk, or download it with SHA-256 verification into the cache."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,22 +30,48 @@ _KRIZ = "https://www.cs.toronto.edu/~kriz/"
 # Official files and their SHA-256 digests.
 REMOTE: dict[str, list[RemoteFile]] = {
     "fashion-mnist": [
-        RemoteFile("train-images-idx3-ubyte.gz", _FASHION, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"),
-        RemoteFile("train-labels-idx1-ubyte.gz", _FASHION, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"),
-        RemoteFile("t10k-images-idx3-ubyte.gz", _FASHION, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"),
-        RemoteFile("t10k-labels-idx1-ubyte.gz", _FASHION, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"),
+        RemoteFile(
+            "train-images-idx3-ubyte.gz", _FASHION, "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84"
+        ),
+        RemoteFile(
+            "train-labels-idx1-ubyte.gz", _FASHION, "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845"
+        ),
+        RemoteFile(
+            "t10k-images-idx3-ubyte.gz", _FASHION, "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073"
+        ),
+        RemoteFile(
+            "t10k-labels-idx1-ubyte.gz", _FASHION, "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5"
+        ),
     ],
     "mnist": [
-        RemoteFile("train-images-idx3-ubyte.gz", _MNIST, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
-        RemoteFile("train-labels-idx1-ubyte.gz", _MNIST, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
-        RemoteFile("t10k-images-idx3-ubyte.gz", _MNIST, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
-        RemoteFile("t10k-labels-idx1-ubyte.gz", _MNIST, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
+        RemoteFile(
+            "train-images-idx3-ubyte.gz", _MNIST, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+        ),
+        RemoteFile(
+            "train-labels-idx1-ubyte.gz", _MNIST, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"
+        ),
+        RemoteFile(
+            "t10k-images-idx3-ubyte.gz", _MNIST, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+        ),
+        RemoteFile(
+            "t10k-labels-idx1-ubyte.gz", _MNIST, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"
+        ),
     ],
     "cifar10": [
-        RemoteFile("cifar-10-python.tar.gz", _KRIZ, "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce", "cifar-10-batches-py"),
+        RemoteFile(
+            "cifar-10-python.tar.gz",
+            _KRIZ,
+            "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+            "cifar-10-batches-py",
+        ),
     ],
     "cifar100": [
-        RemoteFile("cifar-100-python.tar.gz", _KRIZ, "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7", "cifar-100-python"),
+        RemoteFile(
+            "cifar-100-python.tar.gz",
+            _KRIZ,
+            "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+            "cifar-100-python",
+        ),
     ],
 }
 
@@ -77,7 +104,11 @@ def locate(name: str, data_dir: str | None, present: callable, download: bool = 
             raise ConfigError(
                 f"dataset '{name}' not found in {', '.join(map(str, searched))} and the download failed "
                 f"({exc}). Put the official files in one of those folders, pass --data-dir, "
-                + ("or run 'apt-get install dataset-fashion-mnist'." if name == "fashion-mnist" else "or retry with internet.")
+                + (
+                    "or run 'apt-get install dataset-fashion-mnist'."
+                    if name == "fashion-mnist"
+                    else "or retry with internet."
+                )
             ) from None
         if present(target):
             return target

@@ -1,4 +1,5 @@
 """The augmentation grid behind `convcoach augment` (data/cli.py): training images and augmented draws of them."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,14 @@ from .augment import parse_augment
 from .preprocess import Normalizer
 
 
-def augmented_grid(images: torch.Tensor, spec: str | list[str], normalizer: Normalizer, train_images: torch.Tensor,
-                   rows: int = 3, seed: int = 0) -> torch.Tensor:
+def augmented_grid(
+    images: torch.Tensor,
+    spec: str | list[str],
+    normalizer: Normalizer,
+    train_images: torch.Tensor,
+    rows: int = 3,
+    seed: int = 0,
+) -> torch.Tensor:
     """(1 + rows, N, C, H, W) pixels in [0, 1]: the originals, then `rows` augmented draws of them."""
     augmenter = parse_augment(spec)
     if not augmenter.ops:
@@ -37,7 +44,9 @@ def save_grid(grid: torch.Tensor, path: str | Path, title: str) -> None:
         for column in range(columns):
             image = grid[row, column].permute(1, 2, 0).numpy()
             axis = axes[row][column]
-            axis.imshow(image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            axis.imshow(
+                image[:, :, 0] if image.shape[2] == 1 else image, cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+            )
             axis.set_xticks([])
             axis.set_yticks([])
         axes[row][0].set_ylabel("original" if row == 0 else f"draw {row}", fontsize=8)

@@ -1,4 +1,5 @@
 """Readers for the IDX format of MNIST and Fashion-MNIST (gzip or raw)."""
+
 from __future__ import annotations
 
 import gzip
@@ -35,8 +36,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(raw) - header != expected:
         raise ConfigError(
-            f"{path}: truncated or corrupt IDX file: header promises {expected} data bytes, "
-            f"found {len(raw) - header}"
+            f"{path}: truncated or corrupt IDX file: header promises {expected} data bytes, found {len(raw) - header}"
         )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 

@@ -1,4 +1,5 @@
 """Decode a folder of class subfolders into uint8 arrays with pillow."""
+
 from __future__ import annotations
 
 import logging

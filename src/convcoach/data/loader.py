@@ -1,5 +1,6 @@
 """Mini-batches for the loop: uint8 tensors in memory, gathered, normalized and augmented as
 whole-batch ops on the training device; sets too large for memory stream through a DataLoader."""
+
 from __future__ import annotations
 
 import logging
@@ -76,7 +77,11 @@ class BatchLoader:
         self._epoch_start = self.generator.get_state()
         order = self._order()
         count = len(self)
-        batches = self._stream(order, start, count) if self.split.images is None else self._gather(order.to(self.device), start, count)
+        batches = (
+            self._stream(order, start, count)
+            if self.split.images is None
+            else self._gather(order.to(self.device), start, count)
+        )
         for self.position, batch in enumerate(batches, start + 1):
             yield batch
         self.position, self._epoch_start = 0, None
@@ -115,9 +120,12 @@ class BatchLoader:
         """Mid-epoch, `generator` is the state that draws the current epoch's permutation and `position`
         the batches already served; between epochs, the state for the next epoch and 0."""
         mid_epoch = self.position > 0 and self._epoch_start is not None
-        return {"generator": self._epoch_start if mid_epoch else self.generator.get_state(),
-                "aug_generator": self.aug_generator.get_state(), "aug_device": self.aug_generator.device.type,
-                "position": self.position if mid_epoch else 0}
+        return {
+            "generator": self._epoch_start if mid_epoch else self.generator.get_state(),
+            "aug_generator": self.aug_generator.get_state(),
+            "aug_device": self.aug_generator.device.type,
+            "position": self.position if mid_epoch else 0,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
@@ -125,10 +133,16 @@ class BatchLoader:
         if saved_device == self.aug_generator.device.type:
             self.aug_generator.set_state(state["aug_generator"])
         else:  # a generator's state is device-specific: a run moved between CPU and GPU draws afresh
-            fresh = torch.Generator().set_state(state["generator"])  # a seed from the saved state; the order's generator is not advanced
+            fresh = torch.Generator().set_state(
+                state["generator"]
+            )  # a seed from the saved state; the order's generator is not advanced
             self.aug_generator.manual_seed(int(torch.randint(2**62, (1,), generator=fresh)))
-            log.warning("resumed on %s a run saved on %s: its augmentation draws continue from a new seed, so the run "
-                        "will not be bit-identical to an uninterrupted one", self.aug_generator.device.type, saved_device)
+            log.warning(
+                "resumed on %s a run saved on %s: its augmentation draws continue from a new seed, so the run "
+                "will not be bit-identical to an uninterrupted one",
+                self.aug_generator.device.type,
+                saved_device,
+            )
         # mid-epoch: the generator now redraws the interrupted epoch's permutation, served from `position`
         self.position = self._resume_at = int(state.get("position", 0))  # older checkpoints have none
         self._epoch_start = state["generator"] if self.position else None

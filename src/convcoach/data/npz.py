@@ -37,11 +37,15 @@ def read_npz(arg: str | None, options: SourceOptions) -> RawData:
         raise ConfigError(f"{path}: 'x' and 'y' are empty")
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else _index_classes(y, path)
     if ("x_test" in arrays) != ("y_test" in arrays):
-        raise ConfigError(f"{path}: has '{'x_test' if 'x_test' in arrays else 'y_test'}' without '{'y_test' if 'x_test' in arrays else 'x_test'}'; give both or neither")
+        raise ConfigError(
+            f"{path}: has '{'x_test' if 'x_test' in arrays else 'y_test'}' without '{'y_test' if 'x_test' in arrays else 'x_test'}'; give both or neither"
+        )
     if "x_test" in arrays:
         tx, ty = _npz_images(arrays["x_test"], path, "x_test"), _npz_labels(arrays["y_test"], path, "y_test")
         if tx.shape[1:] != x.shape[1:]:
-            raise ConfigError(f"{path}: 'x_test' images are {tx.shape[1:]} (C, H, W) but 'x' images are {x.shape[1:]}; store both alike")
+            raise ConfigError(
+                f"{path}: 'x_test' images are {tx.shape[1:]} (C, H, W) but 'x' images are {x.shape[1:]}; store both alike"
+            )
         if len(tx) != len(ty):
             raise ConfigError(f"{path}: 'x_test' has {len(tx)} images but 'y_test' has {len(ty)} labels")
     else:
@@ -49,7 +53,9 @@ def read_npz(arg: str | None, options: SourceOptions) -> RawData:
         x, y, tx, ty = x[keep], y[keep], x[held], y[held]
     for labels, key in ((y, "y"), (ty, "y_test")):
         if labels.size and labels.max() >= len(classes):
-            raise ConfigError(f"{path}: label {int(labels.max())} in '{key}' is out of range for {len(classes)} classes (valid: 0..{len(classes) - 1})")
+            raise ConfigError(
+                f"{path}: label {int(labels.max())} in '{key}' is out of range for {len(classes)} classes (valid: 0..{len(classes) - 1})"
+            )
     if options.image_size:
         x, tx = resize_uint8(x, options.image_size), resize_uint8(tx, options.image_size)
     return RawData(x, y, tx, ty, classes)
@@ -61,19 +67,25 @@ def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
     elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
         x = x.transpose(0, 3, 1, 2)
     elif not (x.ndim == 4 and x.shape[1] in (1, 3)):
-        raise ConfigError(f"{path}: '{key}' has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) with C in 1, 3")
+        raise ConfigError(
+            f"{path}: '{key}' has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) with C in 1, 3"
+        )
     if x.dtype == np.uint8:
         return np.ascontiguousarray(x)
     if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:  # pixel values 0..255 in a wider integer type
         if x.size and (x.min() < 0 or x.max() > 255):
-            raise ConfigError(f"{path}: integer images in '{key}' must lie in 0..255 (found {x.min()}..{x.max()}); or store floats in [0, 1]")
+            raise ConfigError(
+                f"{path}: integer images in '{key}' must lie in 0..255 (found {x.min()}..{x.max()}); or store floats in [0, 1]"
+            )
         return np.ascontiguousarray(x.astype(np.uint8))
     if not np.issubdtype(x.dtype, np.floating):
         raise ConfigError(f"{path}: '{key}' has dtype {x.dtype}; store uint8 (0..255) or floats in [0, 1]")
     if x.size and not np.isfinite(x).all():
         raise ConfigError(f"{path}: '{key}' holds NaN or infinite pixel values")
     if x.size and (x.min() < 0 or x.max() > 1):
-        raise ConfigError(f"{path}: float images in '{key}' must lie in [0, 1] (found {x.min():.3g}..{x.max():.3g}); or store uint8")
+        raise ConfigError(
+            f"{path}: float images in '{key}' must lie in [0, 1] (found {x.min():.3g}..{x.max():.3g}); or store uint8"
+        )
     return np.ascontiguousarray(np.round(x.astype(np.float64) * 255).astype(np.uint8))
 
 
@@ -82,11 +94,18 @@ def _index_classes(y: np.ndarray, path: Path) -> list[str]:
     ids (e.g. 3, 7, 1000000000), which would make a head of empty classes: an error saying so."""
     count, present = int(y.max()) + 1, np.unique(y)
     if count > 2 * len(present) + 10:
-        raise ConfigError(f"{path}: labels run to {count - 1} but only {len(present)} distinct values occur ({', '.join(map(str, present[:5]))}"
-                          f"{', ...' if len(present) > 5 else ''}); labels must be class indices 0..C-1: remap them (np.unique(y, return_inverse=True))")
+        raise ConfigError(
+            f"{path}: labels run to {count - 1} but only {len(present)} distinct values occur ({', '.join(map(str, present[:5]))}"
+            f"{', ...' if len(present) > 5 else ''}); labels must be class indices 0..C-1: remap them (np.unique(y, return_inverse=True))"
+        )
     if count > len(present):
         missing = sorted(set(range(count)) - set(present.tolist()))
-        log.warning("%s: classes %s have no images in 'y' (labels run 0..%d)", path, ", ".join(map(str, missing[:10])), count - 1)
+        log.warning(
+            "%s: classes %s have no images in 'y' (labels run 0..%d)",
+            path,
+            ", ".join(map(str, missing[:10])),
+            count - 1,
+        )
     return [str(i) for i in range(count)]
 
 

@@ -1,4 +1,5 @@
 """Per-channel mean subtraction (VGG) or mean/std standardization (ResNet), fit on the training split."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Pick images from a split by index or one per class; streamed splits are decoded from disk."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,9 @@ def split_images(split: Split, indices: list[int]) -> torch.Tensor:
     if split.images is not None:
         return split.images[torch.as_tensor(indices, dtype=torch.long)]
     channels, height, width = split.shape
-    return torch.stack([torch.from_numpy(np.ascontiguousarray(load_image(split.files[i], channels, (height, width)))) for i in indices])
+    return torch.stack(
+        [torch.from_numpy(np.ascontiguousarray(load_image(split.files[i], channels, (height, width)))) for i in indices]
+    )
 
 
 def per_class_indices(labels: torch.Tensor, num_classes: int, per_class: int) -> list[list[int]]:

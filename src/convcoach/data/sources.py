@@ -1,4 +1,5 @@
 """The dataset registry: a name or path becomes train/val/test uint8 tensors in memory."""
+
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,18 @@ from .splits import stratified_split, stratified_subset
 
 log = logging.getLogger("convcoach")
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 SOURCES: Registry = Registry("dataset")
@@ -45,18 +57,30 @@ SOURCES.register("mnist")(_idx_source("mnist", [str(d) for d in range(10)]))
 
 def _cifar_source(name: str, folder_name: str, train: list[str], label_key: str, meta: tuple[str, str]):
     def load(arg: str | None, options: SourceOptions) -> RawData:
-        root = locate(name, options.data_dir, lambda d: (d / folder_name / train[0]).is_file() or (d / train[0]).is_file())
+        root = locate(
+            name, options.data_dir, lambda d: (d / folder_name / train[0]).is_file() or (d / train[0]).is_file()
+        )
         folder = root / folder_name if (root / folder_name).is_dir() else root
         tx, ty = cifar.read_split(folder, train, label_key)
         vx, vy = cifar.read_split(folder, ["test" if name == "cifar100" else "test_batch"], label_key)
-        classes = cifar.read_names(folder, *meta) if (folder / meta[0]).is_file() else [str(i) for i in range(int(ty.max()) + 1)]
+        classes = (
+            cifar.read_names(folder, *meta)
+            if (folder / meta[0]).is_file()
+            else [str(i) for i in range(int(ty.max()) + 1)]
+        )
         return RawData(tx, ty, vx, vy, classes)
 
     return load
 
 
 SOURCES.register("cifar10")(
-    _cifar_source("cifar10", "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "labels", ("batches.meta", "label_names"))
+    _cifar_source(
+        "cifar10",
+        "cifar-10-batches-py",
+        [f"data_batch_{i}" for i in range(1, 6)],
+        "labels",
+        ("batches.meta", "label_names"),
+    )
 )
 SOURCES.register("cifar100")(
     _cifar_source("cifar100", "cifar-100-python", ["train"], "fine_labels", ("meta", "fine_label_names"))
@@ -103,7 +127,14 @@ def _imagefolder(arg: str | None, options: SourceOptions) -> RawData:
     all_files = [f for files, _ in listed.values() for f in files]
     channels = imagefolder.decide_channels(all_files)
     size = (options.image_size,) * 2 if options.image_size else imagefolder.first_size(all_files)
-    log.info("image folder %s: %d classes, %d files, %d channel(s), %dx%d", root, len(classes), len(all_files), channels, *size)
+    log.info(
+        "image folder %s: %d classes, %d files, %d channel(s), %dx%d",
+        root,
+        len(classes),
+        len(all_files),
+        channels,
+        *size,
+    )
     raw = RawData(None, np.empty(0, np.int64), None, np.empty(0, np.int64), classes, shape=(channels, *size))
     if len(all_files) * channels * size[0] * size[1] > options.memory_limit_gb * 2**30:
         # too large for memory: keep file lists, decode in DataLoader workers
@@ -147,8 +178,12 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
     """Load a dataset and carve the seeded, stratified validation split (and subset) from its training set."""
     kind, arg = parse_data_spec(spec)
     if options.data_dir and kind not in READS_DATA_DIR:
-        log.warning("ignoring data_dir %s: '%s' does not read it (data_dir is where %s are found or downloaded)",
-                    options.data_dir, spec, ", ".join(READS_DATA_DIR))
+        log.warning(
+            "ignoring data_dir %s: '%s' does not read it (data_dir is where %s are found or downloaded)",
+            options.data_dir,
+            spec,
+            ", ".join(READS_DATA_DIR),
+        )
     raw = SOURCES.get(kind)(arg, options)
     if raw.train_files is not None:
         return _streaming_bundle(spec, raw, val_fraction, subset, options.seed)
@@ -198,7 +233,9 @@ def _streaming_bundle(spec: str, raw: RawData, val_fraction: float, subset: int 
 
 def _subset(labels: np.ndarray, subset: int, seed: int) -> np.ndarray:
     if subset >= len(labels):
-        log.warning("subset %d is not smaller than the %d training images: training on all of them", subset, len(labels))
+        log.warning(
+            "subset %d is not smaller than the %d training images: training on all of them", subset, len(labels)
+        )
     return stratified_subset(labels, subset, seed)
 
 
@@ -207,22 +244,30 @@ def _checked(bundle: DataBundle) -> DataBundle:
     (when asked for) one validation image; otherwise an error saying what is missing."""
     name = bundle.name
     if len(bundle.classes) < 2:
-        raise ConfigError(f"{name}: {len(bundle.classes)} class ({', '.join(map(str, bundle.classes))}); a classifier needs at least 2 "
-                          "(an image folder: one subfolder per class)")
-    counts = {"training": len(bundle.train), "test": len(bundle.test)} | ({"validation": len(bundle.val)} if bundle.val is not None else {})
+        raise ConfigError(
+            f"{name}: {len(bundle.classes)} class ({', '.join(map(str, bundle.classes))}); a classifier needs at least 2 "
+            "(an image folder: one subfolder per class)"
+        )
+    counts = {"training": len(bundle.train), "test": len(bundle.test)} | (
+        {"validation": len(bundle.val)} if bundle.val is not None else {}
+    )
     needed = {"training": 2, "test": 1, "validation": 1}
     short = [f"{count} {split}" for split, count in counts.items() if count < needed[split]]
     if short:
-        raise ConfigError(f"{name}: too few images to split: {', '.join(short)} image(s) (need at least 2 training, 1 test"
-                          f"{' and 1 validation' if bundle.val is not None else ''}); add images per class"
-                          f"{' or set --val-fraction 0' if bundle.val is not None else ''}")
+        raise ConfigError(
+            f"{name}: too few images to split: {', '.join(short)} image(s) (need at least 2 training, 1 test"
+            f"{' and 1 validation' if bundle.val is not None else ''}); add images per class"
+            f"{' or set --val-fraction 0' if bundle.val is not None else ''}"
+        )
     return bundle
 
 
 def _check_labels(labels: np.ndarray, num_classes: int, spec: str) -> None:
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         bad = int(labels.max()) if labels.max() >= num_classes else int(labels.min())
-        raise ConfigError(f"{spec}: label {bad} is out of range for {num_classes} classes (valid: 0..{num_classes - 1})")
+        raise ConfigError(
+            f"{spec}: label {bad} is out of range for {num_classes} classes (valid: 0..{num_classes - 1})"
+        )
 
 
 @spec_check("data")

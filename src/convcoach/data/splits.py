@@ -1,4 +1,5 @@
 """Seeded, stratified splits and subsets of a labelled set."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Evaluation figures beyond accuracy: confusion matrix, per-class precision/recall, top-k, calibration."""
+
 from .metrics import (
     ClassificationMetrics,
     ReliabilityBins,

@@ -1,4 +1,5 @@
 """Classification metrics from predicted probabilities: confusion matrix, per-class scores, top-k, calibration."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +25,12 @@ def per_class_scores(matrix: torch.Tensor) -> dict[str, list[float]]:
     recall = torch.where(support > 0, true_positive / support.clamp_min(1), torch.zeros_like(support))
     both = precision + recall
     f1 = torch.where(both > 0, 2 * precision * recall / both.clamp_min(1e-12), torch.zeros_like(both))
-    return {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist(), "support": support.long().tolist()}
+    return {
+        "precision": precision.tolist(),
+        "recall": recall.tolist(),
+        "f1": f1.tolist(),
+        "support": support.long().tolist(),
+    }
 
 
 def top_k_accuracy(probabilities: torch.Tensor, labels: torch.Tensor, k: int) -> float:
@@ -58,7 +64,9 @@ def reliability_bins(confidences: torch.Tensor, correct: torch.Tensor, bins: int
     conf_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, confidences)
     correct_sum = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, correct.double())
     safe = counts.clamp_min(1)
-    return ReliabilityBins(edges.tolist(), counts.long().tolist(), (conf_sum / safe).tolist(), (correct_sum / safe).tolist())
+    return ReliabilityBins(
+        edges.tolist(), counts.long().tolist(), (conf_sum / safe).tolist(), (correct_sum / safe).tolist()
+    )
 
 
 def expected_calibration_error(binned: ReliabilityBins) -> float:
@@ -95,7 +103,9 @@ class ClassificationMetrics:
     def to_dict(self, classes: list[str]) -> dict:
         per_class = {
             name: {"precision": p, "recall": r, "accuracy": r, "f1": f, "support": s}
-            for name, p, r, f, s in zip(classes, self.scores["precision"], self.scores["recall"], self.scores["f1"], self.scores["support"])
+            for name, p, r, f, s in zip(
+                classes, self.scores["precision"], self.scores["recall"], self.scores["f1"], self.scores["support"]
+            )
         }
         return {
             "accuracy": self.accuracy,
@@ -105,7 +115,12 @@ class ClassificationMetrics:
             "expected_calibration_error": self.ece,
             "reliability": self.reliability.to_dict(),
             "confident_mistakes": [
-                {"index": i, "true": classes[int(self.labels[i])], "predicted": classes[int(self.predictions[i])], "confidence": float(self.confidences[i])}
+                {
+                    "index": i,
+                    "true": classes[int(self.labels[i])],
+                    "predicted": classes[int(self.predictions[i])],
+                    "confidence": float(self.confidences[i]),
+                }
                 for i in self.mistakes
             ],
         }

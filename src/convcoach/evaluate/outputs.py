@@ -1,5 +1,6 @@
 """What an evaluation shows: the figures (confusion matrix, reliability diagram, confident mistakes),
 the report sections, and the files `convcoach eval` writes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,31 +34,64 @@ def evaluation_figures(metrics: ClassificationMetrics, classes: list[str], split
     return figures
 
 
-def add_evaluation_sections(page: Page, metrics: ClassificationMetrics, classes: list[str], figures: dict[str, bytes], split_name: str = "test") -> None:
+def add_evaluation_sections(
+    page: Page, metrics: ClassificationMetrics, classes: list[str], figures: dict[str, bytes], split_name: str = "test"
+) -> None:
     """Sections: accuracy and per-class scores, confusion matrix, calibration, top mistakes."""
     section = page.section(f"Evaluation on the {split_name} split", "evaluation")
-    section.key_values({"accuracy": metrics.accuracy, **{f"top-{k} accuracy": v for k, v in metrics.top_k.items()}, "expected calibration error": metrics.ece, "images": len(metrics.labels)})
+    section.key_values(
+        {
+            "accuracy": metrics.accuracy,
+            **{f"top-{k} accuracy": v for k, v in metrics.top_k.items()},
+            "expected calibration error": metrics.ece,
+            "images": len(metrics.labels),
+        }
+    )
     scores = metrics.scores
     section.heading("Per class")
     section.table(
         ["class", "precision", "recall (= class accuracy)", "F1", "images"],
-        [[c, p, r, f, s] for c, p, r, f, s in zip(classes, scores["precision"], scores["recall"], scores["f1"], scores["support"])],
+        [
+            [c, p, r, f, s]
+            for c, p, r, f, s in zip(classes, scores["precision"], scores["recall"], scores["f1"], scores["support"])
+        ],
     )
     confusion = page.section("Confusion matrix", "confusion-matrix")
-    confusion.image(figures["confusion"], "confusion matrix", "Rows: true class, columns: predicted class; colour is the fraction of the row, numbers are counts.")
+    confusion.image(
+        figures["confusion"],
+        "confusion matrix",
+        "Rows: true class, columns: predicted class; colour is the fraction of the row, numbers are counts.",
+    )
     if len(classes) <= 30:
-        confusion.table(["true \\ predicted", *classes], [[c, *row] for c, row in zip(classes, metrics.matrix.tolist())])
+        confusion.table(
+            ["true \\ predicted", *classes], [[c, *row] for c, row in zip(classes, metrics.matrix.tolist())]
+        )
     calibration = page.section("Calibration", "calibration")
-    calibration.image(figures["reliability"], "reliability diagram", f"Expected calibration error {metrics.ece * 100:.2f}% (Guo et al. 2017): bars below the diagonal are over-confident bins.")
+    calibration.image(
+        figures["reliability"],
+        "reliability diagram",
+        f"Expected calibration error {metrics.ece * 100:.2f}% (Guo et al. 2017): bars below the diagonal are over-confident bins.",
+    )
     mistakes = page.section("Most confidently wrong", "mistakes")
     if "mistakes" in figures:
-        mistakes.image(figures["mistakes"], "most confidently wrong images", "The wrong predictions with the highest confidence: often label noise, or classes the net confuses.")
+        mistakes.image(
+            figures["mistakes"],
+            "most confidently wrong images",
+            "The wrong predictions with the highest confidence: often label noise, or classes the net confuses.",
+        )
     else:
         mistakes.note("No wrong predictions on this split.")
 
 
 def write_evaluation(
-    probabilities: torch.Tensor, labels: torch.Tensor, classes: list[str], split: Split | None, out: str | Path, title: str, top_k: int = 5, split_name: str = "test"
+    probabilities: torch.Tensor,
+    labels: torch.Tensor,
+    classes: list[str],
+    split: Split | None,
+    out: str | Path,
+    title: str,
+    top_k: int = 5,
+    split_name: str = "test",
 ) -> dict[str, Any]:
     """confusion.png, reliability.png, mistakes.png and report.html in `out`; returns the metrics for summary.json."""
     if top_k < 1:

@@ -1,4 +1,5 @@
 """One forward pass over a split: loss, accuracy, per-class accuracy and the predictions."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable

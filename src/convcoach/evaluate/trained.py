@@ -32,23 +32,35 @@ class TrainedModel:
         return tuple(self.spec["in_shape"])
 
 
-def load_split(trained: TrainedModel, data: str | None = None, data_dir: str | None = None, split: str = "test") -> Split:
+def load_split(
+    trained: TrainedModel, data: str | None = None, data_dir: str | None = None, split: str = "test"
+) -> Split:
     """A split of the model's data (or of `data`), checked against the model's classes and input shape."""
     config = trained.config
     spec = data or config.data
     bundle = load_data(
         spec,
-        SourceOptions.from_config(config, data_dir=data_dir or config.data_dir, image_size=config.image_size or _square(trained.in_shape)),
+        SourceOptions.from_config(
+            config, data_dir=data_dir or config.data_dir, image_size=config.image_size or _square(trained.in_shape)
+        ),
         config.val_fraction,
     )
     if bundle.num_classes != len(trained.classes):
-        raise ConfigError(f"{trained.path} was trained for {len(trained.classes)} classes but '{spec}' has {bundle.num_classes}")
+        raise ConfigError(
+            f"{trained.path} was trained for {len(trained.classes)} classes but '{spec}' has {bundle.num_classes}"
+        )
     if list(bundle.classes) != list(trained.classes):
         differ = [f"{i}: {a} vs {b}" for i, (a, b) in enumerate(zip(trained.classes, bundle.classes)) if a != b]
-        log.warning("'%s' names its classes differently from %s (class %s); scores assume class i is the same in both",
-                    spec, trained.path, ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else ""))
+        log.warning(
+            "'%s' names its classes differently from %s (class %s); scores assume class i is the same in both",
+            spec,
+            trained.path,
+            ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else ""),
+        )
     if tuple(bundle.shape) != trained.in_shape:
-        raise ConfigError(f"{trained.path} expects images of shape {trained.in_shape} (C, H, W) but '{spec}' gives {tuple(bundle.shape)}")
+        raise ConfigError(
+            f"{trained.path} expects images of shape {trained.in_shape} (C, H, W) but '{spec}' gives {tuple(bundle.shape)}"
+        )
     chosen = {"test": bundle.test, "val": bundle.val, "train": bundle.train}.get(split)
     if chosen is None:
         raise ConfigError(f"split must be test, val or train (and exist); got '{split}'")
@@ -57,5 +69,3 @@ def load_split(trained: TrainedModel, data: str | None = None, data_dir: str | N
 
 def _square(shape: tuple[int, int, int]) -> int | None:
     return shape[1] if shape[1] == shape[2] else None
-
-

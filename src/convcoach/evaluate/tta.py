@@ -4,6 +4,7 @@ flip (the image and its mirror), 10crop[:PAD] (the lectures' 4 corners + centre,
 cut at the model's input size from the image zero-padded by PAD pixels, default 2),
 multiscale[:S1:S2...] (zoomed about the centre by each factor, default 0.9:1:1.1, each with its
 flip) and random[:N] (N draws of the run's own training augmentation, default 8)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -89,7 +90,9 @@ def training_augmenter(trained: TrainedModel) -> Augmenter:
     """The run's training augmentation, fitted on its training split when an op needs statistics."""
     augmenter = parse_augment(trained.config.augment_pipeline())
     if not augmenter.ops:
-        raise ConfigError(f"{trained.path} was trained without augmentation: 'random' test-time augmentation has nothing to draw")
+        raise ConfigError(
+            f"{trained.path} was trained without augmentation: 'random' test-time augmentation has nothing to draw"
+        )
     if augmenter.needs_fit:
         augmenter.fit(load_split(trained, split="train").images, trained.normalizer)
     return augmenter

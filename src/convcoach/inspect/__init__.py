@@ -1,5 +1,6 @@
 """Looking inside a trained net (the lectures' "Inspecting a deep neural net"): filters, occlusion,
 maximally activating images, noise and class visualization, saliency, dead ReLUs."""
+
 from .dead_relu import LayerDeadness, dead_relu_report
 from .filters import filter_tiles, first_layer_filters
 from .max_activation import top_activating

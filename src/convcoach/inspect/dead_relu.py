@@ -1,4 +1,5 @@
 """Dead ReLUs per layer: units (channels) whose output is zero for every image of a data sample."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

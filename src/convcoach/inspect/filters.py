@@ -1,4 +1,5 @@
 """First-layer filters as images: conv kernels (or a linear layer's per-class templates) tiled in a grid."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Find layers by name in any model: the first weighted layer, activations, the last conv feature map."""
+
 from __future__ import annotations
 
 import torch.nn as nn

@@ -1,4 +1,5 @@
 """Pick a unit and find the dataset images it likes most: the top-N inputs by the unit's peak activation."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -10,7 +11,9 @@ from ..errors import ConfigError
 
 
 @torch.no_grad()
-def unit_activations(model: nn.Module, layer: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+def unit_activations(
+    model: nn.Module, layer: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
     """(N, units) activation of every unit of `layer` per image: the spatial maximum for a conv feature map."""
     rows: list[torch.Tensor] = []
 

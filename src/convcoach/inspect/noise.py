@@ -1,5 +1,6 @@
 """Feed random noise into the net: what it predicts, and a class visualization by gradient ascent on
 the input from noise (Simonyan, Vedaldi & Zisserman 2014)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +19,9 @@ class NoiseReport:
 
 
 @torch.no_grad()
-def noise_predictions(model: nn.Module, normalizer: Normalizer, in_shape: tuple[int, int, int], count: int = 256, seed: int = 0) -> NoiseReport:
+def noise_predictions(
+    model: nn.Module, normalizer: Normalizer, in_shape: tuple[int, int, int], count: int = 256, seed: int = 0
+) -> NoiseReport:
     """Uniform random uint8 images, normalized like the training data."""
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randint(0, 256, (count, *in_shape), generator=generator, dtype=torch.uint8)
@@ -29,7 +32,9 @@ def noise_predictions(model: nn.Module, normalizer: Normalizer, in_shape: tuple[
     model.train(was_training)
     classes = probabilities.shape[1]
     fraction = torch.bincount(probabilities.argmax(dim=1), minlength=classes).double() / count
-    return NoiseReport(fraction.tolist(), probabilities.mean(dim=0).tolist(), probabilities.max(dim=1).values.mean().item())
+    return NoiseReport(
+        fraction.tolist(), probabilities.mean(dim=0).tolist(), probabilities.max(dim=1).values.mean().item()
+    )
 
 
 def class_visualizations(
@@ -73,7 +78,14 @@ def class_visualizations(
 
 
 def class_visualization(
-    model: nn.Module, normalizer: Normalizer, in_shape: tuple[int, int, int], target: int, steps: int = 100, lr: float = 0.1, l2: float = 0.01, seed: int = 0
+    model: nn.Module,
+    normalizer: Normalizer,
+    in_shape: tuple[int, int, int],
+    target: int,
+    steps: int = 100,
+    lr: float = 0.1,
+    l2: float = 0.01,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, float]:
     """One class: its image as pixels in [0, 1] (C, H, W) and the probability the net gives it."""
     pictures, probabilities = class_visualizations(model, normalizer, in_shape, [target], steps, lr, l2, seed)

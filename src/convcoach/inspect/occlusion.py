@@ -1,5 +1,6 @@
 """Occlusion sensitivity (Zeiler & Fergus 2014): slide a grey patch over the image and map how much
 the correct class's probability drops when each region is hidden."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,7 +34,13 @@ def _starts(size: int, patch: int, stride: int) -> list[int]:
 
 @torch.no_grad()
 def occlusion_maps(
-    model: nn.Module, images: torch.Tensor, targets: list[int], patch: int | None = None, stride: int | None = None, fill: float = 0.0, batch_size: int = 256
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: list[int],
+    patch: int | None = None,
+    stride: int | None = None,
+    fill: float = 0.0,
+    batch_size: int = 256,
 ) -> list[OcclusionResult]:
     """Normalized (N, C, H, W) inputs; `fill` 0 is the training set's mean colour after normalization.
 
@@ -77,7 +84,13 @@ def occlusion_maps(
 
 
 def occlusion_map(
-    model: nn.Module, image: torch.Tensor, target: int, patch: int | None = None, stride: int | None = None, fill: float = 0.0, batch_size: int = 256
+    model: nn.Module,
+    image: torch.Tensor,
+    target: int,
+    patch: int | None = None,
+    stride: int | None = None,
+    fill: float = 0.0,
+    batch_size: int = 256,
 ) -> OcclusionResult:
     """One normalized (C, H, W) image: the mean drop in p(target) over the patches covering each pixel."""
     return occlusion_maps(model, image[None], [target], patch, stride, fill, batch_size)[0]

@@ -1,5 +1,6 @@
 """`convcoach inspect`: every inspection of a trained model as a Finding (PNG + numbers), written as
 PNG files, inspect.json and a self-contained inspect.html."""
+
 from __future__ import annotations
 
 import json
@@ -67,11 +68,19 @@ def filters_finding(model: nn.Module, in_shape: tuple[int, int, int]) -> Finding
     columns = 8 if len(tiles) > 8 else len(tiles)
     png = plots.image_grid(tiles, columns=columns, tile_inches=0.8, title=f"{len(tiles)} first-layer filters")
     caption = f"{len(weights)} filters of shape {tuple(weights.shape[1:])}; grey is 0, each filter scaled to its own range (smooth, structured filters mean a healthy first layer; noise means too little training or too high a learning rate)."
-    return Finding("filters", "First-layer filters", caption, png, {"count": len(weights), "shape": list(weights.shape[1:])})
+    return Finding(
+        "filters", "First-layer filters", caption, png, {"count": len(weights), "shape": list(weights.shape[1:])}
+    )
 
 
 def occlusion_finding(
-    model: nn.Module, normalizer: Normalizer, images: torch.Tensor, targets: list[int], captions: list[str], patch: int | None = None, stride: int | None = None
+    model: nn.Module,
+    normalizer: Normalizer,
+    images: torch.Tensor,
+    targets: list[int],
+    captions: list[str],
+    patch: int | None = None,
+    stride: int | None = None,
 ) -> Finding:
     """Occlusion maps for uint8 (N, C, H, W) images and the class whose probability is tracked."""
     results = occlusion_maps(model, normalizer(images.to(next(model.parameters()).device)), targets, patch, stride)
@@ -81,20 +90,45 @@ def occlusion_finding(
     rows = []
     for caption, r in zip(captions, results):
         peak = int(r.drop.argmax())
-        rows.append({"image": caption, "probability": r.base_probability, "max_drop": float(r.drop.max()), "max_drop_at (row, col)": divmod(peak, r.drop.shape[1])})
+        rows.append(
+            {
+                "image": caption,
+                "probability": r.base_probability,
+                "max_drop": float(r.drop.max()),
+                "max_drop_at (row, col)": divmod(peak, r.drop.shape[1]),
+            }
+        )
     caption = f"A {results[0].patch}x{results[0].patch} patch of the mean colour, moved by {results[0].stride} px; red: hiding this region lowers the probability of the class (the net looks there)."
-    return Finding("occlusion", "Occlusion sensitivity", caption, png, {"patch": results[0].patch, "stride": results[0].stride, "examples": rows})
+    return Finding(
+        "occlusion",
+        "Occlusion sensitivity",
+        caption,
+        png,
+        {"patch": results[0].patch, "stride": results[0].stride, "examples": rows},
+    )
 
 
-def saliency_finding(model: nn.Module, normalizer: Normalizer, images: torch.Tensor, targets: list[int], captions: list[str]) -> Finding:
+def saliency_finding(
+    model: nn.Module, normalizer: Normalizer, images: torch.Tensor, targets: list[int], captions: list[str]
+) -> Finding:
     maps = saliency_maps(model, normalizer(images.to(next(model.parameters()).device)), torch.tensor(targets))
-    png = plots.heatmap_rows(plots.to_display(images), [m.numpy() for m in maps], captions, "|d score / d pixel|", cmap="hot")
+    png = plots.heatmap_rows(
+        plots.to_display(images), [m.numpy() for m in maps], captions, "|d score / d pixel|", cmap="hot"
+    )
     caption = "Gradient of the class score with respect to each pixel (max over channels): the pixels that change the score most."
     return Finding("saliency", "Gradient saliency", caption, png, {"max": [float(m.max()) for m in maps]})
 
 
 def max_activation_finding(
-    model: nn.Module, split: Split, normalizer: Normalizer, classes: list[str], layer_name: str | None, units: list[int] | None, top: int, samples: int, seed: int
+    model: nn.Module,
+    split: Split,
+    normalizer: Normalizer,
+    classes: list[str],
+    layer_name: str | None,
+    units: list[int] | None,
+    top: int,
+    samples: int,
+    seed: int,
 ) -> Finding:
     layer_name = layer_name or default_feature_layer(model)
     layer = resolve_layer(model, layer_name)
@@ -105,27 +139,70 @@ def max_activation_finding(
     picked = [sample[i] for i in indices.flatten().tolist()]
     tiles = plots.to_display(split_images(split, picked))
     titles = [f"{classes[int(split.labels[i])]} {v:.2f}" for i, v in zip(picked, values.flatten().tolist())]
-    png = plots.image_grid(tiles, columns=indices.shape[1], titles=titles, row_labels=[f"unit {u}" for u in units], title=f"layer {layer_name}")
-    data = {"layer": layer_name, "units": units, "samples": len(sample), "top": {str(u): [{"index": sample[i], "activation": v} for i, v in zip(row_i.tolist(), row_v.tolist())]
-                                                                               for u, row_i, row_v in zip(units, indices, values)}}
+    png = plots.image_grid(
+        tiles,
+        columns=indices.shape[1],
+        titles=titles,
+        row_labels=[f"unit {u}" for u in units],
+        title=f"layer {layer_name}",
+    )
+    data = {
+        "layer": layer_name,
+        "units": units,
+        "samples": len(sample),
+        "top": {
+            str(u): [{"index": sample[i], "activation": v} for i, v in zip(row_i.tolist(), row_v.tolist())]
+            for u, row_i, row_v in zip(units, indices, values)
+        },
+    }
     caption = f"For each unit of layer {layer_name}, the {indices.shape[1]} images (of {len(sample)} from the data) with the highest peak activation, labelled with their class and activation."
     return Finding("max_activation", "Images that most activate a unit", caption, png, data)
 
 
-def noise_finding(model: nn.Module, normalizer: Normalizer, in_shape: tuple[int, int, int], classes: list[str], count: int, steps: int, seed: int) -> list[Finding]:
+def noise_finding(
+    model: nn.Module,
+    normalizer: Normalizer,
+    in_shape: tuple[int, int, int],
+    classes: list[str],
+    count: int,
+    steps: int,
+    seed: int,
+) -> list[Finding]:
     report = noise_predictions(model, normalizer, in_shape, count, seed)
-    bars = plots.bar_plot(classes, {"predicted share": report.class_fraction, "mean probability": report.mean_probability}, f"{count} uniform-noise images", "fraction")
+    bars = plots.bar_plot(
+        classes,
+        {"predicted share": report.class_fraction, "mean probability": report.mean_probability},
+        f"{count} uniform-noise images",
+        "fraction",
+    )
     caption = f"Mean confidence on noise {report.mean_confidence:.2f} (1/{len(classes)} = {1 / len(classes):.2f} would be honest uncertainty); a class that takes most of the noise is the net's default guess."
-    noise = Finding("noise", "Random noise into the net", caption, bars, {"class_fraction": dict(zip(classes, report.class_fraction)), "mean_confidence": report.mean_confidence})
+    noise = Finding(
+        "noise",
+        "Random noise into the net",
+        caption,
+        bars,
+        {"class_fraction": dict(zip(classes, report.class_fraction)), "mean_confidence": report.mean_confidence},
+    )
     shown = list(range(min(len(classes), 10)))
     pictures, probabilities = class_visualizations(model, normalizer, in_shape, shown, steps=steps, seed=seed)
     tiles = plots.to_display(pictures)
     if tiles.shape[1] < 48:
         factor = max(1, 48 // tiles.shape[1])
         tiles = tiles.repeat(factor, axis=1).repeat(factor, axis=2)
-    png = plots.image_grid(tiles, columns=min(5, len(shown)), titles=[f"{classes[t]} p={p:.2f}" for t, p in zip(shown, probabilities)], tile_inches=1.2)
+    png = plots.image_grid(
+        tiles,
+        columns=min(5, len(shown)),
+        titles=[f"{classes[t]} p={p:.2f}" for t, p in zip(shown, probabilities)],
+        tile_inches=1.2,
+    )
     caption = f"Gradient ascent on the input from noise ({steps} Adam steps on score - 0.01 ||x||^2, pixels kept in range): what each class looks like to the net."
-    visual = Finding("class_visualization", "Class visualization by gradient ascent", caption, png, {"probability": dict(zip([classes[t] for t in shown], probabilities))})
+    visual = Finding(
+        "class_visualization",
+        "Class visualization by gradient ascent",
+        caption,
+        png,
+        {"probability": dict(zip([classes[t] for t in shown], probabilities))},
+    )
     return [noise, visual]
 
 
@@ -133,13 +210,24 @@ def dead_relu_finding(model: nn.Module, split: Split, normalizer: Normalizer, sa
     sample = _sample_indices(len(split), samples, seed)
     rows = dead_relu_report(model, _batches(split, sample, normalizer, model))
     if rows:
-        png = plots.bar_plot([r.layer for r in rows], {"dead units": [r.dead_fraction for r in rows], "zero activations": [r.zero_fraction for r in rows]}, "ReLU layers", "fraction")
+        png = plots.bar_plot(
+            [r.layer for r in rows],
+            {"dead units": [r.dead_fraction for r in rows], "zero activations": [r.zero_fraction for r in rows]},
+            "ReLU layers",
+            "fraction",
+        )
         dead = sum(r.dead_units for r in rows)
         caption = f"{dead} of {sum(r.units for r in rows)} ReLU units never fire on {len(sample)} images; a large dead fraction points to a learning rate that was too high or a bad initialization."
     else:
         png = plots.bar_plot(["(none)"], {"dead units": [0.0]}, "no ReLU layers", "fraction")
         caption = "The model has no ReLU layers."
-    return Finding("dead_relu", "Dead ReLUs per layer", caption, png, {"samples": len(sample), "layers": [r.to_dict() for r in rows]})
+    return Finding(
+        "dead_relu",
+        "Dead ReLUs per layer",
+        caption,
+        png,
+        {"samples": len(sample), "layers": [r.to_dict() for r in rows]},
+    )
 
 
 # ----- the command -----
@@ -163,7 +251,9 @@ def inspect_model(trained: Any, options: InspectOptions, out: str | Path) -> lis
         filters_finding(model, trained.in_shape),
         occlusion_finding(model, normalizer, images, targets, captions, options.patch, options.stride),
         saliency_finding(model, normalizer, images, targets, captions),
-        max_activation_finding(model, split, normalizer, classes, options.layer, options.units, options.top, options.samples, options.seed),
+        max_activation_finding(
+            model, split, normalizer, classes, options.layer, options.units, options.top, options.samples, options.seed
+        ),
         *noise_finding(model, normalizer, trained.in_shape, classes, options.noise, options.steps, options.seed),
         dead_relu_finding(model, split, normalizer, options.samples, options.seed),
     ]
@@ -177,7 +267,10 @@ def write_findings(findings: list[Finding], out: str | Path, title: str) -> None
     out.mkdir(parents=True, exist_ok=True)
     for finding in findings:
         (out / f"{finding.key}.png").write_bytes(finding.png)
-    entries = [{"key": f.key, "title": f.title, "caption": f.caption, "image": f"{f.key}.png", "data": f.data} for f in findings]
+    entries = [
+        {"key": f.key, "title": f.title, "caption": f.caption, "image": f"{f.key}.png", "data": f.data}
+        for f in findings
+    ]
     (out / "inspect.json").write_text(json.dumps({"findings": entries}, indent=2, default=str) + "\n")
     page = Page(title, "convcoach inspect")
     add_findings(page, findings)
@@ -188,7 +281,11 @@ def load_findings(folder: str | Path) -> list[Finding]:
     """Findings written by `write_findings` (PNG files that went missing are skipped)."""
     folder = Path(folder)
     entries = json.loads((folder / "inspect.json").read_text())["findings"]
-    return [Finding(e["key"], e["title"], e["caption"], (folder / e["image"]).read_bytes(), e.get("data", {})) for e in entries if (folder / e["image"]).is_file()]
+    return [
+        Finding(e["key"], e["title"], e["caption"], (folder / e["image"]).read_bytes(), e.get("data", {}))
+        for e in entries
+        if (folder / e["image"]).is_file()
+    ]
 
 
 def add_findings(page: Page, findings: list[Finding], prefix: str = "inspect-") -> None:

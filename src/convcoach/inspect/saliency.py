@@ -1,4 +1,5 @@
 """Gradient saliency (Simonyan, Vedaldi & Zisserman 2014): |d score_c / d x|, max over colour channels."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Models: a registry of architectures built from a name and keyword options."""
+
 from __future__ import annotations
 
 import inspect
@@ -25,8 +26,12 @@ class ModelRegistry(Registry[Callable[..., nn.Module]]):
         super().__init__("model")
         self.anatomies: dict[str, tuple[type[nn.Module], Callable[[Any], Anatomy]] | None] = {}
 
-    def register(self, *names: str, module: type[nn.Module] | None = None,
-                 anatomy: Callable[[Any], Anatomy] | None | object = UNDECLARED) -> Callable:
+    def register(
+        self,
+        *names: str,
+        module: type[nn.Module] | None = None,
+        anatomy: Callable[[Any], Anatomy] | None | object = UNDECLARED,
+    ) -> Callable:
         """`module`: the class the builder returns; `anatomy(model) -> Anatomy` names its stages, neck and
         classifier (how transfer/ reads it: models.stages.split_stages looks it up by `module`).
         `anatomy=None` declares a model transfer cannot split."""
@@ -59,7 +64,6 @@ MODELS.register("cnn", module=nn.Sequential, anatomy=sequential_anatomy)(cnn)
 MODELS.register("vgg", module=nn.Sequential, anatomy=sequential_anatomy)(vgg)
 
 
-
 def model_options(name: str) -> list[str]:
     """The keyword options a model accepts (besides in_shape and num_classes)."""
     builder = MODELS.get(name)
@@ -68,7 +72,11 @@ def model_options(name: str) -> list[str]:
 
         builder = ResNet.__init__
     params = inspect.signature(builder).parameters
-    return [p for p in params if p not in ("self", "in_shape", "num_classes") and params[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    return [
+        p
+        for p in params
+        if p not in ("self", "in_shape", "num_classes") and params[p].kind is not inspect.Parameter.VAR_KEYWORD
+    ]
 
 
 def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **options: Any) -> nn.Module:
@@ -88,9 +96,15 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
     except (TypeError, ValueError, ZeroDivisionError, RuntimeError, IndexError) as exc:
         detail = _first_line(exc)
         too_small = "too small" in detail or "greater than" in detail
-        hint = "too deep for the image size: a smaller --depth or a larger --image-size helps" if too_small else "check these option values"
-        raise ConfigError(f"{what} cannot be built for {in_shape[0]}x{in_shape[1]}x{in_shape[2]} images and {num_classes} classes: "
-                          f"{detail} ({hint})") from None
+        hint = (
+            "too deep for the image size: a smaller --depth or a larger --image-size helps"
+            if too_small
+            else "check these option values"
+        )
+        raise ConfigError(
+            f"{what} cannot be built for {in_shape[0]}x{in_shape[1]}x{in_shape[2]} images and {num_classes} classes: "
+            f"{detail} ({hint})"
+        ) from None
     return model
 
 
@@ -118,11 +132,15 @@ def check_user_model(model: nn.Module, in_shape: tuple[int, int, int], num_class
     try:
         out = _dry_run(model, tuple(in_shape))
     except (TypeError, ValueError, RuntimeError, IndexError) as exc:
-        raise ConfigError(f"the model given to the Trainer cannot take this data's {shape} (CxHxW) images: {_first_line(exc)}") from None
+        raise ConfigError(
+            f"the model given to the Trainer cannot take this data's {shape} (CxHxW) images: {_first_line(exc)}"
+        ) from None
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
         got = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ConfigError(f"the model given to the Trainer returns {got} per image; the data has {num_classes} classes, "
-                          f"so it must return ({num_classes},) logits")
+        raise ConfigError(
+            f"the model given to the Trainer returns {got} per image; the data has {num_classes} classes, "
+            f"so it must return ({num_classes},) logits"
+        )
 
 
 __all__ = ["MODELS", "ModelRegistry", "check_user_model", "create_model", "model_options"]

@@ -1,4 +1,5 @@
 """Plain conv nets: the lectures' [(Conv-Norm-Act)*N - POOL]*M - (FC-Norm-Act)*K - FC pattern, and VGG."""
+
 from __future__ import annotations
 
 import torch.nn as nn
@@ -6,7 +7,9 @@ import torch.nn as nn
 from .layers import activation, conv_block, norm
 
 
-def _head(features: int, num_classes: int, fc_layers: int, fc_width: int, act: str, norm_spec: str, dropout: float) -> list[nn.Module]:
+def _head(
+    features: int, num_classes: int, fc_layers: int, fc_width: int, act: str, norm_spec: str, dropout: float
+) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     for _ in range(fc_layers):
         layers += [nn.Linear(features, fc_width), norm(norm_spec, fc_width, spatial=False), activation(act)]

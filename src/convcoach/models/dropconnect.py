@@ -1,4 +1,5 @@
 """DropConnect (Wan et al. 2013): a Linear layer that drops weights, not activations, in training."""
+
 from __future__ import annotations
 
 import torch

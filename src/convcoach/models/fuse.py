@@ -1,6 +1,7 @@
 """BatchNorm folding for inference: a BN that directly follows a conv or linear layer (or a conv
 then a max-pool, when every BN scale is positive) becomes part of that layer's weights and bias, and the BN itself an Identity (the lectures' "zero overhead at
 test time: can be fused with conv")."""
+
 from __future__ import annotations
 
 import copy
@@ -36,7 +37,9 @@ def foldable_pairs(model: nn.Module) -> list[tuple[str, str]]:
     try:
         graph = torch.fx.symbolic_trace(model).graph
     except Exception as exc:  # fx cannot trace data-dependent Python control flow
-        raise ConfigError(f"cannot fold BatchNorm in {type(model).__name__}: its forward pass does not trace ({type(exc).__name__})") from None
+        raise ConfigError(
+            f"cannot fold BatchNorm in {type(model).__name__}: its forward pass does not trace ({type(exc).__name__})"
+        ) from None
     modules = dict(model.named_modules())
     calls = Counter(node.target for node in graph.nodes if node.op == "call_module")
     pairs = []
@@ -47,14 +50,24 @@ def foldable_pairs(model: nn.Module) -> list[tuple[str, str]]:
         if _is_max_pool(source, modules) and len(source.users) == 1 and _positive_scale(modules[node.target]):
             source = source.args[0]  # max commutes with a per-channel affine map of positive scale
         # a layer or BN used twice (shared weights) would change its other use too: leave it
-        if (isinstance(source, torch.fx.Node) and source.op == "call_module" and isinstance(modules.get(source.target), FOLDABLE)
-                and len(source.users) == 1 and calls[source.target] == 1 and calls[node.target] == 1):
+        if (
+            isinstance(source, torch.fx.Node)
+            and source.op == "call_module"
+            and isinstance(modules.get(source.target), FOLDABLE)
+            and len(source.users) == 1
+            and calls[source.target] == 1
+            and calls[node.target] == 1
+        ):
             pairs.append((source.target, node.target))
     return pairs
 
 
 def _is_max_pool(node: object, modules: dict[str, nn.Module]) -> bool:
-    return isinstance(node, torch.fx.Node) and node.op == "call_module" and isinstance(modules.get(node.target), nn.MaxPool2d)
+    return (
+        isinstance(node, torch.fx.Node)
+        and node.op == "call_module"
+        and isinstance(modules.get(node.target), nn.MaxPool2d)
+    )
 
 
 def _positive_scale(bn: nn.Module) -> bool:

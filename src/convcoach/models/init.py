@@ -1,4 +1,5 @@
 """Weight initialization schemes from the lectures, by name; conv fan-in is kernel_size^2 * in_channels."""
+
 from __future__ import annotations
 
 import logging
@@ -132,7 +133,9 @@ def lsuv(model: nn.Module, sample: torch.Tensor, tolerance: float = 0.1, max_ite
         captured: dict[str, float] = {}
         # take the variance inside the hook: an in-place activation (ReLU(inplace=True)) right after the
         # layer would otherwise overwrite the captured output before it is read
-        handle = layer.register_forward_hook(lambda mod, inp, out, store=captured: store.__setitem__("var", out.var().item()))
+        handle = layer.register_forward_hook(
+            lambda mod, inp, out, store=captured: store.__setitem__("var", out.var().item())
+        )
         for _ in range(max_iters):
             model(sample)
             variance = captured["var"]

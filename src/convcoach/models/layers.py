@@ -1,4 +1,5 @@
 """Building blocks shared by every architecture: activation and normalization registries."""
+
 from __future__ import annotations
 
 import logging
@@ -19,8 +20,15 @@ ACTIVATIONS.register("elu")(lambda: nn.ELU(inplace=True))
 ACTIVATIONS.register("silu")(lambda: nn.SiLU(inplace=True))
 
 # the gain torch.nn.init.calculate_gain uses for each activation (He et al. 2015)
-ACTIVATION_GAIN_NAME = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh", "sigmoid": "sigmoid",
-                        "gelu": "relu", "elu": "relu", "silu": "relu"}
+ACTIVATION_GAIN_NAME = {
+    "relu": "relu",
+    "leaky_relu": "leaky_relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "gelu": "relu",
+    "elu": "relu",
+    "silu": "relu",
+}
 
 log = logging.getLogger("convcoach")
 
@@ -60,7 +68,9 @@ def _group(channels: int, args: list[str], spatial: bool) -> nn.Module:
     groups = _largest_divisor(channels, wanted)
     if groups != wanted and spatial and (wanted, channels) not in _ADJUSTED:
         _ADJUSTED.add((wanted, channels))
-        log.warning("norm group:%d on %d channels: %d does not divide them, using %d groups", wanted, channels, wanted, groups)
+        log.warning(
+            "norm group:%d on %d channels: %d does not divide them, using %d groups", wanted, channels, wanted, groups
+        )
     return nn.GroupNorm(groups, channels) if spatial else nn.LayerNorm(channels)
 
 

@@ -1,4 +1,5 @@
 """Pooling choices for the conv nets: max, average, and fractional max pooling (Graham 2014)."""
+
 from __future__ import annotations
 
 import torch.nn as nn

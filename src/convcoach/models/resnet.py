@@ -1,4 +1,5 @@
 """Basic-block ResNet (He et al. 2016) sized for 28-32 px inputs: depth = 6n + 2."""
+
 from __future__ import annotations
 
 import torch
@@ -19,7 +20,14 @@ class BasicBlock(nn.Module):
     size, max-pooled before its norm as in the pool_early stem; the shortcut takes the pooled input)."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, stride: int, act: str, norm_spec: str, shortcut: str, downsample: str = "stride"
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
+        act: str,
+        norm_spec: str,
+        shortcut: str,
+        downsample: str = "stride",
     ) -> None:
         super().__init__()
         has_bias = norm_spec == "none"
@@ -41,7 +49,9 @@ class BasicBlock(nn.Module):
         self.stride, self.pad_channels = 1, 0
         if stride != 1 or in_channels != out_channels:
             if shortcut == "projection":  # option B: 1x1 conv + norm
-                self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, conv_stride, bias=has_bias), norm(norm_spec, out_channels))
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(in_channels, out_channels, 1, conv_stride, bias=has_bias), norm(norm_spec, out_channels)
+                )
             else:  # option A: strided subsampling and zero-padded new channels, no parameters
                 self.stride = conv_stride
                 self.pad_channels = out_channels - in_channels

@@ -1,4 +1,5 @@
 """The lectures' linear classifier and fully connected net."""
+
 from __future__ import annotations
 
 import torch.nn as nn
@@ -30,7 +31,11 @@ def mlp(
     layers: list[nn.Module] = [nn.Flatten()]
     features = channels * height * width_px
     for _ in range(depth):
-        layers += [nn.Linear(features, width, bias=bias), norm(norm_spec, width, spatial=False), activation(activation_name)]
+        layers += [
+            nn.Linear(features, width, bias=bias),
+            norm(norm_spec, width, spatial=False),
+            activation(activation_name),
+        ]
         if dropout:
             layers.append(nn.Dropout(dropout))
         features = width

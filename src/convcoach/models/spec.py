@@ -55,4 +55,6 @@ def _check_model(value: str, config: TrainConfig) -> None:
     known = model_options(value)
     for key in config.model_options:
         if key not in known:
-            raise ConfigError(f"model '{value}' has no option '{key}'{suggest(key, known)}; options: {', '.join(known)}")
+            raise ConfigError(
+                f"model '{value}' has no option '{key}'{suggest(key, known)}; options: {', '.join(known)}"
+            )

@@ -3,6 +3,7 @@
 Transfer learning reads models through this view: which layers a strategy unfreezes, where stage
 features are pooled, which Linear is the head. Running stages, neck and classifier in order is the
 model's own forward pass (tests/models/test_stages.py checks it for every architecture)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -57,7 +58,9 @@ class Anatomy:
 def resnet_anatomy(model: ResNet) -> Anatomy:
     blocks = list(model.blocks)
     per_stage = max(len(blocks) // 3, 1)
-    stages = [("stem", [model.stem])] + [(f"stage{s + 1}", blocks[s * per_stage : (s + 1) * per_stage]) for s in range(3)]
+    stages = [("stem", [model.stem])] + [
+        (f"stage{s + 1}", blocks[s * per_stage : (s + 1) * per_stage]) for s in range(3)
+    ]
     return Anatomy(stages, [model.pool, nn.Flatten(), model.dropout], (model, "fc"))
 
 
@@ -106,7 +109,14 @@ class Truncated(nn.Module):
     The `stages` transfer strategy's result: linear classifiers on features of different stages
     (the lectures' advice for a very different dataset)."""
 
-    def __init__(self, in_shape: tuple[int, int, int], num_classes: int, base: str = "resnet", base_options: dict | None = None, stage: str = "stage2") -> None:
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        base: str = "resnet",
+        base_options: dict | None = None,
+        stage: str = "stage2",
+    ) -> None:
         super().__init__()
         from . import create_model
 
@@ -138,7 +148,13 @@ def truncated_anatomy(model: Truncated) -> Anatomy:
     return Anatomy([(name, [stage]) for name, stage in model.stages.items()], neck, (model, "fc"))
 
 
-def truncated(in_shape: tuple[int, int, int], num_classes: int, base: str = "resnet", base_options: dict | None = None, stage: str = "stage2") -> nn.Module:
+def truncated(
+    in_shape: tuple[int, int, int],
+    num_classes: int,
+    base: str = "resnet",
+    base_options: dict | None = None,
+    stage: str = "stage2",
+) -> nn.Module:
     return Truncated(in_shape, num_classes, base, base_options, stage)
 
 
@@ -151,4 +167,6 @@ def split_stages(model: nn.Module) -> Anatomy:
     for cls in type(model).__mro__:
         if cls in ANATOMIES:
             return ANATOMIES[cls](model)
-    raise ConfigError(f"cannot split a {type(model).__name__} into stages; known: {', '.join(c.__name__ for c in ANATOMIES)}")
+    raise ConfigError(
+        f"cannot split a {type(model).__name__} into stages; known: {', '.join(c.__name__ for c in ANATOMIES)}"
+    )

@@ -1,4 +1,5 @@
 """Shipped base configs: `recipe: NAME` (or `--recipe NAME`) starts from recipes/NAME.yaml."""
+
 from __future__ import annotations
 
 from pathlib import Path

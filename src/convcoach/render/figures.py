@@ -1,4 +1,5 @@
 """Figures as PNG bytes, drawn on matplotlib's Agg canvas (no pyplot: no global state, no display)."""
+
 from __future__ import annotations
 
 import io
@@ -20,7 +21,9 @@ def label(text: object) -> str:
     return str(text).replace("$", r"\$")
 
 
-def new_figure(width: float, height: float, left: float = 0.7, right: float = 0.2, bottom: float = 0.5, top: float = 0.35) -> Figure:
+def new_figure(
+    width: float, height: float, left: float = 0.7, right: float = 0.2, bottom: float = 0.5, top: float = 0.35
+) -> Figure:
     """A figure with fixed margins in inches: ~2.5x faster to draw than matplotlib's constrained layout."""
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
@@ -47,7 +50,13 @@ def smooth(values: Sequence[float], weight: float | None = None) -> list[float]:
 
 
 def line_plot(
-    series: dict[str, Series], title: str, xlabel: str, ylabel: str, log_y: bool = False, faint: Sequence[str] = (), size: tuple[float, float] = (6.0, 3.4)
+    series: dict[str, Series],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_y: bool = False,
+    faint: Sequence[str] = (),
+    size: tuple[float, float] = (6.0, 3.4),
 ) -> bytes:
     """One line per named series; names in `faint` are drawn thin and light (e.g. the raw loss behind its smoothed curve)."""
     fig = new_figure(*size)
@@ -55,7 +64,15 @@ def line_plot(
     for index, (name, (xs, ys)) in enumerate(series.items()):
         style = {"alpha": 0.3, "linewidth": 0.8} if name in faint else {"linewidth": 1.6}
         marker = "o" if len(xs) <= 30 and name not in faint else None
-        ax.plot(list(xs), list(ys), label=label(name), color=PALETTE[index % len(PALETTE)], marker=marker, markersize=3, **style)
+        ax.plot(
+            list(xs),
+            list(ys),
+            label=label(name),
+            color=PALETTE[index % len(PALETTE)],
+            marker=marker,
+            markersize=3,
+            **style,
+        )
     if log_y and all(min(ys, default=1) > 0 for _, ys in series.values()):
         ax.set_yscale("log")
     if all(float(x).is_integer() for xs, _ in series.values() for x in xs):
@@ -72,13 +89,23 @@ def line_plot(
 def bar_plot(names: Sequence[str], groups: dict[str, Sequence[float]], title: str, ylabel: str) -> bytes:
     """Grouped vertical bars: one group per name, one bar per entry of `groups`."""
     rotate = len(names) > 5
-    fig = new_figure(max(4.0, min(12.0, 0.5 * len(names) * max(1, len(groups)) + 2)), 3.4 + (0.8 if rotate else 0), bottom=1.3 if rotate else 0.5)
+    fig = new_figure(
+        max(4.0, min(12.0, 0.5 * len(names) * max(1, len(groups)) + 2)),
+        3.4 + (0.8 if rotate else 0),
+        bottom=1.3 if rotate else 0.5,
+    )
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(groups))
     for index, (group, values) in enumerate(groups.items()):
         xs = np.arange(len(names)) + (index - (len(groups) - 1) / 2) * width
         ax.bar(xs, list(values), width, label=label(group), color=PALETTE[index % len(PALETTE)])
-    ax.set_xticks(np.arange(len(names)), [label(n)[:20] for n in names], rotation=45 if rotate else 0, ha="right" if rotate else "center", fontsize=7)
+    ax.set_xticks(
+        np.arange(len(names)),
+        [label(n)[:20] for n in names],
+        rotation=45 if rotate else 0,
+        ha="right" if rotate else "center",
+        fontsize=7,
+    )
     ax.set_title(label(title))
     ax.set_ylabel(ylabel)
     if len(groups) > 1:
@@ -104,21 +131,49 @@ def confusion_plot(matrix: torch.Tensor, classes: Sequence[str]) -> bytes:
     if n <= 25:
         for row in range(n):
             for col in range(n):
-                ax.text(col, row, str(int(counts[row, col])), ha="center", va="center", fontsize=6, color="white" if rates[row, col] > 0.5 else "black")
+                ax.text(
+                    col,
+                    row,
+                    str(int(counts[row, col])),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if rates[row, col] > 0.5 else "black",
+                )
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
     return to_png(fig)
 
 
-def reliability_plot(edges: Sequence[float], accuracy: Sequence[float], confidence: Sequence[float], counts: Sequence[int], ece: float) -> bytes:
+def reliability_plot(
+    edges: Sequence[float], accuracy: Sequence[float], confidence: Sequence[float], counts: Sequence[int], ece: float
+) -> bytes:
     """Reliability diagram (Guo et al. 2017): accuracy per confidence bin against the diagonal of perfect calibration."""
     fig = new_figure(4.6, 4.2, bottom=0.55)
     ax = fig.add_subplot()
     lefts = np.asarray(edges[:-1])
     width = float(edges[1] - edges[0])
     filled = np.asarray(counts) > 0
-    ax.bar(lefts[filled], np.asarray(accuracy)[filled], width, align="edge", edgecolor="black", color="#1f77b4", label="accuracy")
-    ax.bar(lefts[filled], (np.asarray(confidence) - np.asarray(accuracy))[filled], width, bottom=np.asarray(accuracy)[filled], align="edge",
-           color="#d62728", edgecolor="#d62728", alpha=0.35, hatch="//", label="gap to mean confidence")
+    ax.bar(
+        lefts[filled],
+        np.asarray(accuracy)[filled],
+        width,
+        align="edge",
+        edgecolor="black",
+        color="#1f77b4",
+        label="accuracy",
+    )
+    ax.bar(
+        lefts[filled],
+        (np.asarray(confidence) - np.asarray(accuracy))[filled],
+        width,
+        bottom=np.asarray(accuracy)[filled],
+        align="edge",
+        color="#d62728",
+        edgecolor="#d62728",
+        alpha=0.35,
+        hatch="//",
+        label="gap to mean confidence",
+    )
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -136,7 +191,9 @@ def to_display(images: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.clip(array.transpose(0, 2, 3, 1), 0.0, 1.0)
 
 
-def mosaic(tiles: np.ndarray, columns: int, pad: int = 1, gap: int = 0, background: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def mosaic(
+    tiles: np.ndarray, columns: int, pad: int = 1, gap: int = 0, background: float = 1.0
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Tiles (N, H, W, C) in [0, 1] -> one image with `pad` pixels between tiles (plus `gap` above each row) and each tile's top-left corner.
 
     One imshow of a mosaic is ~10x faster than an axes per tile, which keeps the end-of-run report cheap."""
@@ -155,7 +212,12 @@ def mosaic(tiles: np.ndarray, columns: int, pad: int = 1, gap: int = 0, backgrou
 
 
 def image_grid(
-    tiles: np.ndarray, columns: int = 8, titles: Sequence[str] | None = None, row_labels: Sequence[str] | None = None, tile_inches: float = 0.9, title: str = ""
+    tiles: np.ndarray,
+    columns: int = 8,
+    titles: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    tile_inches: float = 0.9,
+    title: str = "",
 ) -> bytes:
     """A grid of images (N, H, W, C) in [0, 1], with an optional caption above each tile (may hold newlines) or a label per row."""
     count, height, width, _ = tiles.shape
@@ -167,10 +229,19 @@ def image_grid(
     picture, corners = mosaic(tiles, columns, pad=pad, gap=gap)
     extra_w = 0.25 + 0.07 * max(min(len(t), 24) for t in row_labels) if row_labels else 0.0
     top = 0.35 if title else 0.05
-    fig = new_figure(picture.shape[1] / pixels_per_inch + extra_w + 0.1, picture.shape[0] / pixels_per_inch + top + 0.05, left=extra_w + 0.05, right=0.05, bottom=0.05, top=top)
+    fig = new_figure(
+        picture.shape[1] / pixels_per_inch + extra_w + 0.1,
+        picture.shape[0] / pixels_per_inch + top + 0.05,
+        left=extra_w + 0.05,
+        right=0.05,
+        bottom=0.05,
+        top=top,
+    )
     ax = fig.add_subplot()
     gray = picture.shape[2] == 1
-    ax.imshow(picture[..., 0] if gray else picture, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(
+        picture[..., 0] if gray else picture, cmap="gray" if gray else None, vmin=0, vmax=1, interpolation="nearest"
+    )
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
@@ -179,14 +250,25 @@ def image_grid(
         for (top, left), text in zip(corners, titles):
             ax.text(left, top - 0.5, label(text), fontsize=caption_size, va="bottom", ha="left", linespacing=1.1)
     if row_labels:
-        ax.set_yticks([corners[r * max(1, min(columns, count))][0] + height / 2 for r in range(len(row_labels))], [label(t)[:24] for t in row_labels], fontsize=7)
+        ax.set_yticks(
+            [corners[r * max(1, min(columns, count))][0] + height / 2 for r in range(len(row_labels))],
+            [label(t)[:24] for t in row_labels],
+            fontsize=7,
+        )
         ax.tick_params(length=0)
     if title:
         ax.set_title(label(title), fontsize=9)
     return to_png(fig)
 
 
-def heatmap_rows(images: np.ndarray, maps: Sequence[np.ndarray], captions: Sequence[str], map_name: str, cmap: str = "inferno", signed: bool = False) -> bytes:
+def heatmap_rows(
+    images: np.ndarray,
+    maps: Sequence[np.ndarray],
+    captions: Sequence[str],
+    map_name: str,
+    cmap: str = "inferno",
+    signed: bool = False,
+) -> bytes:
     """Per example: the image, and the map over it with its colour scale (occlusion drops, saliency magnitudes)."""
     count = len(images)
     row_h = 2.1
@@ -214,7 +296,9 @@ def heatmap_rows(images: np.ndarray, maps: Sequence[np.ndarray], captions: Seque
     return to_png(fig)
 
 
-def scatter_plot(xs: Sequence[float], ys: Sequence[float], title: str, xlabel: str, ylabel: str, log_x: bool = False) -> bytes:
+def scatter_plot(
+    xs: Sequence[float], ys: Sequence[float], title: str, xlabel: str, ylabel: str, log_x: bool = False
+) -> bytes:
     fig = new_figure(4.2, 3.2)
     ax = fig.add_subplot()
     ax.scatter(list(xs), list(ys), s=14, color=PALETTE[0])

@@ -1,4 +1,5 @@
 """One self-contained HTML page: inline CSS, images as base64 PNG data URIs, no scripts, every string escaped."""
+
 from __future__ import annotations
 
 import base64
@@ -78,7 +79,9 @@ class Section:
     def image(self, png: bytes, alt: str, caption: str = "") -> Section:
         data = base64.b64encode(png).decode("ascii")
         caption_html = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
-        self.parts.append(f'<figure><img src="data:image/png;base64,{data}" alt="{escape(alt)}">{caption_html}</figure>')
+        self.parts.append(
+            f'<figure><img src="data:image/png;base64,{data}" alt="{escape(alt)}">{caption_html}</figure>'
+        )
         return self
 
     def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]], status_column: int | None = None) -> Section:
@@ -86,9 +89,15 @@ class Section:
         head = "".join(f"<th>{escape(str(h))}</th>" for h in headers)
         body = []
         for row in rows:
-            status = STATUS_CLASSES.get(str(row[status_column]).lower(), "") if status_column is not None and status_column < len(row) else ""
+            status = (
+                STATUS_CLASSES.get(str(row[status_column]).lower(), "")
+                if status_column is not None and status_column < len(row)
+                else ""
+            )
             cells = "".join(
-                f'<td class="num">{escape(format_value(v))}</td>' if isinstance(v, (int, float)) and not isinstance(v, bool) else f"<td>{escape(format_value(v))}</td>"
+                f'<td class="num">{escape(format_value(v))}</td>'
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+                else f"<td>{escape(format_value(v))}</td>"
                 for v in row
             )
             body.append(f'<tr class="{status}">{cells}</tr>' if status else f"<tr>{cells}</tr>")
@@ -114,7 +123,9 @@ class Section:
             return self.text(value)
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
             headers = list(dict.fromkeys(k for v in value for k in v))
-            status = next((i for i, h in enumerate(headers) if h in ("status", "result", "verdict", "level", "severity")), None)
+            status = next(
+                (i for i, h in enumerate(headers) if h in ("status", "result", "verdict", "level", "severity")), None
+            )
             return self.table(headers, [[v.get(h) for h in headers] for v in value], status_column=status)
         if isinstance(value, list):
             self.parts.append("<ul>" + "".join(f"<li>{escape(format_value(v))}</li>" for v in value) + "</ul>")

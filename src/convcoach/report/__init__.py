@@ -2,6 +2,7 @@
 
 The names below load on first use, so importing a light submodule (the CLI's flag definitions)
 does not pull in matplotlib."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,5 +1,6 @@
 """`convcoach compare`: the curves of several runs overlaid on one page, with a table of their final figures
 and the config keys in which they differ (BN or not, optimizers, schedules, inits side by side)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,11 +49,22 @@ def compare_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     else:
         settings.note("The runs have the same configuration.")
     curves = page.section("Curves", "curves")
-    iteration = {label: ([r["step"] for r in run.kind("iter")], plots.smooth([r["loss"] for r in run.kind("iter")])) for label, run in zip(labels, runs) if run.kind("iter")}
+    iteration = {
+        label: ([r["step"] for r in run.kind("iter")], plots.smooth([r["loss"] for r in run.kind("iter")]))
+        for label, run in zip(labels, runs)
+        if run.kind("iter")
+    }
     if iteration:
-        curves.image(plots.line_plot(iteration, "training loss per iteration (smoothed)", "iteration", "loss", size=(7.0, 3.8)), "training loss per iteration")
+        curves.image(
+            plots.line_plot(iteration, "training loss per iteration (smoothed)", "iteration", "loss", size=(7.0, 3.8)),
+            "training loss per iteration",
+        )
     for key in EPOCH_KEYS + ["lr"]:
-        series = {label: ([r["epoch"] for r in run.kind("epoch")], [r[key] for r in run.kind("epoch")]) for label, run in zip(labels, runs) if run.kind("epoch") and all(key in r for r in run.kind("epoch"))}
+        series = {
+            label: ([r["epoch"] for r in run.kind("epoch")], [r[key] for r in run.kind("epoch")])
+            for label, run in zip(labels, runs)
+            if run.kind("epoch") and all(key in r for r in run.kind("epoch"))
+        }
         if series:
             curves.image(plots.line_plot(series, f"{key} per epoch", "epoch", key), f"{key} per epoch")
     if not iteration and not any(run.kind("epoch") for run in runs):

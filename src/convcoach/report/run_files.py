@@ -1,4 +1,5 @@
 """Read what a training run left in its directory: config.yaml, summary.json, env.json, metrics.jsonl, check.json."""
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,9 @@ def load_run(run_dir: str | Path) -> RunFiles:
     if not path.is_dir():
         raise ConfigError(f"run directory not found: {path}")
     if not any((path / name).is_file() for name in ("config.yaml", "metrics.jsonl", "summary.json", "trials.csv")):
-        raise ConfigError(f"{path}: not a convcoach run directory (no config.yaml, metrics.jsonl, summary.json or trials.csv)")
+        raise ConfigError(
+            f"{path}: not a convcoach run directory (no config.yaml, metrics.jsonl, summary.json or trials.csv)"
+        )
     config: dict[str, Any] = {}
     if (path / "config.yaml").is_file():
         try:
@@ -67,7 +70,15 @@ def load_run(run_dir: str | Path) -> RunFiles:
                 bad += 1  # a line cut short by a killed run; counted and shown in the report
     if not isinstance(config, dict):
         raise ConfigError(f"{path / 'config.yaml'}: expected a mapping of options, got {type(config).__name__}")
-    return RunFiles(path, config, read_object(path / "summary.json"), read_object(path / "env.json"), rows, read_json(path / "check.json"), bad)
+    return RunFiles(
+        path,
+        config,
+        read_object(path / "summary.json"),
+        read_object(path / "env.json"),
+        rows,
+        read_json(path / "check.json"),
+        bad,
+    )
 
 
 def read_object(path: Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """The run report: RUN_DIR/report.html, written at the end of `train` and rebuilt by `convcoach report`."""
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,12 @@ class RunArtifacts:
     data: DataBundle | None = None
     probabilities: torch.Tensor | None = None  # (N, C) on `split_name`
     labels: torch.Tensor | None = None
-    split_name: str = "test"  # whose predictions and examples are shown; "val" for runs that never read the test set (tuning trials)
-    augment: list[str] | None = None  # the training augmentation specs (TrainConfig.augment_pipeline()); None: config.yaml's `augment`
+    split_name: str = (
+        "test"  # whose predictions and examples are shown; "val" for runs that never read the test set (tuning trials)
+    )
+    augment: list[str] | None = (
+        None  # the training augmentation specs (TrainConfig.augment_pipeline()); None: config.yaml's `augment`
+    )
 
     @property
     def split(self) -> Split | None:
@@ -62,7 +67,14 @@ def write_run_report(run_dir: str | Path, artifacts: RunArtifacts | None = None,
     if note:
         page.sections[-1].note(note)
     config_section(page, run)
-    data_section(page, run, artifacts.data if artifacts else None, artifacts.normalizer if artifacts else None, note, artifacts.augment if artifacts else None)
+    data_section(
+        page,
+        run,
+        artifacts.data if artifacts else None,
+        artifacts.normalizer if artifacts else None,
+        note,
+        artifacts.augment if artifacts else None,
+    )
     curves_section(page, run)
     coach_sections(page, run)
     monitor_section(page, run)
@@ -98,7 +110,9 @@ def _inspection(page: Page, artifacts: RunArtifacts | None, folder: Path) -> Non
         if chosen:
             targets = [int(split.labels[i]) for i in chosen]
             captions = [f"{artifacts.split_name} #{i}: {artifacts.classes[t]}" for i, t in zip(chosen, targets)]
-            findings.append(occlusion_finding(artifacts.model, artifacts.normalizer, split_images(split, chosen), targets, captions))
+            findings.append(
+                occlusion_finding(artifacts.model, artifacts.normalizer, split_images(split, chosen), targets, captions)
+            )
     if (folder / "inspect.json").is_file():
         inspected = load_findings(folder)
         keys = {f.key for f in inspected}
@@ -122,7 +136,18 @@ def load_artifacts(run: RunFiles) -> tuple[RunArtifacts | None, str]:
     try:
         data = load_run_data(config)
     except ConfigError as exc:
-        return RunArtifacts(trained.model, trained.normalizer, trained.classes), f"data sections skipped, the data did not load: {exc}"
+        return RunArtifacts(
+            trained.model, trained.normalizer, trained.classes
+        ), f"data sections skipped, the data did not load: {exc}"
     loader = BatchLoader(data.test, 512, trained.normalizer)
     result = evaluate(trained.model, loader, create_loss(config.loss), len(trained.classes))
-    return RunArtifacts(trained.model, trained.normalizer, trained.classes, data, result.probabilities, result.labels, "test", config.augment_pipeline()), ""
+    return RunArtifacts(
+        trained.model,
+        trained.normalizer,
+        trained.classes,
+        data,
+        result.probabilities,
+        result.labels,
+        "test",
+        config.augment_pipeline(),
+    ), ""

@@ -1,4 +1,5 @@
 """Report sections built from a run's files: overview, config, data, curves, coach, monitors, tuning."""
+
 from __future__ import annotations
 
 import csv
@@ -14,7 +15,21 @@ from ..render import figures as plots
 from ..render.html import Page
 from .run_files import RunFiles, read_json
 
-OVERVIEW_KEYS = ["status", "stop_message", "test_accuracy", "test_loss", "best_val_acc", "best_epoch", "best_selected_by", "epochs_run", "steps", "train_seconds", "parameters", "init", "precision"]
+OVERVIEW_KEYS = [
+    "status",
+    "stop_message",
+    "test_accuracy",
+    "test_loss",
+    "best_val_acc",
+    "best_epoch",
+    "best_selected_by",
+    "epochs_run",
+    "steps",
+    "train_seconds",
+    "parameters",
+    "init",
+    "precision",
+]
 
 
 def overview_section(page: Page, run: RunFiles) -> None:
@@ -39,19 +54,41 @@ def config_section(page: Page, run: RunFiles) -> None:
         section.note("config.yaml is missing.")
 
 
-def data_section(page: Page, run: RunFiles, data: DataBundle | None, normalizer: Normalizer | None, note: str = "", augment: list[str] | None = None) -> None:
+def data_section(
+    page: Page,
+    run: RunFiles,
+    data: DataBundle | None,
+    normalizer: Normalizer | None,
+    note: str = "",
+    augment: list[str] | None = None,
+) -> None:
     section = page.section("Data", "data")
     info = run.summary.get("data", {})
-    section.key_values({"dataset": info.get("name", run.config.get("data")), "image shape (C, H, W)": info.get("shape"), "classes": len(info.get("classes", [])) or None})
+    section.key_values(
+        {
+            "dataset": info.get("name", run.config.get("data")),
+            "image shape (C, H, W)": info.get("shape"),
+            "classes": len(info.get("classes", [])) or None,
+        }
+    )
     if data is None:
         section.note(note or "The data could not be loaded; counts per class and sample grids are skipped.")
         return
     splits = {"train": data.train, "val": data.val, "test": data.test}
-    counts = {name: torch.bincount(split.labels, minlength=data.num_classes).tolist() for name, split in splits.items() if split is not None}
+    counts = {
+        name: torch.bincount(split.labels, minlength=data.num_classes).tolist()
+        for name, split in splits.items()
+        if split is not None
+    }
     section.heading("Images per class")
     section.table(["class", *counts], [[name, *[c[i] for c in counts.values()]] for i, name in enumerate(data.classes)])
     if data.num_classes <= 40:
-        section.image(plots.bar_plot(data.classes, {k: [float(x) for x in v] for k, v in counts.items()}, "images per class", "images"), "images per class")
+        section.image(
+            plots.bar_plot(
+                data.classes, {k: [float(x) for x in v] for k, v in counts.items()}, "images per class", "images"
+            ),
+            "images per class",
+        )
     if data.skipped:
         section.note(f"{len(data.skipped)} unreadable file(s) skipped, e.g. {data.skipped[0]}")
     from ..data.samples import per_class_indices, split_images
@@ -68,19 +105,29 @@ def data_section(page: Page, run: RunFiles, data: DataBundle | None, normalizer:
         row_labels = [data.classes[c] for c in shown_classes]
     images = split_images(data.train, indices)
     section.heading("Training samples")
-    section.image(plots.image_grid(plots.to_display(images), columns=columns, row_labels=row_labels, tile_inches=0.7), "training samples",
-                  "One row per class" + (f" (first {len(shown_classes)} classes)" if data.num_classes > len(shown_classes) else "") + ".")
+    section.image(
+        plots.image_grid(plots.to_display(images), columns=columns, row_labels=row_labels, tile_inches=0.7),
+        "training samples",
+        "One row per class"
+        + (f" (first {len(shown_classes)} classes)" if data.num_classes > len(shown_classes) else "")
+        + ".",
+    )
     augmenter = parse_augment(augment if augment is not None else run.config.get("augment"))
     if augmenter.needs_fit and normalizer is not None:  # colour ops and fancy PCA work from training statistics
         augmenter.fit(data.train.images if data.train.images is not None else images, normalizer)
     section.heading("Augmented samples")
     if not augmenter.ops or normalizer is None:
-        section.note("No augmentation configured." if not augmenter.ops else "No normalizer: augmented samples skipped.")
+        section.note(
+            "No augmentation configured." if not augmenter.ops else "No normalizer: augmented samples skipped."
+        )
         return
     generator = torch.Generator().manual_seed(int(run.config.get("seed", 0)))
     augmented = augmenter(normalizer(images), generator)
-    section.image(plots.image_grid(denormalize(augmented, normalizer), columns=columns, row_labels=row_labels, tile_inches=0.7), "augmented samples",
-                  f"The same images through the training augmentation: {', '.join(augmenter.specs)}.")
+    section.image(
+        plots.image_grid(denormalize(augmented, normalizer), columns=columns, row_labels=row_labels, tile_inches=0.7),
+        "augmented samples",
+        f"The same images through the training augmentation: {', '.join(augmenter.specs)}.",
+    )
 
 
 def denormalize(x: torch.Tensor, normalizer: Normalizer) -> Any:
@@ -101,18 +148,39 @@ def curves_section(page: Page, run: RunFiles) -> None:
         losses = [r["loss"] for r in iters]
         finite = [(s, v) for s, v in zip(steps, losses) if isinstance(v, (int, float)) and math.isfinite(v)]
         xs, ys = [s for s, _ in finite], [v for _, v in finite]
-        section.image(plots.line_plot({"raw": (xs, ys), "smoothed": (xs, plots.smooth(ys))}, "training loss per iteration", "iteration", "loss", faint=("raw",)),
-                      "training loss per iteration", "Raw mini-batch loss (faint) and its bias-corrected moving average.")
+        section.image(
+            plots.line_plot(
+                {"raw": (xs, ys), "smoothed": (xs, plots.smooth(ys))},
+                "training loss per iteration",
+                "iteration",
+                "loss",
+                faint=("raw",),
+            ),
+            "training loss per iteration",
+            "Raw mini-batch loss (faint) and its bias-corrected moving average.",
+        )
     if epochs:
         ep = [r["epoch"] for r in epochs]
         for metric, title in (("loss", "loss per epoch"), ("acc", "accuracy per epoch")):
-            series = {f"{split} {metric}": (ep, [r.get(f"{split}_{metric}") for r in epochs]) for split in ("train", "val") if all(f"{split}_{metric}" in r for r in epochs)}
+            series = {
+                f"{split} {metric}": (ep, [r.get(f"{split}_{metric}") for r in epochs])
+                for split in ("train", "val")
+                if all(f"{split}_{metric}" in r for r in epochs)
+            }
             if series:
                 section.image(plots.line_plot(series, title, "epoch", metric), title)
     lr_rows = iters or epochs
     if lr_rows and all("lr" in r for r in lr_rows):
         x_key = "step" if iters else "epoch"
-        section.image(plots.line_plot({"lr": ([r[x_key] for r in lr_rows], [r["lr"] for r in lr_rows])}, "learning rate", "iteration" if iters else "epoch", "lr"), "learning rate")
+        section.image(
+            plots.line_plot(
+                {"lr": ([r[x_key] for r in lr_rows], [r["lr"] for r in lr_rows])},
+                "learning rate",
+                "iteration" if iters else "epoch",
+                "lr",
+            ),
+            "learning rate",
+        )
     if epochs:
         section.heading("Per epoch")
         keys = [k for k in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "time") if k in epochs[0]]
@@ -127,10 +195,15 @@ def coach_sections(page: Page, run: RunFiles) -> None:
         records = check.get("results", check.get("checks")) if isinstance(check, dict) else None
         if isinstance(records, list) and all(isinstance(r, dict) for r in records):
             if "status" in check:
-                section.key_values({"overall": check["status"], **check.get("counts", {}), "seconds": check.get("seconds")})
+                section.key_values(
+                    {"overall": check["status"], **check.get("counts", {}), "seconds": check.get("seconds")}
+                )
             columns = [c for c in ("name", "status", "message", "fix", "seconds") if any(c in r for r in records)]
-            section.table(["check", *columns[1:]] if columns and columns[0] == "name" else columns, [[r.get(c) for c in columns] for r in records],
-                          status_column=columns.index("status") if "status" in columns else None)
+            section.table(
+                ["check", *columns[1:]] if columns and columns[0] == "name" else columns,
+                [[r.get(c) for c in columns] for r in records],
+                status_column=columns.index("status") if "status" in columns else None,
+            )
         else:
             section.value(check)
     if "diagnosis" in run.summary:
@@ -140,8 +213,14 @@ def coach_sections(page: Page, run: RunFiles) -> None:
             section.key_values({"verdict": diagnosis.get("verdict"), "healthy": diagnosis.get("healthy")})
             findings = diagnosis["findings"]
             if findings:
-                section.table(["severity", "finding", "evidence", "try"], [[f.get("severity"), f.get("title"), f.get("evidence"), "; ".join(f.get("fixes", []))] for f in findings],
-                              status_column=0)
+                section.table(
+                    ["severity", "finding", "evidence", "try"],
+                    [
+                        [f.get("severity"), f.get("title"), f.get("evidence"), "; ".join(f.get("fixes", []))]
+                        for f in findings
+                    ],
+                    status_column=0,
+                )
             if diagnosis.get("facts"):
                 section.heading("Measured")
                 section.key_values(diagnosis["facts"], columns=2)
@@ -168,7 +247,7 @@ def monitor_series(rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[list
         layer = str(row.get("layer", row.get("name", "")))
         if isinstance(row.get("layers"), dict):
             for name, values in row["layers"].items():
-                for key, value in (values.items() if isinstance(values, dict) else []):
+                for key, value in values.items() if isinstance(values, dict) else []:
                     add(f"{row.get('monitor', '')} {key}".strip(), str(name), step, value)
             continue
         for key, value in row.items():
@@ -187,11 +266,15 @@ def monitor_section(page: Page, run: RunFiles) -> None:
     if not rows:
         return
     section = page.section("Activation and gradient statistics", "monitors")
-    section.note(f"{len(rows)} monitor rows from metrics.jsonl: one line per layer (with fewer than 3 samples, one bar per layer).")
+    section.note(
+        f"{len(rows)} monitor rows from metrics.jsonl: one line per layer (with fewer than 3 samples, one bar per layer)."
+    )
     for metric, layers in list(monitor_series(rows).items())[:12]:
         if max(len(xs) for xs, _ in layers.values()) < 3:  # too few samples for a curve: the last value per layer
             names = list(layers)[:40]
-            section.image(plots.bar_plot(names, {"last sample": [layers[n][1][-1] for n in names]}, metric, metric), metric)
+            section.image(
+                plots.bar_plot(names, {"last sample": [layers[n][1][-1] for n in names]}, metric, metric), metric
+            )
             continue
         shown = dict(list(layers.items())[:12])
         log_y = any(word in metric for word in ("ratio", "norm", "grad", "update"))
@@ -202,7 +285,9 @@ def monitor_section(page: Page, run: RunFiles) -> None:
 
 def tuning_section(page: Page, run: RunFiles) -> None:
     """The study a run belongs to (trials.csv and tune.json here, one or two levels up: TUNE/trials/TRIAL) and the summary's tuning entries."""
-    folder = next((d for d in (run.path, run.path.parent, run.path.parent.parent) if (d / "trials.csv").is_file()), None)
+    folder = next(
+        (d for d in (run.path, run.path.parent, run.path.parent.parent) if (d / "trials.csv").is_file()), None
+    )
     entries = {k: run.summary[k] for k in ("tune", "tuning", "trial", "study") if k in run.summary}
     if folder is None and not entries:
         return
@@ -219,7 +304,14 @@ def tuning_section(page: Page, run: RunFiles) -> None:
     if tune.get("best"):
         section.heading("Best trial")
         best = tune["best"]
-        section.key_values({"stage": best.get("stage"), "trial": best.get("trial"), "val_acc": best.get("val_acc"), **(best.get("params") or {})})
+        section.key_values(
+            {
+                "stage": best.get("stage"),
+                "trial": best.get("trial"),
+                "val_acc": best.get("val_acc"),
+                **(best.get("params") or {}),
+            }
+        )
     for warning in tune.get("warnings", []):
         section.note(f"warning: {warning}")
     score = next((k for k in ("val_acc", "value", "best_val_acc") if trials and k in trials[0]), None)
@@ -230,7 +322,13 @@ def tuning_section(page: Page, run: RunFiles) -> None:
         section.heading("Trials, best first" + (f" (first 25 of {len(trials)})" if len(trials) > 25 else ""))
         section.table(headers, [[_number(t.get(h), t.get(h)) for h in headers] for t in trials[:25]])
     # tune.json names its plots as written (relative to where `tune` ran): look beside trials.csv too
-    found = (next((c for c in (Path(p), folder / p, folder / "plots" / Path(p).name, folder / Path(p).name) if c.is_file()), None) for p in tune.get("plots", []))
+    found = (
+        next(
+            (c for c in (Path(p), folder / p, folder / "plots" / Path(p).name, folder / Path(p).name) if c.is_file()),
+            None,
+        )
+        for p in tune.get("plots", [])
+    )
     pictures = [p for p in found if p is not None and p.suffix == ".png"]
     if pictures:
         for picture in pictures[:12]:
@@ -245,7 +343,10 @@ def tuning_section(page: Page, run: RunFiles) -> None:
             if len(pairs) >= 2:
                 xs, ys = zip(*pairs)
                 spread = max(xs) / min(xs) if min(xs) > 0 else 0
-                section.image(plots.scatter_plot(xs, ys, f"{score} vs {name}", name, score, log_x=spread > 30), f"{score} against {name}")
+                section.image(
+                    plots.scatter_plot(xs, ys, f"{score} vs {name}", name, score, log_x=spread > 30),
+                    f"{score} against {name}",
+                )
     best_yaml = folder / "best.yaml"
     if best_yaml.is_file():
         section.heading("best.yaml (convcoach train --config best.yaml)")

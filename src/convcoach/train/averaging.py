@@ -1,6 +1,7 @@
 """Weight averaging: an exponential moving average (EMA) of the weights and BatchNorm statistics,
 updated after every step; validation, best.pt and the test pass use the average (Polyak averaging;
 the EMA of timm's ModelEmaV2)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

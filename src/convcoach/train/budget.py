@@ -1,6 +1,7 @@
 """A wall-time budget: after the first epoch, the run's epoch count is re-planned from its measured
 speed so that training, the final test and the report end within `time_budget` minutes, and the LR
 schedule is stretched or shrunk to the new length (it still anneals to its end, unlike a hard stop)."""
+
 from __future__ import annotations
 
 import logging
@@ -74,8 +75,13 @@ class TimeBudget(Callback):
         if self.planned is None or plan[0] != self.planned:
             self.planned = plan[0]
             if self.planned != trainer.config.epochs:
-                log.info("time budget %.1f min: %d epochs fit (%.0f s per epoch so far), not %d; schedule re-planned",
-                         self.seconds / 60, self.planned, epoch_seconds, trainer.config.epochs)
+                log.info(
+                    "time budget %.1f min: %d epochs fit (%.0f s per epoch so far), not %d; schedule re-planned",
+                    self.seconds / 60,
+                    self.planned,
+                    epoch_seconds,
+                    trainer.config.epochs,
+                )
                 trainer.replan(self.planned)
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
 """The callbacks every run has: explosion guard, early stopping, metrics log, checkpoints, progress."""
+
 from __future__ import annotations
 
 import json
@@ -108,7 +109,9 @@ class ExplosionGuard(Callback):
         if self.initial is None and math.isfinite(loss):
             self.initial = loss
         if not math.isfinite(loss) or (self.initial is not None and loss > self.factor * self.initial):
-            what = "NaN/inf" if not math.isfinite(loss) else f"{loss:.3g} > {self.factor:g} x initial {self.initial:.3g}"
+            what = (
+                "NaN/inf" if not math.isfinite(loss) else f"{loss:.3g} > {self.factor:g} x initial {self.initial:.3g}"
+            )
             lr = trainer.optimizer.param_groups[0]["lr"]
             trainer.stop(
                 "diverged",
@@ -139,7 +142,9 @@ class EarlyStopping(Callback):
             return
         sign = -1.0 if self.monitor.endswith("loss") else 1.0
         # validation error fluctuates: compare an exponential moving average, not the raw value
-        self.smoothed = value if self.smoothed is None else self.smoothing * self.smoothed + (1 - self.smoothing) * value
+        self.smoothed = (
+            value if self.smoothed is None else self.smoothing * self.smoothed + (1 - self.smoothing) * value
+        )
         score = sign * self.smoothed
         if self.best is None or score > self.best + self.min_delta:
             self.best, self.bad_epochs = score, 0
@@ -176,7 +181,9 @@ class MetricsLogger(Callback):
                     continue  # a line cut short by the kill: its iteration is redone
                 if not isinstance(row, dict) or "kind" not in row:
                     continue
-                if (row["kind"] == "epoch" and row["epoch"] <= trainer.state.epoch) or (row["kind"] != "epoch" and row.get("step", 0) <= trainer.state.step):
+                if (row["kind"] == "epoch" and row["epoch"] <= trainer.state.epoch) or (
+                    row["kind"] != "epoch" and row.get("step", 0) <= trainer.state.step
+                ):
                     keep.append(line + "\n")
             self.path.write_text("".join(keep))
         elif self.path.exists():
@@ -188,7 +195,9 @@ class MetricsLogger(Callback):
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         if trainer.state.step % self.every == 0:
-            self.rows.append(f'{{"kind": "iter", "step": {trainer.state.step}, "epoch": {trainer.state.epoch}, "loss": {json.dumps(loss)}, "lr": {trainer.optimizer.param_groups[0]["lr"]!r}}}\n')
+            self.rows.append(
+                f'{{"kind": "iter", "step": {trainer.state.step}, "epoch": {trainer.state.epoch}, "loss": {json.dumps(loss)}, "lr": {trainer.optimizer.param_groups[0]["lr"]!r}}}\n'
+            )
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         self.rows.append(json.dumps({"kind": "epoch", **metrics}) + "\n")
@@ -259,18 +268,33 @@ class Progress(Callback):
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
         from rich.progress import Progress as RichProgress
 
-        self.bar = RichProgress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+        self.bar = RichProgress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self.bar.start()
         self.task = self.bar.add_task("train", total=trainer.total_steps, completed=trainer.state.step, info="")
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, completed=trainer.state.step, total=trainer.total_steps, description=f"epoch {trainer.state.epoch + 1}/{trainer.config.epochs}", info=f"loss {loss:.4f}")
+            self.bar.update(
+                self.task,
+                completed=trainer.state.step,
+                total=trainer.total_steps,
+                description=f"epoch {trainer.state.epoch + 1}/{trainer.config.epochs}",
+                info=f"loss {loss:.4f}",
+            )
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         if self.quiet:
             return
-        parts = [f"epoch {metrics['epoch']}/{trainer.config.epochs}"] + [f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("epoch", "time", "lr") and isinstance(v, float)]
+        parts = [f"epoch {metrics['epoch']}/{trainer.config.epochs}"] + [
+            f"{k} {v:.4f}" for k, v in metrics.items() if k not in ("epoch", "time", "lr") and isinstance(v, float)
+        ]
         parts.append(f"lr {metrics['lr']:.3g}  {metrics['time']:.0f}s")
         line = "  ".join(parts)
         if self.bar is not None:

@@ -1,4 +1,5 @@
 """Checkpoints: written atomically (temp file, fsync, rename) and read back with weights_only=True."""
+
 from __future__ import annotations
 
 import os
@@ -45,9 +46,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+        raise ConfigError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not a convcoach checkpoint (a plain state dict? pass it with the model name to the Python API)")
+        raise ConfigError(
+            f"{path}: not a convcoach checkpoint (a plain state dict? pass it with the model name to the Python API)"
+        )
     return payload
 
 

@@ -1,5 +1,6 @@
 """Max-norm constraint (Srivastava et al. 2014): after every update, each unit's incoming weight
 vector is rescaled to an L2 norm of at most c."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

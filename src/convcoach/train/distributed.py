@@ -1,6 +1,7 @@
 """Distributed data-parallel training on torch.distributed: torchrun sets the environment, we read it.
 
 gloo on CPU, nccl on CUDA; only rank 0 logs and writes; metrics are all-reduced."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,10 @@ def init_distributed(device_name: str) -> DistContext:
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
-            raise ConfigError(f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} visible): "
-                              "use at most one process per GPU (--nproc / torchrun --nproc_per_node), or --device cpu")
+            raise ConfigError(
+                f"process {local_rank} of this node has no GPU of its own ({torch.cuda.device_count()} visible): "
+                "use at most one process per GPU (--nproc / torchrun --nproc_per_node), or --device cpu"
+            )
         torch.cuda.set_device(local_rank)
     dist.init_process_group("cpu:gloo,cuda:nccl" if use_cuda else "gloo")  # nccl takes CUDA tensors only
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank)
@@ -95,4 +98,13 @@ def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
     """`--nproc N` on one machine: re-run the same command under torchrun with N processes."""
     if nproc < 2:
         raise ConfigError(f"nproc must be >= 2 to launch distributed training, got {nproc}")
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m", "convcoach", *argv]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "convcoach",
+        *argv,
+    ]

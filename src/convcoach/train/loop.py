@@ -1,4 +1,5 @@
 """The Trainer: a short mini-batch loop with events; everything else is a callback."""
+
 from __future__ import annotations
 
 import contextlib
@@ -82,15 +83,20 @@ class Trainer:
         self.penalty_params = penalized_parameters(self.model, config.reg_all) if self.penalty else []
         self.base_lr = parts.lr
         groups = param_groups(self.base_lr) if param_groups else None
-        self.optimizer = create_optimizer(config.optimizer, self.model, optim_settings(config, self.base_lr), groups=groups)
+        self.optimizer = create_optimizer(
+            config.optimizer, self.model, optim_settings(config, self.base_lr), groups=groups
+        )
         self.steps_per_epoch = len(self.train_loader)
         self.total_steps = config.epochs * self.steps_per_epoch
-        self.scheduler = create_scheduler(self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch, config.warmup)
+        self.scheduler = create_scheduler(
+            self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch, config.warmup
+        )
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.state = TrainState()
         self.saved_step: int | None = None  # the iteration last.pt holds
-        self.callbacks = sorted(default_callbacks(config, self.run_dir, self.dist.is_main) + list(callbacks or []),
-                                key=lambda c: c.order)
+        self.callbacks = sorted(
+            default_callbacks(config, self.run_dir, self.dist.is_main) + list(callbacks or []), key=lambda c: c.order
+        )
         if resume_state is not None:
             restore(self, resume_state)
             if new_length:  # train longer (or shorter) than planned: the schedule follows the new length
@@ -123,7 +129,9 @@ class Trainer:
         """The epochs left to run; `start` is the clock's zero (earlier sessions' time subtracted).
         On SIGINT/SIGTERM (`request`), last.pt is saved where the loop stands, then Interrupted is raised."""
         while self.state.epoch < self.config.epochs and self.state.stop_reason is None:
-            if signum := request.agreed(self.dist, self.device):  # arrived during validation: last.pt is this epoch's end
+            if signum := request.agreed(
+                self.dist, self.device
+            ):  # arrived during validation: last.pt is this epoch's end
                 raise Interrupted(signum)
             self.emit("on_epoch_start")
             self.model.train()
@@ -140,15 +148,24 @@ class Trainer:
                     break
                 mid_epoch = self.train_loader.position < self.steps_per_epoch
                 signum = request.agreed(self.dist, self.device)
-                if mid_epoch and (signum or (self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0)):
+                if mid_epoch and (
+                    signum or (self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0)
+                ):
                     self._checkpoint_mid_epoch([loss_sum, correct.item(), seen], start)
                     if signum:
                         raise Interrupted(signum)
             if self.state.stop_reason == "diverged":
                 return
             self.state.epoch += 1
-            totals = all_reduce_sum(torch.tensor([loss_sum, correct.item(), seen], dtype=torch.float64, device=self.device), self.dist).tolist()
-            metrics = {"epoch": self.state.epoch, "step": self.state.step, "train_loss": totals[0] / max(totals[2], 1), "train_acc": totals[1] / max(totals[2], 1)}
+            totals = all_reduce_sum(
+                torch.tensor([loss_sum, correct.item(), seen], dtype=torch.float64, device=self.device), self.dist
+            ).tolist()
+            metrics = {
+                "epoch": self.state.epoch,
+                "step": self.state.step,
+                "train_loss": totals[0] / max(totals[2], 1),
+                "train_acc": totals[1] / max(totals[2], 1),
+            }
             if self.val_loader is not None:
                 metrics.update(self._validate())
             metrics.update(lr=self.optimizer.param_groups[0]["lr"], time=time.perf_counter() - start)
@@ -226,7 +243,14 @@ class Trainer:
 
     def evaluate(self, loader: BatchLoader, precision: str | None = None) -> Evaluation:
         """One pass over `loader`, in the training precision unless told otherwise."""
-        return evaluate(unwrap(self.model), loader, self.eval_loss_fn, self.data.num_classes, precision or self.precision, self.device)
+        return evaluate(
+            unwrap(self.model),
+            loader,
+            self.eval_loss_fn,
+            self.data.num_classes,
+            precision or self.precision,
+            self.device,
+        )
 
     def averaged(self) -> contextlib.AbstractContextManager:
         """A block in which the model holds the EMA weights (`ema`), or a no-op without them."""

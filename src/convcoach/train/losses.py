@@ -1,4 +1,5 @@
 """Data losses by name; each takes logits and targets that are class indices (N,) or probabilities (N, C)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

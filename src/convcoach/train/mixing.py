@@ -1,5 +1,6 @@
 """Mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019) as an on_batch_start callback: each
 training batch is blended with a shuffled copy of itself, and its targets become soft labels."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,9 @@ def mixup(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor) -> t
     return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+def cutmix(
+    x: torch.Tensor, y: torch.Tensor, lam: float, perm: torch.Tensor, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Paste a box of area (1 - lam) x image from x[perm]; the targets mix by the box's true
     (border-clipped) share. Returns the batch, the targets and that share's lam."""
     height, width = x.shape[2:]
@@ -71,10 +74,20 @@ class MixBatches(Callback):
     def state_dict(self) -> dict[str, Any]:
         state = self.rng.bit_generator.state
         # 128-bit PCG64 integers as strings: checkpoints load with weights_only=True
-        return {"rng": {"state": str(state["state"]["state"]), "inc": str(state["state"]["inc"]),
-                        "has_uint32": state["has_uint32"], "uinteger": state["uinteger"]}}
+        return {
+            "rng": {
+                "state": str(state["state"]["state"]),
+                "inc": str(state["state"]["inc"]),
+                "has_uint32": state["has_uint32"],
+                "uinteger": state["uinteger"],
+            }
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved = state["rng"]
-        self.rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
-                                        "has_uint32": saved["has_uint32"], "uinteger": saved["uinteger"]}
+        self.rng.bit_generator.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": int(saved["state"]), "inc": int(saved["inc"])},
+            "has_uint32": saved["has_uint32"],
+            "uinteger": saved["uinteger"],
+        }

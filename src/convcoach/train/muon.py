@@ -8,6 +8,7 @@ makes free to fix (the layer is scale-invariant), so `lr` of those groups is the
 ||dW|| / ||W|| per update (an angle, in radians). Biases, norm parameters and linear layers take
 ordinary Nesterov SGD steps with weight decay.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -37,10 +38,18 @@ class Muon(torch.optim.Optimizer):
     """Groups with `orthogonal=True` take Muon steps (their `weight_decay` is unused: the norm is
     fixed); the others take torch's Nesterov SGD steps."""
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, ns_steps: int = 3) -> None:
+    def __init__(
+        self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0, ns_steps: int = 3
+    ) -> None:
         if not 0.0 < momentum < 1.0:
             raise ValueError(f"Muon needs a momentum in (0, 1), got {momentum}")
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "ns_steps": ns_steps, "orthogonal": False}
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "weight_decay": weight_decay,
+            "ns_steps": ns_steps,
+            "orthogonal": False,
+        }
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -74,9 +83,15 @@ class Muon(torch.optim.Optimizer):
     def _sgd_step(self, params: list[torch.Tensor], group: dict) -> None:
         buffers = [self.state[p].get("momentum_buffer") for p in params]
         sgd(
-            params, [p.grad for p in params], buffers,
-            weight_decay=group["weight_decay"], momentum=group["momentum"], lr=group["lr"],
-            dampening=0.0, nesterov=True, maximize=False,
+            params,
+            [p.grad for p in params],
+            buffers,
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            lr=group["lr"],
+            dampening=0.0,
+            nesterov=True,
+            maximize=False,
         )
         for p, buf in zip(params, buffers):
             self.state[p]["momentum_buffer"] = buf

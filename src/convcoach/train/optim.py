@@ -1,4 +1,5 @@
 """Optimizers by name (torch.optim, plus muon.py's Muon); no weight decay on biases and norm parameters."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,11 +21,19 @@ class OptimSettings:
     muon_lr: float = 0.02  # muon: relative step of each conv filter bank per update
 
 
-
 OPTIMIZERS: Registry[Callable[[list, OptimSettings], torch.optim.Optimizer]] = Registry("optimizer")
 # nesterov is the default recipe's optimizer: 0.8 suits its BatchNorm ResNet with He init (BN makes
 # the conv layers scale-invariant, so He init's larger weights lower the effective step)
-DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.8, "adagrad": 0.01, "rmsprop": 1e-3, "adam": 1e-3, "adamw": 1e-3, "muon": 0.8}
+DEFAULT_LR = {
+    "sgd": 0.1,
+    "momentum": 0.05,
+    "nesterov": 0.8,
+    "adagrad": 0.01,
+    "rmsprop": 1e-3,
+    "adam": 1e-3,
+    "adamw": 1e-3,
+    "muon": 0.8,
+}
 
 
 def _lr(name: str, settings: OptimSettings) -> float:
@@ -43,13 +52,17 @@ def _sgd(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
 
 @OPTIMIZERS.register("momentum")
 def _momentum(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
-    return torch.optim.SGD(groups, lr=_lr("momentum", s), momentum=s.momentum, dampening=_dampening(s), weight_decay=s.weight_decay)
+    return torch.optim.SGD(
+        groups, lr=_lr("momentum", s), momentum=s.momentum, dampening=_dampening(s), weight_decay=s.weight_decay
+    )
 
 
 @OPTIMIZERS.register("nesterov")
 def _nesterov(groups: list, s: OptimSettings) -> torch.optim.Optimizer:
     # torch's Nesterov needs zero dampening, so only the "sum" convention applies here
-    return torch.optim.SGD(groups, lr=_lr("nesterov", s), momentum=s.momentum, nesterov=True, weight_decay=s.weight_decay)
+    return torch.optim.SGD(
+        groups, lr=_lr("nesterov", s), momentum=s.momentum, nesterov=True, weight_decay=s.weight_decay
+    )
 
 
 @OPTIMIZERS.register("adagrad")
@@ -101,7 +114,9 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-def create_optimizer(name: str, model: nn.Module, settings: OptimSettings, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+def create_optimizer(
+    name: str, model: nn.Module, settings: OptimSettings, groups: list[dict] | None = None
+) -> torch.optim.Optimizer:
     """Build a named optimizer over `groups` (default: decay / no-decay groups of `model`)."""
     groups = groups if groups is not None else parameter_groups(model, settings.weight_decay)
     return OPTIMIZERS.get(name)(groups, settings)

@@ -1,6 +1,7 @@
 """Progressive resizing (fastai; Howard 2018, Tan & Le 2021): early epochs train on downscaled images,
 which are cheaper, and the size grows linearly to the full size over the first part of the run.
 Validation and test always see full-size images."""
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +29,9 @@ def parse_progressive(spec: str | None) -> tuple[int, float] | None:
     try:
         start, fraction = int(start_text), float(fraction_text or 0.5)
     except ValueError:
-        raise ConfigError(f"progressive_resize: '{spec}' is not START[:FRACTION], e.g. 16:0.5 (16 px growing to full size over half the epochs)") from None
+        raise ConfigError(
+            f"progressive_resize: '{spec}' is not START[:FRACTION], e.g. 16:0.5 (16 px growing to full size over half the epochs)"
+        ) from None
     if start < 4 or not 0.0 < fraction <= 1.0:
         raise ConfigError(f"progressive_resize: '{spec}' needs START >= 4 px and FRACTION in (0, 1]")
     return start, fraction
@@ -56,7 +59,12 @@ class ProgressiveResize(Callback):
         """Fail at once, in words, if the model cannot take the smallest images (too much pooling)."""
         channels, height, width = trainer.data.shape
         if self.start >= min(height, width):
-            log.warning("progressive_resize starts at %d px, and the images are %dx%d already: it has no effect", self.start, height, width)
+            log.warning(
+                "progressive_resize starts at %d px, and the images are %dx%d already: it has no effect",
+                self.start,
+                height,
+                width,
+            )
             return
         side = size_at(0, trainer.config.epochs, self.start, min(height, width), self.fraction)
         probe = torch.zeros(2, channels, *_resized(height, width, side), device=trainer.device)

@@ -1,4 +1,5 @@
 """Weight penalties lambda * R(W) added to the data loss: L2, L1 and elastic net."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -21,18 +21,27 @@ def resumed_config(config: TrainConfig) -> tuple[TrainConfig, bool]:
     source = run_dir / "config.yaml"
     saved = from_dict(load_yaml(source), source=str(source))
     defaults = TrainConfig()
-    fixed = [name for name in config_fields(TrainConfig) if name not in ("resume", "out", *RESUME_MAY_CHANGE)
-             and getattr(config, name) != getattr(defaults, name) and _used(config, name) != _used(saved, name)]
+    fixed = [
+        name
+        for name in config_fields(TrainConfig)
+        if name not in ("resume", "out", *RESUME_MAY_CHANGE)
+        and getattr(config, name) != getattr(defaults, name)
+        and _used(config, name) != _used(saved, name)
+    ]
     if config.out and Path(config.out).resolve() != run_dir.resolve():
         fixed.append("out")
     if fixed:
         differences = ", ".join(f"{name} {getattr(config, name)!r} (saved: {_saved(saved, name)})" for name in fixed)
-        raise ConfigError(f"--resume {run_dir} continues the options saved in {source}; these differ and cannot change mid-run: "
-                          f"{differences}. A resume may change only {', '.join(RESUME_MAY_CHANGE)}; start a new run to change the others")
+        raise ConfigError(
+            f"--resume {run_dir} continues the options saved in {source}; these differ and cannot change mid-run: "
+            f"{differences}. A resume may change only {', '.join(RESUME_MAY_CHANGE)}; start a new run to change the others"
+        )
     new_length = config.epochs != defaults.epochs and config.epochs != saved.epochs
     if new_length and saved.time_budget:
-        raise ConfigError(f"{run_dir} was trained with time_budget {saved.time_budget:g} min, which plans its epochs: "
-                          "its epoch count cannot change on resume")
+        raise ConfigError(
+            f"{run_dir} was trained with time_budget {saved.time_budget:g} min, which plans its epochs: "
+            "its epoch count cannot change on resume"
+        )
     for name in RESUME_MAY_CHANGE:
         if getattr(config, name) != getattr(defaults, name):
             setattr(saved, name, getattr(config, name))

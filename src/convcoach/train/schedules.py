@@ -2,6 +2,7 @@
 
 Multipliers (rather than torch's StepLR, CosineAnnealingLR, OneCycleLR, ...) let linear warmup
 compose with any schedule, and resume needs only the step count."""
+
 from __future__ import annotations
 
 import math
@@ -108,7 +109,9 @@ def multiplier(spec: str, total_steps: int, steps_per_epoch: int, warmup: int = 
     return lambda step: base(step) * min(1.0, (step + 1) / warmup)
 
 
-def create_scheduler(optimizer: torch.optim.Optimizer, spec: str, total_steps: int, steps_per_epoch: int, warmup: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+def create_scheduler(
+    optimizer: torch.optim.Optimizer, spec: str, total_steps: int, steps_per_epoch: int, warmup: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR stepped once per iteration."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, multiplier(spec, total_steps, steps_per_epoch, warmup))
 

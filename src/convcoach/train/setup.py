@@ -131,8 +131,9 @@ def build_run(
     else:
 
         def sample() -> torch.Tensor:
-            loader = BatchLoader(data.train, max(config.batch_size, 512), normalizer, device,
-                                 channels_last=config.channels_last)
+            loader = BatchLoader(
+                data.train, max(config.batch_size, 512), normalizer, device, channels_last=config.channels_last
+            )
             return next(iter(loader))[0][:256]
 
         init_used = initialize_model(net, config, sample)

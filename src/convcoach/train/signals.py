@@ -1,5 +1,6 @@
 """SIGINT / SIGTERM during training: the first one asks the loop to save last.pt after the current
 iteration and stop (nothing is lost); a second one interrupts at once."""
+
 from __future__ import annotations
 
 import logging
@@ -49,7 +50,10 @@ class StopRequest:
         if self.signum is not None:
             raise KeyboardInterrupt  # asked twice: stop now
         self.signum = signum
-        log.warning("%s: saving a checkpoint after this iteration, then stopping (send it again to stop at once)", signal.Signals(signum).name)
+        log.warning(
+            "%s: saving a checkpoint after this iteration, then stopping (send it again to stop at once)",
+            signal.Signals(signum).name,
+        )
 
     def agreed(self, dist: DistContext, device: torch.device) -> int | None:
         """The signal to stop on, the same on every DDP rank (a rank that got none follows the others)."""
@@ -73,5 +77,10 @@ def explain_interrupt(trainer: Trainer) -> None:
         log.warning("%s, saved in last.pt; continue with: convcoach train --resume %s", where, trainer.run_dir)
     else:
         redone = trainer.state.step - trainer.saved_step
-        log.warning("%s; last.pt holds iteration %d, the %d since are redone by: convcoach train --resume %s",
-                    where, trainer.saved_step, redone, trainer.run_dir)
+        log.warning(
+            "%s; last.pt holds iteration %d, the %d since are redone by: convcoach train --resume %s",
+            where,
+            trainer.saved_step,
+            redone,
+            trainer.run_dir,
+        )

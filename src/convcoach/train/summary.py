@@ -38,8 +38,9 @@ def test_best(trainer: Trainer) -> tuple[Evaluation, Evaluation]:
     if not spec:
         return plain, plain
     # the lectures' test-time augmentation: average the softmax over views of each image
-    trained = TrainedModel(unwrap(trainer.model), trainer.normalizer, list(trainer.data.classes), trainer.config,
-                           trainer.spec, best_path)
+    trained = TrainedModel(
+        unwrap(trainer.model), trainer.normalizer, list(trainer.data.classes), trainer.config, trainer.spec, best_path
+    )
     model = TTAModel(trained.model, parse_tta(spec)(trained))
     num_classes = trainer.data.num_classes
     return evaluate(model, loader, trainer.eval_loss_fn, num_classes, TEST_PRECISION, trainer.device), plain

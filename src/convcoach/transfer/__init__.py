@@ -1,4 +1,5 @@
 """Transfer learning: fine-tune a pretrained network on new data by the lectures' strategy table."""
+
 from .finetune import finetune
 from .heads import FreezeNormStats, discriminative_groups, freeze, replace_head
 from .pretrained import Pretrained, load_pretrained

@@ -1,4 +1,5 @@
 """Input mismatches between a pretrained network and new data: channel count (first-layer weights) and image size."""
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,15 @@ def convert_input_channels(model: nn.Module, channels: int, image_size: tuple[in
         if old_channels == channels:
             return None
         new = nn.Conv2d(
-            channels * blocks, layer.out_channels, layer.kernel_size, layer.stride, layer.padding, layer.dilation, layer.groups,
-            layer.bias is not None, layer.padding_mode,
+            channels * blocks,
+            layer.out_channels,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            layer.groups,
+            layer.bias is not None,
+            layer.padding_mode,
         )
         # PixelUnshuffle orders its outputs channel-major (c * blocks + offset): convert over c per offset
         weight = layer.weight.unflatten(1, (old_channels, blocks))
@@ -74,11 +82,15 @@ def convert_normalizer(normalizer: Normalizer, channels: int) -> Normalizer:
         return normalizer
     if len(normalizer.mean) == 1:
         return Normalizer(normalizer.mean * channels, normalizer.std * channels)
-    return Normalizer([sum(normalizer.mean) / len(normalizer.mean)] * channels, [sum(normalizer.std) / len(normalizer.std)] * channels)
+    return Normalizer(
+        [sum(normalizer.mean) / len(normalizer.mean)] * channels, [sum(normalizer.std) / len(normalizer.std)] * channels
+    )
 
 
 @torch.no_grad()
-def check_image_size(model: nn.Module, pretrained_shape: tuple[int, int, int], shape: tuple[int, int, int], what: str) -> None:
+def check_image_size(
+    model: nn.Module, pretrained_shape: tuple[int, int, int], shape: tuple[int, int, int], what: str
+) -> None:
     """One forward pass at the new size; a network without adaptive pooling fails with the size it needs."""
     if tuple(shape[1:]) == tuple(pretrained_shape[1:]):
         return

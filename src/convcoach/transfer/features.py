@@ -1,4 +1,5 @@
 """Embeddings from a layer of a trained network: globally average-pooled stage outputs, the head's input, or logits."""
+
 from __future__ import annotations
 
 import torch
@@ -22,12 +23,16 @@ def pooled(x: torch.Tensor) -> torch.Tensor:
 
 def _images(split: Split, what: str) -> torch.Tensor:
     if split.images is None:
-        raise ConfigError(f"{what}: the data streams from disk; features and kNN need it in memory (raise --memory-limit-gb)")
+        raise ConfigError(
+            f"{what}: the data streams from disk; features and kNN need it in memory (raise --memory-limit-gb)"
+        )
     return split.images
 
 
 @torch.no_grad()
-def stage_features(model: nn.Module, split: Split, normalizer: Normalizer, layers: list[str], batch_size: int = 512) -> dict[str, torch.Tensor]:
+def stage_features(
+    model: nn.Module, split: Split, normalizer: Normalizer, layers: list[str], batch_size: int = 512
+) -> dict[str, torch.Tensor]:
     """{layer: (N, D) float32 on the CPU} for several layers in one pass over the split."""
     anatomy = split_stages(model)
     known = layer_names(anatomy)
@@ -56,7 +61,9 @@ def stage_features(model: nn.Module, split: Split, normalizer: Normalizer, layer
     return {layer: torch.cat(parts) if parts else torch.empty(0) for layer, parts in chunks.items()}
 
 
-def embed(model: nn.Module, split: Split, normalizer: Normalizer, layer: str = PENULTIMATE, batch_size: int = 512) -> torch.Tensor:
+def embed(
+    model: nn.Module, split: Split, normalizer: Normalizer, layer: str = PENULTIMATE, batch_size: int = 512
+) -> torch.Tensor:
     """(N, D) embeddings of one split at `layer`."""
     return stage_features(model, split, normalizer, [layer], batch_size)[layer]
 

@@ -2,6 +2,7 @@
 
 Load -> adapt the input (channels, size) -> resolve the strategy (auto: the lectures' table) ->
 new head -> freeze -> Trainer with discriminative LRs and frozen BatchNorm statistics."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,7 +25,13 @@ from .strategy import check_strategy, choose_strategy, measure_similarity, train
 log = logging.getLogger("convcoach")
 
 # spec option -> TrainConfig field, for the options every registry model shares
-GENERIC_OPTIONS = {"depth": "depth", "width": "width", "activation_name": "activation", "norm_spec": "norm", "dropout": "dropout"}
+GENERIC_OPTIONS = {
+    "depth": "depth",
+    "width": "width",
+    "activation_name": "activation",
+    "norm_spec": "norm",
+    "dropout": "dropout",
+}
 
 
 def config_for_spec(config: TrainConfig, spec: dict[str, Any]) -> TrainConfig:
@@ -42,7 +49,11 @@ def _warn_ignored_model_fields(config: TrainConfig, spec: dict[str, Any]) -> Non
     fields = ["model", "model_options", *GENERIC_OPTIONS.values()]
     ignored = [f for f in fields if getattr(config, f) not in (getattr(defaults, f), getattr(wanted, f))]
     if ignored:
-        log.warning("ignoring %s: the checkpoint defines the architecture (%s)", ", ".join(f"--{f}" for f in ignored), spec["name"])
+        log.warning(
+            "ignoring %s: the checkpoint defines the architecture (%s)",
+            ", ".join(f"--{f}" for f in ignored),
+            spec["name"],
+        )
 
 
 HEAD_INITS = ("probe", "random")
@@ -69,7 +80,9 @@ def finetune(
     if config.nproc > 1:
         raise ConfigError("finetune does not launch processes (--nproc); run it under torchrun for DDP")
     if head_lr_mult <= 0 or backbone_lr_mult <= 0:
-        raise ConfigError(f"learning-rate multipliers must be > 0; got head {head_lr_mult}, backbone {backbone_lr_mult}")
+        raise ConfigError(
+            f"learning-rate multipliers must be > 0; got head {head_lr_mult}, backbone {backbone_lr_mult}"
+        )
     opened = open_pretrained(source, config.validate())
     config, data, spec, normalizer = opened.config, opened.data, opened.spec, opened.normalizer
     model, transfer = opened.pretrained.model, {"from": str(source), "strategy": strategy, "input": opened.notes}
@@ -90,7 +103,9 @@ def finetune(
         anatomy = split_stages(model)
         head = anatomy.head  # starts as the best probe; trained further as a linear classifier
         transfer.update(stage_probes=[p.summary() for p in probes], best_stage=best.stage)
-        log.info("best stage: %s (probe val %.1f%%); training a linear classifier on it", best.stage, best.val_accuracy * 100)
+        log.info(
+            "best stage: %s (probe val %.1f%%); training a linear classifier on it", best.stage, best.val_accuracy * 100
+        )
         trainable = trainable_stages("linear", anatomy.names)
     else:
         anatomy = split_stages(model)

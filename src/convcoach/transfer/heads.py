@@ -1,4 +1,5 @@
 """A new head for the new classes, freezing by stage, frozen BatchNorm statistics, discriminative LRs."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -55,7 +56,9 @@ class FreezeNormStats(Callback):
         return x, y
 
 
-def discriminative_groups(model: nn.Module, head: nn.Module, weight_decay: float, head_lr_mult: float = 1.0, backbone_lr_mult: float = 0.1) -> Callable[[float], list[dict]]:
+def discriminative_groups(
+    model: nn.Module, head: nn.Module, weight_decay: float, head_lr_mult: float = 1.0, backbone_lr_mult: float = 0.1
+) -> Callable[[float], list[dict]]:
     """Optimizer groups from the base LR: the new head at head_lr_mult x LR, pretrained layers at
     backbone_lr_mult x LR (the lectures: ~0.1 of the original rate), each split decay / no decay."""
     head_ids = {id(param) for param in head.parameters()}
@@ -66,7 +69,9 @@ def discriminative_groups(model: nn.Module, head: nn.Module, weight_decay: float
             for part, mult in (("head", head_lr_mult), ("backbone", backbone_lr_mult)):
                 params = [p for p in group["params"] if (id(p) in head_ids) == (part == "head")]
                 if params:
-                    result.append({"params": params, "weight_decay": group["weight_decay"], "lr": base_lr * mult, "name": part})
+                    result.append(
+                        {"params": params, "weight_decay": group["weight_decay"], "lr": base_lr * mult, "name": part}
+                    )
         return result
 
     return groups

@@ -1,4 +1,5 @@
 """Load a pretrained network for transfer (a convcoach checkpoint, or a plain state dict plus a model name) and adapt it to new data."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,7 +45,9 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+        raise ConfigError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+        ) from None
 
 
 def read_pretrained(path: str | Path) -> Any:
@@ -69,7 +72,9 @@ def load_pretrained(
     if isinstance(payload, dict) and payload.get("format") == FORMAT:
         spec = payload["model"]
         if spec["name"] == "custom":
-            raise ConfigError(f"{path}: trained with a user-supplied model; save its state_dict and pass it with --model NAME")
+            raise ConfigError(
+                f"{path}: trained with a user-supplied model; save its state_dict and pass it with --model NAME"
+            )
         model = build_model(spec)
         load_model_state(model, payload["model_state"], str(path))
         return Pretrained(model, spec, Normalizer.from_state(payload["normalizer"]), list(payload["classes"]), path)
@@ -78,7 +83,9 @@ def load_pretrained(
     if not (isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values())):
         raise ConfigError(f"{path}: neither a convcoach checkpoint nor a plain state dict of tensors")
     if config is None or image_shape is None:
-        raise ConfigError(f"{path} is a plain state dict: give the model name (--model NAME, plus --depth/--width/--model-options as trained)")
+        raise ConfigError(
+            f"{path} is a plain state dict: give the model name (--model NAME, plus --depth/--width/--model-options as trained)"
+        )
     state = {_strip(key): value for key, value in payload.items()}
     weights = [value for key, value in state.items() if key.endswith("weight") and value.dim() in (2, 4)]
     if not weights:
@@ -88,7 +95,9 @@ def load_pretrained(
     if channels is None:  # a flattening model: the first Linear sees C*H*W inputs
         pixels = image_shape[0] * image_shape[1]
         if first.shape[1] % pixels:
-            raise ConfigError(f"{path}: the first layer takes {first.shape[1]} inputs, not a multiple of {image_shape[0]}x{image_shape[1]} pixels")
+            raise ConfigError(
+                f"{path}: the first layer takes {first.shape[1]} inputs, not a multiple of {image_shape[0]}x{image_shape[1]} pixels"
+            )
         channels = first.shape[1] // pixels
     spec = model_spec(config, (int(channels), *image_shape), int(last.shape[0]))
     model = build_model(spec)
@@ -100,7 +109,9 @@ def load_pretrained(
             f"{path}: a plain state dict read as --model {config.model}: give the architecture it was trained with"
             f" (--model, --depth, --width, --model-options); {detail}"
         ) from None
-    log.info("%s: plain state dict loaded as %s (%d input channels, %d classes)", path, config.model, channels, last.shape[0])
+    log.info(
+        "%s: plain state dict loaded as %s (%d input channels, %d classes)", path, config.model, channels, last.shape[0]
+    )
     return Pretrained(model, spec, None, None, path)
 
 
@@ -127,11 +138,19 @@ def adapt_input(pretrained: Pretrained, data: DataBundle) -> tuple[dict[str, Any
     own = pretrained.model.state_dict()
     if rebuilt.keys() != own.keys() or any(rebuilt[key].shape != own[key].shape for key in own):
         size = f"{pretrained.in_shape[1]}x{pretrained.in_shape[2]}"
-        raise ConfigError(f"{what} has a different layout at {height}x{width}: resize the data to {size} with --image-size {pretrained.in_shape[1]}")
+        raise ConfigError(
+            f"{what} has a different layout at {height}x{width}: resize the data to {size} with --image-size {pretrained.in_shape[1]}"
+        )
     if tuple(pretrained.in_shape[1:]) != (height, width):
-        notes.append(f"images are {height}x{width}, the network was trained on {pretrained.in_shape[1]}x{pretrained.in_shape[2]} (adaptive pooling takes both)")
+        notes.append(
+            f"images are {height}x{width}, the network was trained on {pretrained.in_shape[1]}x{pretrained.in_shape[2]} (adaptive pooling takes both)"
+        )
     normalizer = convert_normalizer(pretrained.normalizer, channels) if pretrained.normalizer else None
-    notes.append("inputs normalized with the pretrained network's statistics" if normalizer else "no pretrained statistics: normalizer fit on the new training split")
+    notes.append(
+        "inputs normalized with the pretrained network's statistics"
+        if normalizer
+        else "no pretrained statistics: normalizer fit on the new training split"
+    )
     return spec, normalizer, notes
 
 

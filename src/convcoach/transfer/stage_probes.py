@@ -2,6 +2,7 @@
 
 The lectures' advice for very little, very different data: "try linear classifier from different
 stages" (Donahue et al. 2014, DeCAF; Razavian et al. 2014, CNN features off-the-shelf)."""
+
 from __future__ import annotations
 
 import logging
@@ -31,11 +32,21 @@ class StageProbe:
     bias: np.ndarray
 
     def summary(self) -> dict[str, Any]:
-        return {"stage": self.stage, "dim": self.dim, "train_accuracy": self.train_accuracy, "val_accuracy": self.val_accuracy}
+        return {
+            "stage": self.stage,
+            "dim": self.dim,
+            "train_accuracy": self.train_accuracy,
+            "val_accuracy": self.val_accuracy,
+        }
 
 
 def _fit_probe(
-    train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray | None, val_y: np.ndarray | None, num_classes: int, seed: int
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray | None,
+    val_y: np.ndarray | None,
+    num_classes: int,
+    seed: int,
 ) -> tuple[float, float | None, np.ndarray, np.ndarray]:
     """Multinomial logistic regression on standardized features (sklearn, L-BFGS)."""
     from sklearn.linear_model import LogisticRegression
@@ -72,10 +83,14 @@ def probe_head(model: nn.Module, data: DataBundle, normalizer: Normalizer, seed:
     return probe_layers(model, data, normalizer, [PENULTIMATE], seed)[0]
 
 
-def probe_layers(model: nn.Module, data: DataBundle, normalizer: Normalizer, layers: list[str], seed: int = 0, max_train: int = 10000) -> list[StageProbe]:
+def probe_layers(
+    model: nn.Module, data: DataBundle, normalizer: Normalizer, layers: list[str], seed: int = 0, max_train: int = 10000
+) -> list[StageProbe]:
     """Logistic regression on each layer's pooled training features, scored on validation when there is one."""
     if data.streaming:
-        raise ConfigError("linear probes need the training images in memory (this set streams from disk); use --head-init random")
+        raise ConfigError(
+            "linear probes need the training images in memory (this set streams from disk); use --head-init random"
+        )
     train = data.train
     if len(train) > max_train:  # the probe's cost grows with N; a seeded sample ranks stages as well
         keep = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_train]
@@ -107,7 +122,9 @@ def best_probe(probes: list[StageProbe]) -> StageProbe:
 
 
 @torch.no_grad()
-def cut_at(model: nn.Module, spec: dict[str, Any], probe: StageProbe, num_classes: int) -> tuple[nn.Module, dict[str, Any]]:
+def cut_at(
+    model: nn.Module, spec: dict[str, Any], probe: StageProbe, num_classes: int
+) -> tuple[nn.Module, dict[str, Any]]:
     """The pretrained network cut after `probe.stage` with the probe as its head, and its rebuild spec."""
     new_spec = {
         "name": "truncated",

@@ -1,9 +1,10 @@
 """Transfer strategies by name (linear, top:K, full, stages, auto) and the lectures' table that `auto` follows.
 
-                        very similar dataset          very different dataset
-    very little data    linear classifier on top      linear classifiers from different stages
-    quite a lot of data finetune a few layers         finetune a larger number of layers
+                    very similar dataset          very different dataset
+very little data    linear classifier on top      linear classifiers from different stages
+quite a lot of data finetune a few layers         finetune a larger number of layers
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -39,7 +40,9 @@ def _top(args: list[str], stages: list[str]) -> list[str]:
     except ValueError:
         raise ConfigError(f"strategy top:K needs an integer K; got 'top:{args[0]}'") from None
     if not 1 <= k <= len(stages):
-        raise ConfigError(f"strategy top:{k}: this network has {len(stages)} stages ({', '.join(stages)}); K must be 1..{len(stages)}")
+        raise ConfigError(
+            f"strategy top:{k}: this network has {len(stages)} stages ({', '.join(stages)}); K must be 1..{len(stages)}"
+        )
     return stages[-k:]
 
 
@@ -87,7 +90,9 @@ def _sample(split: Split, limit: int, seed: int) -> Split:
     return Split(split.images[keep], split.labels[keep])
 
 
-def measure_similarity(model: nn.Module, data: DataBundle, normalizer: Normalizer, seed: int = 0, limit: int = 5000) -> Similarity:
+def measure_similarity(
+    model: nn.Module, data: DataBundle, normalizer: Normalizer, seed: int = 0, limit: int = 5000
+) -> Similarity:
     """How well the pretrained representation separates the new classes, relative to pixels."""
     if data.val is None:
         raise ConfigError("strategy auto measures similarity on the validation split: set val_fraction > 0")
@@ -113,11 +118,17 @@ def choose_strategy(train_size: int, num_classes: int, similarity: Similarity, s
     if little and similarity.similar:
         strategy, rule = "linear", "very little data + similar dataset: a linear classifier on the top layer"
     elif little:
-        strategy, rule = "stages", "very little data + very different dataset: linear classifiers on different stages, keep the best"
+        strategy, rule = (
+            "stages",
+            "very little data + very different dataset: linear classifiers on different stages, keep the best",
+        )
     elif similarity.similar:
         strategy, rule = "top:1", "quite a lot of data + similar dataset: fine-tune a few layers (the last stage)"
     else:
-        strategy, rule = "full", "quite a lot of data + very different dataset: fine-tune a larger number of layers (all, at the backbone LR)"
+        strategy, rule = (
+            "full",
+            "quite a lot of data + very different dataset: fine-tune a larger number of layers (all, at the backbone LR)",
+        )
     if strategy == "stages" and not stages:
         strategy, rule = "linear", rule + "; this network has no stages, so the top layer"
     return Choice(strategy, f"auto chose '{strategy}': {size}; {similarity.describe()}; lecture table: {rule}")

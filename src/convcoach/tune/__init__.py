@@ -1,4 +1,5 @@
 """Hyperparameter search on Optuna: a search space, coarse-to-fine stages, trials on the Trainer, reports."""
+
 from __future__ import annotations
 
 from typing import Any

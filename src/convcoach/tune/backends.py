@@ -69,17 +69,27 @@ def create_pruner(spec: str) -> optuna.pruners.BasePruner:
 def open_storage(url: str, attempts: int = 4) -> optuna.storages.RDBStorage:
     """An RDB storage (SQLite file or PostgreSQL URL) with heartbeats, so a killed process's trials get failed and rerun."""
     if "://" not in url:
-        raise ConfigError(f"storage '{url}' is not a database URL; use sqlite:///path.db or postgresql://user:pass@host/db")
+        raise ConfigError(
+            f"storage '{url}' is not a database URL; use sqlite:///path.db or postgresql://user:pass@host/db"
+        )
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=20, grace_period=60)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, heartbeat_interval=20, grace_period=60
+                )
         except ImportError as exc:
-            raise ConfigError(f"storage '{url}': a driver is missing ({exc}); for PostgreSQL: pip install psycopg2-binary") from None
-        except Exception as exc:  # SQLAlchemy's errors: a bad URL, an unreachable server, or two processes creating the tables at once
+            raise ConfigError(
+                f"storage '{url}': a driver is missing ({exc}); for PostgreSQL: pip install psycopg2-binary"
+            ) from None
+        except (
+            Exception
+        ) as exc:  # SQLAlchemy's errors: a bad URL, an unreachable server, or two processes creating the tables at once
             if attempt == attempts - 1:
-                raise ConfigError(f"storage '{url}': cannot open it ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+                raise ConfigError(
+                    f"storage '{url}': cannot open it ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+                ) from None
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")

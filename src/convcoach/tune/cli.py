@@ -1,4 +1,5 @@
 """The tune package's subcommand: `tune` (registered here with @command)."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,12 @@ def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     add_tune_flags(parser)
 
 
-@command("tune", "hyperparameter search: random, grid or TPE, coarse-to-fine stages, early abort "
-         "(flags and/or --config)",
-         add_tune_arguments, order=60)
+@command(
+    "tune",
+    "hyperparameter search: random, grid or TPE, coarse-to-fine stages, early abort (flags and/or --config)",
+    add_tune_arguments,
+    order=60,
+)
 def run_tune(args: argparse.Namespace) -> int:
     from .options import tune_inputs
     from .study import tune

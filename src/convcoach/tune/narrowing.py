@@ -1,4 +1,5 @@
 """Coarse-to-fine search in stages: many short trials over wide ranges, then fewer longer ones over narrowed ranges."""
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,9 @@ class Stage:
     trials: int
 
 
-def plan_stages(stages: int, stage_epochs: Sequence[int] | None, stage_trials: Sequence[int] | None, epochs: int, trials: int) -> list[Stage]:
+def plan_stages(
+    stages: int, stage_epochs: Sequence[int] | None, stage_trials: Sequence[int] | None, epochs: int, trials: int
+) -> list[Stage]:
     """One stage per entry; without per-stage lists every stage runs `trials` trials of `epochs` epochs."""
     if stages < 1:
         raise ConfigError(f"stages must be >= 1, got {stages}")
@@ -27,13 +30,17 @@ def plan_stages(stages: int, stage_epochs: Sequence[int] | None, stage_trials: S
     trials_list = list(stage_trials) if stage_trials else [trials] * stages
     for name, values in (("stage_epochs", epochs_list), ("stage_trials", trials_list)):
         if len(values) != stages:
-            raise ConfigError(f"{name} needs one value per stage ({stages}), got {len(values)}: {','.join(map(str, values))}")
+            raise ConfigError(
+                f"{name} needs one value per stage ({stages}), got {len(values)}: {','.join(map(str, values))}"
+            )
         if any(v < 1 for v in values):
             raise ConfigError(f"{name} values must be >= 1, got {','.join(map(str, values))}")
     return [Stage(i + 1, e, t) for i, (e, t) in enumerate(zip(epochs_list, trials_list))]
 
 
-def top_trials(results: list[tuple[float, dict[str, Any]]], top_fraction: float, minimum: int = 2) -> list[dict[str, Any]]:
+def top_trials(
+    results: list[tuple[float, dict[str, Any]]], top_fraction: float, minimum: int = 2
+) -> list[dict[str, Any]]:
     """The parameters of the best max(minimum, ceil(top_fraction * n)) trials by validation accuracy."""
     ranked = sorted(results, key=lambda r: r[0], reverse=True)
     count = max(minimum, math.ceil(top_fraction * len(ranked)))

@@ -1,4 +1,5 @@
 """The options of `convcoach tune` beyond the training config: one dataclass = `tune:` YAML keys = CLI flags."""
+
 from __future__ import annotations
 
 import argparse
@@ -75,7 +76,9 @@ def add_tune_flags(parser: argparse.ArgumentParser) -> None:
     for name, annotation in config_fields(TuneOptions).items():
         flag = "--" + name.replace("_", "-")
         if unwrap_optional(annotation) is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=FLAG_HELP.get(name))
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=FLAG_HELP.get(name)
+            )
         else:
             group.add_argument(flag, default=argparse.SUPPRESS, metavar=name.upper(), help=FLAG_HELP.get(name))
 
@@ -106,7 +109,15 @@ def tune_inputs(args: argparse.Namespace) -> tuple[Any, Any, TuneOptions]:
     train_values.update({k: v for k, v in vars(args).items() if k in fields})
     base = from_dict(train_values, source=args.config or "command line")
     options = options_from_args(args, yaml_tune)
-    given = [name for name, value in (("--space", options.space), ("--space-file", options.space_file), ("space: in --config", yaml_space)) if value]
+    given = [
+        name
+        for name, value in (
+            ("--space", options.space),
+            ("--space-file", options.space_file),
+            ("space: in --config", yaml_space),
+        )
+        if value
+    ]
     if len(given) > 1:
         raise ConfigError(f"give the search space once: {' and '.join(given)} are both set")
     if options.space:
@@ -117,5 +128,7 @@ def tune_inputs(args: argparse.Namespace) -> tuple[Any, Any, TuneOptions]:
     elif yaml_space is not None:
         space = space_from_mapping(yaml_space, source=f"{args.config} (space:)")
     else:
-        raise ConfigError('tune needs a search space: --space "lr=1e-4..1e-1:log, dropout=0..0.5", --space-file FILE or a space: mapping in --config')
+        raise ConfigError(
+            'tune needs a search space: --space "lr=1e-4..1e-1:log, dropout=0..0.5", --space-file FILE or a space: mapping in --config'
+        )
     return base, space, options

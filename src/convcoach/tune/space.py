@@ -1,4 +1,5 @@
 """The search space: parse `lr=1e-6..1e-2:log, optimizer=[sgd,adam]` (or YAML), check it, sample it with Optuna."""
+
 from __future__ import annotations
 
 import math
@@ -81,7 +82,7 @@ def parse_space(text: str, source: str = "--space") -> Space:
     """'lr=1e-6..1e-2:log, dropout=0..0.5, optimizer=[sgd,adam], reg=l2:1e-5..1e-1:log' -> Space."""
     items = [item.strip() for item in _KEY_START.split(text.strip()) if item.strip()]
     if not items:
-        raise ConfigError(f"{source}: the search space is empty; e.g. --space \"lr=1e-4..1e-1:log, dropout=0..0.5\"")
+        raise ConfigError(f'{source}: the search space is empty; e.g. --space "lr=1e-4..1e-1:log, dropout=0..0.5"')
     space: Space = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -111,7 +112,9 @@ def space_from_mapping(values: dict[str, Any], source: str = "space") -> Space:
         elif isinstance(value, dict):
             unknown = set(value) - {"low", "high", "log", "int"}
             if unknown or not {"low", "high"} <= set(value):
-                raise ConfigError(f"{source}: {key}: a range mapping takes low, high and optionally log, int; got {', '.join(map(str, value))}")
+                raise ConfigError(
+                    f"{source}: {key}: a range mapping takes low, high and optionally log, int; got {', '.join(map(str, value))}"
+                )
             flags = (":log" if value.get("log") else "") + (":int" if value.get("int") else "")
             space[key] = _range(key, f"{value['low']}..{value['high']}{flags}", source)
         else:
@@ -122,7 +125,9 @@ def space_from_mapping(values: dict[str, Any], source: str = "space") -> Space:
 def _field_type(key: str, source: str) -> Any:
     fields = config_fields(TrainConfig)
     if key not in fields:
-        raise ConfigError(f"{source}: unknown key '{key}'{suggest(key, list(fields))}; any TrainConfig key can be searched")
+        raise ConfigError(
+            f"{source}: unknown key '{key}'{suggest(key, list(fields))}; any TrainConfig key can be searched"
+        )
     if key in FIXED_KEYS:
         raise ConfigError(f"{source}: '{key}' cannot be searched: {FIXED_KEYS[key]}")
     return fields[key]
@@ -161,12 +166,16 @@ def _range(key: str, text: str, source: str) -> Param:
             raise ConfigError(f"{source}: {key}='{text}': a numeric key takes a bare LOW..HIGH range")
         template = (prefix + "{}" + suffix).replace("+", ",")
     elif base not in (int, float):
-        raise ConfigError(f"{source}: {key} is not numeric: search it with a choice list [a, b] or a template like reg=l2:1e-5..1e-1:log")
+        raise ConfigError(
+            f"{source}: {key} is not numeric: search it with a choice list [a, b] or a template like reg=l2:1e-5..1e-1:log"
+        )
     integer = base is int or "int" in flags
     if integer and not (low.is_integer() and high.is_integer()):
         raise ConfigError(f"{source}: {key} is an integer; got the range {text}")
     if not low < high:
-        raise ConfigError(f"{source}: {key}: the range needs low < high, got {_fmt(low, integer)}..{_fmt(high, integer)}")
+        raise ConfigError(
+            f"{source}: {key}: the range needs low < high, got {_fmt(low, integer)}..{_fmt(high, integer)}"
+        )
     if "log" in flags and low <= 0:
         raise ConfigError(f"{source}: {key}: a log range needs low > 0, got {_fmt(low, integer)}")
     return Param(key, low, high, log="log" in flags, integer=integer, template=template)
@@ -182,7 +191,9 @@ def check_space(space: Space, base: TrainConfig) -> None:
             try:
                 apply_values(base, {param.key: param.value_for_config(value)})
             except ConfigError as exc:
-                raise ConfigError(f"space {param.describe()}: {param.key}={param.value_for_config(value)} is not valid: {exc}") from None
+                raise ConfigError(
+                    f"space {param.describe()}: {param.key}={param.value_for_config(value)} is not valid: {exc}"
+                ) from None
 
 
 def apply_values(base: TrainConfig, values: dict[str, Any], **fixed: Any) -> TrainConfig:
@@ -236,4 +247,7 @@ def space_to_dict(space: Space) -> dict[str, dict[str, Any]]:
 
 
 def space_from_dict(values: dict[str, dict[str, Any]]) -> Space:
-    return {key: replace(Param(key), **{k: (tuple(v) if k == "choices" and v is not None else v) for k, v in p.items()}) for key, p in values.items()}
+    return {
+        key: replace(Param(key), **{k: (tuple(v) if k == "choices" and v is not None else v) for k, v in p.items()})
+        for key, p in values.items()
+    }

@@ -1,4 +1,5 @@
 """Run the search on Optuna: one study per stage, each trial a Trainer run scored on validation accuracy."""
+
 from __future__ import annotations
 
 import logging
@@ -43,18 +44,23 @@ log = logging.getLogger("convcoach")
 TRIAL_FIXED = {"report": False} if "report" in config_fields(TrainConfig) else {}
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
 
+
 def load_trial_data(base: TrainConfig) -> DataBundle:
     """The data every trial shares, loaded once; trials are scored on the validation split."""
     bundle = load_run_data(base)
     if bundle.val is None or len(bundle.val) == 0:
-        raise ConfigError(f"tune scores trials on the validation split, and '{base.data}' has none: set val_fraction > 0 (got {base.val_fraction})")
+        raise ConfigError(
+            f"tune scores trials on the validation split, and '{base.data}' has none: set val_fraction > 0 (got {base.val_fraction})"
+        )
     return bundle
 
 
 def without_test(bundle: DataBundle) -> DataBundle:
     """The bundle with an empty test split: trials never touch the test set."""
     test = bundle.test
-    empty = Split(None, test.labels[:0], [], test.shape) if test.images is None else Split(test.images[:0], test.labels[:0])
+    empty = (
+        Split(None, test.labels[:0], [], test.shape) if test.images is None else Split(test.images[:0], test.labels[:0])
+    )
     return replace(bundle, test=empty)
 
 
@@ -77,9 +83,14 @@ class TrialReporter(Callback):
         if value is None:
             return
         self.trial.report(value, metrics["epoch"])
-        if metrics["epoch"] < trainer.config.epochs and self.trial.should_prune():  # after the last epoch there is nothing to save
+        if (
+            metrics["epoch"] < trainer.config.epochs and self.trial.should_prune()
+        ):  # after the last epoch there is nothing to save
             self.pruned = True
-            trainer.stop("pruned", f"trial {self.trial.number} pruned after epoch {metrics['epoch']}: val_acc {value:.3f} is below the median of earlier trials")
+            trainer.stop(
+                "pruned",
+                f"trial {self.trial.number} pruned after epoch {metrics['epoch']}: val_acc {value:.3f} is below the median of earlier trials",
+            )
 
 
 class TrialObjective:
@@ -98,7 +109,16 @@ class TrialObjective:
         run_dir = self.out / "trials" / f"stage{self.stage.number}-trial{trial.number:03d}"
         reporter = TrialReporter(trial)
         try:
-            config, values = sample_config(trial, self.space, self.base, epochs=self.stage.epochs, out=str(run_dir), quiet=True, resume=None, **TRIAL_FIXED)
+            config, values = sample_config(
+                trial,
+                self.space,
+                self.base,
+                epochs=self.stage.epochs,
+                out=str(run_dir),
+                quiet=True,
+                resume=None,
+                **TRIAL_FIXED,
+            )
             trial.set_user_attr("config_values", values)
             trial.set_user_attr("run_dir", str(run_dir))
             trainer = Trainer(config, callbacks=[reporter], data=self.data)
@@ -123,7 +143,11 @@ class TrialObjective:
 
 def is_surplus(trial: optuna.trial.Trial, budget: int) -> bool:
     """True when `budget` counted trials (complete, pruned or running) were created before this one."""
-    ahead = [t for t in trial.study.get_trials(deepcopy=False, states=COUNTED) if t.number < trial.number and t.user_attrs.get("outcome") != "surplus"]
+    ahead = [
+        t
+        for t in trial.study.get_trials(deepcopy=False, states=COUNTED)
+        if t.number < trial.number and t.user_attrs.get("outcome") != "surplus"
+    ]
     return len(ahead) >= budget
 
 
@@ -183,7 +207,9 @@ def tune(
     if base.nproc > 1:
         raise ConfigError("tune runs each trial in one process: drop --nproc (use --jobs for parallel trials)")
     base = base.validate()
-    stages = plan_stages(options.stages, options.epochs_per_stage(), options.trials_per_stage(), base.epochs, options.trials)
+    stages = plan_stages(
+        options.stages, options.epochs_per_stage(), options.trials_per_stage(), base.epochs, options.trials
+    )
     check_space(space, base)
     SAMPLERS.get(options.sampler)
     create_pruner(options.prune)
@@ -202,23 +228,57 @@ def tune(
         study_name = name if stage.number == 1 else f"{name}-stage{stage.number}"
         study = optuna.create_study(storage=storage, study_name=study_name, direction="maximize", load_if_exists=True)
         current = _stage_space(study, stage, space if stage.number == 1 else current, previous, options, echo)
-        study.sampler = SAMPLERS.get(options.sampler)(current, options, sampler_seed(base.seed, stage.number, len(study.trials), options.storage is not None), stage.trials)
+        study.sampler = SAMPLERS.get(options.sampler)(
+            current,
+            options,
+            sampler_seed(base.seed, stage.number, len(study.trials), options.storage is not None),
+            stage.trials,
+        )
         study.pruner = create_pruner(options.prune)
         header = f"stage {stage.number}/{len(stages)}: {stage.trials} trials x {stage.epochs} epochs, {options.sampler} sampler, study '{study_name}'"
         if options.sampler == "grid":
             header += f" ({grid_size(current, options.grid_points)} grid points)"
         echo(header + "\n  " + ", ".join(p.describe() for p in current.values()))
-        _run_stage(study, TrialObjective(base, current, stage, data, out), stage, options.jobs, current, echo if not base.quiet else None)
+        _run_stage(
+            study,
+            TrialObjective(base, current, stage, data, out),
+            stage,
+            options.jobs,
+            current,
+            echo if not base.quiet else None,
+        )
         wait_for_other_processes(study)
-        stage_records = [r for t in study.get_trials(deepcopy=False) if (r := record_from_trial(t, stage.number, stage.epochs)) is not None]
-        echo(f"stage {stage.number} trials by validation accuracy:\n" + trials_table(stage_records, current, stage.trials))
+        stage_records = [
+            r
+            for t in study.get_trials(deepcopy=False)
+            if (r := record_from_trial(t, stage.number, stage.epochs)) is not None
+        ]
+        echo(
+            f"stage {stage.number} trials by validation accuracy:\n"
+            + trials_table(stage_records, current, stage.trials)
+        )
         records += stage_records
         previous = stage_records
-        stage_reports.append({"stage": stage.number, "study": study_name, "epochs": stage.epochs, "trials": stage.trials, "space": [p.describe() for p in current.values()]})
+        stage_reports.append(
+            {
+                "stage": stage.number,
+                "study": study_name,
+                "epochs": stage.epochs,
+                "trials": stage.trials,
+                "space": [p.describe() for p in current.values()],
+            }
+        )
     return _finish(base, space, stages, records, previous, stage_reports, out, echo)
 
 
-def _stage_space(study: optuna.Study, stage: Stage, space: Space, previous: list[TrialRecord], options: TuneOptions, echo: Callable[[str], None]) -> Space:
+def _stage_space(
+    study: optuna.Study,
+    stage: Stage,
+    space: Space,
+    previous: list[TrialRecord],
+    options: TuneOptions,
+    echo: Callable[[str], None],
+) -> Space:
     """Stage 1 searches the given space; later stages narrow the previous stage's space (stored in the study, so
     every process and every resume uses the same ranges)."""
     stored = study.user_attrs.get("space")
@@ -233,7 +293,14 @@ def _stage_space(study: optuna.Study, stage: Stage, space: Space, previous: list
     return space
 
 
-def _run_stage(study: optuna.Study, objective: TrialObjective, stage: Stage, jobs: int, space: Space, echo: Callable[[str], None] | None) -> None:
+def _run_stage(
+    study: optuna.Study,
+    objective: TrialObjective,
+    stage: Stage,
+    jobs: int,
+    space: Space,
+    echo: Callable[[str], None] | None,
+) -> None:
     fail_stale_trials(study)
     remaining = stage.trials - counted_trials(study)
     if remaining <= 0:
@@ -246,12 +313,20 @@ def _run_stage(study: optuna.Study, objective: TrialObjective, stage: Stage, job
         if counted_trials(study) >= stage.trials:  # other processes took the rest of the budget
             study.stop()
 
-    study.optimize(objective, n_trials=remaining, n_jobs=jobs, catch=(ConfigError, SurplusTrial), callbacks=[after_trial])
+    study.optimize(
+        objective, n_trials=remaining, n_jobs=jobs, catch=(ConfigError, SurplusTrial), callbacks=[after_trial]
+    )
 
 
 def _finish(
-    base: TrainConfig, space: Space, stages: list[Stage], records: list[TrialRecord], last: list[TrialRecord],
-    stage_reports: list[dict[str, Any]], out: Path, echo: Callable[[str], None],
+    base: TrainConfig,
+    space: Space,
+    stages: list[Stage],
+    records: list[TrialRecord],
+    last: list[TrialRecord],
+    stage_reports: list[dict[str, Any]],
+    out: Path,
+    echo: Callable[[str], None],
 ) -> TuneResult:
     """trials.csv, best.yaml, plots, edge warnings and tune.json; the best comes from the last stage (the longest trials)."""
     write_csv(records, out / "trials.csv")
@@ -269,7 +344,15 @@ def _finish(
         "command": "tune",
         "out": str(out),
         "stages": stage_reports,
-        "best": None if best is None else {"stage": best.stage, "trial": best.number, "val_acc": best.val_acc, "params": best.params, "config_values": best.config_values},
+        "best": None
+        if best is None
+        else {
+            "stage": best.stage,
+            "trial": best.number,
+            "val_acc": best.val_acc,
+            "params": best.params,
+            "config_values": best.config_values,
+        },
         "warnings": notes,
         "outcomes": {o: sum(r.outcome == o for r in records) for o in sorted({r.outcome for r in records})},
         "compute": compute_saved(records),
@@ -284,4 +367,10 @@ def compute_saved(records: list[TrialRecord]) -> dict[str, Any]:
     planned = sum(r.planned_steps for r in records)
     run = sum(r.steps for r in records)
     saved = {o: sum(r.planned_steps - r.steps for r in records if r.outcome == o) for o in ("diverged", "pruned")}
-    return {"planned_steps": planned, "steps": run, "saved_steps": saved, "saved_fraction": (planned - run) / planned if planned else 0.0, "seconds": round(sum(r.seconds for r in records), 2)}
+    return {
+        "planned_steps": planned,
+        "steps": run,
+        "saved_steps": saved,
+        "saved_fraction": (planned - run) / planned if planned else 0.0,
+        "seconds": round(sum(r.seconds for r in records), 2),
+    }

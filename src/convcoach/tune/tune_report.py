@@ -1,4 +1,5 @@
 """What a search leaves behind: the notes' trials table, trials.csv, best.yaml, scatter plots and edge warnings."""
+
 from __future__ import annotations
 
 import csv
@@ -101,13 +102,36 @@ def best_record(records: list[TrialRecord]) -> TrialRecord | None:
 # ----- files -----
 def write_csv(records: list[TrialRecord], path: Path) -> None:
     keys = list(dict.fromkeys(k for r in records for k in r.params))
-    columns = ["stage", "trial", "outcome", "val_acc", "epochs_run", "epochs", "steps", "planned_steps", "seconds", *keys, "run_dir", "message"]
+    columns = [
+        "stage",
+        "trial",
+        "outcome",
+        "val_acc",
+        "epochs_run",
+        "epochs",
+        "steps",
+        "planned_steps",
+        "seconds",
+        *keys,
+        "run_dir",
+        "message",
+    ]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for r in sorted(records, key=lambda r: (r.stage, r.number)):
             writer.writerow(
-                [r.stage, r.number, r.outcome, "" if r.val_acc is None else f"{r.val_acc:.6f}", r.epochs_run, r.epochs, r.steps, r.planned_steps, f"{r.seconds:.2f}"]
+                [
+                    r.stage,
+                    r.number,
+                    r.outcome,
+                    "" if r.val_acc is None else f"{r.val_acc:.6f}",
+                    r.epochs_run,
+                    r.epochs,
+                    r.steps,
+                    r.planned_steps,
+                    f"{r.seconds:.2f}",
+                ]
                 + [r.params.get(k, "") for k in keys]
                 + [r.run_dir, r.message]
             )
@@ -167,18 +191,42 @@ def scatter_plots(records: list[TrialRecord], space: Space, out_dir: Path) -> li
         positions = _positions(param, records, key)
         for index, stage in enumerate(stages):
             for outcome, marker, fill in (("completed", "o", True), ("pruned", "o", False)):
-                chosen = [r for r in records if r.stage == stage and r.outcome == outcome and r.val_acc is not None and key in r.params]
+                chosen = [
+                    r
+                    for r in records
+                    if r.stage == stage and r.outcome == outcome and r.val_acc is not None and key in r.params
+                ]
                 if chosen:
                     color = colors[index % len(colors)]
                     ax.scatter(
-                        [positions(r.params[key]) for r in chosen], [r.val_acc for r in chosen], marker=marker,
-                        facecolors=color if fill else "none", edgecolors=color, label=f"stage {stage} {outcome}", alpha=0.8,
+                        [positions(r.params[key]) for r in chosen],
+                        [r.val_acc for r in chosen],
+                        marker=marker,
+                        facecolors=color if fill else "none",
+                        edgecolors=color,
+                        label=f"stage {stage} {outcome}",
+                        alpha=0.8,
                     )
         diverged = [r for r in records if r.outcome == "diverged" and key in r.params]
         if diverged:
-            ax.scatter([positions(r.params[key]) for r in diverged], [0.0] * len(diverged), marker="x", color="red", label="diverged")
+            ax.scatter(
+                [positions(r.params[key]) for r in diverged],
+                [0.0] * len(diverged),
+                marker="x",
+                color="red",
+                label="diverged",
+            )
         if best is not None and key in best.params:
-            ax.scatter([positions(best.params[key])], [best.val_acc], marker="*", s=250, color="gold", edgecolors="black", zorder=5, label="best")
+            ax.scatter(
+                [positions(best.params[key])],
+                [best.val_acc],
+                marker="*",
+                s=250,
+                color="gold",
+                edgecolors="black",
+                zorder=5,
+                label="best",
+            )
         if param.is_range:
             if param.log:
                 ax.set_xscale("log")

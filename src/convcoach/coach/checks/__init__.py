@@ -1,4 +1,5 @@
 """The pre-training checks from the lectures' "babysitting the learning process", by name, and the runner."""
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """Check 6: per-layer activation statistics at init on a data batch (lecture 004, "weight
 initialization: activation statistics"): shrinking, growing, saturated or dead layers."""
+
 from __future__ import annotations
 
 from ..check_report import CheckResult, worst
@@ -19,7 +20,11 @@ def activations(context: CheckContext) -> list[CheckResult]:
     stds = " ".join(f"{s.std:.2g}" for s in stats[:8]) + (" ..." if len(stats) > 8 else "")
     findings = interpret(stats)
     if not findings:
-        return [CheckResult("activations", "pass", f"{len(stats)} layers well scaled at init (std per layer: {stds})", "", details)]
+        return [
+            CheckResult(
+                "activations", "pass", f"{len(stats)} layers well scaled at init (std per layer: {stds})", "", details
+            )
+        ]
     status = worst([f.severity for f in findings])
     first = next(f for f in findings if f.severity == status)
     details["findings"] = [f.__dict__ for f in findings]

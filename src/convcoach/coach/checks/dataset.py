@@ -1,5 +1,6 @@
 """Check 7: the data. Inputs normalized (per-channel mean ~0, std ~1), classes balanced, no test
 images duplicated in training (by hash), labels in range and related to the images (1-NN on pixels)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,17 +32,28 @@ def normalization(context: CheckContext) -> CheckResult:
     details = {"mean": mean, "std": std, "preprocess": context.config.preprocess}
     shown = f"per-channel mean {_fmt(mean)}, std {_fmt(std)}"
     if not all(math.isfinite(v) for v in mean + std):
-        return CheckResult("data_normalization", "fail", f"inputs contain NaN/inf ({shown})", "clean the images", details)
+        return CheckResult(
+            "data_normalization", "fail", f"inputs contain NaN/inf ({shown})", "clean the images", details
+        )
     centred = all(abs(m) <= MEAN_TOLERANCE for m in mean)
     scaled = all(STD_RANGE[0] <= s <= STD_RANGE[1] for s in std)
     if centred and scaled:
         return CheckResult("data_normalization", "pass", f"inputs normalized: {shown}", "", details)
     if centred:
-        what = "mean-subtracted but not scaled to unit std" if context.config.preprocess == "mean" else "not scaled to unit std"
+        what = (
+            "mean-subtracted but not scaled to unit std"
+            if context.config.preprocess == "mean"
+            else "not scaled to unit std"
+        )
         return CheckResult("data_normalization", "warn", f"inputs {what}: {shown}", "use --preprocess meanstd", details)
     far = any(abs(m) > 5 for m in mean) or any(s > 10 for s in std)
-    return CheckResult("data_normalization", "fail" if far else "warn", f"inputs not normalized (not zero-centred): {shown}",
-                       "use --preprocess meanstd (per-channel mean/std of the training split)", details)
+    return CheckResult(
+        "data_normalization",
+        "fail" if far else "warn",
+        f"inputs not normalized (not zero-centred): {shown}",
+        "use --preprocess meanstd (per-channel mean/std of the training split)",
+        details,
+    )
 
 
 def balance(context: CheckContext) -> CheckResult:
@@ -50,14 +62,24 @@ def balance(context: CheckContext) -> CheckResult:
     details = {"counts": dict(zip(classes, counts))}
     empty = [name for name, count in zip(classes, counts) if count == 0]
     if empty:
-        return CheckResult("data_balance", "fail", f"{len(empty)} classes have no training images (e.g. '{empty[0]}')",
-                           "add images for every class, or drop the empty classes", details)
+        return CheckResult(
+            "data_balance",
+            "fail",
+            f"{len(empty)} classes have no training images (e.g. '{empty[0]}')",
+            "add images for every class, or drop the empty classes",
+            details,
+        )
     ratio = max(counts) / min(counts)
     message = f"{min(counts)}-{max(counts)} training images per class over {len(counts)} classes"
     if ratio > IMBALANCE_WARN:
         rare = classes[counts.index(min(counts))]
-        return CheckResult("data_balance", "warn", f"imbalanced: {message} ('{rare}' is rarest, {ratio:.1f}x)",
-                           "collect more of the rare classes or augment them; watch per-class accuracy", details)
+        return CheckResult(
+            "data_balance",
+            "warn",
+            f"imbalanced: {message} ('{rare}' is rarest, {ratio:.1f}x)",
+            "collect more of the rare classes or augment them; watch per-class accuracy",
+            details,
+        )
     return CheckResult("data_balance", "pass", message, "", details)
 
 
@@ -79,12 +101,22 @@ def duplicates(context: CheckContext) -> CheckResult:
     repeated = len(train_hashes) - len(set(train_hashes))
     details = {"test_in_train": leaked, "test_images": len(test), "repeated_in_train": repeated}
     if leaked == 0:
-        return CheckResult("data_duplicates", "pass", f"no test image appears in the training or validation split ({len(test)} checked by hash)"
-                           + (f"; {repeated} repeated training images" if repeated else ""), "", details)
+        return CheckResult(
+            "data_duplicates",
+            "pass",
+            f"no test image appears in the training or validation split ({len(test)} checked by hash)"
+            + (f"; {repeated} repeated training images" if repeated else ""),
+            "",
+            details,
+        )
     share = leaked / max(len(test), 1)
-    return CheckResult("data_duplicates", "fail" if share > 0.1 else "warn",
-                       f"{leaked} of {len(test)} test images ({share:.1%}) also appear in training/validation: the test score is inflated",
-                       "remove the duplicates from the test split", details)
+    return CheckResult(
+        "data_duplicates",
+        "fail" if share > 0.1 else "warn",
+        f"{leaked} of {len(test)} test images ({share:.1%}) also appear in training/validation: the test score is inflated",
+        "remove the duplicates from the test split",
+        details,
+    )
 
 
 def labels(context: CheckContext) -> CheckResult:
@@ -92,20 +124,39 @@ def labels(context: CheckContext) -> CheckResult:
     splits = {"train": bundle.train, "val": bundle.val, "test": bundle.test}
     for name, split in splits.items():
         if split is not None and len(split) and (int(split.labels.min()) < 0 or int(split.labels.max()) >= classes):
-            return CheckResult("data_labels", "fail", f"{name} labels outside 0..{classes - 1}", "fix the label files", {})
+            return CheckResult(
+                "data_labels", "fail", f"{name} labels outside 0..{classes - 1}", "fix the label files", {}
+            )
     accuracy, chance, queries = nearest_neighbour_probe(context)
     details = {"knn_accuracy": accuracy, "majority_rate": chance, "queries": queries}
     if queries == 0:
-        return CheckResult("data_labels", "pass", f"labels in 0..{classes - 1} in every split (too few images for the 1-NN probe)", "", details)
+        return CheckResult(
+            "data_labels",
+            "pass",
+            f"labels in 0..{classes - 1} in every split (too few images for the 1-NN probe)",
+            "",
+            details,
+        )
     z = (accuracy - chance) / math.sqrt(max(chance * (1 - chance), 1e-12) / queries)
     details["z"] = z
     probe = f"a 1-nearest-neighbour classifier on pixels gets {accuracy:.0%} of {queries} held-out images (majority class {chance:.0%})"
     if math.sqrt(queries * (1 - chance) / max(chance, 1e-12)) < SIGNAL_Z:  # the z of a perfect probe: too few to tell
-        return CheckResult("data_labels", "pass", f"labels in 0..{classes - 1}; {probe}: too few images for the probe to tell "
-                           f"(even 100% would not beat the majority class by {SIGNAL_Z:g} standard deviations)", "", details)
+        return CheckResult(
+            "data_labels",
+            "pass",
+            f"labels in 0..{classes - 1}; {probe}: too few images for the probe to tell "
+            f"(even 100% would not beat the majority class by {SIGNAL_Z:g} standard deviations)",
+            "",
+            details,
+        )
     if z < SIGNAL_Z:
-        return CheckResult("data_labels", "warn", f"labels look unrelated to the images: {probe}",
-                           "check that images and labels were shuffled together and match (or pixels alone do not separate these classes)", details)
+        return CheckResult(
+            "data_labels",
+            "warn",
+            f"labels look unrelated to the images: {probe}",
+            "check that images and labels were shuffled together and match (or pixels alone do not separate these classes)",
+            details,
+        )
     return CheckResult("data_labels", "pass", f"labels in 0..{classes - 1}; {probe}", "", details)
 
 
@@ -117,7 +168,9 @@ def nearest_neighbour_probe(context: CheckContext) -> tuple[float, float, int]:
     if context.data.val is not None and len(context.data.val) >= 10:
         val = context.data.val
         reference = order[: budget.knn_reference]
-        pick = torch.randperm(len(val), generator=torch.Generator().manual_seed(context.config.seed))[: budget.knn_queries]
+        pick = torch.randperm(len(val), generator=torch.Generator().manual_seed(context.config.seed))[
+            : budget.knn_queries
+        ]
         qx, qy = context.normalizer(val.images[pick].to(context.device)), val.labels[pick].to(context.device)
     else:
         half = len(order) // 2

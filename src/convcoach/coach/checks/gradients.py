@@ -1,5 +1,6 @@
 """Check 5: backprop's gradients against centred differences (f(w + h) - f(w - h)) / 2h on a narrow
 float64 copy of the model, a few sampled entries per parameter tensor (cs231n's gradient check)."""
+
 from __future__ import annotations
 
 import torch
@@ -95,13 +96,35 @@ def gradients(context: CheckContext) -> list[CheckResult]:
         return [CheckResult("gradients", "skip", "the model has no trainable parameters")]
     name, worst = max(errors.items(), key=lambda item: item[1]["error"])
     kinks = sum(e["kinks"] for e in errors.values())
-    what = "a float64 copy of your model" if context.custom else f"a width-{budget.grad_width} float64 copy of the model"
-    details = {"errors": {k: v["error"] for k, v in errors.items()}, "worst": name, "kinks_skipped": kinks,
-               "step": STEP, "entries_per_tensor": budget.grad_entries}
+    what = (
+        "a float64 copy of your model" if context.custom else f"a width-{budget.grad_width} float64 copy of the model"
+    )
+    details = {
+        "errors": {k: v["error"] for k, v in errors.items()},
+        "worst": name,
+        "kinks_skipped": kinks,
+        "step": STEP,
+        "entries_per_tensor": budget.grad_entries,
+    }
     message = f"max relative error {worst['error']:.1e} over {len(errors)} parameter tensors (worst: {name}) on {what}"
     if worst["error"] <= PASS_ERROR:
         return [CheckResult("gradients", "pass", message, "", details)]
     if worst["error"] <= WARN_ERROR:
-        return [CheckResult("gradients", "warn", message, "kinks (ReLU, max-pool) can cause this; errors above 1e-2 mean a wrong backward", details)]
-    return [CheckResult("gradients", "fail", message + f": analytic {worst['analytic']:.4g} vs numeric {worst['numeric']:.4g}",
-                        f"the backward pass of the layer owning '{name}' is wrong (custom autograd code?)", details)]
+        return [
+            CheckResult(
+                "gradients",
+                "warn",
+                message,
+                "kinks (ReLU, max-pool) can cause this; errors above 1e-2 mean a wrong backward",
+                details,
+            )
+        ]
+    return [
+        CheckResult(
+            "gradients",
+            "fail",
+            message + f": analytic {worst['analytic']:.4g} vs numeric {worst['numeric']:.4g}",
+            f"the backward pass of the layer owning '{name}' is wrong (custom autograd code?)",
+            details,
+        )
+    ]

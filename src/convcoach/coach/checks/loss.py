@@ -1,5 +1,6 @@
 """Checks 1-2: the loss at init is what chance predicts (ln C for softmax, C - 1 for the SVM), and
 turning regularization up raises it (lecture 004, "double check that the loss is reasonable")."""
+
 from __future__ import annotations
 
 import math
@@ -43,8 +44,15 @@ def initial_loss(context: CheckContext) -> list[CheckResult]:
     label = f"{formula.format(C=classes)} = {expected:.3g}"
     details = {"loss": loss, "expected": expected, "classes": classes, "loss_name": name}
     if not math.isfinite(loss):
-        return [CheckResult("initial_loss", "fail", f"initial loss is {loss} (expected {label})",
-                            "look for NaN/inf in the inputs; lower the init std", details)]
+        return [
+            CheckResult(
+                "initial_loss",
+                "fail",
+                f"initial loss is {loss} (expected {label})",
+                "look for NaN/inf in the inputs; lower the init std",
+                details,
+            )
+        ]
     distance = abs(loss - expected)
     details["relative_distance"] = distance / expected
     message = f"initial loss {loss:.3g} with regularization off, expected {label} for {classes} classes"
@@ -67,27 +75,60 @@ def regularization(context: CheckContext) -> list[CheckResult]:
     model = context.fresh_model()
     params = penalized_parameters(model, config.reg_all)
     if not params:
-        return [CheckResult("regularization", "fail", "the model has no conv/linear weights for the penalty to act on",
-                            "use --reg-all to penalize every parameter, or a model with conv/linear layers")]
+        return [
+            CheckResult(
+                "regularization",
+                "fail",
+                "the model has no conv/linear weights for the penalty to act on",
+                "use --reg-all to penalize every parameter, or a model with conv/linear layers",
+            )
+        ]
     x, y = context.batch(context.budget.loss_batch)
     with torch.no_grad():
         data_loss = context.loss_fn(model(x), y).item()
         unit = Penalty(penalty.kind, 1.0, penalty.beta)(params).item()  # R(W)
     if unit <= 0:
-        return [CheckResult("regularization", "fail", f"R(W) = {unit:.3g} at init: the penalty cannot raise the loss",
-                            "the weights are all zero: pick a random init (--init auto)")]
+        return [
+            CheckResult(
+                "regularization",
+                "fail",
+                f"R(W) = {unit:.3g} at init: the penalty cannot raise the loss",
+                "the weights are all zero: pick a random init (--init auto)",
+            )
+        ]
     cranked = max(penalty.strength * 1000, data_loss / unit)  # "crank up regularization" (lecture 004)
     with torch.no_grad():
         raised = data_loss + Penalty(penalty.kind, cranked, penalty.beta)(params).item()
         at_config = data_loss + penalty(params).item()
-    details = {"data_loss": data_loss, "kind": penalty.kind, "configured_lambda": penalty.strength,
-               "loss_at_configured": at_config, "cranked_lambda": cranked, "loss_cranked": raised}
+    details = {
+        "data_loss": data_loss,
+        "kind": penalty.kind,
+        "configured_lambda": penalty.strength,
+        "loss_at_configured": at_config,
+        "cranked_lambda": cranked,
+        "loss_cranked": raised,
+    }
     what = f"{penalty.kind}:{cranked:.2g}"
     if not raised > data_loss:
-        return [CheckResult("regularization", "fail", f"loss did not rise with {what} ({data_loss:.3g} -> {raised:.3g})",
-                            "the penalty is not added to the loss", details)]
+        return [
+            CheckResult(
+                "regularization",
+                "fail",
+                f"loss did not rise with {what} ({data_loss:.3g} -> {raised:.3g})",
+                "the penalty is not added to the loss",
+                details,
+            )
+        ]
     message = f"loss rises with {what}: {data_loss:.3g} -> {raised:.3g}"
     if configured is not None and at_config - data_loss > data_loss:
-        return [CheckResult("regularization", "warn", message + f"; the configured {config.reg} alone adds {at_config - data_loss:.3g}, more than the data loss",
-                            "the penalty dominates at init: lower lambda (the lectures search it on a log scale)", details)]
+        return [
+            CheckResult(
+                "regularization",
+                "warn",
+                message
+                + f"; the configured {config.reg} alone adds {at_config - data_loss:.3g}, more than the data loss",
+                "the penalty dominates at init: lower lambda (the lectures search it on a log scale)",
+                details,
+            )
+        ]
     return [CheckResult("regularization", "pass", message, "", details)]

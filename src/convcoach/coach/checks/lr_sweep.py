@@ -1,6 +1,7 @@
 """Check 4: short runs over a log-spaced range of learning rates from the same init find where the
 loss goes down: too low (barely moves), too high (NaN or above 3x the first loss) and a range to use
 (lecture 004, "find the learning rate that makes the loss go down")."""
+
 from __future__ import annotations
 
 import copy
@@ -71,29 +72,79 @@ def lr_sweep(context: CheckContext) -> list[CheckResult]:
     runs = []
     for lr in sweep_grid(context):
         model = copy.deepcopy(template)
-        losses = train_steps(model, context.optimizer(model, lr * factor), batches.__getitem__, context.train_loss_fn, budget.sweep_steps)
+        losses = train_steps(
+            model, context.optimizer(model, lr * factor), batches.__getitem__, context.train_loss_fn, budget.sweep_steps
+        )
         after = _probe_loss(model, probe, context)
         exploded = not all(math.isfinite(v) for v in losses + [after]) or max(losses + [after]) > 3 * losses[0]
-        runs.append({"lr": lr, "before": before, "after": after, "first": losses[0], "last": losses[-1], "steps": len(losses),
-                     "drop": 0.0 if exploded else (before - after) / before, "verdict": "too high" if exploded else ""})
+        runs.append(
+            {
+                "lr": lr,
+                "before": before,
+                "after": after,
+                "first": losses[0],
+                "last": losses[-1],
+                "steps": len(losses),
+                "drop": 0.0 if exploded else (before - after) / before,
+                "verdict": "too high" if exploded else "",
+            }
+        )
     classify(runs)
     good = [r["lr"] for r in runs if r["verdict"] == "good"]
     best = max((r for r in runs if r["verdict"] != "too high"), key=lambda r: r["drop"], default=None)
     mine = next(r for r in runs if abs(math.log10(r["lr"] / context.lr)) <= 0.05)
     table = ", ".join(f"{r['lr']:.2g}:{r['verdict']}" for r in runs)
-    details = {"runs": runs, "recommended": [min(good), max(good)] if good else None, "best_lr": best["lr"] if best else None,
-               "configured_lr": context.lr, "batch": size, "steps": budget.sweep_steps, "lr_factor": factor}
+    details = {
+        "runs": runs,
+        "recommended": [min(good), max(good)] if good else None,
+        "best_lr": best["lr"] if best else None,
+        "configured_lr": context.lr,
+        "batch": size,
+        "steps": budget.sweep_steps,
+        "lr_factor": factor,
+    }
     where = f"(lr at batch {config.batch_size}, {budget.sweep_steps} steps each: {table})"
     if best is None or best["drop"] < NOTHING_LEARNS:
-        return [CheckResult("lr_sweep", "fail", f"no learning rate lowered the loss by {NOTHING_LEARNS:.0%} {where}",
-                            "the learning rate is not the problem: see initial_loss, activations and data", details)]
+        return [
+            CheckResult(
+                "lr_sweep",
+                "fail",
+                f"no learning rate lowered the loss by {NOTHING_LEARNS:.0%} {where}",
+                "the learning rate is not the problem: see initial_loss, activations and data",
+                details,
+            )
+        ]
     span = f"{min(good):.2g}-{max(good):.2g}"
     if mine["verdict"] == "too high":
-        return [CheckResult("lr_sweep", "fail", f"lr {context.lr:.3g} is too high: the loss explodes or stalls; recommended {span} {where}",
-                            f"use --lr in {span}", details)]
+        return [
+            CheckResult(
+                "lr_sweep",
+                "fail",
+                f"lr {context.lr:.3g} is too high: the loss explodes or stalls; recommended {span} {where}",
+                f"use --lr in {span}",
+                details,
+            )
+        ]
     if mine["verdict"] == "too low":
-        return [CheckResult("lr_sweep", "warn", f"lr {context.lr:.3g} is too low: the loss barely moves ({mine['drop']:.1%}); recommended {span} {where}",
-                            f"use --lr in {span}", details)]
+        return [
+            CheckResult(
+                "lr_sweep",
+                "warn",
+                f"lr {context.lr:.3g} is too low: the loss barely moves ({mine['drop']:.1%}); recommended {span} {where}",
+                f"use --lr in {span}",
+                details,
+            )
+        ]
     if mine["verdict"] == "ok":
-        return [CheckResult("lr_sweep", "pass", f"lr {context.lr:.3g} lowers the loss; {span} lowered it faster {where}", "", details)]
-    return [CheckResult("lr_sweep", "pass", f"lr {context.lr:.3g} is in the recommended range {span} {where}", "", details)]
+        return [
+            CheckResult(
+                "lr_sweep",
+                "pass",
+                f"lr {context.lr:.3g} lowers the loss; {span} lowered it faster {where}",
+                "",
+                details,
+            )
+        ]
+    return [
+        CheckResult("lr_sweep", "pass", f"lr {context.lr:.3g} is in the recommended range {span} {where}", "", details)
+    ]

@@ -2,6 +2,7 @@
 to 100% accuracy within a bounded number of steps (lecture 004, "make sure you can overfit").
 The configured LR is scaled to the tiny batch as the LR sweep scales it to its own, so that both checks
 judge the same learning rate."""
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,9 @@ def overfit(context: CheckContext) -> list[CheckResult]:
     x, y = context.images(torch.from_numpy(stratified_subset(labels.numpy(), count, context.config.seed)))
     if context.config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    model = context.fresh_model(channels_last=context.config.channels_last, dropout=0.0)  # no regularization of any kind
+    model = context.fresh_model(
+        channels_last=context.config.channels_last, dropout=0.0
+    )  # no regularization of any kind
     lr = context.lr * batch_factor(context.config.optimizer, count, context.config.batch_size)
     optimizer = context.optimizer(model, lr, weight_decay=0.0)
     accuracies: list[float] = []
@@ -33,14 +36,38 @@ def overfit(context: CheckContext) -> list[CheckResult]:
 
     losses = train_steps(model, optimizer, lambda step: (x, y), context.loss_fn, budget.overfit_steps, memorized)
     steps = len(losses)
-    details = {"examples": count, "steps": steps, "max_steps": budget.overfit_steps, "lr": context.lr, "batch_lr": lr, "optimizer": context.config.optimizer,
-               "first_loss": losses[0], "last_loss": losses[-1], "best_accuracy": max(accuracies, default=0.0)}
+    details = {
+        "examples": count,
+        "steps": steps,
+        "max_steps": budget.overfit_steps,
+        "lr": context.lr,
+        "batch_lr": lr,
+        "optimizer": context.config.optimizer,
+        "first_loss": losses[0],
+        "last_loss": losses[-1],
+        "best_accuracy": max(accuracies, default=0.0),
+    }
     if accuracies and accuracies[-1] == 1.0:
-        return [CheckResult("overfit", "pass", f"100% training accuracy on {count} examples after {steps} steps (loss {losses[0]:.3g} -> {losses[-1]:.3g})", "", details)]
+        return [
+            CheckResult(
+                "overfit",
+                "pass",
+                f"100% training accuracy on {count} examples after {steps} steps (loss {losses[0]:.3g} -> {losses[-1]:.3g})",
+                "",
+                details,
+            )
+        ]
     if not math.isfinite(losses[-1]) or losses[-1] > 3 * losses[0]:
-        return [CheckResult("overfit", "fail", f"loss exploded at step {steps} while overfitting {count} examples (lr {context.lr:.3g}, {lr:.3g} at batch {count}: "
-                            f"{losses[0]:.3g} -> {losses[-1]:.3g})",
-                            "the learning rate is too high: lower it 3-10x (see lr_sweep)", details)]
+        return [
+            CheckResult(
+                "overfit",
+                "fail",
+                f"loss exploded at step {steps} while overfitting {count} examples (lr {context.lr:.3g}, {lr:.3g} at batch {count}: "
+                f"{losses[0]:.3g} -> {losses[-1]:.3g})",
+                "the learning rate is too high: lower it 3-10x (see lr_sweep)",
+                details,
+            )
+        ]
     drop = (losses[0] - losses[-1]) / losses[0]
     message = f"only {details['best_accuracy']:.0%} training accuracy on {count} examples after {steps} steps (loss {losses[0]:.3g} -> {losses[-1]:.3g})"
     if drop < 0.05:
