@@ -51,3 +51,11 @@ def test_every_field_has_help_text():
 def test_version_is_written_once():
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert convcoach.__version__ not in pyproject.split("[project]")[1].split("[")[0]
+
+
+def test_architecture_names_every_module():
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    package = ROOT / "src" / "convcoach"
+    modules = [p for p in package.rglob("*.py") if p.stem not in ("__init__", "__main__")]
+    assert [str(p.relative_to(package)) for p in modules if p.stem not in text] == []
+    assert len(text.splitlines()) <= 60  # one screen
