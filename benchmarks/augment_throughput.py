@@ -228,7 +228,8 @@ def main() -> None:
     print("| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(
-            f"| `{row['op']}` | {row['ours']} | {row['kornia'] or 'n/a'} | {row['pil'] or 'n/a'} | {row['kornia_over_ours'] or 'n/a'} |"
+            f"| `{row['op']}` | {row['ours']} | {row['kornia'] or 'n/a'} | {row['pil'] or 'n/a'} "
+            f"| {row['kornia_over_ours'] or 'n/a'} |"
         )
 
 

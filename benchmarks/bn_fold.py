@@ -1,7 +1,8 @@
 """BatchNorm folding: inference speed of a model with its BNs folded into the preceding conv/linear
 layers vs the unfused model, and the largest output difference between them.
 
-Run: python benchmarks/bn_fold.py [--checkpoint RUN_DIR] [--model resnet --depth 8 --width 32] [--batch 512] [--rounds 20] [--threads N]
+Run: python benchmarks/bn_fold.py [--checkpoint RUN_DIR] [--model resnet --depth 8 --width 32]
+         [--batch 512] [--rounds 20] [--threads N]
 Short check: python benchmarks/bn_fold.py --rounds 3
 
 Without --checkpoint the default recipe's model (Fashion-MNIST shape) is built and its BN statistics

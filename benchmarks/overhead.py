@@ -123,7 +123,8 @@ def main() -> None:
     trainer = TimedTrainer(config, callbacks=[clock])
     trainer.fit(test=False)
     steps = trainer.steps_per_epoch
-    # each epoch's first step carries the loader's start-up (ours) or nothing special (theirs); keep all but the run's first
+    # each epoch's first step carries the loader's start-up (ours) or nothing special (theirs);
+    # keep all but the run's first
     ours, theirs = clock.ours[1:], clock.theirs[1:]
     pairs = [a / b for a, b in zip(ours, theirs)]
     result = {

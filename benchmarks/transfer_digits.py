@@ -118,7 +118,8 @@ def main() -> None:
                 }
             )
             print(
-                f"seed {seed}  {name:<40s} test {summary['test_accuracy'] * 100:6.2f}%  ({summary['train_seconds']:.0f}s)",
+                f"seed {seed}  {name:<40s} test {summary['test_accuracy'] * 100:6.2f}%  "
+                f"({summary['train_seconds']:.0f}s)",
                 flush=True,
             )
         for name, accuracy in knn_rows(source, seed, args.subset).items():
@@ -127,7 +128,8 @@ def main() -> None:
             print(f"seed {seed}  {name:<40s} test {accuracy * 100:6.2f}%", flush=True)
     lines = [
         f"Digits (8x8 upsampled to 28x28), {args.subset} labelled training images, fixed 359-image test split; "
-        f"seeds {args.seeds}; pretrained: {source}; {args.epochs} epochs, batch {args.batch_size}, default recipe otherwise.",
+        f"seeds {args.seeds}; pretrained: {source}; {args.epochs} epochs, batch {args.batch_size}, "
+        "default recipe otherwise.",
         "",
         "| method | test accuracy (mean ± std) | per seed |",
         "| --- | --- | --- |",

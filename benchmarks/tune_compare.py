@@ -94,7 +94,8 @@ def main() -> None:
                 }
             )
             print(
-                f"seed {seed} {name:>14s}: best val_acc {results[name][-1]['best_val_acc']}, steps {compute['steps']}/{compute['planned_steps']}",
+                f"seed {seed} {name:>14s}: best val_acc {results[name][-1]['best_val_acc']}, "
+                f"steps {compute['steps']}/{compute['planned_steps']}",
                 file=sys.stderr,
                 flush=True,
             )

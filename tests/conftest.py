@@ -57,7 +57,8 @@ def small_config(data: Path, out: Path, **overrides):
         lr=0.05,
         label_smoothing=0.0,
         val_fraction=0.1,
-        optimizer="nesterov",  # one lr for every parameter, as the worked numbers assume; Muon: tests/train/test_muon.py
+        # one lr for every parameter, as the worked numbers assume; Muon: tests/train/test_muon.py
+        optimizer="nesterov",
         precision="fp32",  # auto times a few steps on a bf16 CPU: two runs a test compares must not choose differently
     )
     values.update(overrides)

@@ -331,7 +331,8 @@ def test_data_dir_subset_and_progressive_resize_that_do_nothing_are_warned_about
         Trainer(small_config(blobs_npz, tmp_path / "run", epochs=1, progressive_resize="12", report=False)).fit()
     assert len(bundle.train) == 129  # 180 blobs: 36 held out for test, 15 for validation, all the rest kept
     assert caplog.messages == [
-        f"ignoring data_dir {tmp_path}: 'npz:{blobs_npz}' does not read it (data_dir is where fashion-mnist, mnist, cifar10, cifar100 are found or downloaded)",
+        f"ignoring data_dir {tmp_path}: 'npz:{blobs_npz}' does not read it "
+        "(data_dir is where fashion-mnist, mnist, cifar10, cifar100 are found or downloaded)",
         "subset 500 is not smaller than the 129 training images: training on all of them",
         "progressive_resize starts at 12 px, and the images are 12x12 already: it has no effect",
     ]

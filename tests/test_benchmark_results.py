@@ -42,9 +42,9 @@ def test_the_readme_headline_figures_are_the_ones_in_the_result_files():
     )
     assert f"({round(default['wall_seconds'])} s; {round(default['train_seconds'])} s training)" in row  # 250 s; 241 s
     assert (
-        f"test accuracy: {default['test_accuracy'] * 100:.2f}% with flip TTA ({default['test_accuracy_without_tta'] * 100:.2f}% without)"
-        in default["log"][0]
-    )
+        f"test accuracy: {default['test_accuracy'] * 100:.2f}% with flip TTA "
+        f"({default['test_accuracy_without_tta'] * 100:.2f}% without)"
+    ) in default["log"][0]
 
     long = json.loads((RESULTS / "long_recipe_v6_bf16.json").read_text())
     assert (long["test_accuracy"], long["test_accuracy_without_tta"], long["epochs"]) == (0.95, 0.9473, 47)

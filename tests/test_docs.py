@@ -260,7 +260,8 @@ def test_the_extractor_reads_markers_continuations_and_prompts(tmp_path: Path) -
     page.write_text(
         "text\n\n<!-- docs-test: skip (a long run) -->\n```bash\nconvcoach train\n```\n\n"
         '```bash\nconvcoach tune --space "lr=1..2:log" \\\n    --trials 3   # comment\nmake test\n```\n\n'
-        "<!-- docs-test: expect-output -->\n```console\n$ convcoach train --model x\nconvcoach: error: unknown model 'x'\n```\n"
+        "<!-- docs-test: expect-output -->\n```console\n$ convcoach train --model x\n"
+        "convcoach: error: unknown model 'x'\n```\n"
         "```text\nnot run\n```\n"
     )
     blocks = extract_blocks(page)

@@ -62,7 +62,10 @@ def run_train(args: argparse.Namespace) -> int:
 def _with_tta(summary: dict[str, Any]) -> str:
     """'93.44% with flip TTA (92.99% without)': `eval` without --tta reports the second figure."""
     if summary.get("tta") and summary.get("test_accuracy_without_tta") is not None:
-        return f"{summary['test_accuracy'] * 100:.2f}% with {summary['tta']} TTA ({summary['test_accuracy_without_tta'] * 100:.2f}% without)"
+        return (
+            f"{summary['test_accuracy'] * 100:.2f}% with {summary['tta']} TTA "
+            f"({summary['test_accuracy_without_tta'] * 100:.2f}% without)"
+        )
     return f"{summary['test_accuracy'] * 100:.2f}%"
 
 
@@ -153,7 +156,8 @@ def run_eval(args: argparse.Namespace) -> int:
     print(f"{args.split} accuracy: {result.accuracy * 100:.2f}%")
     top_k = ", ".join(f"top-{k} {v * 100:.2f}%" for k, v in summary["top_k_accuracy"].items())
     print(
-        f"{top_k}; expected calibration error {summary['expected_calibration_error'] * 100:.2f}%  (figures and report.html in {out})"
+        f"{top_k}; expected calibration error {summary['expected_calibration_error'] * 100:.2f}%  "
+        f"(figures and report.html in {out})"
     )
     for name, acc in summary["per_class_accuracy"].items():
         print(f"  {name:>16s}  {acc * 100:6.2f}%")

@@ -74,6 +74,7 @@ def parse_mapping(key: str, value: Any) -> dict[str, Any]:
             result[name.strip()] = yaml.safe_load(raw.strip())
         except yaml.YAMLError:
             raise ConfigError(
-                f"{key}: the value of '{name.strip()}' ('{raw.strip()}') is not a plain value; give name=value pairs separated by commas"
+                f"{key}: the value of '{name.strip()}' ('{raw.strip()}') is not a plain value; "
+                "give name=value pairs separated by commas"
             ) from None
     return result

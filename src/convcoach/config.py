@@ -106,7 +106,8 @@ class TrainConfig:
     dropout: float = option(0.0, "inverted dropout before the classifier layers", low=0.0, high=0.99)
     init: str = option(
         "auto",
-        "auto | normal:STD | xavier | xavier_uniform | kaiming | kaiming_uniform | orthogonal | zeros | constant:V | lsuv | default",
+        "auto | normal:STD | xavier | xavier_uniform | kaiming | kaiming_uniform | orthogonal | zeros | constant:V "
+        "| lsuv | default",
         spec="init",
     )
     zero_init_residual: bool = option(True, "start each residual branch's last BatchNorm at 0")
@@ -148,7 +149,8 @@ class TrainConfig:
     )
     lr: float | None = option(
         None,
-        "None: the optimizer's default (nesterov/muon 0.8, momentum 0.05, sgd 0.1, adagrad 0.01, rmsprop/adam/adamw 1e-3)",
+        "None: the optimizer's default (nesterov/muon 0.8, momentum 0.05, sgd 0.1, adagrad 0.01, "
+        "rmsprop/adam/adamw 1e-3)",
         above=0,
     )
     momentum: float = option(0.9, "rho of momentum/nesterov/muon; beta1 of adam/adamw", low=0.0, high=0.9999)
@@ -177,7 +179,8 @@ class TrainConfig:
     warmup: int = option(0, "linear warmup iterations, composed with any schedule", low=0)
     ema: float = option(
         0.0,
-        "decay of an exponential moving average of the weights (e.g. 0.998): validation, best.pt and test use it; 0 is off",
+        "decay of an exponential moving average of the weights (e.g. 0.998): validation, best.pt and test use it; "
+        "0 is off",
     )
     # early stopping (patience None: off)
     patience: int | None = option(None, "stop after this many epochs without a better validation accuracy", low=1)
@@ -246,7 +249,8 @@ class TrainConfig:
             )
         if (self.resolved_tta() or "").split(":")[0].strip().lower() == "random" and not self.augment_pipeline():
             raise ConfigError(
-                f"tta '{self.tta}' draws the training augmentation, and augment is none: give --augment or another --tta"
+                f"tta '{self.tta}' draws the training augmentation, and augment is none: "
+                "give --augment or another --tta"
             )
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")

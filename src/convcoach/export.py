@@ -54,7 +54,8 @@ def add_export_flags(parser: argparse.ArgumentParser) -> None:
 def run_export(args: argparse.Namespace) -> int:
     info = export_checkpoint(args.checkpoint, args.out, args.fuse_bn)
     folded = (
-        f"; {info['batchnorms_folded']} BatchNorm layers folded ({info['batchnorms_left']} left), max abs output difference {info['max_abs_difference']:.2e}"
+        f"; {info['batchnorms_folded']} BatchNorm layers folded ({info['batchnorms_left']} left), "
+        f"max abs output difference {info['max_abs_difference']:.2e}"
         if args.fuse_bn
         else ""
     )

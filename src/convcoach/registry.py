@@ -84,7 +84,8 @@ class SpecArgs(list):
                 else "takes no arguments"
             )
             raise ConfigError(
-                f"{what} '{spec}': '{name}' {allowed}, got {len(self)} ({':'.join(list.__getitem__(self, slice(self.read, None)))} would be ignored)"
+                f"{what} '{spec}': '{name}' {allowed}, got {len(self)} "
+                f"({':'.join(list.__getitem__(self, slice(self.read, None)))} would be ignored)"
             )
 
 

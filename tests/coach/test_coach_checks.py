@@ -217,9 +217,9 @@ def test_test_images_copied_into_training_are_counted_warn_up_to_10_percent_then
     assert result.status == status
     assert result.details == {"test_in_train": copied, "test_images": 30, "repeated_in_train": 0}
     if copied:
-        assert (
-            result.message
-            == f"{copied} of 30 test images ({copied / 30:.1%}) also appear in training/validation: the test score is inflated"
+        assert result.message == (
+            f"{copied} of 30 test images ({copied / 30:.1%}) also appear in training/validation: "
+            "the test score is inflated"
         )
         assert result.fix == "remove the duplicates from the test split"
     else:
@@ -311,7 +311,8 @@ class _QuadrantScores(nn.Module):
         return self.scale * F.one_hot((quadrants.argmax(1) + self.shift) % 3, 3).float()
 
 
-# blobs: 3 classes, expected ln 3 = 1.0986; pass within 0.15 * ln 3 + 0.25 = 0.415, warn within ln 3 (twice the expected loss)
+# blobs: 3 classes, expected ln 3 = 1.0986; pass within 0.15 * ln 3 + 0.25 = 0.415,
+# warn within ln 3 (twice the expected loss)
 @pytest.mark.parametrize(
     ("scale", "shift", "status"),
     [

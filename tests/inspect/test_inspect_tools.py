@@ -1,4 +1,5 @@
-"""Saliency, dead ReLUs, maximally activating images, noise predictions, class visualization, and the inspect command."""
+"""Saliency, dead ReLUs, maximally activating images, noise predictions, class visualization,
+and the inspect command."""
 
 from __future__ import annotations
 

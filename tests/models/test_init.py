@@ -1,4 +1,5 @@
-"""Weight initialization: the schemes' statistics (the lectures' 6 x 4096 tanh tables are in tests/coach/test_coach_stats.py)."""
+"""Weight initialization: the schemes' statistics (the lectures' 6 x 4096 tanh tables are in
+tests/coach/test_coach_stats.py)."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ def test_every_model_gives_logits_of_shape_batch_by_classes(name, shape):
 @pytest.mark.parametrize("shape", SHAPES, ids=["mnist", "cifar"])
 @pytest.mark.parametrize("stem", ["pool_early", "pool", "stride", "unshuffle", "none"])
 def test_resnet_identity_shortcut_gives_logits_for_28_and_32_px(shape, stem):
-    # 28 px with the stem pool reaches stage 3 at 7x7: the parameter-free shortcut must subsample to 4x4 like the strided conv
+    # 28 px with the stem pool reaches stage 3 at 7x7: the parameter-free shortcut must subsample to 4x4
+    # like the strided conv
     model = create_model("resnet", shape, 10, width=4, shortcut="identity", stem=stem)
     assert _logits(model, shape).shape == (2, 10)
 

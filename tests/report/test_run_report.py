@@ -83,7 +83,8 @@ def hostile_run(tmp_path_factory) -> Path:
 
 
 def add_coach_and_tuning_files(run: Path) -> None:
-    """What `check`, the monitors, the diagnosis and `tune` would leave (their formats: coach/check_report.py, tune/tune_report.py)."""
+    """What `check`, the monitors, the diagnosis and `tune` would leave (their formats: coach/check_report.py,
+    tune/tune_report.py)."""
     (run / "check.json").write_text(
         json.dumps(
             {
@@ -277,8 +278,10 @@ def test_compare_overlays_runs_and_lists_the_settings_that_differ(hostile_run, t
 
 CHECK_SCRIPT = """<script>
 window.ccErrors = [];
-window.addEventListener('error', e => window.ccErrors.push('error ' + (e.message || (e.target && (e.target.src || e.target.tagName)))), true);
-document.addEventListener('securitypolicyviolation', e => window.ccErrors.push('csp ' + e.violatedDirective + ' ' + e.blockedURI));
+window.addEventListener('error', e => window.ccErrors.push('error ' + (e.message || \
+(e.target && (e.target.src || e.target.tagName)))), true);
+document.addEventListener('securitypolicyviolation', e => window.ccErrors.push('csp ' + e.violatedDirective + \
+' ' + e.blockedURI));
 window.addEventListener('load', () => {
   const images = Array.from(document.images);
   const mark = document.createElement('div');
@@ -310,7 +313,8 @@ def chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess:
 def test_report_opens_in_headless_chromium_without_errors_and_every_image_loads(hostile_run, tmp_path):
     report = hostile_run / "report.html"
     html = report.read_text()
-    # the checker goes before the page's Content-Security-Policy (which forbids scripts), so it runs and sees every violation
+    # the checker goes before the page's Content-Security-Policy (which forbids scripts),
+    # so it runs and sees every violation
     checked = tmp_path / "checked.html"
     checked.write_text(html.replace("<head>", "<head>" + CHECK_SCRIPT, 1))
     result = chromium(

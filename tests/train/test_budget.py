@@ -133,7 +133,8 @@ def test_the_plan_follows_the_mean_of_the_last_three_epochs(monkeypatch):
         clock["now"], trainer.state.epoch = elapsed, trainer.state.epoch + 1
         callback.on_epoch_end(trainer, {"time": elapsed})
         plans.append(callback.planned)
-    # epoch 1: (60 - 1 - 0.5) / 1 -> 58 more, 59 in all; the 2 s epoch: mean 4/3 s -> (60 - 5 - 0.67) / 1.33 = 40.75 -> 44
+    # epoch 1: (60 - 1 - 0.5) / 1 -> 58 more, 59 in all;
+    # the 2 s epoch: mean 4/3 s -> (60 - 5 - 0.67) / 1.33 = 40.75 -> 44
     assert plans[:4] == [59, 59, 59, 44]
     # epoch 5 is still within the plan's first quarter (5 <= 44 / 4): the same mean, a second less
     # spent per epoch done, wins one epoch back: 5 + floor((60 - 6 - 0.67) / 1.33) = 45

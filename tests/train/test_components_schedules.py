@@ -114,7 +114,10 @@ def test_scaled_lr_grows_linearly_with_the_batch_size():
 def test_unknown_schedule_lists_the_names():
     with pytest.raises(
         ConfigError,
-        match=r"unknown schedule 'cosin'.*did you mean 'cosine'.*known: constant, cosine, exp, invsqrt, linear, onecycle, step",
+        match=(
+            r"unknown schedule 'cosin'.*did you mean 'cosine'.*"
+            r"known: constant, cosine, exp, invsqrt, linear, onecycle, step"
+        ),
     ):
         parse_schedule("cosin")
 

@@ -89,6 +89,9 @@ def test_a_start_too_small_for_the_models_pooling_is_a_clear_error(blobs_npz, tm
     config = small_config(blobs_npz, tmp_path / "run", depth=3, progressive_resize="4:0.5", report=False)
     with pytest.raises(
         ConfigError,
-        match=r"progressive_resize '4:0.5': the model cannot take 4x4 px images .* use a larger START \(the images are 12x12\)",
+        match=(
+            r"progressive_resize '4:0.5': the model cannot take 4x4 px images .* "
+            r"use a larger START \(the images are 12x12\)"
+        ),
     ):
         Trainer(config).fit()

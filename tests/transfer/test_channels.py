@@ -39,9 +39,9 @@ def test_gray_network_converted_to_rgb_gives_the_gray_output_on_three_equal_chan
     gray = torch.randn(5, 1, 12, 12)
     expected = model(gray)
     message = convert_input_channels(model, 3, (12, 12))
-    assert (
-        message
-        == "converted the first layer's weights from 1 to 3 input channel(s) (replicated and divided by 3); the data is unchanged"
+    assert message == (
+        "converted the first layer's weights from 1 to 3 input channel(s) (replicated and divided by 3); "
+        "the data is unchanged"
     )
     assert torch.allclose(model(gray.repeat(1, 3, 1, 1)), expected, atol=1e-5)
 

@@ -48,11 +48,13 @@ def test_table_sorts_by_accuracy_and_marks_early_stops():
 def test_edge_warning_when_best_sits_at_the_edge():
     low_lr = edge_warnings(SPACE, {"lr": 2e-6, "weight_decay": 1e-2, "dropout": 0.25, "optimizer": "sgd"})
     assert low_lr == [
-        "the best lr (2.00e-06) sits at the low edge of its range 1.00e-06..1.00e-02: this best cross-validation result is worrying, "
+        "the best lr (2.00e-06) sits at the low edge of its range 1.00e-06..1.00e-02: "
+        "this best cross-validation result is worrying, "
         "the optimum may lie beyond it; widen the range on the low side and search again"
     ]
     assert edge_warnings(SPACE, {"lr": 1e-4, "weight_decay": 1e-2, "dropout": 0.49}) == [
-        "the best dropout (0.49) sits at the high edge of its range 0..0.5: this best cross-validation result is worrying, "
+        "the best dropout (0.49) sits at the high edge of its range 0..0.5: "
+        "this best cross-validation result is worrying, "
         "the optimum may lie beyond it; widen the range on the high side and search again"
     ]
     widths = parse_space("width=[16,32,64]")

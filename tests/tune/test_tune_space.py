@@ -76,7 +76,8 @@ def test_yaml_mapping_forms():
         ("epochs=1..5", "--space: 'epochs' cannot be searched: each stage sets it (--stage-epochs)"),
         (
             "optimizer=1..3",
-            "--space: optimizer is not numeric: search it with a choice list [a, b] or a template like reg=l2:1e-5..1e-1:log",
+            "--space: optimizer is not numeric: "
+            "search it with a choice list [a, b] or a template like reg=l2:1e-5..1e-1:log",
         ),
         ("width=8.5..16", "--space: width is an integer; got the range 8.5..16"),
         ("lr", "--space: 'lr' is not of the form key=LOW..HIGH[:log] or key=[a,b,...]"),
@@ -92,7 +93,10 @@ def test_bad_space_is_a_config_error_naming_the_key(text, message):
 def test_bad_choice_or_range_end_fails_validation_against_the_base_config():
     with pytest.raises(
         ConfigError,
-        match=r"space optimizer=\[sgd, adamm\]: optimizer=adamm is not valid: unknown optimizer 'adamm' \(did you mean 'adam'\?\)",
+        match=(
+            r"space optimizer=\[sgd, adamm\]: optimizer=adamm is not valid: "
+            r"unknown optimizer 'adamm' \(did you mean 'adam'\?\)"
+        ),
     ):
         check_space(parse_space("optimizer=[sgd,adamm]"), TrainConfig())
     with pytest.raises(

@@ -1,4 +1,5 @@
-"""Coarse-to-fine: stage plans and the narrowing rule (min/max of the best trials, widened, in log space for log ranges)."""
+"""Coarse-to-fine: stage plans and the narrowing rule (min/max of the best trials, widened, in log space for
+log ranges)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ def evaluation_figures(metrics: ClassificationMetrics, classes: list[str], split
     if split is not None and metrics.mistakes:
         tiles = plots.to_display(split_images(split, metrics.mistakes))
         titles = [
-            f"true {classes[int(metrics.labels[i])]}\npred {classes[int(metrics.predictions[i])]} {float(metrics.confidences[i]):.2f}"
+            f"true {classes[int(metrics.labels[i])]}\n"
+            f"pred {classes[int(metrics.predictions[i])]} {float(metrics.confidences[i]):.2f}"
             for i in metrics.mistakes
         ]
         figures["mistakes"] = plots.image_grid(tiles, columns=8, titles=titles, tile_inches=1.3)
@@ -70,7 +71,8 @@ def add_evaluation_sections(
     calibration.image(
         figures["reliability"],
         "reliability diagram",
-        f"Expected calibration error {metrics.ece * 100:.2f}% (Guo et al. 2017): bars below the diagonal are over-confident bins.",
+        f"Expected calibration error {metrics.ece * 100:.2f}% (Guo et al. 2017): "
+        "bars below the diagonal are over-confident bins.",
     )
     mistakes = page.section("Most confidently wrong", "mistakes")
     if "mistakes" in figures:

@@ -59,7 +59,8 @@ def load_split(
         )
     if tuple(bundle.shape) != trained.in_shape:
         raise ConfigError(
-            f"{trained.path} expects images of shape {trained.in_shape} (C, H, W) but '{spec}' gives {tuple(bundle.shape)}"
+            f"{trained.path} expects images of shape {trained.in_shape} (C, H, W) "
+            f"but '{spec}' gives {tuple(bundle.shape)}"
         )
     chosen = {"test": bundle.test, "val": bundle.val, "train": bundle.train}.get(split)
     if chosen is None:

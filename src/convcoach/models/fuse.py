@@ -1,6 +1,6 @@
 """BatchNorm folding for inference: a BN that directly follows a conv or linear layer (or a conv
-then a max-pool, when every BN scale is positive) becomes part of that layer's weights and bias, and the BN itself an Identity (the lectures' "zero overhead at
-test time: can be fused with conv")."""
+then a max-pool, when every BN scale is positive) becomes part of that layer's weights and bias,
+and the BN itself an Identity (the lectures' "zero overhead at test time: can be fused with conv")."""
 
 from __future__ import annotations
 

@@ -104,7 +104,8 @@ class ResNet(nn.Module):
         self,
         in_shape: tuple[int, int, int],
         num_classes: int,
-        depth: int = 14,  # 2 blocks per stage: at width 16 as fast as ResNet-8 width 24 and +0.0-0.2% (benchmarks/README)
+        # 2 blocks per stage: at width 16 as fast as ResNet-8 width 24 and +0.0-0.2% (benchmarks/README)
+        depth: int = 14,
         width: int = 16,  # 16-32-64 channels (2,630 img/s training on 2 CPU cores)
         activation_name: str = "relu",
         norm_spec: str = "batch",

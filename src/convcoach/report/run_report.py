@@ -51,7 +51,8 @@ class RunArtifacts:
 
 
 def write_run_report(run_dir: str | Path, artifacts: RunArtifacts | None = None, out: str | Path | None = None) -> Path:
-    """Build report.html for a run; without `artifacts` the best checkpoint and the data are loaded and the test split re-evaluated."""
+    """Build report.html for a run; without `artifacts` the best checkpoint and the data are loaded and the test
+    split re-evaluated."""
     run = load_run(run_dir)
     note = ""
     if artifacts is None:
@@ -97,7 +98,8 @@ def _evaluation(page: Page, artifacts: RunArtifacts) -> None:
 
 
 def _inspection(page: Page, artifacts: RunArtifacts | None, folder: Path) -> None:
-    """First-layer filters and occlusion examples, then what a `convcoach inspect` wrote into RUN_DIR/inspect (which wins)."""
+    """First-layer filters and occlusion examples, then what a `convcoach inspect` wrote into RUN_DIR/inspect
+    (which wins)."""
     from ..data.samples import examples, split_images
     from ..inspect.run import add_findings, filters_finding, load_findings, occlusion_finding
 

@@ -267,7 +267,8 @@ def monitor_section(page: Page, run: RunFiles) -> None:
         return
     section = page.section("Activation and gradient statistics", "monitors")
     section.note(
-        f"{len(rows)} monitor rows from metrics.jsonl: one line per layer (with fewer than 3 samples, one bar per layer)."
+        f"{len(rows)} monitor rows from metrics.jsonl: one line per layer "
+        "(with fewer than 3 samples, one bar per layer)."
     )
     for metric, layers in list(monitor_series(rows).items())[:12]:
         if max(len(xs) for xs, _ in layers.values()) < 3:  # too few samples for a curve: the last value per layer
@@ -284,7 +285,8 @@ def monitor_section(page: Page, run: RunFiles) -> None:
 
 
 def tuning_section(page: Page, run: RunFiles) -> None:
-    """The study a run belongs to (trials.csv and tune.json here, one or two levels up: TUNE/trials/TRIAL) and the summary's tuning entries."""
+    """The study a run belongs to (trials.csv and tune.json here, one or two levels up: TUNE/trials/TRIAL)
+    and the summary's tuning entries."""
     folder = next(
         (d for d in (run.path, run.path.parent, run.path.parent.parent) if (d / "trials.csv").is_file()), None
     )

@@ -115,7 +115,8 @@ class ExplosionGuard(Callback):
             lr = trainer.optimizer.param_groups[0]["lr"]
             trainer.stop(
                 "diverged",
-                f"loss exploded at iteration {trainer.state.step} ({what}); the learning rate ({lr:.3g}) is the likely cause: try 3-10x lower",
+                f"loss exploded at iteration {trainer.state.step} ({what}); "
+                f"the learning rate ({lr:.3g}) is the likely cause: try 3-10x lower",
             )
 
     def state_dict(self) -> dict[str, Any]:
@@ -196,7 +197,8 @@ class MetricsLogger(Callback):
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         if trainer.state.step % self.every == 0:
             self.rows.append(
-                f'{{"kind": "iter", "step": {trainer.state.step}, "epoch": {trainer.state.epoch}, "loss": {json.dumps(loss)}, "lr": {trainer.optimizer.param_groups[0]["lr"]!r}}}\n'
+                f'{{"kind": "iter", "step": {trainer.state.step}, "epoch": {trainer.state.epoch}, '
+                f'"loss": {json.dumps(loss)}, "lr": {trainer.optimizer.param_groups[0]["lr"]!r}}}\n'
             )
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:

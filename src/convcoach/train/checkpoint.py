@@ -64,7 +64,8 @@ def load_model_state(model: torch.nn.Module, state: dict, source: str) -> None:
     mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
     if missing or unexpected or mismatched:
         detail = (
-            f"shape of '{mismatched[0]}' is {tuple(state[mismatched[0]].shape)} in the checkpoint, {tuple(own[mismatched[0]].shape)} in the model"
+            f"shape of '{mismatched[0]}' is {tuple(state[mismatched[0]].shape)} in the checkpoint, "
+            f"{tuple(own[mismatched[0]].shape)} in the model"
             if mismatched
             else f"missing {missing[:2]} unexpected {unexpected[:2]}"
         )

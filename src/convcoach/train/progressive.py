@@ -30,7 +30,8 @@ def parse_progressive(spec: str | None) -> tuple[int, float] | None:
         start, fraction = int(start_text), float(fraction_text or 0.5)
     except ValueError:
         raise ConfigError(
-            f"progressive_resize: '{spec}' is not START[:FRACTION], e.g. 16:0.5 (16 px growing to full size over half the epochs)"
+            f"progressive_resize: '{spec}' is not START[:FRACTION], "
+            "e.g. 16:0.5 (16 px growing to full size over half the epochs)"
         ) from None
     if start < 4 or not 0.0 < fraction <= 1.0:
         raise ConfigError(f"progressive_resize: '{spec}' needs START >= 4 px and FRACTION in (0, 1]")
@@ -76,8 +77,10 @@ class ProgressiveResize(Callback):
                 model(probe)
         except RuntimeError as exc:
             raise ConfigError(
-                f"progressive_resize '{self.start}:{self.fraction:g}': the model cannot take {probe.shape[2]}x{probe.shape[3]} px images "
-                f"({str(exc).splitlines()[0]}); use a larger START (the images are {height}x{width}) or no progressive resizing"
+                f"progressive_resize '{self.start}:{self.fraction:g}': "
+                f"the model cannot take {probe.shape[2]}x{probe.shape[3]} px images "
+                f"({str(exc).splitlines()[0]}); "
+                f"use a larger START (the images are {height}x{width}) or no progressive resizing"
             ) from None
         finally:
             model.train(was_training)

@@ -34,7 +34,8 @@ def resumed_config(config: TrainConfig) -> tuple[TrainConfig, bool]:
         differences = ", ".join(f"{name} {getattr(config, name)!r} (saved: {_saved(saved, name)})" for name in fixed)
         raise ConfigError(
             f"--resume {run_dir} continues the options saved in {source}; these differ and cannot change mid-run: "
-            f"{differences}. A resume may change only {', '.join(RESUME_MAY_CHANGE)}; start a new run to change the others"
+            f"{differences}. A resume may change only {', '.join(RESUME_MAY_CHANGE)}; "
+            "start a new run to change the others"
         )
     new_length = config.epochs != defaults.epochs and config.epochs != saved.epochs
     if new_length and saved.time_budget:

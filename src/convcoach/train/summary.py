@@ -69,7 +69,8 @@ def run_summary(trainer: Trainer, result: Evaluation | None, plain: Evaluation |
         "model": trainer.spec,
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "init": trainer.init_used,
-        "lr": trainer.base_lr,  # the peak LR used: --lr or the optimizer's default, scaled by batch_size / base_batch_size
+        # the peak LR used: --lr or the optimizer's default, scaled by batch_size / base_batch_size
+        "lr": trainer.base_lr,
         "precision": trainer.precision,
         "ema": config.ema or None,
         "epochs_run": state.epoch,

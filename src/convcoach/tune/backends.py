@@ -67,7 +67,8 @@ def create_pruner(spec: str) -> optuna.pruners.BasePruner:
 
 # ----- storage and data -----
 def open_storage(url: str, attempts: int = 4) -> optuna.storages.RDBStorage:
-    """An RDB storage (SQLite file or PostgreSQL URL) with heartbeats, so a killed process's trials get failed and rerun."""
+    """An RDB storage (SQLite file or PostgreSQL URL) with heartbeats, so a killed process's trials get failed
+    and rerun."""
     if "://" not in url:
         raise ConfigError(
             f"storage '{url}' is not a database URL; use sqlite:///path.db or postgresql://user:pass@host/db"

@@ -60,7 +60,9 @@ def _ints(key: str, values: list[str] | None) -> list[int] | None:
 
 
 FLAG_HELP = {
-    "space": 'e.g. "lr=1e-6..1e-2:log, weight_decay=1e-6..1e-1:log, dropout=0..0.5, optimizer=[sgd,adam], width=[16,32,64]"',
+    "space": (
+        'e.g. "lr=1e-6..1e-2:log, weight_decay=1e-6..1e-1:log, dropout=0..0.5, optimizer=[sgd,adam], width=[16,32,64]"'
+    ),
     "sampler": "random (default) | grid | tpe",
     "stage_epochs": "epochs per trial in each stage, e.g. 2,6",
     "stage_trials": "trials in each stage, e.g. 20,5",
@@ -129,6 +131,7 @@ def tune_inputs(args: argparse.Namespace) -> tuple[Any, Any, TuneOptions]:
         space = space_from_mapping(yaml_space, source=f"{args.config} (space:)")
     else:
         raise ConfigError(
-            'tune needs a search space: --space "lr=1e-4..1e-1:log, dropout=0..0.5", --space-file FILE or a space: mapping in --config'
+            'tune needs a search space: --space "lr=1e-4..1e-1:log, dropout=0..0.5", '
+            "--space-file FILE or a space: mapping in --config"
         )
     return base, space, options

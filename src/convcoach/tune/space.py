@@ -113,7 +113,8 @@ def space_from_mapping(values: dict[str, Any], source: str = "space") -> Space:
             unknown = set(value) - {"low", "high", "log", "int"}
             if unknown or not {"low", "high"} <= set(value):
                 raise ConfigError(
-                    f"{source}: {key}: a range mapping takes low, high and optionally log, int; got {', '.join(map(str, value))}"
+                    f"{source}: {key}: a range mapping takes low, high and optionally log, int; "
+                    f"got {', '.join(map(str, value))}"
                 )
             flags = (":log" if value.get("log") else "") + (":int" if value.get("int") else "")
             space[key] = _range(key, f"{value['low']}..{value['high']}{flags}", source)
@@ -167,7 +168,8 @@ def _range(key: str, text: str, source: str) -> Param:
         template = (prefix + "{}" + suffix).replace("+", ",")
     elif base not in (int, float):
         raise ConfigError(
-            f"{source}: {key} is not numeric: search it with a choice list [a, b] or a template like reg=l2:1e-5..1e-1:log"
+            f"{source}: {key} is not numeric: "
+            "search it with a choice list [a, b] or a template like reg=l2:1e-5..1e-1:log"
         )
     integer = base is int or "int" in flags
     if integer and not (low.is_integer() and high.is_integer()):

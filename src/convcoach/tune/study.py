@@ -50,7 +50,8 @@ def load_trial_data(base: TrainConfig) -> DataBundle:
     bundle = load_run_data(base)
     if bundle.val is None or len(bundle.val) == 0:
         raise ConfigError(
-            f"tune scores trials on the validation split, and '{base.data}' has none: set val_fraction > 0 (got {base.val_fraction})"
+            f"tune scores trials on the validation split, and '{base.data}' has none: "
+            f"set val_fraction > 0 (got {base.val_fraction})"
         )
     return bundle
 
@@ -89,7 +90,8 @@ class TrialReporter(Callback):
             self.pruned = True
             trainer.stop(
                 "pruned",
-                f"trial {self.trial.number} pruned after epoch {metrics['epoch']}: val_acc {value:.3f} is below the median of earlier trials",
+                f"trial {self.trial.number} pruned after epoch {metrics['epoch']}: "
+                f"val_acc {value:.3f} is below the median of earlier trials",
             )
 
 
@@ -235,7 +237,10 @@ def tune(
             stage.trials,
         )
         study.pruner = create_pruner(options.prune)
-        header = f"stage {stage.number}/{len(stages)}: {stage.trials} trials x {stage.epochs} epochs, {options.sampler} sampler, study '{study_name}'"
+        header = (
+            f"stage {stage.number}/{len(stages)}: {stage.trials} trials x {stage.epochs} epochs, "
+            f"{options.sampler} sampler, study '{study_name}'"
+        )
         if options.sampler == "grid":
             header += f" ({grid_size(current, options.grid_points)} grid points)"
         echo(header + "\n  " + ", ".join(p.describe() for p in current.values()))
@@ -328,7 +333,8 @@ def _finish(
     out: Path,
     echo: Callable[[str], None],
 ) -> TuneResult:
-    """trials.csv, best.yaml, plots, edge warnings and tune.json; the best comes from the last stage (the longest trials)."""
+    """trials.csv, best.yaml, plots, edge warnings and tune.json; the best comes from the last stage
+    (the longest trials)."""
     write_csv(records, out / "trials.csv")
     best = best_record(last) or best_record(records)
     notes = edge_warnings(space, best.params) if best else []

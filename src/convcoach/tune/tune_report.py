@@ -168,7 +168,8 @@ def edge_warnings(space: Space, params: dict[str, Any], fraction: float = EDGE_F
         if side:
             warnings.append(
                 f"the best {key} ({format_value(param, value)}) sits at the {side} edge of its range {bounds}: "
-                f"this best cross-validation result is worrying, the optimum may lie beyond it; widen the range on the {side} side and search again"
+                "this best cross-validation result is worrying, the optimum may lie beyond it; "
+                f"widen the range on the {side} side and search again"
             )
     return warnings
 
