@@ -78,7 +78,8 @@ class CheckContext:
         self.data = data or load_run_data(config)
         if self.data.streaming:
             raise ConfigError(
-                f"convcoach check needs the images in memory; {config.data} is larger than --memory-limit-gb {config.memory_limit_gb:g}"
+                f"convcoach check needs the images in memory; "
+                f"{config.data} is larger than --memory-limit-gb {config.memory_limit_gb:g}"
             )
         self.normalizer = normalizer or Normalizer.fit(self.data.train.images, config.preprocess)
         self.user_model = model

@@ -97,7 +97,8 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
             "lr_too_high",
             "warn",
             "learning rate too high: noisy loss, no progress",
-            f"each step changes the weights by {ratio:.1e} of their norm (healthy ~1e-3); loss {facts.loss_start:.3g} -> {facts.loss_end:.3g}",
+            f"each step changes the weights by {ratio:.1e} of their norm (healthy ~1e-3); "
+            f"loss {facts.loss_start:.3g} -> {facts.loss_end:.3g}",
             fixes,
         )
     return None
@@ -111,7 +112,8 @@ def dead_units(facts: Facts, found: list[Finding]) -> Finding | None:
         "dead_units",
         "fail" if facts.dead_max >= 0.9 else "warn",
         "dead ReLUs",
-        f"{_pct(facts.dead_max)} of the units of {facts.dead_layer} output zero for a whole batch: they pass no gradient",
+        f"{_pct(facts.dead_max)} of the units of {facts.dead_layer} output zero for a whole batch: "
+        "they pass no gradient",
         [
             "look for large negative biases or a broken init (--init kaiming)",
             "a lower --lr (large steps kill ReLUs)",
@@ -128,7 +130,8 @@ def vanishing(facts: Facts, found: list[Finding]) -> Finding | None:
     evidence = []
     if facts.act_shrink is not None and facts.act_shrink < 0.2:
         evidence.append(
-            f"activations shrink layer by layer at init (std {facts.act_first_std:.2g} -> {facts.act_last_std:.2g}): init std too small"
+            f"activations shrink layer by layer at init (std {facts.act_first_std:.2g} -> {facts.act_last_std:.2g}): "
+            "init std too small"
         )
     if facts.grad_ratio is not None and facts.grad_ratio < 1e-3:
         evidence.append(f"the first layer's gradient is {facts.grad_ratio:.1e} of the last layer's")
@@ -198,8 +201,10 @@ def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
         "eval_mismatch",
         "warn",
         "the model behaves differently in evaluation mode",
-        f"the final model gets {_pct(train)} of training images right in train mode but {_pct(evaluation)} in eval mode "
-        f"after {facts.iterations} iterations: BatchNorm's running statistics have not settled (or dropout is too strong)",
+        f"the final model gets {_pct(train)} of training images right in train mode "
+        f"but {_pct(evaluation)} in eval mode "
+        f"after {facts.iterations} iterations: "
+        "BatchNorm's running statistics have not settled (or dropout is too strong)",
         [
             "train longer (more iterations)",
             "--norm group:8 or layer (no running statistics)",
@@ -217,7 +222,8 @@ def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
         "too_short",
         "info",
         "too short to read the curves",
-        f"only {facts.iterations} optimizer steps (fewer than {MIN_ITERATIONS}): the curve rules (learning rate, over- and underfitting) were skipped",
+        f"only {facts.iterations} optimizer steps (fewer than {MIN_ITERATIONS}): "
+        "the curve rules (learning rate, over- and underfitting) were skipped",
         ["more steps: more --epochs, more data (--subset) or a smaller --batch-size"],
     )
 
@@ -236,7 +242,8 @@ def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
         "labels_no_signal",
         "warn",
         "labels look unrelated to the images",
-        f"validation accuracy stays at chance ({_pct(facts.best_val_acc)} for {facts.classes} classes){train}, though the weights move normally",
+        f"validation accuracy stays at chance ({_pct(facts.best_val_acc)} for {facts.classes} classes){train}, "
+        "though the weights move normally",
         ["check that images and labels are shuffled together", "run convcoach check (its data_labels probe)"],
     )
 
@@ -257,7 +264,8 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
         "lr_too_low",
         "warn",
         "learning rate too low: the loss barely moves",
-        f"loss {facts.loss_start:.3g} -> {facts.loss_end:.3g} over {facts.iterations} iterations ({facts.loss_drop:.1%}){updates}",
+        f"loss {facts.loss_start:.3g} -> {facts.loss_end:.3g} over {facts.iterations} iterations "
+        f"({facts.loss_drop:.1%}){updates}",
         ["raise --lr 3-10x (convcoach check sweeps it; with --optimizer muon, --muon-lr sets the conv filters' step)"],
     )
 
@@ -274,7 +282,10 @@ def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     rising = facts.val_loss_rise is not None and facts.val_loss_rise >= 0.1
     if not (growing or rising):
         return None
-    evidence = f"training accuracy {_pct(train or 0)} vs validation {_pct(facts.val_acc or 0)} (gap {facts.gap * 100:.0f} points"
+    evidence = (
+        f"training accuracy {_pct(train or 0)} vs validation {_pct(facts.val_acc or 0)} "
+        f"(gap {facts.gap * 100:.0f} points"
+    )
     evidence += f", {facts.gap_growth * 100:.0f} more than at epoch {facts.gap_min_epoch})" if growing else ")"
     if rising:
         evidence += f"; validation loss up {_pct(facts.val_loss_rise)} since epoch {facts.val_loss_min_epoch}"
@@ -302,7 +313,8 @@ def plateau(facts: Facts, found: list[Finding]) -> Finding | None:
         "plateau",
         "info",
         "plateau",
-        f"the loss fell {facts.loss_drop:.0%} but only {facts.late_drop:.1%} over the last third, at an undecayed learning rate",
+        f"the loss fell {facts.loss_drop:.0%} but only {facts.late_drop:.1%} over the last third, "
+        "at an undecayed learning rate",
         ["decay the learning rate (--schedule cosine, step:E1,E2 or onecycle)"],
     )
 
@@ -340,7 +352,8 @@ def at_chance(facts: Facts, found: list[Finding]) -> Finding | None:
         "at_chance",
         "warn",
         "the model has not learned: validation accuracy is at chance",
-        f"best validation accuracy {_pct(facts.best_val_acc)} for {facts.classes} classes (chance {_pct(facts.chance)}) "
+        f"best validation accuracy {_pct(facts.best_val_acc)} for {facts.classes} classes "
+        f"(chance {_pct(facts.chance)}) "
         f"after {facts.iterations} iterations",
         [
             "train longer (more --epochs)",

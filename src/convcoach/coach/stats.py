@@ -158,7 +158,8 @@ def interpret(stats: list[LayerStats]) -> list[Finding]:
         findings.append(
             Finding(
                 "fail" if (worst.dead or 0.0) >= 1.0 else "warn",
-                f"dead units: {worst.dead:.0%} of the ReLU units of layer {worst.index} ({worst.name}) are zero for the whole batch",
+                f"dead units: {worst.dead:.0%} of the ReLU units of layer {worst.index} ({worst.name}) "
+                "are zero for the whole batch",
                 "look for large negative biases or a too-small init std; try --activation leaky_relu or --norm batch",
             )
         )
@@ -168,7 +169,8 @@ def interpret(stats: list[LayerStats]) -> list[Finding]:
         findings.append(
             Finding(
                 "fail" if (worst.saturated or 0.0) >= SATURATED_FAIL else "warn",
-                f"saturated: {worst.saturated:.0%} of layer {worst.index} ({worst.kind}) outputs sit in the flat tails: init std too large",
+                f"saturated: {worst.saturated:.0%} of layer {worst.index} ({worst.kind}) "
+                "outputs sit in the flat tails: init std too large",
                 "use --init xavier (tanh/sigmoid) or kaiming (ReLU), or add --norm batch",
             )
         )
@@ -181,7 +183,8 @@ def interpret(stats: list[LayerStats]) -> list[Finding]:
             findings.append(
                 Finding(
                     "fail" if last / first < SHRINK_FAIL else "warn",
-                    f"activations shrink towards zero by layer {layer.index} (std {first:.2g} -> {last:.2g}): init std too small",
+                    f"activations shrink towards zero by layer {layer.index} (std {first:.2g} -> {last:.2g}): "
+                    "init std too small",
                     "use --init xavier (tanh/sigmoid) or kaiming (ReLU), or add --norm batch",
                 )
             )

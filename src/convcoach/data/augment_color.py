@@ -168,7 +168,8 @@ class FancyPCA(PixelOp):
     def apply(self, pixels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.eigenvectors is None:
             raise RuntimeError(
-                f"augmentation '{self.spec}' needs the training set's colour statistics: call Augmenter.fit(train_images, normalizer) first"
+                f"augmentation '{self.spec}' needs the training set's colour statistics: "
+                "call Augmenter.fit(train_images, normalizer) first"
             )
         alpha = normal((len(pixels), pixels.shape[1]), pixels, generator) * self.std_alpha
         offset = (alpha * self.spreads.to(pixels.device)) @ self.eigenvectors.to(pixels.device).T  # (N, C)

@@ -38,13 +38,15 @@ def read_npz(arg: str | None, options: SourceOptions) -> RawData:
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else _index_classes(y, path)
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise ConfigError(
-            f"{path}: has '{'x_test' if 'x_test' in arrays else 'y_test'}' without '{'y_test' if 'x_test' in arrays else 'x_test'}'; give both or neither"
+            f"{path}: has '{'x_test' if 'x_test' in arrays else 'y_test'}' "
+            f"without '{'y_test' if 'x_test' in arrays else 'x_test'}'; give both or neither"
         )
     if "x_test" in arrays:
         tx, ty = _npz_images(arrays["x_test"], path, "x_test"), _npz_labels(arrays["y_test"], path, "y_test")
         if tx.shape[1:] != x.shape[1:]:
             raise ConfigError(
-                f"{path}: 'x_test' images are {tx.shape[1:]} (C, H, W) but 'x' images are {x.shape[1:]}; store both alike"
+                f"{path}: 'x_test' images are {tx.shape[1:]} (C, H, W) "
+                f"but 'x' images are {x.shape[1:]}; store both alike"
             )
         if len(tx) != len(ty):
             raise ConfigError(f"{path}: 'x_test' has {len(tx)} images but 'y_test' has {len(ty)} labels")
@@ -54,7 +56,8 @@ def read_npz(arg: str | None, options: SourceOptions) -> RawData:
     for labels, key in ((y, "y"), (ty, "y_test")):
         if labels.size and labels.max() >= len(classes):
             raise ConfigError(
-                f"{path}: label {int(labels.max())} in '{key}' is out of range for {len(classes)} classes (valid: 0..{len(classes) - 1})"
+                f"{path}: label {int(labels.max())} in '{key}' is out of range for {len(classes)} classes "
+                f"(valid: 0..{len(classes) - 1})"
             )
     if options.image_size:
         x, tx = resize_uint8(x, options.image_size), resize_uint8(tx, options.image_size)
@@ -75,7 +78,8 @@ def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
     if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:  # pixel values 0..255 in a wider integer type
         if x.size and (x.min() < 0 or x.max() > 255):
             raise ConfigError(
-                f"{path}: integer images in '{key}' must lie in 0..255 (found {x.min()}..{x.max()}); or store floats in [0, 1]"
+                f"{path}: integer images in '{key}' must lie in 0..255 (found {x.min()}..{x.max()}); "
+                "or store floats in [0, 1]"
             )
         return np.ascontiguousarray(x.astype(np.uint8))
     if not np.issubdtype(x.dtype, np.floating):
@@ -95,8 +99,10 @@ def _index_classes(y: np.ndarray, path: Path) -> list[str]:
     count, present = int(y.max()) + 1, np.unique(y)
     if count > 2 * len(present) + 10:
         raise ConfigError(
-            f"{path}: labels run to {count - 1} but only {len(present)} distinct values occur ({', '.join(map(str, present[:5]))}"
-            f"{', ...' if len(present) > 5 else ''}); labels must be class indices 0..C-1: remap them (np.unique(y, return_inverse=True))"
+            f"{path}: labels run to {count - 1} but only {len(present)} distinct values occur "
+            f"({', '.join(map(str, present[:5]))}"
+            f"{', ...' if len(present) > 5 else ''}); labels must be class indices 0..C-1: "
+            "remap them (np.unique(y, return_inverse=True))"
         )
     if count > len(present):
         missing = sorted(set(range(count)) - set(present.tolist()))

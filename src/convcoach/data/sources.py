@@ -245,7 +245,8 @@ def _checked(bundle: DataBundle) -> DataBundle:
     name = bundle.name
     if len(bundle.classes) < 2:
         raise ConfigError(
-            f"{name}: {len(bundle.classes)} class ({', '.join(map(str, bundle.classes))}); a classifier needs at least 2 "
+            f"{name}: {len(bundle.classes)} class ({', '.join(map(str, bundle.classes))}); "
+            "a classifier needs at least 2 "
             "(an image folder: one subfolder per class)"
         )
     counts = {"training": len(bundle.train), "test": len(bundle.test)} | (

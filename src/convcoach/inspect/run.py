@@ -67,7 +67,11 @@ def filters_finding(model: nn.Module, in_shape: tuple[int, int, int]) -> Finding
         tiles = tiles.repeat(factor, axis=1).repeat(factor, axis=2)
     columns = 8 if len(tiles) > 8 else len(tiles)
     png = plots.image_grid(tiles, columns=columns, tile_inches=0.8, title=f"{len(tiles)} first-layer filters")
-    caption = f"{len(weights)} filters of shape {tuple(weights.shape[1:])}; grey is 0, each filter scaled to its own range (smooth, structured filters mean a healthy first layer; noise means too little training or too high a learning rate)."
+    caption = (
+        f"{len(weights)} filters of shape {tuple(weights.shape[1:])}; grey is 0, each filter scaled to its own range "
+        "(smooth, structured filters mean a healthy first layer; "
+        "noise means too little training or too high a learning rate)."
+    )
     return Finding(
         "filters", "First-layer filters", caption, png, {"count": len(weights), "shape": list(weights.shape[1:])}
     )
@@ -98,7 +102,10 @@ def occlusion_finding(
                 "max_drop_at (row, col)": divmod(peak, r.drop.shape[1]),
             }
         )
-    caption = f"A {results[0].patch}x{results[0].patch} patch of the mean colour, moved by {results[0].stride} px; red: hiding this region lowers the probability of the class (the net looks there)."
+    caption = (
+        f"A {results[0].patch}x{results[0].patch} patch of the mean colour, moved by {results[0].stride} px; "
+        "red: hiding this region lowers the probability of the class (the net looks there)."
+    )
     return Finding(
         "occlusion",
         "Occlusion sensitivity",
@@ -115,7 +122,10 @@ def saliency_finding(
     png = plots.heatmap_rows(
         plots.to_display(images), [m.numpy() for m in maps], captions, "|d score / d pixel|", cmap="hot"
     )
-    caption = "Gradient of the class score with respect to each pixel (max over channels): the pixels that change the score most."
+    caption = (
+        "Gradient of the class score with respect to each pixel (max over channels): "
+        "the pixels that change the score most."
+    )
     return Finding("saliency", "Gradient saliency", caption, png, {"max": [float(m.max()) for m in maps]})
 
 
@@ -155,7 +165,10 @@ def max_activation_finding(
             for u, row_i, row_v in zip(units, indices, values)
         },
     }
-    caption = f"For each unit of layer {layer_name}, the {indices.shape[1]} images (of {len(sample)} from the data) with the highest peak activation, labelled with their class and activation."
+    caption = (
+        f"For each unit of layer {layer_name}, the {indices.shape[1]} images (of {len(sample)} from the data) "
+        "with the highest peak activation, labelled with their class and activation."
+    )
     return Finding("max_activation", "Images that most activate a unit", caption, png, data)
 
 
@@ -175,7 +188,11 @@ def noise_finding(
         f"{count} uniform-noise images",
         "fraction",
     )
-    caption = f"Mean confidence on noise {report.mean_confidence:.2f} (1/{len(classes)} = {1 / len(classes):.2f} would be honest uncertainty); a class that takes most of the noise is the net's default guess."
+    caption = (
+        f"Mean confidence on noise {report.mean_confidence:.2f} "
+        f"(1/{len(classes)} = {1 / len(classes):.2f} would be honest uncertainty); "
+        "a class that takes most of the noise is the net's default guess."
+    )
     noise = Finding(
         "noise",
         "Random noise into the net",
@@ -195,7 +212,10 @@ def noise_finding(
         titles=[f"{classes[t]} p={p:.2f}" for t, p in zip(shown, probabilities)],
         tile_inches=1.2,
     )
-    caption = f"Gradient ascent on the input from noise ({steps} Adam steps on score - 0.01 ||x||^2, pixels kept in range): what each class looks like to the net."
+    caption = (
+        f"Gradient ascent on the input from noise ({steps} Adam steps on score - 0.01 ||x||^2, pixels kept in range): "
+        "what each class looks like to the net."
+    )
     visual = Finding(
         "class_visualization",
         "Class visualization by gradient ascent",
@@ -217,7 +237,10 @@ def dead_relu_finding(model: nn.Module, split: Split, normalizer: Normalizer, sa
             "fraction",
         )
         dead = sum(r.dead_units for r in rows)
-        caption = f"{dead} of {sum(r.units for r in rows)} ReLU units never fire on {len(sample)} images; a large dead fraction points to a learning rate that was too high or a bad initialization."
+        caption = (
+            f"{dead} of {sum(r.units for r in rows)} ReLU units never fire on {len(sample)} images; "
+            "a large dead fraction points to a learning rate that was too high or a bad initialization."
+        )
     else:
         png = plots.bar_plot(["(none)"], {"dead units": [0.0]}, "no ReLU layers", "fraction")
         caption = "The model has no ReLU layers."

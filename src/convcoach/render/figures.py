@@ -58,7 +58,8 @@ def line_plot(
     faint: Sequence[str] = (),
     size: tuple[float, float] = (6.0, 3.4),
 ) -> bytes:
-    """One line per named series; names in `faint` are drawn thin and light (e.g. the raw loss behind its smoothed curve)."""
+    """One line per named series; names in `faint` are drawn thin and light
+    (e.g. the raw loss behind its smoothed curve)."""
     fig = new_figure(*size)
     ax = fig.add_subplot()
     for index, (name, (xs, ys)) in enumerate(series.items()):
@@ -147,7 +148,8 @@ def confusion_plot(matrix: torch.Tensor, classes: Sequence[str]) -> bytes:
 def reliability_plot(
     edges: Sequence[float], accuracy: Sequence[float], confidence: Sequence[float], counts: Sequence[int], ece: float
 ) -> bytes:
-    """Reliability diagram (Guo et al. 2017): accuracy per confidence bin against the diagonal of perfect calibration."""
+    """Reliability diagram (Guo et al. 2017): accuracy per confidence bin against the diagonal of perfect
+    calibration."""
     fig = new_figure(4.6, 4.2, bottom=0.55)
     ax = fig.add_subplot()
     lefts = np.asarray(edges[:-1])
@@ -194,7 +196,8 @@ def to_display(images: torch.Tensor | np.ndarray) -> np.ndarray:
 def mosaic(
     tiles: np.ndarray, columns: int, pad: int = 1, gap: int = 0, background: float = 1.0
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Tiles (N, H, W, C) in [0, 1] -> one image with `pad` pixels between tiles (plus `gap` above each row) and each tile's top-left corner.
+    """Tiles (N, H, W, C) in [0, 1] -> one image with `pad` pixels between tiles (plus `gap` above each row)
+    and each tile's top-left corner.
 
     One imshow of a mosaic is ~10x faster than an axes per tile, which keeps the end-of-run report cheap."""
     count, height, width, channels = tiles.shape
@@ -219,7 +222,8 @@ def image_grid(
     tile_inches: float = 0.9,
     title: str = "",
 ) -> bytes:
-    """A grid of images (N, H, W, C) in [0, 1], with an optional caption above each tile (may hold newlines) or a label per row."""
+    """A grid of images (N, H, W, C) in [0, 1], with an optional caption above each tile (may hold newlines)
+    or a label per row."""
     count, height, width, _ = tiles.shape
     pixels_per_inch = width / tile_inches
     lines = max((t.count("\n") + 1 for t in titles), default=0) if titles else 0

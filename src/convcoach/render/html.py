@@ -16,14 +16,16 @@ from typing import Any
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'"
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f6f7f9;line-height:1.45}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;\
+color:#1d2330;background:#f6f7f9;line-height:1.45}
 header{background:#1d2330;color:#fff;padding:18px 28px}
 header h1{margin:0;font-size:22px}header p{margin:4px 0 0;color:#c9d1e0;font-size:14px}
 nav{padding:10px 28px;background:#e9edf3;font-size:13px}nav a{margin-right:14px;color:#234;text-decoration:none}
 main{padding:8px 28px 40px;max-width:1250px}
 section{background:#fff;border:1px solid #dde2ea;border-radius:6px;margin:16px 0;padding:6px 18px 14px}
 h2{font-size:18px;border-bottom:1px solid #e3e7ee;padding-bottom:4px}h3{font-size:15px;margin:14px 0 6px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{border:1px solid #dde2ea;padding:3px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}\
+th,td{border:1px solid #dde2ea;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#f0f3f7}td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{display:inline-block;margin:6px 12px 6px 0;vertical-align:top}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:12px;color:#555;max-width:640px}
@@ -118,7 +120,8 @@ class Section:
         return self.table(["key", "value"] * columns, rows)
 
     def value(self, value: Any) -> Section:
-        """Any JSON-like value: a list of records becomes a table, a flat mapping a key/value table, text a paragraph."""
+        """Any JSON-like value: a list of records becomes a table, a flat mapping a key/value table,
+        text a paragraph."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):

@@ -71,7 +71,10 @@ def convert_input_channels(model: nn.Module, channels: int, image_size: tuple[in
         new.bias.copy_(layer.bias)
     setattr(parent, name, new.to(layer.weight.device))
     how = "summed over RGB" if channels == 1 else f"replicated and divided by {channels}"
-    return f"converted the first layer's weights from {old_channels} to {channels} input channel(s) ({how}); the data is unchanged"
+    return (
+        f"converted the first layer's weights from {old_channels} to {channels} input channel(s) ({how}); "
+        "the data is unchanged"
+    )
 
 
 def convert_normalizer(normalizer: Normalizer, channels: int) -> Normalizer:
@@ -102,7 +105,8 @@ def check_image_size(
     except RuntimeError:
         size = f"{pretrained_shape[1]}x{pretrained_shape[2]}"
         raise ConfigError(
-            f"{what} takes {size} images, not {shape[1]}x{shape[2]}: resize the data with --image-size {pretrained_shape[1]}"
+            f"{what} takes {size} images, not {shape[1]}x{shape[2]}: "
+            f"resize the data with --image-size {pretrained_shape[1]}"
             " (or use a model with adaptive pooling: resnet, cnn, vgg)"
         ) from None
     finally:

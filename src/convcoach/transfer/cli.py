@@ -65,7 +65,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         print(f"  stage {probe['stage']:<8s} linear probe val {probe['val_accuracy'] * 100:6.2f}%")
     if "head_probe" in transfer and transfer["head_probe"]["val_accuracy"] is not None:
         print(
-            f"head starts from a linear probe on the frozen features: val {transfer['head_probe']['val_accuracy'] * 100:.2f}%"
+            "head starts from a linear probe on the frozen features: "
+            f"val {transfer['head_probe']['val_accuracy'] * 100:.2f}%"
         )
     print(
         f"strategy: {transfer['resolved']} (trainable stages: {', '.join(transfer['trainable_stages']) or 'head only'})"
@@ -74,7 +75,8 @@ def run_finetune(args: argparse.Namespace) -> int:
         print(f"convcoach: training diverged: {summary['stop_message']}", file=sys.stderr)
         return 1
     print(
-        f"test accuracy: {summary['test_accuracy'] * 100:.2f}%  (run: {summary['run_dir']}, {summary['train_seconds']:.0f}s)"
+        f"test accuracy: {summary['test_accuracy'] * 100:.2f}%  "
+        f"(run: {summary['run_dir']}, {summary['train_seconds']:.0f}s)"
     )
     return 0
 
@@ -218,6 +220,7 @@ def run_knn(args: argparse.Namespace) -> int:
     for k, accuracy in result.val_accuracy.items():
         print(f"  k={k:<3d} val accuracy {accuracy * 100:6.2f}%")
     print(
-        f"kNN ({args.distance}, {representation}), k={result.k}: test accuracy {result.test_accuracy * 100:.2f}%  (summary: {out / 'summary.json'})"
+        f"kNN ({args.distance}, {representation}), k={result.k}: test accuracy {result.test_accuracy * 100:.2f}%  "
+        f"(summary: {out / 'summary.json'})"
     )
     return 0

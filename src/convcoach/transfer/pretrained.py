@@ -1,4 +1,5 @@
-"""Load a pretrained network for transfer (a convcoach checkpoint, or a plain state dict plus a model name) and adapt it to new data."""
+"""Load a pretrained network for transfer (a convcoach checkpoint, or a plain state dict plus a model name)
+and adapt it to new data."""
 
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def load_pretrained(
         raise ConfigError(f"{path}: neither a convcoach checkpoint nor a plain state dict of tensors")
     if config is None or image_shape is None:
         raise ConfigError(
-            f"{path} is a plain state dict: give the model name (--model NAME, plus --depth/--width/--model-options as trained)"
+            f"{path} is a plain state dict: "
+            "give the model name (--model NAME, plus --depth/--width/--model-options as trained)"
         )
     state = {_strip(key): value for key, value in payload.items()}
     weights = [value for key, value in state.items() if key.endswith("weight") and value.dim() in (2, 4)]
@@ -96,7 +98,8 @@ def load_pretrained(
         pixels = image_shape[0] * image_shape[1]
         if first.shape[1] % pixels:
             raise ConfigError(
-                f"{path}: the first layer takes {first.shape[1]} inputs, not a multiple of {image_shape[0]}x{image_shape[1]} pixels"
+                f"{path}: the first layer takes {first.shape[1]} inputs, "
+                f"not a multiple of {image_shape[0]}x{image_shape[1]} pixels"
             )
         channels = first.shape[1] // pixels
     spec = model_spec(config, (int(channels), *image_shape), int(last.shape[0]))
@@ -139,11 +142,14 @@ def adapt_input(pretrained: Pretrained, data: DataBundle) -> tuple[dict[str, Any
     if rebuilt.keys() != own.keys() or any(rebuilt[key].shape != own[key].shape for key in own):
         size = f"{pretrained.in_shape[1]}x{pretrained.in_shape[2]}"
         raise ConfigError(
-            f"{what} has a different layout at {height}x{width}: resize the data to {size} with --image-size {pretrained.in_shape[1]}"
+            f"{what} has a different layout at {height}x{width}: "
+            f"resize the data to {size} with --image-size {pretrained.in_shape[1]}"
         )
     if tuple(pretrained.in_shape[1:]) != (height, width):
         notes.append(
-            f"images are {height}x{width}, the network was trained on {pretrained.in_shape[1]}x{pretrained.in_shape[2]} (adaptive pooling takes both)"
+            f"images are {height}x{width}, "
+            f"the network was trained on {pretrained.in_shape[1]}x{pretrained.in_shape[2]} "
+            "(adaptive pooling takes both)"
         )
     normalizer = convert_normalizer(pretrained.normalizer, channels) if pretrained.normalizer else None
     notes.append(

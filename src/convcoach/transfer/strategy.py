@@ -80,7 +80,10 @@ class Similarity:
     def describe(self) -> str:
         verdict = "similar dataset" if self.similar else "different dataset"
         sign = ">=" if self.similar else "<"
-        return f"1-NN on pretrained features {self.feature_accuracy * 100:.1f}% {sign} on raw pixels {self.pixel_accuracy * 100:.1f}% (validation): {verdict}"
+        return (
+            f"1-NN on pretrained features {self.feature_accuracy * 100:.1f}% {sign} "
+            f"on raw pixels {self.pixel_accuracy * 100:.1f}% (validation): {verdict}"
+        )
 
 
 def _sample(split: Split, limit: int, seed: int) -> Split:
@@ -114,7 +117,11 @@ def choose_strategy(train_size: int, num_classes: int, similarity: Similarity, s
     """The lectures' table: data size (per class) x dataset similarity -> strategy, with the reason."""
     per_class = train_size / max(num_classes, 1)
     little = per_class < LITTLE_DATA_PER_CLASS
-    size = f"{train_size} training images for {num_classes} classes ({per_class:.0f}/class, {'<' if little else '>='} {LITTLE_DATA_PER_CLASS}: {'very little' if little else 'quite a lot of'} data)"
+    size = (
+        f"{train_size} training images for {num_classes} classes "
+        f"({per_class:.0f}/class, {'<' if little else '>='} {LITTLE_DATA_PER_CLASS}: "
+        f"{'very little' if little else 'quite a lot of'} data)"
+    )
     if little and similarity.similar:
         strategy, rule = "linear", "very little data + similar dataset: a linear classifier on the top layer"
     elif little:
@@ -127,7 +134,8 @@ def choose_strategy(train_size: int, num_classes: int, similarity: Similarity, s
     else:
         strategy, rule = (
             "full",
-            "quite a lot of data + very different dataset: fine-tune a larger number of layers (all, at the backbone LR)",
+            "quite a lot of data + very different dataset: "
+            "fine-tune a larger number of layers (all, at the backbone LR)",
         )
     if strategy == "stages" and not stages:
         strategy, rule = "linear", rule + "; this network has no stages, so the top layer"

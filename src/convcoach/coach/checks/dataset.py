@@ -113,7 +113,8 @@ def duplicates(context: CheckContext) -> CheckResult:
     return CheckResult(
         "data_duplicates",
         "fail" if share > 0.1 else "warn",
-        f"{leaked} of {len(test)} test images ({share:.1%}) also appear in training/validation: the test score is inflated",
+        f"{leaked} of {len(test)} test images ({share:.1%}) also appear in training/validation: "
+        "the test score is inflated",
         "remove the duplicates from the test split",
         details,
     )
@@ -139,7 +140,10 @@ def labels(context: CheckContext) -> CheckResult:
         )
     z = (accuracy - chance) / math.sqrt(max(chance * (1 - chance), 1e-12) / queries)
     details["z"] = z
-    probe = f"a 1-nearest-neighbour classifier on pixels gets {accuracy:.0%} of {queries} held-out images (majority class {chance:.0%})"
+    probe = (
+        f"a 1-nearest-neighbour classifier on pixels gets {accuracy:.0%} of {queries} held-out images "
+        f"(majority class {chance:.0%})"
+    )
     if math.sqrt(queries * (1 - chance) / max(chance, 1e-12)) < SIGNAL_Z:  # the z of a perfect probe: too few to tell
         return CheckResult(
             "data_labels",
@@ -154,7 +158,8 @@ def labels(context: CheckContext) -> CheckResult:
             "data_labels",
             "warn",
             f"labels look unrelated to the images: {probe}",
-            "check that images and labels were shuffled together and match (or pixels alone do not separate these classes)",
+            "check that images and labels were shuffled together and match "
+            "(or pixels alone do not separate these classes)",
             details,
         )
     return CheckResult("data_labels", "pass", f"labels in 0..{classes - 1}; {probe}", "", details)

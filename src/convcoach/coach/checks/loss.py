@@ -60,9 +60,15 @@ def initial_loss(context: CheckContext) -> list[CheckResult]:
         return [CheckResult("initial_loss", "pass", message, "", details)]
     status = "warn" if distance <= WARN_TOLERANCE[0] * expected + WARN_TOLERANCE[1] else "fail"
     if loss > expected:
-        fix = "scores at init are too large: normalize the inputs (--preprocess meanstd) or lower the init std of the last layer"
+        fix = (
+            "scores at init are too large: normalize the inputs (--preprocess meanstd) "
+            "or lower the init std of the last layer"
+        )
     else:
-        fix = "the model is confident before training: check that labels do not leak into the inputs and that every class is present"
+        fix = (
+            "the model is confident before training: check that labels do not leak into the inputs "
+            "and that every class is present"
+        )
     return [CheckResult("initial_loss", status, message + f" ({distance / expected:.0%} off)", fix, details)]
 
 

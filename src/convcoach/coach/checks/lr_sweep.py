@@ -130,7 +130,8 @@ def lr_sweep(context: CheckContext) -> list[CheckResult]:
             CheckResult(
                 "lr_sweep",
                 "warn",
-                f"lr {context.lr:.3g} is too low: the loss barely moves ({mine['drop']:.1%}); recommended {span} {where}",
+                f"lr {context.lr:.3g} is too low: the loss barely moves ({mine['drop']:.1%}); "
+                f"recommended {span} {where}",
                 f"use --lr in {span}",
                 details,
             )

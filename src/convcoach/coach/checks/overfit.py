@@ -52,7 +52,8 @@ def overfit(context: CheckContext) -> list[CheckResult]:
             CheckResult(
                 "overfit",
                 "pass",
-                f"100% training accuracy on {count} examples after {steps} steps (loss {losses[0]:.3g} -> {losses[-1]:.3g})",
+                f"100% training accuracy on {count} examples after {steps} steps "
+                f"(loss {losses[0]:.3g} -> {losses[-1]:.3g})",
                 "",
                 details,
             )
@@ -62,16 +63,26 @@ def overfit(context: CheckContext) -> list[CheckResult]:
             CheckResult(
                 "overfit",
                 "fail",
-                f"loss exploded at step {steps} while overfitting {count} examples (lr {context.lr:.3g}, {lr:.3g} at batch {count}: "
+                f"loss exploded at step {steps} while overfitting {count} examples "
+                f"(lr {context.lr:.3g}, {lr:.3g} at batch {count}: "
                 f"{losses[0]:.3g} -> {losses[-1]:.3g})",
                 "the learning rate is too high: lower it 3-10x (see lr_sweep)",
                 details,
             )
         ]
     drop = (losses[0] - losses[-1]) / losses[0]
-    message = f"only {details['best_accuracy']:.0%} training accuracy on {count} examples after {steps} steps (loss {losses[0]:.3g} -> {losses[-1]:.3g})"
+    message = (
+        f"only {details['best_accuracy']:.0%} training accuracy on {count} examples after {steps} steps "
+        f"(loss {losses[0]:.3g} -> {losses[-1]:.3g})"
+    )
     if drop < 0.05:
-        fix = "the loss barely moved: raise the learning rate, or look for vanishing activations/gradients (see activations)"
+        fix = (
+            "the loss barely moved: raise the learning rate, "
+            "or look for vanishing activations/gradients (see activations)"
+        )
     else:
-        fix = "the model learns too slowly to memorize: more capacity (--width/--depth), a higher learning rate, or check the labels"
+        fix = (
+            "the model learns too slowly to memorize: more capacity (--width/--depth), "
+            "a higher learning rate, or check the labels"
+        )
     return [CheckResult("overfit", "fail", message, fix, details)]
