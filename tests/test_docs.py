@@ -37,6 +37,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +183,9 @@ def isolated_registries() -> Iterator[None]:
     def copied(value: object) -> object:
         return value.copy() if isinstance(value, dict | set | list) else value
 
-    registries = [obj for obj in gc.get_objects() if isinstance(obj, Registry)]
+    with warnings.catch_warnings():  # isinstance on torch's deprecated module attributes warns
+        warnings.simplefilter("ignore")
+        registries = [obj for obj in gc.get_objects() if isinstance(obj, Registry)]
     saved = [(registry, {k: copied(v) for k, v in vars(registry).items()}) for registry in registries]
     plain = [(table, table.copy()) for table in (ANATOMIES, DEFAULT_LR)]
     try:

@@ -231,11 +231,11 @@ class TrainConfig:
         (registry.SPEC_CHECKS), each bound and choice from the field's metadata, then the rules
         that tie fields together."""
         fields = dataclasses.fields(self)
+        for item in fields:  # bounds first: some spec checks read other fields (augment reads cutout)
+            _check_bounds(item.name, getattr(self, item.name), item.metadata)
         for item in fields:
             if item.metadata.get("spec"):
                 check_spec(item.metadata["spec"], getattr(self, item.name), self)
-        for item in fields:
-            _check_bounds(item.name, getattr(self, item.name), item.metadata)
         for key, value in dataclasses.asdict(self).items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{key}: '{value}' is not a finite number")

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from convcoach import precision
 from convcoach.errors import ConfigError
-from convcoach.train import precision
 from convcoach.train.optim import DEFAULT_LR, OPTIMIZERS, OptimSettings, create_optimizer, default_lr, parameter_groups
 
 
