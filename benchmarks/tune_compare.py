@@ -20,7 +20,7 @@ import torch
 
 from convcoach import TrainConfig
 from convcoach.tune import TuneOptions, parse_space, tune
-from convcoach.tune.study import load_trial_data
+from convcoach.tune.trials import load_trial_data
 
 SPACE = "lr=1e-4..3:log, weight_decay=1e-6..1e-2:log, dropout=0..0.5, optimizer=[nesterov,adam]"
 

@@ -281,7 +281,7 @@ def test_extra_spec_arguments_of_pooling_strategies_and_pruners_are_errors_not_i
     import torch
 
     from convcoach.transfer.strategy import check_strategy, trainable_stages
-    from convcoach.tune.study import create_pruner
+    from convcoach.tune.backends import create_pruner
 
     with pytest.raises(ConfigError, match=r"pooling 'max:2': 'max' takes no arguments, got 1 \(2 would be ignored\)"):
         create_model("vgg", (1, 28, 28), 10, pool="max:2")

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from convcoach.coach.diagnosis import Finding, RunRecord, diagnose
-from convcoach.coach.rules import CURVE_RULES, RULES
+from convcoach.coach.rule_registry import CURVE_RULES
+from convcoach.coach.rules import RULES
 
 SUMMARY = {"data": {"classes": ["a", "b", "c"], "val": 300}, "stop_reason": None}
 BUILT_IN = [

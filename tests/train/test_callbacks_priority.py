@@ -26,7 +26,7 @@ from convcoach.train.constraints import MaxNorm
 from convcoach.train.mixing import MixBatches
 from convcoach.train.progressive import ProgressiveResize
 from convcoach.transfer.heads import FreezeNormStats
-from convcoach.tune.study import TrialReporter
+from convcoach.tune.trials import TrialReporter
 
 BUILT_IN = {
     ProgressiveResize: Priority.PROGRESSIVE_RESIZE,

@@ -226,7 +226,7 @@ class AlwaysPrune(optuna.pruners.BasePruner):
 
 def test_pruned_trial_stops_after_the_epoch_the_pruner_flags(blobs, tmp_path):
     from convcoach.tune.narrowing import Stage
-    from convcoach.tune.study import TrialObjective, load_trial_data, without_test
+    from convcoach.tune.trials import TrialObjective, load_trial_data, without_test
 
     base = small_config(blobs, tmp_path / "prune")
     study = optuna.create_study(direction="maximize", pruner=AlwaysPrune())

@@ -20,8 +20,8 @@ from .sections import (
     data_section,
     monitor_section,
     overview_section,
-    tuning_section,
 )
+from .tuning_section import tuning_section
 
 log = logging.getLogger("convcoach")
 
