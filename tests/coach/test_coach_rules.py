@@ -24,6 +24,9 @@ BUILT_IN = [
     "overfitting",
     "plateau",
     "underfitting",
+    "test_differs",
+    "label_noise",
+    "classes_missed",
     "at_chance",
 ]
 

@@ -104,6 +104,9 @@ class Facts:
     update_ratio: float | None = None  # median over samples and layers
     grad_ratio: float | None = None  # first-layer / last-layer gradient norm, median over samples
     grad_nonfinite: bool = False
+    test_acc: float | None = None  # the best snapshot on the test split (summary.json)
+    test_count: int = 0
+    test_per_class: dict[str, float] | None = None  # per-class test accuracy (recall)
 
 
 def measure(record: RunRecord) -> Facts:
@@ -117,6 +120,9 @@ def measure(record: RunRecord) -> Facts:
     by_mode = summary.get("train_accuracy_by_mode") or {}
     facts.mode_train_acc, facts.mode_eval_acc = by_mode.get("train"), by_mode.get("eval")
     facts.stop_message = summary.get("stop_message")
+    facts.test_acc = summary.get("test_accuracy")
+    facts.test_count = (summary.get("data") or {}).get("test", 0) or 0
+    facts.test_per_class = summary.get("test_per_class_accuracy")
     _curve_facts(facts, record.iterations)
     _epoch_facts(facts, record.epochs)
     if facts.mode_eval_acc is not None and facts.val_acc is not None:
