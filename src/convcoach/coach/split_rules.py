@@ -7,14 +7,11 @@ import math
 
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
+from .rules import _pct
 
 SPLIT_GAP = 0.10  # accuracy points between validation and test beyond sampling noise that name a cause
 WEAK_CLASS = 0.5  # a class below this share of the overall test accuracy is rarely predicted right
 MISSED_CLASS = 0.1  # ...and below this accuracy it is (almost) never predicted right
-
-
-def _pct(value: float) -> str:
-    return f"{value:.0%}"
 
 
 def _split_gap(facts: Facts) -> float | None:

@@ -22,7 +22,7 @@ class ReportWriter(Callback):
     def on_run_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         from .run_report import RunArtifacts, write_run_report  # matplotlib loads only when a report is drawn
 
-        result = getattr(trainer, "test_result", None)
+        result = trainer.test_result
         artifacts = RunArtifacts(
             unwrap(trainer.model),
             trainer.normalizer,

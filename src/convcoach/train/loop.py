@@ -94,6 +94,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.state = TrainState()
         self.saved_step: int | None = None  # the iteration last.pt holds
+        self.test_result: Evaluation | None = None  # the best snapshot on the test split, set by finish()
         self.callbacks = sorted(
             default_callbacks(config, self.run_dir, self.dist.is_main) + list(callbacks or []), key=lambda c: c.order
         )
