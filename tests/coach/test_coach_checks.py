@@ -266,10 +266,12 @@ def test_a_class_ten_times_rarer_warns_naming_it_and_the_ratio(tmp_path):
 
 
 def test_a_label_probe_too_small_to_tell_passes_instead_of_calling_the_labels_unrelated(tmp_path):
-    # 90:9 classes with few held-out queries: even a perfect 1-NN cannot beat a 90% majority by 3 sigma
-    result = _data_checks(_two_classes(tmp_path, 90, 9), tmp_path, val_fraction=0.0).get("data_labels")
+    # 90:5 classes with few held-out queries: even a perfect 1-NN cannot beat the 90% that unrelated labels
+    # would match (0.95^2 + 0.05^2) by 3 sigma
+    result = _data_checks(_two_classes(tmp_path, 90, 5), tmp_path, val_fraction=0.0).get("data_labels")
     details = result.details
-    assert math.sqrt(details["queries"] * (1 - details["majority_rate"]) / details["majority_rate"]) < 3
+    assert details["chance_rate"] == pytest.approx(0.9, abs=0.01)
+    assert math.sqrt(details["queries"] * (1 - details["chance_rate"]) / details["chance_rate"]) < 3
     assert result.status == "pass" and "too few images for the probe to tell" in result.message
 
 
@@ -338,3 +340,192 @@ def test_initial_loss_far_from_ln_c_warns_then_fails(blobs_npz, tmp_path, scale,
         return
     assert result.message == message + f" ({off:.0%} off)"
     assert result.fix.startswith("scores at init are too large" if shift else "the model is confident before training")
+
+
+# ---- issue 23 item 6: pointers that follow the measured numbers ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("noisy", "plain"),
+    [
+        ({"dropout": 0.9}, {"dropout": 0.0}),
+        (
+            {"model": "resnet", "depth": 8, "zero_init_residual": False, "stochastic_depth": 0.5},
+            {"model": "resnet", "depth": 8, "zero_init_residual": False},
+        ),
+    ],
+)
+def test_initial_loss_is_measured_with_dropout_off(blobs_npz, tmp_path, noisy, plain):
+    from convcoach.coach.context import CheckContext
+
+    config = small_config(blobs_npz, tmp_path, **noisy)
+    context = CheckContext(config, budget=FAST)
+    x, y = context.batch(FAST.loss_batch)
+    with torch.no_grad():  # what the check measured before: train mode, dropout's x10 rescaling included
+        train_mode = context.loss_fn(context.fresh_model()(x), y).item()
+    report = run_checks(config, only=["initial_loss", "regularization"], budget=FAST)
+    without = run_checks(small_config(blobs_npz, tmp_path, **plain), only=["initial_loss"], budget=FAST)
+    result = report.get("initial_loss")
+    # the same weights without the noisy layers (BatchNorm on batch statistics in both): the same loss
+    assert result.details["loss"] == pytest.approx(without.get("initial_loss").details["loss"], rel=1e-6)
+    assert report.get("regularization").details["data_loss"] == pytest.approx(result.details["loss"], rel=1e-6)
+    assert result.details["dropout_off"] and result.status == "pass"
+    assert "with regularization and dropout off" in result.message
+    assert train_mode != pytest.approx(result.details["loss"], rel=1e-3)  # the noisy layers did act in train mode
+    if "dropout" in noisy:  # measured: 2.51 in train mode (fail, "normalize the inputs") against 1.42
+        assert train_mode == pytest.approx(2.51, abs=0.01) and result.details["loss"] == pytest.approx(1.42, abs=0.01)
+
+
+def test_initial_loss_of_a_user_model_switches_dropconnect_off_and_keeps_batchnorm_on_the_batch(blobs_npz, tmp_path):
+    from convcoach.coach.context import CheckContext
+    from convcoach.models.dropconnect import DropConnectLinear
+
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(144, 32),
+        nn.BatchNorm1d(32),
+        nn.ReLU(),
+        nn.Dropout(0.9),
+        DropConnectLinear(32, 3, p=0.9),
+    )
+    config = small_config(blobs_npz, tmp_path)
+    result = run_checks(config, model=net, only=["initial_loss"], budget=FAST).get("initial_loss")
+    x, y = CheckContext(config, model=net, budget=FAST).batch(FAST.loss_batch)
+    loss = nn.CrossEntropyLoss()
+    net.train()
+    net[4].eval(), net[5].eval()
+    with torch.no_grad():
+        expected = loss(net(x), y).item()
+        net.eval()
+        all_eval = loss(net(x), y).item()  # BatchNorm on its running statistics: not what training sees
+    assert result.details["dropout_off"] == ["4", "5"]
+    assert result.details["loss"] == pytest.approx(expected, rel=1e-6)
+    assert abs(all_eval - expected) > 0.02
+
+
+def test_initial_loss_too_high_points_to_the_inputs_when_they_are_not_normalized(blobs_npz, tmp_path):
+    from convcoach.data import Normalizer
+
+    raw = Normalizer([0.0], [1 / 255])  # the pixel values themselves, although --preprocess is meanstd
+    config = small_config(blobs_npz, tmp_path, norm="none")
+    result = run_checks(config, only=["initial_loss"], budget=FAST, normalizer=raw).get("initial_loss")
+    details = result.details
+    assert result.status == "fail" and details["input_mean"][0] == pytest.approx(67, abs=1)
+    assert details["input_std"][0] == pytest.approx(67, abs=1)
+    assert result.fix.startswith(f"scores at init are too large (std {details['score_std']:.2g} across classes): ")
+    assert "the inputs are not normalized (per-channel mean 67, std 67) although --preprocess is meanstd" in result.fix
+    assert "use --preprocess meanstd" not in result.fix and "last layer" not in result.fix
+
+
+def test_initial_loss_too_high_points_to_the_last_layer_on_normalized_inputs(blobs_npz, tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(144, 64), nn.ReLU(), nn.Linear(64, 3))
+    with torch.no_grad():
+        net[3].weight.mul_(30)
+    result = run_checks(small_config(blobs_npz, tmp_path), model=net, only=["initial_loss"], budget=FAST).get(
+        "initial_loss"
+    )
+    details = result.details
+    assert result.status == "fail" and details["last_layer"] == "3"
+    assert details["input_rms"] == pytest.approx(1.0, abs=0.01)  # normalized: not the cause
+    gain = details["score_std"] / details["last_input_rms"]
+    assert gain == pytest.approx(12, abs=1)  # measured: scores of std 5.4 from inputs of rms 0.45
+    assert (
+        f"the last layer '3' turns inputs of rms {details['last_input_rms']:.2g} into scores {gain:.2g}x" in result.fix
+    )
+    assert "normaliz" not in result.fix
+
+
+@pytest.mark.parametrize(
+    ("overrides", "cause"),
+    [
+        ({"init": "normal:0.3"}, "--init normal:0.3 sets it: use --init auto (kaiming for ReLU, xavier for tanh)"),
+        (
+            {"model": "mlp", "depth": 4, "width": 64, "init": "normal:0.5", "norm": "none"},
+            "activations grow through the net (rms 1 at the input, 1.1e+02 into the last layer '9'): "
+            "use --init auto (kaiming for ReLU, xavier for tanh) or --norm batch",
+        ),
+    ],
+)
+def test_initial_loss_too_high_names_the_init_option_the_run_uses(blobs_npz, tmp_path, overrides, cause):
+    result = run_checks(small_config(blobs_npz, tmp_path, **overrides), only=["initial_loss"], budget=FAST).get(
+        "initial_loss"
+    )
+    assert result.status == "fail" and cause in result.fix
+    assert "normaliz" not in result.fix and "--norm batch" not in result.fix.replace(cause, "")
+
+
+def _one_rare_class(tmp_path, boost: int, shuffle: bool):
+    """760 images of class 0 and 40 of class 1 (95/5), class 1 brighter by `boost` in its top-right quadrant
+    on uniform 0..200 noise, and a 20-image test split of its own."""
+
+    def images(common: int, rare: int, seed: int):
+        rng = np.random.default_rng(seed)
+        labels = np.array([0] * common + [1] * rare)
+        x = rng.integers(0, 200, size=(len(labels), 12, 12))
+        x[labels == 1, :6, 6:] += boost
+        order = rng.permutation(len(labels))
+        return np.clip(x[order], 0, 255).astype(np.uint8), labels[order]
+
+    x, y = images(760, 40, 0)
+    if shuffle:
+        y = np.random.default_rng(5).permutation(y)
+    return _npz(tmp_path / "rare.npz", x, y, *images(19, 1, 1))
+
+
+@pytest.mark.parametrize(("shuffle", "status", "accuracy"), [(False, "pass", 0.97), (True, "warn", 0.9275)])
+def test_label_probe_compares_with_the_chance_that_an_unrelated_label_matches(tmp_path, shuffle, status, accuracy):
+    result = _data_checks(_one_rare_class(tmp_path, 50, shuffle), tmp_path, val_fraction=0.5).get("data_labels")
+    details = result.details
+    chance = 0.95**2 + 0.05**2  # a random reference label matches the query's: sum_k p_query(k) p_reference(k)
+    assert details["queries"] == 400 and details["majority_rate"] == pytest.approx(0.95)
+    assert details["chance_rate"] == pytest.approx(chance) and details["knn_accuracy"] == pytest.approx(accuracy)
+    assert details["z"] == pytest.approx((accuracy - chance) / math.sqrt(chance * (1 - chance) / 400))
+    # against the majority class, the real signal (97%) would read "labels unrelated": z = 1.8 < 3
+    assert (0.97 - 0.95) / math.sqrt(0.95 * 0.05 / 400) < 3
+    assert result.status == status
+    assert "labels unrelated to the images would match 90%; majority class 95%" in result.message
+    assert result.message.startswith("labels look unrelated" if shuffle else "labels in 0..1; ")
+
+
+def test_overfit_at_chance_is_not_learning_at_all_and_names_the_learning_rate(blobs_npz, tmp_path):
+    config = small_config(blobs_npz, tmp_path, optimizer="sgd", lr=1e-6)
+    result = run_checks(config, only=["overfit"], budget=FAST).get("overfit")
+    details = result.details
+    assert result.status == "fail" and result.message.startswith("not learning at all: 10% training accuracy on 20")
+    assert result.message.endswith("chance is 33%")
+    assert details["update_ratio"] == pytest.approx(4.8e-7, rel=0.05)  # lr 1e-6 x 20/32: updates ~1e-6 of 1e-3
+    assert (
+        f"likely causes: the learning rate is too low: updates are {details['update_ratio']:.1e} of the weights per "
+        f"step (~1e-3 is healthy), raise it about {1e-3 / details['update_ratio']:.0f}x"
+    ) in result.fix
+    assert "the labels are not the cause" in result.fix and "signal" not in result.fix + result.message
+
+
+def test_overfit_names_vanishing_gradients_instead_of_the_learning_rate(blobs_npz, tmp_path):
+    config = small_config(blobs_npz, tmp_path, init="normal:0.001", norm="none", optimizer="sgd")
+    result = run_checks(config, only=["overfit"], budget=FAST).get("overfit")
+    first, last = result.details["relative_gradient_first_last"]
+    assert result.status == "fail" and result.message.startswith("not learning at all")
+    assert first < 1e-3 * last  # measured: 1.4e-10 against 3.0e-4
+    assert (
+        f"the init: gradients vanish towards the input (relative gradient {first:.1e} in the first layer" in result.fix
+    )
+    assert "use --init auto (kaiming for ReLU, xavier for tanh) or --norm batch" in result.fix
+    assert "learning rate is too low" not in result.fix
+
+
+def test_overfit_leaves_zero_initialized_residual_branches_out_of_the_update_ratio(blobs_npz, tmp_path):
+    config = small_config(blobs_npz, tmp_path, model="resnet", depth=8, optimizer="sgd", lr=1e-3)
+    details = run_checks(config, only=["overfit"], budget=FAST).get("overfit").details
+    branches = [f"blocks.{b}.conv{c}" for b in range(3) for c in (1, 2)]
+    assert details["zero_update_at_step_1"] == branches  # each branch's last BatchNorm starts at 0
+    assert details["no_gradient"] == [] and details["never_updated"] == []
+    ratios = details["update_ratios"]
+    others = [v for name, v in ratios.items() if name not in branches]
+    assert details["update_ratio"] == pytest.approx(float(np.median(others)))
+    # with the branches counted, the median layer would read ~40x smaller (3e-6): "LR far too low"
+    assert float(np.median(list(ratios.values()))) < details["update_ratio"] / 10
+    result = run_checks(config, only=["overfit"], budget=FAST).get("overfit")
+    assert "6 layers had no gradient at step 1 only, behind a zero-initialized scale" in result.message

@@ -5,7 +5,15 @@ from __future__ import annotations
 import csv
 
 from convcoach.tune.space import parse_space
-from convcoach.tune.tune_report import TrialRecord, edge_warnings, format_line, scatter_plots, trials_table, write_csv
+from convcoach.tune.tune_report import (
+    TrialRecord,
+    at_chance_line,
+    edge_warnings,
+    format_line,
+    scatter_plots,
+    trials_table,
+    write_csv,
+)
 
 SPACE = parse_space("lr=1e-6..1e-2:log, weight_decay=1e-4..1:log, dropout=0..0.5, optimizer=[sgd,adam]")
 
@@ -81,3 +89,44 @@ def test_csv_and_scatter_plots(tmp_path):
         "val_acc_vs_weight_decay.png",
     ]
     assert all(p.stat().st_size > 5000 for p in paths)
+
+
+def _ended(number: int, val_acc: float | None, first: float | None, last: float | None, **fields) -> TrialRecord:
+    fields.setdefault("outcome", "completed")
+    return TrialRecord(
+        stage=1,
+        number=number,
+        val_acc=val_acc,
+        params={"lr": fields.pop("lr", 0.1)},
+        first_loss=first,
+        last_loss=last,
+        **fields,
+    )
+
+
+def test_a_study_whose_trials_all_end_at_chance_says_so_and_why():
+    flat = [_ended(n, 0.1, 2.303, 2.301) for n in range(4)]  # 10.0% of 10000 images: 2 standard errors are 0.6%
+    assert at_chance_line(flat, classes=10, val_images=10000) == (
+        "all 4 trials ended at chance (10.0% for 10 classes): no trial learned; every trial's training loss stayed "
+        "flat (within 5% of its start): the search space's learning rates are likely all too low, or the model "
+        "learns at none (check its init and inputs) - run convcoach check on one trial's options"
+    )
+    diverged = [_ended(n, None, 2.3, None, outcome="diverged") for n in range(3)]
+    assert "every trial's training loss diverged: the search space's learning rates are likely all too high" in (
+        at_chance_line(diverged, classes=10, val_images=10000) or ""
+    )
+    both = [_ended(0, None, 2.3, None, outcome="diverged", lr=1.0), _ended(1, 0.1, 2.3, 2.3, lr=1e-6)]
+    assert (
+        "the training loss diverged or rose in 1 and stayed flat in 1 (lr >= 1.00e+00 diverged or rose, "
+        "lr <= 1.00e-06 stayed flat): the learning rates are likely all too high or too low"
+    ) in (at_chance_line(both, classes=10, val_images=10000) or "")
+
+
+def test_no_at_chance_line_once_one_trial_beats_chance_by_two_standard_errors():
+    # 10 classes on 1000 validation images: chance 10%, two standard errors 1.9 points
+    assert at_chance_line([_ended(0, 0.118, 2.3, 2.3), _ended(1, 0.1, 2.3, 2.3)], 10, 1000) is not None
+    assert at_chance_line([_ended(0, 0.12, 2.3, 2.3), _ended(1, 0.1, 2.3, 2.3)], 10, 1000) is None
+    # a model that always answers a 30% majority class is at chance too
+    line = at_chance_line([_ended(0, 0.3, 2.3, 2.3)], 10, 1000, majority=0.3)
+    assert line is not None and "(10.0% for 10 classes, 30.0% by always answering the majority class)" in line
+    assert at_chance_line([_ended(0, None, None, None, outcome="failed")], 10, 1000) is None

@@ -86,6 +86,7 @@ def test_outputs_are_written(staged):
     summary = json.loads((out / "tune.json").read_text())
     assert summary["best"]["val_acc"] == pytest.approx(result.best.val_acc)
     assert summary["compute"]["planned_steps"] == 3 * 4 + 2 * 8  # 144 training images / batch 32 = 4 steps per epoch
+    assert summary["at_chance"] is None  # trials that learn: no "all trials ended at chance" line
 
 
 def test_trials_never_evaluate_the_test_split(staged):
@@ -239,3 +240,24 @@ def test_pruned_trial_stops_after_the_epoch_the_pruner_flags(blobs, tmp_path):
     assert trial.user_attrs["outcome"] == "pruned"
     assert (trial.user_attrs["epochs_run"], trial.user_attrs["steps"], trial.user_attrs["planned_steps"]) == (1, 4, 12)
     assert trial.value == trial.intermediate_values[1]  # the validation accuracy reported after epoch 1
+
+
+def test_a_study_where_no_trial_learns_says_so_and_why(tmp_path):
+    images, labels = make_blobs()
+    path = tmp_path / "shuffled.npz"
+    np.savez(path, x=images, y=np.random.default_rng(1).permutation(labels))  # validation stays at chance
+    printed: list[str] = []
+    base = small_config(path, tmp_path / "study", epochs=1, val_fraction=0.5, optimizer="sgd")
+    result = tune(base, parse_space("lr=[1e6, 1e-9]"), TuneOptions(trials=2, sampler="grid"), echo=printed.append)
+    outcomes = {r.outcome: r for r in result.records}
+    assert set(outcomes) == {"diverged", "completed"}
+    flat = outcomes["completed"]
+    assert flat.val_acc < 1 / 3 + 2 * math.sqrt(2 / 9 / 72)  # 72 validation images: within 2 standard errors
+    assert flat.first_loss == pytest.approx(flat.last_loss, rel=1e-6)  # lr 1e-9: the loss does not move
+    line = (
+        "all 2 trials ended at chance (33.3% for 3 classes): no trial learned; the training loss diverged or rose "
+        "in 1 and stayed flat in 1 (lr >= 1.00e+06 diverged or rose, lr <= 1.00e-09 stayed flat): the learning "
+        "rates are likely all too high or too low - run convcoach check on one trial's options"
+    )
+    assert result.summary["at_chance"] == line and line in printed
+    assert json.loads((result.out / "tune.json").read_text())["at_chance"] == line

@@ -45,6 +45,8 @@ def tuning_section(page: Page, run: RunFiles) -> None:
         )
     for warning in tune.get("warnings", []):
         section.note(f"warning: {warning}")
+    if tune.get("at_chance"):
+        section.note(tune["at_chance"])
     score = next((k for k in ("val_acc", "value", "best_val_acc") if trials and k in trials[0]), None)
     if score:
         trials.sort(key=lambda t: -_number(t.get(score), -math.inf))

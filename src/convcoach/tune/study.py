@@ -32,6 +32,7 @@ from .trials import (
 )
 from .tune_report import (
     TrialRecord,
+    at_chance_line,
     best_record,
     edge_warnings,
     format_line,
@@ -139,7 +140,7 @@ def tune(
                 "space": [p.describe() for p in current.values()],
             }
         )
-    return _finish(base, space, stages, records, previous, stage_reports, out, echo)
+    return _finish(base, space, stages, records, previous, stage_reports, out, echo, _chance_figures(data))
 
 
 def _stage_space(
@@ -198,9 +199,10 @@ def _finish(
     stage_reports: list[dict[str, Any]],
     out: Path,
     echo: Callable[[str], None],
+    chance: dict[str, Any] | None = None,
 ) -> TuneResult:
-    """trials.csv, best.yaml, plots, edge warnings and tune.json; the best comes from the last stage
-    (the longest trials)."""
+    """trials.csv, best.yaml, plots, edge warnings, the at-chance line and tune.json; the best comes from
+    the last stage (the longest trials)."""
     write_csv(records, out / "trials.csv")
     best = best_record(last) or best_record(records)
     notes = edge_warnings(space, best.params) if best else []
@@ -211,6 +213,9 @@ def _finish(
         echo("no trial completed: no best.yaml (see trials.csv for why)")
     for note in notes:
         echo(f"warning: {note}")
+    nothing_learned = at_chance_line(records, **chance) if chance else None
+    if nothing_learned:
+        echo(nothing_learned)
     plots = scatter_plots(records, space, out / "plots") if records else []
     summary = {
         "command": "tune",
@@ -226,12 +231,25 @@ def _finish(
             "config_values": best.config_values,
         },
         "warnings": notes,
+        "at_chance": nothing_learned,
         "outcomes": {o: sum(r.outcome == o for r in records) for o in sorted({r.outcome for r in records})},
         "compute": compute_saved(records),
         "plots": [str(p) for p in plots],
     }
     write_json(out / "tune.json", summary)
     return TuneResult(out, best, records, notes, summary)
+
+
+def _chance_figures(data: DataBundle) -> dict[str, Any] | None:
+    """What judging "at chance" needs: classes, validation size and the majority class's share of it."""
+    if data.val is None or not len(data.val):
+        return None
+    counts = torch.bincount(data.val.labels, minlength=data.num_classes)
+    return {
+        "classes": data.num_classes,
+        "val_images": len(data.val),
+        "majority": counts.max().item() / len(data.val),
+    }
 
 
 def compute_saved(records: list[TrialRecord]) -> dict[str, Any]:

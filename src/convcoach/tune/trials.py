@@ -5,8 +5,10 @@ several processes (surplus, stale and still-running trials)."""
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
+from collections import deque
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from .space import Space, sample_config
 log = logging.getLogger("convcoach")
 # a per-run HTML report for every trial would cost more than a small trial's training
 TRIAL_FIXED = {"report": False} if "report" in config_fields(TrainConfig) else {}
+LOSS_WINDOW = 5  # iteration losses averaged at a trial's start and end
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
 
 
@@ -55,13 +58,30 @@ class SurplusTrial(Exception):
 
 
 class TrialReporter(Callback):
-    """Reports each epoch's validation accuracy to Optuna and stops the run when the pruner says so."""
+    """Reports each epoch's validation accuracy to Optuna and stops the run when the pruner says so; keeps
+    the first and last few iteration losses, which say whether a trial diverged, stayed flat or learned."""
 
     order = Callback.Priority.TUNE_PRUNING  # after early stopping, before the logger and checkpoints
 
     def __init__(self, trial: optuna.trial.Trial) -> None:
         self.trial = trial
         self.pruned = False
+        self.first_losses: list[float] = []
+        self.last_losses: deque[float] = deque(maxlen=LOSS_WINDOW)
+
+    def on_batch_end(self, trainer: Trainer, loss: float) -> None:
+        if len(self.first_losses) < LOSS_WINDOW:
+            self.first_losses.append(loss)
+        self.last_losses.append(loss)
+
+    def loss_figures(self) -> dict[str, float | None]:
+        """Mean of the first and of the last LOSS_WINDOW iteration losses (None when not finite)."""
+
+        def mean(values: list[float]) -> float | None:
+            value = sum(values) / len(values) if values else math.nan
+            return value if math.isfinite(value) else None
+
+        return {"first_loss": mean(self.first_losses), "last_loss": mean(list(self.last_losses))}
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         value = metrics.get("val_acc")
@@ -112,6 +132,10 @@ class TrialObjective:
             trial.set_user_attr("message", str(exc))
             raise
         summary = trainer.fit(test=False)
+        for key, value in reporter.loss_figures().items():
+            trial.set_user_attr(key, value)
+        history = trainer.state.history
+        trial.set_user_attr("train_acc", history[-1]["train_acc"] if history else None)
         trial.set_user_attr("epochs_run", trainer.state.epoch)
         trial.set_user_attr("steps", trainer.state.step)
         trial.set_user_attr("planned_steps", trainer.total_steps)

@@ -31,6 +31,9 @@ class TrialRecord:
     seconds: float = 0.0
     run_dir: str = ""
     message: str = ""
+    first_loss: float | None = None  # mean of the first few iteration losses
+    last_loss: float | None = None  # mean of the last few (None: NaN/inf, the run diverged)
+    train_acc: float | None = None  # the last epoch's training accuracy
 
 
 def record_from_trial(trial: Any, stage: int, epochs: int) -> TrialRecord | None:
@@ -55,6 +58,9 @@ def record_from_trial(trial: Any, stage: int, epochs: int) -> TrialRecord | None
         seconds=float(attrs.get("seconds", 0.0)),
         run_dir=str(attrs.get("run_dir", "")),
         message=str(attrs.get("message", "")),
+        first_loss=attrs.get("first_loss"),
+        last_loss=attrs.get("last_loss"),
+        train_acc=attrs.get("train_acc"),
     )
 
 
@@ -172,6 +178,86 @@ def edge_warnings(space: Space, params: dict[str, Any], fraction: float = EDGE_F
                 f"widen the range on the {side} side and search again"
             )
     return warnings
+
+
+# ----- a study where nothing learned -----
+CHANCE_SE = 2.0  # a best validation accuracy within this many binomial standard errors of chance is "at chance"
+FLAT = 0.05  # a training loss within 5% of its start stayed flat
+
+
+def _trend(record: TrialRecord) -> str:
+    """diverged | rose | flat | fell | unknown, from the outcome and the first and last iteration losses."""
+    if record.outcome == "diverged" or (record.first_loss is not None and record.last_loss is None):
+        return "diverged"
+    if record.first_loss is None or record.last_loss is None or record.first_loss <= 0:
+        return "unknown"
+    change = (record.last_loss - record.first_loss) / record.first_loss
+    return "rose" if change > FLAT else "fell" if change < -FLAT else "flat"
+
+
+def _lrs(records: list[TrialRecord]) -> list[float]:
+    values = [r.config_values.get("lr", r.params.get("lr")) for r in records]
+    return sorted(v for v in values if isinstance(v, int | float) and not isinstance(v, bool))
+
+
+def _why(ended: list[TrialRecord]) -> str:
+    """What the trials' own losses say about why none learned."""
+    trends = {r.number: _trend(r) for r in ended}
+    up = [r for r in ended if trends[r.number] in ("diverged", "rose")]
+    flat = [r for r in ended if trends[r.number] == "flat"]
+    fell = [r for r in ended if trends[r.number] == "fell"]
+    n = len(ended)
+    if len(up) == n:
+        diverged = sum(trends[r.number] == "diverged" for r in up)
+        what = "diverged" if diverged == n else f"diverged ({diverged}) or rose ({n - diverged})"
+        return f"every trial's training loss {what}: the search space's learning rates are likely all too high"
+    if len(flat) == n:
+        return (
+            f"every trial's training loss stayed flat (within {FLAT:.0%} of its start): the search space's "
+            "learning rates are likely all too low, or the model learns at none (check its init and inputs)"
+        )
+    if up and flat and not fell:
+        high, low = _lrs(up), _lrs(flat)
+        where = ""
+        if high and low and max(low) < min(high):
+            where = f" (lr >= {min(high):.2e} diverged or rose, lr <= {max(low):.2e} stayed flat)"
+        return (
+            f"the training loss diverged or rose in {len(up)} and stayed flat in {len(flat)}{where}: the learning "
+            "rates are likely all too high or too low"
+        )
+    if fell and len(fell) == n:
+        accuracy = max((r.train_acc for r in fell if r.train_acc is not None), default=None)
+        reached = f" (training accuracy up to {accuracy:.1%})" if accuracy is not None else ""
+        return (
+            f"every trial lowered its training loss{reached} yet none beat chance on validation: the trials may be "
+            "too short, or the validation images may not match the training ones"
+        )
+    return "the search space's learning rates are likely all too high or too low"
+
+
+def at_chance_line(
+    records: list[TrialRecord], classes: int, val_images: int, majority: float | None = None
+) -> str | None:
+    """One line when every trial that ended (completed, pruned or diverged) is within noise of chance on
+    validation: how many, the chance level, and why none learned as the trials' losses show it; else None.
+
+    Chance is 1/classes, or the majority class's share of validation where that is higher (a model that
+    always answers it); noise is CHANCE_SE binomial standard errors on `val_images` images."""
+    ended = [r for r in records if r.outcome == "diverged" or (r.outcome != "failed" and r.val_acc is not None)]
+    if not ended or classes < 2:
+        return None
+    chance = 1 / classes
+    level = max(chance, majority or 0.0)
+    bound = level + CHANCE_SE * math.sqrt(level * (1 - level) / max(val_images, 1))
+    if any(r.val_acc is not None and r.val_acc > bound for r in ended):
+        return None
+    shown = f"{chance:.1%} for {classes} classes"
+    if level > chance:
+        shown += f", {level:.1%} by always answering the majority class"
+    return (
+        f"all {len(ended)} trials ended at chance ({shown}): no trial learned; {_why(ended)} "
+        "- run convcoach check on one trial's options"
+    )
 
 
 # ----- plots -----

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,7 +17,9 @@ from . import CHECKS
 
 MEAN_TOLERANCE, STD_RANGE = 0.2, (0.5, 2.0)
 IMBALANCE_WARN = 3.0  # largest / smallest class
-SIGNAL_Z = 3.0  # 1-NN accuracy must beat the majority class by this many binomial standard deviations
+# 1-NN accuracy must beat, by this many binomial standard deviations, the rate at which a reference label drawn
+# at random (labels unrelated to the images) matches the query's: sum_k p_query(k) p_reference(k)
+SIGNAL_Z = 3.0
 KNN_SIZE = 16  # images are average-pooled to at most 16x16 for the nearest-neighbour probe
 
 
@@ -128,8 +131,14 @@ def labels(context: CheckContext) -> CheckResult:
             return CheckResult(
                 "data_labels", "fail", f"{name} labels outside 0..{classes - 1}", "fix the label files", {}
             )
-    accuracy, chance, queries = nearest_neighbour_probe(context)
-    details = {"knn_accuracy": accuracy, "majority_rate": chance, "queries": queries}
+    probe = nearest_neighbour_probe(context)
+    accuracy, chance, queries = probe.accuracy, probe.chance, probe.queries
+    details = {
+        "knn_accuracy": accuracy,
+        "chance_rate": chance,
+        "majority_rate": probe.majority,
+        "queries": queries,
+    }
     if queries == 0:
         return CheckResult(
             "data_labels",
@@ -140,16 +149,16 @@ def labels(context: CheckContext) -> CheckResult:
         )
     z = (accuracy - chance) / math.sqrt(max(chance * (1 - chance), 1e-12) / queries)
     details["z"] = z
-    probe = (
+    shown = (
         f"a 1-nearest-neighbour classifier on pixels gets {accuracy:.0%} of {queries} held-out images "
-        f"(majority class {chance:.0%})"
+        f"(labels unrelated to the images would match {chance:.0%}; majority class {probe.majority:.0%})"
     )
     if math.sqrt(queries * (1 - chance) / max(chance, 1e-12)) < SIGNAL_Z:  # the z of a perfect probe: too few to tell
         return CheckResult(
             "data_labels",
             "pass",
-            f"labels in 0..{classes - 1}; {probe}: too few images for the probe to tell "
-            f"(even 100% would not beat the majority class by {SIGNAL_Z:g} standard deviations)",
+            f"labels in 0..{classes - 1}; {shown}: too few images for the probe to tell "
+            f"(even 100% would not beat {chance:.0%} by {SIGNAL_Z:g} standard deviations)",
             "",
             details,
         )
@@ -157,17 +166,29 @@ def labels(context: CheckContext) -> CheckResult:
         return CheckResult(
             "data_labels",
             "warn",
-            f"labels look unrelated to the images: {probe}",
+            f"labels look unrelated to the images: {shown}",
             "check that images and labels were shuffled together and match "
             "(or pixels alone do not separate these classes)",
             details,
         )
-    return CheckResult("data_labels", "pass", f"labels in 0..{classes - 1}; {probe}", "", details)
+    return CheckResult("data_labels", "pass", f"labels in 0..{classes - 1}; {shown}", "", details)
 
 
-def nearest_neighbour_probe(context: CheckContext) -> tuple[float, float, int]:
-    """(1-NN accuracy, majority-class rate, number of queries): training subset as references,
-    validation images (or the other half of the subset) as queries."""
+@dataclass
+class Probe:
+    """What the 1-NN label probe measured: its accuracy on `queries` held-out images, the rate a reference
+    label drawn at random matches the query's (the probe's expected accuracy when labels are unrelated
+    to the images: sum_k p_query(k) p_reference(k)) and the majority class's share of the queries."""
+
+    accuracy: float
+    chance: float
+    majority: float
+    queries: int
+
+
+def nearest_neighbour_probe(context: CheckContext) -> Probe:
+    """1-NN on pooled pixels: training subset as references, validation images (or the other half of
+    the subset) as queries."""
     budget = context.budget
     order = context.order
     if context.data.val is not None and len(context.data.val) >= 10:
@@ -180,15 +201,17 @@ def nearest_neighbour_probe(context: CheckContext) -> tuple[float, float, int]:
     else:
         half = len(order) // 2
         if half < 10:
-            return 0.0, 0.0, 0
+            return Probe(0.0, 0.0, 0.0, 0)
         reference = order[: min(half, budget.knn_reference)]
         qx, qy = context.images(order[half : half + budget.knn_queries])
     rx, ry = context.images(reference)
     distances = torch.cdist(_features(qx), _features(rx))
     predicted = ry[distances.argmin(dim=1)]
     accuracy = (predicted == qy).float().mean().item()
-    chance = np.bincount(qy.cpu().numpy()).max() / len(qy)
-    return accuracy, float(chance), len(qy)
+    classes = max(context.num_classes, int(qy.max()) + 1, int(ry.max()) + 1)
+    query_share = np.bincount(qy.cpu().numpy(), minlength=classes) / len(qy)
+    reference_share = np.bincount(ry.cpu().numpy(), minlength=classes) / len(ry)
+    return Probe(accuracy, float(query_share @ reference_share), float(query_share.max()), len(qy))
 
 
 def _features(x: torch.Tensor) -> torch.Tensor:
