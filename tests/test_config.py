@@ -40,7 +40,6 @@ def test_misspelled_learning_rate_is_named():
     [
         ("batch_size", "abc", r"batch_size: 'abc' is not a valid int"),
         ("epochs", 2.5, r"epochs: '2.5' is not a valid int"),
-        ("lr", "fast", r"lr: 'fast' is not a valid float"),
         ("quiet", "maybe", r"quiet: 'maybe' is not a valid bool"),
         ("epochs", None, r"epochs may not be empty"),
     ],
@@ -48,6 +47,11 @@ def test_misspelled_learning_rate_is_named():
 def test_coerce_errors_name_the_key(key, value, message):
     with pytest.raises(ConfigError, match=message):
         from_dict({key: value})
+
+
+def test_lr_takes_a_number_or_auto():
+    assert from_dict({"lr": "0.05"}).lr == 0.05
+    assert from_dict({"lr": "Auto"}).validate().lr == "auto"
 
 
 def test_integral_float_is_accepted_for_an_int():
@@ -103,7 +107,8 @@ def test_model_option_valid_for_resnet_is_unknown_for_cnn():
         ("momentum", 1.0, r"momentum must be in"),
         ("batch_size", 0, r"batch_size must be >= 1, got 0"),
         ("depth", 0, r"depth must be >= 1, got 0"),
-        ("lr", 0.0, r"lr must be > 0"),
+        ("lr", 0.0, r"lr must be a number > 0 \(e.g. 0.1\) or auto, got 0.0"),
+        ("lr", "fast", r"lr must be a number > 0 \(e.g. 0.1\) or auto, got fast"),
         ("precision", "fp8", r"precision must be one of auto, fp32, bf16, fp16; got 'fp8'"),
         ("momentum_convention", "nag", r"momentum_convention must be one of sum, ema"),
         ("device", "tpu", r"device must be auto, cpu or cuda"),

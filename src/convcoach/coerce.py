@@ -47,6 +47,11 @@ def coerce(key: str, value: Any, annotation: Any) -> Any:
                 raise ValueError(value)
             return int(value)
         if base is float:
+            if isinstance(value, str) and str in typing.get_args(annotation):
+                try:
+                    float(value)
+                except ValueError:
+                    return value.strip().lower()  # a word the field also takes (lr: auto); its spec check rules
             number = float(value)
             if not math.isfinite(number):
                 raise ConfigError(f"{key}: '{value}' is not a finite number")

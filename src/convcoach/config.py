@@ -147,11 +147,12 @@ class TrainConfig:
         "sgd | momentum | nesterov | adagrad | rmsprop | adam | adamw | muon",
         spec="optimizer",
     )
-    lr: float | None = option(
+    lr: float | str | None = option(
         None,
-        "None: the optimizer's default (nesterov/muon 0.8, momentum 0.05, sgd 0.1, adagrad 0.01, "
-        "rmsprop/adam/adamw 1e-3)",
-        above=0,
+        "peak learning rate, or auto: a few-second LR range test before training picks it (env.json says why). "
+        "Unset: the optimizer's default where it was measured (muon/nesterov 0.8 for the BatchNorm ResNet; "
+        "adam/adamw/rmsprop 1e-3 for any model), else auto",
+        spec="lr",
     )
     momentum: float = option(0.9, "rho of momentum/nesterov/muon; beta1 of adam/adamw", low=0.0, high=0.9999)
     momentum_convention: str = option("sum", "sum: v = rho*v + g | ema: v = rho*v + (1-rho)*g", choices=("sum", "ema"))

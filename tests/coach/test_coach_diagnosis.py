@@ -93,7 +93,7 @@ def test_plateau_at_an_undecayed_learning_rate():
     losses = _decaying(60, 1.1, 0.6)[:60] + [0.6 + 0.002 * ((-1) ** i) for i in range(60)]
     verdict = diagnose(_record(losses, [(0.9, 0.88, 0.5), (0.91, 0.9, 0.5)], updates=1e-3))
     assert verdict.causes == ["plateau"] and verdict.findings[0].severity == "info"
-    assert "decay the learning rate" in verdict.findings[0].fixes[0]
+    assert verdict.findings[0].fixes[0].startswith("--schedule cosine")
 
 
 def test_no_plateau_once_the_schedule_has_decayed():
@@ -148,7 +148,7 @@ def test_format_lists_findings_with_fixes():
     assert text.splitlines()[1].startswith(
         "  [warn] learning rate too low: the loss barely moves: loss 1.1 -> 1.1 over 40 iterations"
     )
-    assert "try: raise --lr 3-10x" in text
+    assert "try: --lr 10x the current (10x; convcoach check sweeps the range); --lr auto" in text
 
 
 def test_train_prints_the_diagnosis_and_diagnose_rereads_it(blobs_npz, tmp_path, capsys):
@@ -215,7 +215,10 @@ def test_a_run_no_better_than_guessing_is_not_called_healthy():
     losses = [2.4 - 0.04 * i for i in range(12)]
     verdict = diagnose(_record(losses, [(0.127, 0.057, 2.3)], updates=4e-5))
     assert verdict.causes == ["at_chance"] and not verdict.healthy
-    assert verdict.findings[0].evidence == "best validation accuracy 6% for 3 classes (chance 33%) after 12 iterations"
+    assert verdict.findings[0].title == "not learning at all: validation accuracy is at chance"
+    assert verdict.findings[0].evidence.startswith(
+        "best validation accuracy 6% for 3 classes (chance 33%) after 12 iterations"
+    )
 
 
 def test_train_vs_eval_mode_probe_is_skipped_under_ddp_with_sync_batchnorm():
@@ -257,9 +260,10 @@ def test_saturated_tanh_outputs_are_exploding_activations(saturated, found):
         return
     assert verdict.causes == ["exploding"] and not verdict.healthy
     finding = verdict.findings[0]
-    assert finding.severity == "warn" and finding.title == "exploding or saturated activations"
+    assert finding.severity == "warn"
+    assert finding.title == "exploding or saturated activations: the init's weights are too large"
     assert finding.evidence == f"{saturated:.0%} of a tanh/sigmoid layer's outputs are saturated: init std too large"
-    assert finding.fixes[0] == "a smaller init (--init xavier / kaiming)"
+    assert finding.fixes[0] == "--init xavier"
 
 
 def test_saturation_is_read_from_the_last_activations_sample():
@@ -297,12 +301,12 @@ def test_exploding_lists_every_piece_of_evidence():
     verdict = _healthy_with(_activations(layers), _gradients([float("inf"), 1.0]))
     assert verdict.causes == ["exploding"]
     assert verdict.findings[0].evidence == (
-        "gradient norms became NaN/inf; 75% of a tanh/sigmoid layer's outputs are saturated: init std too large; "
-        "activations grow layer by layer at init (std 0.5 -> 8)"
+        "75% of a tanh/sigmoid layer's outputs are saturated: init std too large; activations grow layer by layer "
+        "at init (std 0.5 -> 8); gradient norms became NaN/inf"
     )
 
 
-def test_a_diverged_run_is_not_also_called_exploding():
+def test_a_diverged_run_with_saturated_activations_blames_the_init_not_the_learning_rate():
     verdict = diagnose(
         _record(
             [1.1, 5.0, float("nan")],
@@ -310,7 +314,20 @@ def test_a_diverged_run_is_not_also_called_exploding():
             monitors=[_activations({"tanh1": {"mean": 0.0, "std": 0.9, "saturated": 0.9}})],
         )
     )
+    assert verdict.causes == ["exploding"]
+    assert verdict.findings[0].severity == "fail" and verdict.findings[0].fixes[0] == "--init xavier"
+
+
+def test_a_diverged_run_with_healthy_activations_blames_the_learning_rate():
+    verdict = diagnose(
+        _record(
+            [1.1, 5.0, float("nan")],
+            summary={**SUMMARY, "stop_reason": "diverged", "lr": 0.5},
+            monitors=[_activations({"relu1": {"mean": 0.3, "std": 0.6, "dead": 0.0}})],
+        )
+    )
     assert verdict.causes == ["lr_too_high"]
+    assert verdict.findings[0].fixes[0].startswith("--lr 0.05 (a tenth")
 
 
 @pytest.mark.parametrize(("ratio", "found"), [(1e-4, True), (9.9e-4, True), (1e-3, False)])

@@ -12,20 +12,29 @@ from convcoach.coach.rules import RULES
 
 SUMMARY = {"data": {"classes": ["a", "b", "c"], "val": 300}, "stop_reason": None}
 BUILT_IN = [
+    "over_regularized",
+    "bn_small_batch",
+    "warmup_too_long",
+    "symmetric_init",
+    "exploding",
     "lr_too_high",
     "dead_units",
     "vanishing",
-    "exploding",
     "inputs_not_normalized",
+    "files_skipped",
+    "split_leakage",
+    "duplicated_images",
+    "test_differs",
+    "label_noise",
     "eval_mismatch",
     "too_short",
     "labels_no_signal",
     "lr_too_low",
+    "not_converged",
     "overfitting",
     "plateau",
     "underfitting",
-    "test_differs",
-    "label_noise",
+    "class_imbalance",
     "classes_missed",
     "at_chance",
 ]
@@ -50,7 +59,15 @@ def test_every_registered_rule_is_evaluated_in_the_built_in_order():
     sequence = RULES.sequence()
     assert sorted(sequence) == RULES.names()  # none left out, none twice
     assert sequence == BUILT_IN
-    assert CURVE_RULES == {"labels_no_signal", "lr_too_low", "overfitting", "plateau", "underfitting", "at_chance"}
+    assert CURVE_RULES == {
+        "labels_no_signal",
+        "lr_too_low",
+        "not_converged",
+        "overfitting",
+        "plateau",
+        "underfitting",
+        "at_chance",
+    }
 
 
 def test_a_newly_registered_rule_runs_with_no_other_edit(scratch_rules):
@@ -61,7 +78,7 @@ def test_a_newly_registered_rule_runs_with_no_other_edit(scratch_rules):
         seen["late"] = [f.cause for f in found]
         return Finding("test_late", "info", "late", "evidence", [])
 
-    @scratch_rules.register("test_early", order=15)  # between lr_too_high (10) and dead_units (20)
+    @scratch_rules.register("test_early", order=5.5)  # between over_regularized (5) and bn_small_batch (6)
     def early(facts, found):
         seen["early"] = [f.cause for f in found]
         return None

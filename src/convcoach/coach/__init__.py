@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import attach, split_rules  # noqa: F401  (registers the coach's run callbacks and split rules)
+from . import attach, data_rules, option_rules, split_rules  # noqa: F401  (register run callbacks and rules)
 from .check_report import CheckReport, CheckResult
 from .checks import CHECKS, run_checks
 from .context import CheckBudget

@@ -3,67 +3,19 @@ rules in rules.py into a short verdict with evidence and fixes; for a finished r
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..errors import ConfigError
 from ..train.callbacks import Callback, MetricsLogger, Priority
+from .advice import advise
+from .record import RunRecord, read_rows
+from .run_facts import accuracy_by_mode, data_facts, model_facts
 
 if TYPE_CHECKING:
     from ..train.loop import Trainer
-
-
-@dataclass
-class RunRecord:
-    """What a run left behind: iteration and epoch rows, monitor rows by monitor, and its summary."""
-
-    iterations: list[dict[str, Any]]
-    epochs: list[dict[str, Any]]
-    monitors: dict[str, list[dict[str, Any]]]
-    summary: dict[str, Any]
-
-    @classmethod
-    def from_rows(cls, rows: list[dict[str, Any]], summary: dict[str, Any] | None = None) -> RunRecord:
-        monitors: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            if row.get("kind") == "monitor":
-                monitors.setdefault(row["monitor"], []).append(row)
-        return cls(
-            [r for r in rows if r.get("kind") == "iter"],
-            [r for r in rows if r.get("kind") == "epoch"],
-            monitors,
-            summary or {},
-        )
-
-    @classmethod
-    def from_run_dir(cls, run_dir: str | Path) -> RunRecord:
-        run_dir = Path(run_dir)
-        metrics = run_dir / "metrics.jsonl"
-        if not metrics.is_file():
-            raise ConfigError(f"{run_dir}: no metrics.jsonl (expected a training run directory)")
-        from ..report.run_files import read_object
-
-        return cls.from_rows(read_rows(metrics), read_object(run_dir / "summary.json"))
-
-
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise ConfigError(f"{path}:{number}: not a JSON line") from None
-            if not isinstance(row, dict):
-                raise ConfigError(f"{path}:{number}: not a metrics row (a JSON object)")
-            rows.append(row)
-    return rows
 
 
 @dataclass
@@ -97,6 +49,8 @@ class Facts:
     input_std: float | None = None
     dead_max: float | None = None
     dead_layer: str | None = None
+    dead_start: float | None = None  # the dead share of dead_layer at the first sample (iteration 1)
+    dead_rise: float | None = None  # the largest rise of a layer's dead share from the first sample to the last
     act_shrink: float | None = None  # last / first activation std, first sample, live layers
     act_first_std: float | None = None
     act_last_std: float | None = None
@@ -107,6 +61,22 @@ class Facts:
     test_acc: float | None = None  # the best snapshot on the test split (summary.json)
     test_count: int = 0
     test_per_class: dict[str, float] | None = None  # per-class test accuracy (recall)
+    options: dict[str, Any] = field(default_factory=dict)  # the run's options (config.yaml)
+    lr_peak: float | None = None  # the configured peak LR (summary.json "lr")
+    lr_reached: float | None = None  # the largest LR the run used / lr_peak (a warm-up may never end)
+    loss_spikes: float | None = None  # share of iterations whose loss jumps above 1.5x the median of the 10 before
+    val_loss_max: float | None = None
+    val_accs: list[float] = field(default_factory=list)  # per epoch
+    train_counts: list[int] | None = None  # images per class in the training split
+    train_count: int = 0
+    test_in_train: int | None = None  # test images byte-identical to a training or validation image
+    val_in_train: int | None = None  # validation images byte-identical to a training image
+    repeated_in_train: int | None = None  # training images that repeat another
+    skipped_files: int = 0
+    batchnorm_layers: int | None = None
+    batchnorm_momentum: float | None = None
+    alike: float | None = None  # smallest spread of a layer's weight rows / their norm (0: all units the same)
+    alike_layer: str | None = None
 
 
 def measure(record: RunRecord) -> Facts:
@@ -123,6 +93,13 @@ def measure(record: RunRecord) -> Facts:
     facts.test_acc = summary.get("test_accuracy")
     facts.test_count = (summary.get("data") or {}).get("test", 0) or 0
     facts.test_per_class = summary.get("test_per_class_accuracy")
+    facts.options, facts.lr_peak = record.options, summary.get("lr")
+    data, model = summary.get("data") or {}, summary.get("model_facts") or {}
+    facts.train_count, facts.skipped_files = data.get("train", 0) or 0, data.get("skipped_files", 0) or 0
+    facts.train_counts = data.get("train_class_counts")
+    facts.test_in_train, facts.val_in_train = data.get("test_in_train"), data.get("val_in_train")
+    facts.repeated_in_train = data.get("repeated_in_train")
+    facts.batchnorm_layers, facts.batchnorm_momentum = model.get("batchnorm_layers"), model.get("batchnorm_momentum")
     _curve_facts(facts, record.iterations)
     _epoch_facts(facts, record.epochs)
     if facts.mode_eval_acc is not None and facts.val_acc is not None:
@@ -163,6 +140,11 @@ def _curve_facts(facts: Facts, iterations: list[dict[str, Any]]) -> None:
         facts.loss_noise = statistics.pstdev(residual) / max(statistics.fmean(third), 1e-12)
     lrs = [float(r["lr"]) for r in iterations if "lr" in r]
     facts.lr_held = bool(lrs) and lrs[-1] >= 0.5 * max(lrs)
+    if lrs and facts.lr_peak:
+        facts.lr_reached = max(lrs) / facts.lr_peak
+    if len(finite) >= 20:
+        jumps = [v > 1.5 * statistics.median(finite[i - 10 : i]) for i, v in enumerate(finite) if i >= 10]
+        facts.loss_spikes = sum(jumps) / len(jumps)
 
 
 def _epoch_facts(facts: Facts, epochs: list[dict[str, Any]]) -> None:
@@ -173,6 +155,7 @@ def _epoch_facts(facts: Facts, epochs: list[dict[str, Any]]) -> None:
     facts.val_acc = last.get("val_acc")
     vals = [e["val_acc"] for e in epochs if e.get("val_acc") is not None]
     facts.best_val_acc = max(vals) if vals else None
+    facts.val_accs = vals
     gaps = [
         e["train_acc"] - e["val_acc"] for e in epochs if e.get("val_acc") is not None and e.get("train_acc") is not None
     ]
@@ -186,6 +169,7 @@ def _epoch_facts(facts: Facts, epochs: list[dict[str, Any]]) -> None:
         facts.val_loss_min_epoch = val_losses.index(low) + 1
         facts.val_loss_stalled = facts.val_loss_min_epoch < len(val_losses)
         facts.val_loss_rise = (val_losses[-1] - low) / max(low, 1e-12)
+    facts.val_loss_max = max(val_losses) if val_losses else None
 
 
 def _monitor_facts(facts: Facts, monitors: dict[str, list[dict[str, Any]]]) -> None:
@@ -201,13 +185,22 @@ def _monitor_facts(facts: Facts, monitors: dict[str, list[dict[str, Any]]]) -> N
             worst = max(dead, key=lambda k: dead[k])
             facts.dead_max = dead[worst]
             facts.dead_layer = f"activation layer {list(last).index(worst) + 1} of {len(last)} ('{worst}')"
+        start = {k: v["dead"] for k, v in activations[0]["layers"].items() if k != "input" and "dead" in v}
+        if start and dead:
+            facts.dead_start = start.get(worst)
+            facts.dead_rise = max(dead[k] - start.get(k, dead[k]) for k in dead)
         saturated = [v["saturated"] for v in last.values() if "saturated" in v]
         facts.saturated_max = max(saturated) if saturated else None
         first = [v for k, v in activations[0]["layers"].items() if k != "input" and v.get("dead", 0.0) < 0.5]
         if len(first) >= 3 and first[0]["std"] > 0:
             facts.act_first_std, facts.act_last_std = first[0]["std"], first[-1]["std"]
             facts.act_shrink = first[-1]["std"] / first[0]["std"]
-    updates = [v["update_ratio"] for row in monitors.get("updates", []) for v in row["layers"].values()]
+    rows = monitors.get("updates", [])
+    later = [row for row in rows if row.get("step", 0) > 1] or rows  # at step 1 a zero-init branch has no gradient
+    updates = [v["update_ratio"] for row in later for v in row["layers"].values() if v["update_ratio"] > 0]
+    alike = [(v["alike"], name) for name, v in rows[-1]["layers"].items() if "alike" in v] if rows else []
+    if alike:
+        facts.alike, facts.alike_layer = min(alike)
     finite_updates = [u for u in updates if math.isfinite(u)]
     facts.update_ratio = statistics.median(finite_updates) if finite_updates else None
     ratios = []
@@ -251,7 +244,7 @@ class Verdict:
             "healthy": self.healthy,
             "causes": self.causes,
             "findings": [asdict(f) for f in self.findings],
-            "facts": {k: v for k, v in asdict(self.facts).items() if v is not None},
+            "facts": {k: v for k, v in asdict(self.facts).items() if v is not None and k != "options"},
         }
 
 
@@ -266,6 +259,7 @@ def diagnose(record: RunRecord) -> Verdict:
             continue
         finding = RULES.get(name)(facts, findings)
         if finding is not None:
+            finding.fixes = advise(finding.fixes, facts.options)  # ranked, none already in effect, at most 3
             findings.append(finding)
     findings.sort(key=lambda f: SEVERITY[f.severity])  # stable: rule order within a severity
     return Verdict(findings, facts)
@@ -295,40 +289,20 @@ class Diagnosis(Callback):
 
     def __init__(self) -> None:
         self.by_mode: dict[str, float] | None = None
+        self.model_facts: dict[str, Any] = {}
 
     def on_train_end(self, trainer: Trainer) -> None:
+        from ..train.distributed import unwrap
+
         self.by_mode = accuracy_by_mode(trainer)  # the final model, before finish() reloads best.pt
+        self.model_facts = model_facts(unwrap(trainer.model))
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         logger = next((c for c in trainer.callbacks if isinstance(c, MetricsLogger)), None)
         rows = read_rows(logger.path) if logger is not None and logger.path.is_file() else []
         if self.by_mode is not None:
             summary["train_accuracy_by_mode"] = self.by_mode
-        summary["diagnosis"] = diagnose(RunRecord.from_rows(rows, summary)).to_dict()
-
-
-@torch.no_grad()
-def accuracy_by_mode(trainer: Trainer, limit: int = 512) -> dict[str, float] | None:
-    """Accuracy of the model on up to `limit` training images (no augmentation) in train mode (its
-    buffers restored after: the forward moves BatchNorm's running statistics) and in eval mode. A
-    large gap means BatchNorm's running statistics (or dropout) make evaluation differ from training."""
-    from ..train.distributed import unwrap
-
-    train = trainer.data.train
-    model = unwrap(trainer.model)
-    if train.images is None or not len(train):
-        return None
-    if trainer.dist.enabled and any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules()):
-        return None  # a train-mode forward would start a collective the other ranks never join
-    x = trainer.normalizer(train.images[:limit].to(trainer.device))
-    y = train.labels[:limit].to(trainer.device)
-    if trainer.config.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    was_training = model.training
-    buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
-    train_mode = (model.train()(x).argmax(dim=1) == y).float().mean().item()
-    for buffer, saved in buffers:
-        buffer.copy_(saved)
-    eval_mode = (model.eval()(x).argmax(dim=1) == y).float().mean().item()
-    model.train(was_training)
-    return {"train": train_mode, "eval": eval_mode}
+        summary["model_facts"] = self.model_facts
+        summary.setdefault("data", {}).update(data_facts(trainer.data))
+        options = trainer.config.to_dict()
+        summary["diagnosis"] = diagnose(RunRecord.from_rows(rows, summary, options)).to_dict()

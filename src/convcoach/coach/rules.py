@@ -1,6 +1,7 @@
 """Diagnosis rules from the lectures' plot reading and babysitting notes: each reads the Facts (and
 the findings of the rules before it) and returns a Finding or None. Each rule's registration gives its
-place (`order`: causes before symptoms) and whether it reads the curves (`curve`: skipped when too short)."""
+place (`order`: causes before symptoms) and whether it reads the curves (`curve`: skipped when too short).
+Fixes are ranked, most likely first, and concrete; diagnose() drops those already in effect."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ MIN_ITERATIONS = 10  # with fewer optimizer steps the loss and accuracy curves s
 FLAT = 0.05  # relative loss drop over the run below which the loss "barely moves"
 HEALTHY_UPDATE = (1e-4, 3e-2)  # update/weight ratio per step; ~1e-3 is healthy (cs231n)
 STRUCTURAL = {
+    "over_regularized",
+    "bn_small_batch",
+    "warmup_too_long",
+    "symmetric_init",
     "lr_too_high",
     "dead_units",
     "vanishing",
@@ -21,12 +26,25 @@ STRUCTURAL = {
     "inputs_not_normalized",
     "eval_mismatch",
     "labels_no_signal",
+    "split_leakage",
+    "duplicated_images",
+    "label_noise",
+    "test_differs",
 }
 MISMATCH = 0.25  # accuracy on training images in train mode minus in eval mode
+STILL_RISING = 0.02  # validation accuracy gained in the last epoch that says "not converged"...
+STILL_FALLING = 0.08  # ...while the last third of the run still adds this share of the training loss's drop
+PLATEAU_SHARE = 0.1  # the last third adding less than this share of the loss's whole drop is a plateau
+LOSS_BLOWUP = 10  # a validation loss above this many times ln(C) is an exploded model, not a bad fit
 
 
 def _pct(value: float) -> str:
     return f"{value:.0%}"
+
+
+def _lr(facts: Facts, times: float) -> str:
+    """The run's peak LR times `times`, as an option."""
+    return f"--lr {facts.lr_peak * times:.2g}" if facts.lr_peak else f"--lr {times:g}x the current"
 
 
 def _at_chance(facts: Facts) -> bool:
@@ -42,56 +60,117 @@ def _flat(facts: Facts) -> bool:
     return facts.loss_drop is not None and facts.loss_drop < FLAT
 
 
+def _found(found: list[Finding], *causes: str) -> bool:
+    return any(f.cause in causes for f in found)
+
+
+def _init_blowup(facts: Facts) -> list[str]:
+    evidence = []
+    if facts.saturated_max is not None and facts.saturated_max >= 0.5:
+        evidence.append(
+            f"{_pct(facts.saturated_max)} of a tanh/sigmoid layer's outputs are saturated: init std too large"
+        )
+    if facts.act_shrink is not None and facts.act_shrink > 10:
+        evidence.append(
+            f"activations grow layer by layer at init (std {facts.act_first_std:.2g} -> {facts.act_last_std:.2g})"
+        )
+    return evidence
+
+
+@RULES.register("exploding", order=9)
+def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
+    """Activations that grow (or saturate) layer by layer from the init: the init's scale is the cause,
+    also of a divergence that follows."""
+    evidence = _init_blowup(facts)
+    if facts.grad_nonfinite and not facts.diverged:
+        evidence.append("gradient norms became NaN/inf")
+    if not evidence:
+        return None
+    tanh = facts.options.get("activation") in ("tanh", "sigmoid") or facts.saturated_max is not None
+    return Finding(
+        "exploding",
+        "fail" if facts.diverged else "warn",
+        "exploding or saturated activations: the init's weights are too large",
+        "; ".join(evidence) + ("; then the loss diverged" if facts.diverged else ""),
+        [
+            "--init xavier" if tanh else "--init kaiming",
+            "--norm batch (rescales every layer's output)",
+            _lr(facts, 0.1),
+        ],
+    )
+
+
 @RULES.register("lr_too_high", order=10)
 def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
+    if _found(found, "exploding", "symmetric_init", "warmup_too_long", "over_regularized"):
+        return None
     fixes = [
-        "lower --lr 3-10x (convcoach check sweeps it; with --optimizer muon, --muon-lr sets the conv filters' step)",
-        "a warm-up (--warmup 500)",
-        "batch normalization (--norm batch)",
+        f"{_lr(facts, 0.1)} (a tenth; if the loss then falls steadily, the LR was the cause)",
+        "--warmup 200",
+        "--norm batch",
     ]
     if facts.diverged:
         return Finding(
             "lr_too_high",
             "fail",
             "learning rate too high: the loss exploded",
-            facts.stop_message or "the loss became NaN/inf",
+            (facts.stop_message or "the loss became NaN/inf")
+            + (f" at lr {facts.lr_peak:.3g}" if facts.lr_peak else ""),
             fixes,
         )
     ratio = facts.update_ratio
-    if ratio is not None and ratio > HEALTHY_UPDATE[1] and (_flat(facts) or (facts.loss_noise or 0) > 0.3):
-        return Finding(
-            "lr_too_high",
-            "warn",
-            "learning rate too high: noisy loss, no progress",
-            f"each step changes the weights by {ratio:.1e} of their norm (healthy ~1e-3); "
-            f"loss {facts.loss_start:.3g} -> {facts.loss_end:.3g}",
-            fixes,
+    evidence = []
+    if ratio is not None and ratio > HEALTHY_UPDATE[1]:
+        evidence.append(f"each step changes the weights by {ratio:.2g} of their norm (healthy ~1e-3)")
+    blown = (
+        facts.val_loss_max is not None and facts.chance and facts.val_loss_max > LOSS_BLOWUP * -math.log(facts.chance)
+    )
+    if blown:
+        evidence.append(f"the validation loss reached {facts.val_loss_max:.3g}")
+    died = facts.dead_max is not None and facts.dead_max >= 0.5 and (facts.dead_rise or 0.0) >= 0.4
+    if died:
+        evidence.append(
+            f"{_pct(facts.dead_max)} of the units of {facts.dead_layer} died during training "
+            f"({_pct(facts.dead_start or 0.0)} at iteration 1): large steps pushed them below zero for good"
         )
-    return None
+    spikes = facts.loss_spikes is not None and facts.loss_spikes > 0.05
+    if spikes:
+        evidence.append(f"{facts.loss_spikes:.0%} of the steps jump the loss above 1.5x its recent median")
+    poor = _flat(facts) or (facts.loss_noise or 0) > 0.3 or (facts.train_acc is not None and facts.train_acc < 0.8)
+    if not evidence or not poor or (len(evidence) == 1 and spikes and not _flat(facts)):
+        return None
+    if facts.loss_start is not None and facts.loss_end is not None:
+        evidence.append(f"training loss {facts.loss_start:.3g} -> {facts.loss_end:.3g}")
+    return Finding(
+        "lr_too_high",
+        "warn",
+        "learning rate too high: the steps overshoot without exploding",
+        "; ".join(evidence) + (f" at lr {facts.lr_peak:.3g}" if facts.lr_peak else ""),
+        fixes,
+    )
 
 
 @RULES.register("dead_units", order=20)
 def dead_units(facts: Facts, found: list[Finding]) -> Finding | None:
-    if facts.dead_max is None or facts.dead_max < 0.5:
+    if facts.dead_max is None or facts.dead_max < 0.5 or _found(found, "lr_too_high", "symmetric_init"):
         return None
     return Finding(
         "dead_units",
         "fail" if facts.dead_max >= 0.9 else "warn",
-        "dead ReLUs",
+        "dead ReLUs: most units never fire",
         f"{_pct(facts.dead_max)} of the units of {facts.dead_layer} output zero for a whole batch: "
         "they pass no gradient",
         [
-            "look for large negative biases or a broken init (--init kaiming)",
-            "a lower --lr (large steps kill ReLUs)",
-            "--activation leaky_relu",
-            "batch normalization (--norm batch)",
+            "--init kaiming (and no large negative biases in a model of your own)",
+            "--activation leaky_relu (a small slope below zero keeps units alive)",
+            _lr(facts, 0.3),
         ],
     )
 
 
 @RULES.register("vanishing", order=30)
 def vanishing(facts: Facts, found: list[Finding]) -> Finding | None:
-    if any(f.cause == "dead_units" for f in found):
+    if _found(found, "dead_units", "symmetric_init", "exploding"):
         return None
     evidence = []
     if facts.act_shrink is not None and facts.act_shrink < 0.2:
@@ -103,43 +182,23 @@ def vanishing(facts: Facts, found: list[Finding]) -> Finding | None:
         evidence.append(f"the first layer's gradient is {facts.grad_ratio:.1e} of the last layer's")
     if not evidence:
         return None
+    activation = facts.options.get("activation")
+    if activation == "sigmoid":
+        fixes = ["--activation relu (sigmoid's slope is at most 0.25 per layer)", "--norm batch", "--init xavier"]
+    elif activation == "tanh":
+        fixes = [
+            "--init xavier (std 1/sqrt(fan_in) keeps tanh's activations alive)",
+            "--norm batch",
+            "--activation relu",
+        ]
+    else:
+        fixes = ["--init kaiming (std sqrt(2/fan_in) for ReLU)", "--norm batch", "--model resnet (skip links)"]
     return Finding(
         "vanishing",
         "fail" if _flat(facts) else "warn",
-        "vanishing activations/gradients",
+        "vanishing activations and gradients: the signal dies with depth",
         "; ".join(evidence),
-        [
-            "--init xavier (tanh/sigmoid) or kaiming (ReLU)",
-            "batch normalization (--norm batch)",
-            "skip links (--model resnet)",
-            "ReLU instead of tanh/sigmoid",
-        ],
-    )
-
-
-@RULES.register("exploding", order=40)
-def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
-    if facts.diverged:
-        return None
-    evidence = []
-    if facts.grad_nonfinite:
-        evidence.append("gradient norms became NaN/inf")
-    if facts.saturated_max is not None and facts.saturated_max >= 0.5:
-        evidence.append(
-            f"{_pct(facts.saturated_max)} of a tanh/sigmoid layer's outputs are saturated: init std too large"
-        )
-    if facts.act_shrink is not None and facts.act_shrink > 10:
-        evidence.append(
-            f"activations grow layer by layer at init (std {facts.act_first_std:.2g} -> {facts.act_last_std:.2g})"
-        )
-    if not evidence:
-        return None
-    return Finding(
-        "exploding",
-        "warn",
-        "exploding or saturated activations",
-        "; ".join(evidence),
-        ["a smaller init (--init xavier / kaiming)", "batch normalization (--norm batch)", "a lower --lr"],
+        fixes,
     )
 
 
@@ -163,20 +222,28 @@ def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
     train, evaluation = facts.mode_train_acc, facts.mode_eval_acc
     if facts.diverged or train is None or evaluation is None or train - evaluation < MISMATCH:
         return None
+    if _found(found, "bn_small_batch", "lr_too_high", "over_regularized"):
+        return None
+    momentum = facts.batchnorm_momentum
+    fixes = []
+    if momentum is not None and momentum < 0.01:
+        fixes.append(
+            f"set the BatchNorm layers' momentum back to 0.1 (it is {momentum:g}: the running statistics barely move)"
+        )
+    epochs = facts.options.get("epochs")
+    fixes += [
+        f"--epochs {2 * epochs}" if epochs else "more epochs",
+        "--norm group:8 (no running statistics)",
+    ]
+    if facts.options.get("dropout"):
+        fixes.insert(1, "--dropout 0 (or less)")
     return Finding(
         "eval_mismatch",
         "warn",
-        "the model behaves differently in evaluation mode",
+        "the model behaves differently in evaluation mode: BatchNorm's running statistics do not match training",
         f"the final model gets {_pct(train)} of training images right in train mode "
-        f"but {_pct(evaluation)} in eval mode "
-        f"after {facts.iterations} iterations: "
-        "BatchNorm's running statistics have not settled (or dropout is too strong)",
-        [
-            "train longer (more iterations)",
-            "--norm group:8 or layer (no running statistics)",
-            "a larger --batch-size",
-            "less --dropout",
-        ],
+        f"but {_pct(evaluation)} in eval mode after {facts.iterations} iterations",
+        fixes,
     )
 
 
@@ -196,27 +263,25 @@ def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
 
 @RULES.register("labels_no_signal", order=80, curve=True)
 def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
-    if any(f.cause in STRUCTURAL for f in found) or not _at_chance(facts):
+    """At chance on validation while the training images are being learned (memorized)."""
+    if _found(found, *STRUCTURAL) or not _at_chance(facts):
         return None
-    learning = (facts.update_ratio is not None and facts.update_ratio >= HEALTHY_UPDATE[0]) or (
-        facts.train_acc is not None and facts.train_acc > facts.best_val_acc + 0.1
-    )
-    if not learning:
-        return None
-    train = f" while training accuracy reaches {_pct(facts.train_acc)}" if facts.train_acc is not None else ""
+    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    if fit is None or fit < (facts.chance or 0) + 0.1 or fit <= facts.best_val_acc + 0.1:
+        return None  # at chance on its own training images too: not learning at all (at_chance)
     return Finding(
         "labels_no_signal",
         "warn",
-        "labels look unrelated to the images",
-        f"validation accuracy stays at chance ({_pct(facts.best_val_acc)} for {facts.classes} classes){train}, "
-        "though the weights move normally",
-        ["check that images and labels are shuffled together", "run convcoach check (its data_labels probe)"],
+        "labels look unrelated to the images: the net memorizes the training set and learns nothing general",
+        f"validation accuracy stays at chance ({_pct(facts.best_val_acc)} for {facts.classes} classes) "
+        f"while {_pct(fit)} of the training images are right",
+        ["check that images and labels are shuffled together", "convcoach check (its 1-NN label probe)"],
     )
 
 
 @RULES.register("lr_too_low", order=90, curve=True)
 def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
-    if not _flat(facts) or facts.diverged or any(f.cause in STRUCTURAL for f in found):
+    if not _flat(facts) or facts.diverged or _found(found, *STRUCTURAL):
         return None
     if facts.loss_drop is not None and facts.loss_drop < -FLAT:
         return None  # a rising loss is not a too-small step
@@ -232,13 +297,64 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
         "learning rate too low: the loss barely moves",
         f"loss {facts.loss_start:.3g} -> {facts.loss_end:.3g} over {facts.iterations} iterations "
         f"({facts.loss_drop:.1%}){updates}",
-        ["raise --lr 3-10x (convcoach check sweeps it; with --optimizer muon, --muon-lr sets the conv filters' step)"],
+        [f"{_lr(facts, 10)} (10x; convcoach check sweeps the range)", "--lr auto (a sweep picks it before training)"],
     )
+
+
+def _remaining_gain(vals: list[float]) -> float:
+    """Validation accuracy still to come if each epoch's gain keeps shrinking as the last two did."""
+    last = vals[-1] - vals[-2]
+    if len(vals) >= 3 and vals[-2] - vals[-3] > last > 0:
+        ratio = min(last / (vals[-2] - vals[-3]), 0.8)
+        gain = last * ratio / (1 - ratio)
+    else:
+        gain = last  # not slowing yet: at least one more epoch like the last
+    return min(gain, 0.5 * (1 - vals[-1]))
+
+
+@RULES.register("not_converged", order=95, curve=True)
+def not_converged(facts: Facts, found: list[Finding]) -> Finding | None:
+    """Still improving fast when it stopped: more epochs would pay."""
+    vals = facts.val_accs
+    if _found(found, *STRUCTURAL) or len(vals) < 2 or vals[-1] - vals[-2] < STILL_RISING:
+        return None
+    if (facts.train_acc or 0) >= 0.98 or facts.val_loss_stalled:
+        return None
+    if facts.late_drop is not None and facts.loss_drop and facts.late_drop / facts.loss_drop < STILL_FALLING:
+        return None  # the training loss has flattened: the last epoch's gain was the schedule's annealing
+    epochs = facts.options.get("epochs") or len(vals)
+    fast = vals[-1] - vals[-2] >= 2 * STILL_RISING
+    return Finding(
+        "not_converged",
+        "warn" if facts.lr_held or fast else "info",
+        "not converged: still improving when training stopped",
+        f"validation accuracy rose {100 * (vals[-1] - vals[-2]):.1f} points in the last epoch, to {_pct(vals[-1])}; "
+        f"from the curve, about {100 * _remaining_gain(vals):.0f} more points are to come",
+        [
+            f"--epochs {2 * epochs} (twice as long)",
+            f"convcoach train --resume RUN --epochs {2 * epochs} (continues this run)",
+        ],
+    )
+
+
+def _overfit_fixes(facts: Facts) -> list[str]:
+    options = facts.options
+    fixes = []
+    if list(options.get("augment") or ["none"]) in (["none"], []):
+        fixes.append("--augment hflip,translate:2 (more variety per image)")
+    else:
+        fixes.append("--augment hflip,translate:2,randaugment:2:9 (stronger augmentation)")
+    if (options.get("weight_decay") or 0) < 5e-4:
+        fixes.append("--weight-decay 5e-4")
+    if not options.get("dropout"):
+        fixes.append("--dropout 0.3")
+    fixes += ["--patience 5 (early stopping keeps the best epoch)", "more training images"]
+    return fixes
 
 
 @RULES.register("overfitting", order=100, curve=True)
 def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
-    if facts.gap is None or facts.gap < 0.1 or any(f.cause in STRUCTURAL for f in found):
+    if facts.gap is None or facts.gap < 0.1 or _found(found, *STRUCTURAL):
         return None
     train = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
     # a growing gap counts once the training set is memorized or the validation loss stopped falling
@@ -258,30 +374,30 @@ def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     return Finding(
         "overfitting",
         "warn",
-        "overfitting",
+        f"overfitting: the net memorizes its {facts.train_count or ''} training images".replace("  ", " "),
         evidence,
-        [
-            "more data or augmentation (--augment hflip,translate:2)",
-            "regularization (--reg l2:1e-4, --weight-decay 5e-4)",
-            "dropout (--dropout 0.5)",
-            "early stopping (--patience 5)",
-        ],
+        _overfit_fixes(facts),
     )
 
 
 @RULES.register("plateau", order=110, curve=True)
 def plateau(facts: Facts, found: list[Finding]) -> Finding | None:
-    if found or facts.late_drop is None or facts.loss_drop is None or facts.loss_drop < 0.2:
+    """The loss flattened at a learning rate that was never decayed: a decay takes it lower (lecture 006)."""
+    if any(f.severity != "info" for f in found) or facts.late_drop is None or facts.loss_drop is None:
         return None
-    if facts.late_drop >= 0.01 or not facts.lr_held or (facts.train_acc or 0) >= 0.98:
+    if facts.loss_drop < 0.2 or not facts.lr_held or (facts.train_acc or 0) >= 0.98:
         return None
+    share = facts.late_drop / facts.loss_drop  # of the run's whole drop, what the last third added
+    schedule = facts.options.get("schedule")
+    if share >= PLATEAU_SHARE or (schedule != "constant" and facts.late_drop >= 0.01):
+        return None  # a schedule that has not decayed yet: only a loss that has stopped altogether
     return Finding(
         "plateau",
-        "info",
-        "plateau",
-        f"the loss fell {facts.loss_drop:.0%} but only {facts.late_drop:.1%} over the last third, "
-        "at an undecayed learning rate",
-        ["decay the learning rate (--schedule cosine, step:E1,E2 or onecycle)"],
+        "warn" if schedule == "constant" else "info",
+        "plateau: the loss has flattened at a learning rate that was never decayed",
+        f"the last third of the run added {share:.0%} of the loss's whole drop ({facts.loss_drop:.0%}), "
+        "the LR at the end at least half its peak" + (f" (--schedule {schedule})" if schedule else ""),
+        ["--schedule cosine (decays to zero by the last epoch)", "--schedule onecycle", "--schedule step:E1,E2"],
     )
 
 
@@ -292,19 +408,20 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
         return None
     if facts.late_drop is None or facts.late_drop >= 0.05:
         return None
+    options = facts.options
+    width = options.get("width")
     return Finding(
         "underfitting",
         "warn",
-        "underfitting: the training error is high",
+        "underfitting: the net is too small or too short to fit its training set",
         f"training accuracy only {_pct(facts.train_acc)}"
         + (f" (validation {_pct(facts.val_acc)})" if facts.val_acc is not None else "")
         + f" and the loss fell only {facts.late_drop:.1%} over the last third",
         [
-            "more capacity (--width, --depth)",
-            "batch normalization (--norm batch)",
-            "skip links (--model resnet)",
-            "train longer (--epochs)",
-            "a higher --lr",
+            f"--width {2 * width}" if width else "--width 64 (more channels)",
+            "--model resnet (deeper, with skip links)",
+            "--norm batch",
+            f"--epochs {2 * options['epochs']}" if options.get("epochs") else "more epochs",
         ],
     )
 
@@ -314,16 +431,17 @@ def at_chance(facts: Facts, found: list[Finding]) -> Finding | None:
     """The last word: no rule found a cause, yet the model scores no better than guessing."""
     if any(f.severity != "info" for f in found) or not _at_chance(facts):
         return None
+    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    on_train = f"; {_pct(fit)} on its own training images" if fit is not None else ""
     return Finding(
         "at_chance",
         "warn",
-        "the model has not learned: validation accuracy is at chance",
+        "not learning at all: validation accuracy is at chance",
         f"best validation accuracy {_pct(facts.best_val_acc)} for {facts.classes} classes "
-        f"(chance {_pct(facts.chance)}) "
-        f"after {facts.iterations} iterations",
+        f"(chance {_pct(facts.chance)}) after {facts.iterations} iterations{on_train}",
         [
-            "train longer (more --epochs)",
-            "convcoach check: its LR sweep and overfit test find a working --lr",
-            "check that images and labels belong together",
+            "convcoach check (its LR sweep and overfit test find what is broken)",
+            _lr(facts, 0.1),
+            "--lr auto",
         ],
     )

@@ -29,7 +29,7 @@ from .precision_choice import choose_precision
 from .regularizers import parse_reg, penalized_parameters
 from .resume import resumed_config
 from .schedules import create_scheduler, multiplier
-from .setup import build_run, optim_settings, warn_unused
+from .setup import build_run, config_lr, optim_settings, warn_unused
 from .signals import Interrupted, StopRequest, explain_interrupt
 from .state import TrainState, checkpoint_payload, restore
 from .summary import run_summary, test_best, write_env
@@ -68,6 +68,9 @@ class Trainer:
         self.resumed = resume_state is not None
         self.device = device_for(self.dist, resolve_device(config.device))
         parts = build_run(config, self.device, model, data, normalizer)
+        self.lr_choice = parts.lr_choice
+        if parts.lr_choice is not None and parts.lr_choice.lr is not None:  # --lr auto: keep the number it chose
+            config = self.config = dataclasses.replace(config, lr=config_lr(config, parts.lr))
         self.data, self.normalizer, self.spec, self.model = parts.data, parts.normalizer, parts.spec, parts.model
         self.init_used, self.loss_fn, self.eval_loss_fn = parts.init_used, parts.loss_fn, parts.eval_loss_fn
         self.train_loader = self.loader(self.data.train, shuffle=True, augment=True)

@@ -23,6 +23,7 @@ from ..models.dropconnect import apply_dropconnect
 from ..models.init import initialize
 from ..models.spec import build_model, model_spec
 from .losses import LossFn, create_loss
+from .lr_finder import LrChoice, auto_lr, needs_auto
 from .optim import USES_CONVENTION, USES_MOMENTUM, OptimSettings, default_lr
 from .schedules import scaled_lr
 
@@ -53,8 +54,8 @@ def fit_normalizer(data: DataBundle, config: TrainConfig) -> Normalizer:
 
 
 def base_lr(config: TrainConfig) -> float:
-    """`--lr`, or the optimizer's default when it is unset."""
-    return config.lr if config.lr is not None else default_lr(config.optimizer)
+    """`--lr`, or the optimizer's default when it is unset or auto (before the range test has run)."""
+    return config.lr if isinstance(config.lr, int | float) else default_lr(config.optimizer)
 
 
 def effective_lr(config: TrainConfig) -> float:
@@ -106,6 +107,7 @@ class RunParts:
     loss_fn: LossFn  # with label smoothing: what training minimizes
     eval_loss_fn: LossFn  # without: what validation and test report
     lr: float  # the effective peak LR
+    lr_choice: LrChoice | None = None  # what --lr auto's range test found, when it ran
 
 
 def build_run(
@@ -138,4 +140,18 @@ def build_run(
 
         init_used = initialize_model(net, config, sample)
     loss_fn, eval_loss_fn = create_loss(config.loss, config.label_smoothing), create_loss(config.loss)
-    return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, effective_lr(config))
+    choice = None
+    if needs_auto(config) and data.train.images is not None:
+        images, labels = data.train.images, data.train.labels
+        choice = auto_lr(config, net, images, labels, normalizer, eval_loss_fn, loss_fn, device)
+        if choice.lr is None:
+            log.warning("--lr auto: %s; using the optimizer's default %g", choice.reason, default_lr(config.optimizer))
+        else:
+            log.info("--lr auto: %s", choice.reason)
+            return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, choice.lr, choice)
+    return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, effective_lr(config), choice)
+
+
+def config_lr(config: TrainConfig, peak: float) -> float:
+    """The --lr value that gives peak LR `peak` at this batch size (undoing --base-batch-size's scaling)."""
+    return peak * config.base_batch_size / config.batch_size if config.base_batch_size else peak

@@ -105,5 +105,8 @@ def write_env(trainer: Trainer) -> None:
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(),
             "processes": trainer.dist.world_size,  # DDP processes (1 without --nproc)
+            "lr": trainer.base_lr,
+            # --lr auto (or an unset --lr whose default was not measured for this model): the range test's choice
+            "lr_choice": trainer.lr_choice.to_dict() if trainer.lr_choice is not None else None,
         },
     )

@@ -1,0 +1,305 @@
+"""The coach's fault catalogue: short runs on Fashion-MNIST (real images), each with one planted fault
+and the cause and fix the diagnosis must give, plus healthy runs that must get no warning.
+
+A third of the catalogue is held out (`held_out=True`): it was written with the rest, before the rules
+were tuned, and its score is reported apart (`python benchmarks/coach_faults.py --part held-out`).
+Each fault is TrainConfig options over BASE, optionally an npz built from Fashion-MNIST (`data=`) or a
+model changed through the API (`model=`)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+# every run: 2,000 training images (validation and test stay whole), 4 short epochs, monitors every 5 steps
+BASE: dict[str, Any] = dict(
+    data="fashion-mnist", subset=2000, epochs=4, batch_size=64, monitor_every=5, report=False, quiet=True, seed=0
+)
+
+
+@dataclass
+class Fault:
+    name: str
+    kind: str  # optimization | regularization | initialization | normalization | data | healthy
+    options: dict[str, Any]
+    expect: set[str]  # causes that count as right (empty: healthy, no warning allowed)
+    fix: str | None = None  # a fix of the top finding must contain this (an option, e.g. "--weight-decay")
+    what: str = ""  # the fault in words
+    held_out: bool = False
+    data: str | None = None  # a DATASETS key: an npz built from Fashion-MNIST
+    api: str | None = None  # a MODELS key: the model built through the API, then changed
+
+    @property
+    def healthy(self) -> bool:
+        return not self.expect
+
+
+def F(name, kind, expect, fix=None, what="", held_out=False, data=None, api=None, **options) -> Fault:
+    return Fault(name, kind, options, set(expect) if expect else set(), fix, what, held_out, data, api)
+
+
+CATALOGUE: list[Fault] = [
+    # --- optimization ---
+    F("sgd_lr_50", "optimization", {"lr_too_high"}, "--lr", "plain SGD at lr 50", optimizer="sgd", lr=50.0),
+    F("nesterov_lr_20_cnn", "optimization", {"lr_too_high"}, "--lr", "a CNN at nesterov lr 20",
+      held_out=True, model="cnn", optimizer="nesterov", lr=20.0),
+    F("adam_lr_1", "optimization", {"lr_too_high"}, "--lr", "Adam at lr 1 (1000x its default)",
+      optimizer="adam", lr=1.0),
+    F("rmsprop_lr_0.1", "optimization", {"lr_too_high"}, "--lr", "RMSprop at lr 0.1", held_out=True,
+      model="cnn", optimizer="rmsprop", lr=0.1),
+    F("layernorm_cnn_lr_0.8", "optimization", {"lr_too_high"}, "--lr", "a LayerNorm CNN at the BatchNorm LR 0.8",
+      model="cnn", norm="layer", optimizer="nesterov", lr=0.8),
+    F("mlp_nesterov_lr_0.8", "optimization", {"lr_too_high"}, "--lr", "an MLP at the ResNet's LR 0.8",
+      held_out=True, model="mlp", depth=2, width=256, optimizer="nesterov", lr=0.8),
+    F("sgd_lr_1e-5", "optimization", {"lr_too_low"}, "--lr", "plain SGD at lr 1e-5", optimizer="sgd", lr=1e-5),
+    F("adam_lr_1e-6", "optimization", {"lr_too_low"}, "--lr", "Adam at lr 1e-6", model="cnn", optimizer="adam",
+      lr=1e-6),
+    F("momentum_lr_1e-5", "optimization", {"lr_too_low"}, "--lr", "momentum SGD at lr 1e-5", held_out=True,
+      model="mlp", optimizer="momentum", lr=1e-5),
+    F("constant_lr_plateau", "optimization", {"plateau"}, "--schedule", "a high constant LR, never decayed",
+      model="cnn", width=32, optimizer="nesterov", lr=0.1, schedule="constant", epochs=10),
+    F("adam_constant_plateau", "optimization", {"plateau"}, "--schedule", "Adam at a high constant LR",
+      held_out=True, model="mlp", optimizer="adam", lr=3e-3, schedule="constant", epochs=10),
+    F("stopped_early", "optimization", {"not_converged"}, "--epochs", "SGD stopped while still learning",
+      model="cnn", optimizer="momentum", lr=0.01, schedule="constant", epochs=2),
+    F("adam_stopped_early", "optimization", {"not_converged"}, "--epochs", "Adam stopped after 2 epochs",
+      held_out=True, model="mlp", optimizer="adam", lr=1e-4, schedule="constant", epochs=2),
+    F("warmup_longer_than_run", "optimization", {"warmup_too_long"}, "--warmup",
+      "a warm-up 100x the run: the LR never reaches its peak", warmup=10000),
+    F("adam_warmup_too_long", "optimization", {"warmup_too_long"}, "--warmup", "Adam warming up for 3000 steps",
+      held_out=True, model="cnn", optimizer="adam", warmup=3000, schedule="constant"),
+    F("exploding_mlp_init", "optimization", {"exploding"}, "--init", "ReLU MLP, init std 0.3 (5x He), no norm",
+      model="mlp", depth=6, width=256, norm="none", init="normal:0.3", optimizer="sgd", lr=0.01),
+    F("exploding_cnn_init", "optimization", {"exploding"}, "--init", "CNN with init std 0.5, no norm",
+      held_out=True, model="cnn", depth=4, norm="none", init="normal:0.5", optimizer="momentum", lr=0.01),
+    # --- capacity and regularization ---
+    F("weight_decay_0.5", "regularization", {"over_regularized"}, "--weight-decay", "weight decay 0.5",
+      weight_decay=0.5, optimizer="nesterov"),
+    F("adamw_decay_50", "regularization", {"over_regularized"}, "--weight-decay", "AdamW with weight decay 50",
+      held_out=True, model="cnn", optimizer="adamw", weight_decay=50.0),
+    F("reg_l2_1", "regularization", {"over_regularized"}, "--reg", "an L2 penalty of 1", reg="l2:1"),
+    F("reg_l1_cnn", "regularization", {"over_regularized"}, "--reg", "an L1 penalty of 0.01 on a CNN",
+      held_out=True, model="cnn", optimizer="adam", reg="l1:0.01"),
+    F("dropout_0.9_mlp", "regularization", {"over_regularized"}, "--dropout", "dropout 0.9 in an MLP",
+      model="mlp", optimizer="adam", dropout=0.9),
+    F("dropout_0.95_vgg", "regularization", {"over_regularized"}, "--dropout", "dropout 0.95 in a VGG",
+      held_out=True, model="vgg", dropout=0.95),
+    F("heavy_mixup_small_cnn", "regularization", {"over_regularized"}, "--mixup",
+      "mixup and cutmix at alpha 4 with label smoothing 0.4 on a narrow CNN",
+      model="cnn", width=8, optimizer="adam", mixup=4.0, cutmix=4.0, label_smoothing=0.4),
+    F("overfit_mlp_300", "regularization", {"overfitting"}, "--augment", "a wide MLP on 300 images, no augmentation",
+      model="mlp", width=512, optimizer="adam", subset=300, epochs=30, augment=["none"], weight_decay=0.0,
+      label_smoothing=0.0),
+    F("overfit_resnet_300", "regularization", {"overfitting"}, "--augment", "the ResNet on 300 images, 25 epochs",
+      held_out=True, subset=300, epochs=25, augment=["none"], weight_decay=0.0, label_smoothing=0.0),
+    F("underfit_width_2", "regularization", {"underfitting"}, "--width", "a CNN 2 channels wide",
+      model="cnn", depth=1, width=2, optimizer="adam", lr=3e-3, epochs=6),
+    F("underfit_mlp_width_4", "regularization", {"underfitting"}, "--width", "an MLP 4 units wide",
+      held_out=True, model="mlp", depth=1, width=4, optimizer="adam", lr=3e-3, epochs=6),
+    # --- initialization ---
+    F("tanh_init_too_small", "initialization", {"vanishing"}, "--init", "deep tanh MLP, init std 0.01",
+      model="mlp", depth=8, width=128, activation="tanh", norm="none", init="normal:0.01", optimizer="sgd", lr=0.1),
+    F("cnn_init_too_small", "initialization", {"vanishing"}, "--init", "deep CNN, init std 0.001, no norm",
+      held_out=True, model="cnn", depth=4, norm="none", init="normal:0.001", optimizer="momentum", lr=0.01),
+    F("tanh_init_too_large", "initialization", {"exploding"}, "--init", "tanh MLP, init std 1: saturated",
+      model="mlp", depth=6, width=256, activation="tanh", norm="none", init="normal:1", optimizer="sgd", lr=0.01),
+    F("constant_init", "initialization", {"symmetric_init"}, "--init", "every weight 0.01: all units alike",
+      model="mlp", norm="none", init="constant:0.01", optimizer="adam"),
+    F("zeros_init_cnn", "initialization", {"symmetric_init", "dead_units"}, "--init", "a CNN with all-zero weights",
+      held_out=True, model="cnn", norm="none", init="zeros", optimizer="adam"),
+    F("deep_sigmoid", "initialization", {"vanishing"}, "--activation", "a 10-layer sigmoid MLP",
+      model="mlp", depth=10, width=128, activation="sigmoid", norm="none", optimizer="sgd", lr=0.1),
+    F("dead_relu_bias", "initialization", {"dead_units"}, "--init", "a CNN whose biases start at -3 (API)",
+      model="cnn", api="negative_bias", norm="none", optimizer="adam"),
+    F("dead_relu_mlp_bias", "initialization", {"dead_units"}, "--init", "an MLP whose biases start at -3 (API)",
+      held_out=True, model="mlp", api="negative_bias", norm="none", optimizer="momentum", lr=0.01),
+    # --- normalization ---
+    F("batchnorm_batch_2", "normalization", {"bn_small_batch"}, "--batch-size", "BatchNorm at batch size 2",
+      batch_size=2, subset=400, epochs=1, optimizer="nesterov", lr=0.05),
+    F("batchnorm_batch_4_cnn", "normalization", {"bn_small_batch"}, "--batch-size", "a BatchNorm CNN at batch 4",
+      held_out=True, model="cnn", batch_size=4, subset=600, epochs=1, optimizer="adam"),
+    F("frozen_bn_statistics", "normalization", {"eval_mismatch"}, None,
+      "BatchNorm momentum 1e-4: the running statistics never leave their start (API)", api="frozen_bn"),
+    # --- data ---
+    F("unnormalized_mlp", "data", {"inputs_not_normalized"}, "--preprocess", "raw [0, 1] pixels into an MLP",
+      model="mlp", norm="none", preprocess="none", optimizer="momentum", lr=0.01),
+    F("unnormalized_cnn", "data", {"inputs_not_normalized"}, "--preprocess", "raw pixels into a CNN without norm",
+      held_out=True, model="cnn", norm="none", preprocess="none", optimizer="adam"),
+    F("label_noise_60", "data", {"label_noise"}, "--label-smoothing", "60% of the training labels random",
+      data="noise60", val_fraction=0.2),
+    F("label_noise_45_cnn", "data", {"label_noise"}, "--label-smoothing", "45% of the training labels random",
+      held_out=True, data="noise45", val_fraction=0.2, model="cnn", optimizer="adam"),
+    F("inverted_test", "data", {"test_differs"}, None, "the test images are inverted (shifted)",
+      data="inverted_test", val_fraction=0.2),
+    F("mislabeled_test", "data", {"test_differs"}, None, "the test labels are shifted by one class",
+      held_out=True, data="mislabeled_test", val_fraction=0.2, model="cnn", optimizer="adam"),
+    F("rare_shirts", "data", {"class_imbalance", "classes_missed"}, "Shirt",
+      "Shirt at 2% of the other classes' count", data="rare_shirt", val_fraction=0.2),
+    F("leaked_test", "data", {"split_leakage"}, None, "the test split is copied from training",
+      data="leaked", val_fraction=0.2),
+    F("duplicated_train", "data", {"duplicated_images"}, None, "200 images, each 10 times",
+      data="duplicated", val_fraction=0.2),
+    F("shuffled_labels", "data", {"labels_no_signal"}, None, "every training label random",
+      data="shuffled", val_fraction=0.2, epochs=8),
+    F("corrupt_files", "data", {"files_skipped"}, None, "a folder where 30% of the PNGs are corrupt",
+      data="corrupt_folder", subset=None),
+    # --- healthy runs ---
+    F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
+    F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
+    F("healthy_mlp_adam", "healthy", set(), what="an MLP with Adam", model="mlp", optimizer="adam", epochs=5),
+    F("healthy_resnet_nesterov", "healthy", set(), what="the ResNet with Nesterov SGD", optimizer="nesterov"),
+    F("healthy_vgg", "healthy", set(), what="a VGG", model="vgg", epochs=5),
+    F("healthy_resnet_mixup", "healthy", set(), what="the ResNet with mixup and translate, 6 epochs",
+      augment=["hflip", "translate:2"], mixup=0.2, epochs=6),
+    F("healthy_linear_adam", "healthy", set(), what="softmax regression", held_out=True, model="linear",
+      optimizer="adam", epochs=5),
+    F("healthy_cnn_groupnorm_adamw", "healthy", set(), what="a GroupNorm CNN with AdamW", held_out=True,
+      model="cnn", norm="group:8", optimizer="adamw", epochs=5),
+    F("healthy_resnet_5000", "healthy", set(), what="the ResNet on 5,000 images at batch 128", held_out=True,
+      subset=5000, batch_size=128, epochs=3),
+]
+
+
+# --- models changed through the API ---
+
+
+def _negative_bias(model: nn.Module) -> nn.Module:
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)) and module.bias is not None:
+            nn.init.constant_(module.bias, -3.0)
+    return model
+
+
+def _frozen_bn(model: nn.Module) -> nn.Module:
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d | nn.BatchNorm1d):
+            module.momentum = 1e-4
+    return model
+
+
+MODELS: dict[str, Callable[[nn.Module], nn.Module]] = {"negative_bias": _negative_bias, "frozen_bn": _frozen_bn}
+
+
+def build_model(fault: Fault, config: Any, shape: tuple[int, int, int], classes: int) -> nn.Module:
+    """The configured model, initialized as `train` would, then changed by the fault."""
+    from convcoach.models import create_model
+    from convcoach.models.spec import model_spec
+
+    spec = model_spec(config, shape, classes)
+    torch.manual_seed(config.seed)
+    model = create_model(spec["name"], shape, classes, **spec["options"])
+    from convcoach.models.init import initialize
+
+    initialize(model, config.init, config.activation, config.zero_init_residual, None)
+    return MODELS[fault.api](model)
+
+
+# --- data sets built from Fashion-MNIST ---
+
+
+@dataclass
+class Source:
+    x: np.ndarray
+    y: np.ndarray
+    tx: np.ndarray
+    ty: np.ndarray
+    classes: list[str] = field(default_factory=list)
+
+
+def fashion(n_train: int = 3000, n_test: int = 1000, seed: int = 0) -> Source:
+    from convcoach.config import TrainConfig
+    from convcoach.data.bundle import SourceOptions
+    from convcoach.data.sources import SOURCES
+
+    raw = SOURCES.get("fashion-mnist")(None, SourceOptions.from_config(TrainConfig()))
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(raw.train_y))[:n_train]
+    test = rng.permutation(len(raw.test_y))[:n_test]
+    return Source(raw.train_x[pick], raw.train_y[pick], raw.test_x[test], raw.test_y[test], list(raw.classes))
+
+
+def _noise(share: float) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        y = s.y.copy()
+        flip = rng.random(len(y)) < share
+        y[flip] = rng.integers(0, 10, flip.sum())
+        return Source(s.x, y, s.tx, s.ty, s.classes)
+
+    return make
+
+
+def _inverted_test(s: Source, rng: np.random.Generator) -> Source:
+    return Source(s.x, s.y, 255 - s.tx, s.ty, s.classes)
+
+
+def _mislabeled_test(s: Source, rng: np.random.Generator) -> Source:
+    return Source(s.x, s.y, s.tx, (s.ty + 1) % 10, s.classes)
+
+
+def _rare_shirt(s: Source, rng: np.random.Generator) -> Source:
+    shirt = s.classes.index("Shirt") if "Shirt" in s.classes else 6
+    keep = np.flatnonzero(s.y != shirt)
+    few = np.flatnonzero(s.y == shirt)[:6]  # ~2% of the ~300 per other class
+    chosen = np.sort(np.concatenate([keep, few]))
+    return Source(s.x[chosen], s.y[chosen], s.tx, s.ty, s.classes)
+
+
+def _leaked(s: Source, rng: np.random.Generator) -> Source:
+    copied = rng.permutation(len(s.y))[: len(s.ty)]
+    return Source(s.x, s.y, s.x[copied], s.y[copied], s.classes)
+
+
+def _duplicated(s: Source, rng: np.random.Generator) -> Source:
+    base = rng.permutation(len(s.y))[:200]
+    chosen = np.tile(base, 10)
+    return Source(s.x[chosen], s.y[chosen], s.tx, s.ty, s.classes)
+
+
+def _shuffled(s: Source, rng: np.random.Generator) -> Source:
+    return Source(s.x, rng.permutation(s.y), s.tx, s.ty, s.classes)
+
+
+DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "noise60": _noise(0.6),
+    "noise45": _noise(0.45),
+    "inverted_test": _inverted_test,
+    "mislabeled_test": _mislabeled_test,
+    "rare_shirt": _rare_shirt,
+    "leaked": _leaked,
+    "duplicated": _duplicated,
+    "shuffled": _shuffled,
+}
+
+
+def make_data(key: str, folder: Path, source: Source) -> str:
+    """Build the fault's data under `folder`; returns the --data spec."""
+    rng = np.random.default_rng(1)
+    if key == "corrupt_folder":
+        return _corrupt_folder(folder / key, source, rng)
+    made = DATASETS[key](source, rng)
+    path = folder / f"{key}.npz"
+    np.savez(path, x=made.x[:, 0], y=made.y, x_test=made.tx[:, 0], y_test=made.ty, classes=np.array(made.classes))
+    return f"npz:{path}"
+
+
+def _corrupt_folder(root: Path, source: Source, rng: np.random.Generator, per_class: int = 60) -> str:
+    from PIL import Image
+
+    for label, name in enumerate(source.classes):
+        target = root / name.replace("/", "-")
+        target.mkdir(parents=True, exist_ok=True)
+        for index in np.flatnonzero(source.y == label)[:per_class]:
+            buffer = io.BytesIO()
+            Image.fromarray(source.x[index, 0]).save(buffer, format="PNG")
+            data = buffer.getvalue()
+            if rng.random() < 0.3:
+                data = data[: len(data) // 3]  # truncated: unreadable
+            (target / f"{index}.png").write_bytes(data)
+    return str(root)

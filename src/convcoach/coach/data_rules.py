@@ -1,0 +1,99 @@
+"""Diagnosis rules about the data the run trained and was tested on (counted at the end of training):
+files the loader skipped, training images repeated, test or validation images copied from training,
+and a class far rarer than the others."""
+
+from __future__ import annotations
+
+import statistics
+
+from .diagnosis import Facts, Finding
+from .rule_registry import RULES
+
+SKIPPED_WARN = 0.01  # share of the files that could not be read
+REPEATED_WARN = 0.2  # share of training images that repeat another
+LEAKED_WARN = 0.01  # share of test (or validation) images found in training
+RARE = 0.2  # a class with fewer than this share of the median class count is rare
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0%}"
+
+
+@RULES.register("files_skipped", order=52)
+def files_skipped(facts: Facts, found: list[Finding]) -> Finding | None:
+    skipped = facts.skipped_files
+    total = skipped + facts.train_count
+    if not skipped or not total:
+        return None
+    share = skipped / total
+    return Finding(
+        "files_skipped",
+        "warn" if share >= SKIPPED_WARN else "info",
+        f"{skipped} image files could not be read and were left out",
+        f"{skipped} of {total} files ({share:.1%}) are truncated or not images; the run trained without them",
+        ["see which files: convcoach check --data PATH (the data check lists them)", "--strict (stop on the first)"],
+    )
+
+
+@RULES.register("split_leakage", order=54)
+def split_leakage(facts: Facts, found: list[Finding]) -> Finding | None:
+    leaked, tested = facts.test_in_train, facts.test_count
+    if leaked is None or not tested or leaked / tested < LEAKED_WARN:
+        return None
+    return Finding(
+        "split_leakage",
+        "fail" if leaked / tested >= 0.1 else "warn",
+        "test images leaked from training: the test score is inflated",
+        f"{leaked} of {tested} test images ({leaked / tested:.1%}) are byte-identical to training or "
+        "validation images"
+        + (
+            f"; test accuracy {_pct(facts.test_acc)} against {_pct(facts.best_val_acc)} on validation"
+            if facts.test_acc is not None and facts.best_val_acc is not None
+            else ""
+        ),
+        ["remove the copies from the test split (convcoach check lists them: data_duplicates)"],
+    )
+
+
+@RULES.register("duplicated_images", order=55)
+def duplicated_images(facts: Facts, found: list[Finding]) -> Finding | None:
+    repeated, total = facts.repeated_in_train, facts.train_count
+    if repeated is None or not total or repeated / total < REPEATED_WARN:
+        return None
+    unique = total - repeated
+    val = ""
+    if facts.val_in_train and facts.val_count:
+        val = f"; {facts.val_in_train} of {facts.val_count} validation images are copies too, so validation overstates"
+    return Finding(
+        "duplicated_images",
+        "warn",
+        f"the training set repeats its images: {unique} distinct images among {total}",
+        f"{repeated} training images ({repeated / total:.0%}) are byte-identical to another{val}",
+        [
+            "remove the duplicates and collect more distinct images",
+            "augmentation stands in for distinct images (--augment hflip,translate:2)",
+        ],
+    )
+
+
+@RULES.register("class_imbalance", order=126)
+def class_imbalance(facts: Facts, found: list[Finding]) -> Finding | None:
+    counts = facts.train_counts
+    if not counts or len(counts) < 2 or not facts.test_per_class:
+        return None
+    median = statistics.median(counts)
+    names = list(facts.test_per_class)
+    rare = [(names[i], n) for i, n in enumerate(counts) if i < len(names) and n < RARE * median]
+    if not rare:
+        return None
+    listed = ", ".join(f"{name} {n} ({_pct(facts.test_per_class[name])} right on test)" for name, n in rare)
+    return Finding(
+        "class_imbalance",
+        "warn",
+        f"class imbalance: {', '.join(name for name, _ in rare)} far rarer than the other classes",
+        f"training images per class: {listed}, against a median of {median:.0f}",
+        [
+            f"collect more images of {rare[0][0]}, or oversample it to about {median:.0f}",
+            "judge the run by per-class accuracy (convcoach eval --checkpoint RUN: confusion.png)",
+        ],
+    )

@@ -1,0 +1,65 @@
+"""A run as the diagnosis reads it: the metrics log's iteration, epoch and monitor rows, summary.json
+and the options in config.yaml; from a finished Trainer or from a run directory."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..files import load_yaml
+
+
+@dataclass
+class RunRecord:
+    """What a run left behind: iteration and epoch rows, monitor rows by monitor, and its summary."""
+
+    iterations: list[dict[str, Any]]
+    epochs: list[dict[str, Any]]
+    monitors: dict[str, list[dict[str, Any]]]
+    summary: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)  # the run's TrainConfig, as config.yaml holds it
+
+    @classmethod
+    def from_rows(
+        cls, rows: list[dict[str, Any]], summary: dict[str, Any] | None = None, options: dict[str, Any] | None = None
+    ) -> RunRecord:
+        monitors: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            if row.get("kind") == "monitor":
+                monitors.setdefault(row["monitor"], []).append(row)
+        return cls(
+            [r for r in rows if r.get("kind") == "iter"],
+            [r for r in rows if r.get("kind") == "epoch"],
+            monitors,
+            summary or {},
+            options or {},
+        )
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path) -> RunRecord:
+        run_dir = Path(run_dir)
+        metrics = run_dir / "metrics.jsonl"
+        if not metrics.is_file():
+            raise ConfigError(f"{run_dir}: no metrics.jsonl (expected a training run directory)")
+        from ..report.run_files import read_object
+
+        config = run_dir / "config.yaml"
+        options = load_yaml(config) if config.is_file() else {}
+        return cls.from_rows(read_rows(metrics), read_object(run_dir / "summary.json"), options)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise ConfigError(f"{path}:{number}: not a JSON line") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}:{number}: not a metrics row (a JSON object)")
+            rows.append(row)
+    return rows

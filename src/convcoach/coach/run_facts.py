@@ -1,0 +1,82 @@
+"""What the diagnosis reads besides the curves, gathered once at the end of training: the training
+split's class counts, repeated images within it and test images copied from it (by hash), files the
+loader skipped, and the model's BatchNorm layers and dropout."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+if TYPE_CHECKING:
+    from ..data import DataBundle
+    from ..train.loop import Trainer
+
+
+def image_hashes(images: torch.Tensor | None) -> list[bytes]:
+    """A 16-byte digest per image: equal digests are byte-identical images."""
+    if images is None or not len(images):
+        return []
+    flat = images.reshape(len(images), -1).numpy()
+    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
+
+
+def data_facts(bundle: DataBundle) -> dict[str, Any]:
+    """Class counts of the training split, its repeated images and the test images found in it."""
+    facts: dict[str, Any] = {
+        "train_class_counts": np.bincount(bundle.train.labels.numpy(), minlength=bundle.num_classes).tolist(),
+        "skipped_files": len(bundle.skipped),
+    }
+    if bundle.train.images is None or bundle.test.images is None:
+        return facts  # streamed from disk: hashing would read every file again
+    train = image_hashes(bundle.train.images)
+    seen = set(train)
+    if bundle.val is not None and bundle.val.images is not None:
+        val = image_hashes(bundle.val.images)
+        facts["val_in_train"] = sum(digest in seen for digest in val)
+        seen.update(val)
+    test = image_hashes(bundle.test.images)
+    facts["repeated_in_train"] = len(train) - len(set(train))
+    facts["test_in_train"] = sum(digest in seen for digest in test)
+    return facts
+
+
+def model_facts(model: nn.Module) -> dict[str, Any]:
+    """The normalization and dropout the model really has (a user model may differ from the options)."""
+    batchnorm = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    dropout = [m.p for m in model.modules() if isinstance(m, nn.Dropout | nn.Dropout2d)]
+    return {
+        "batchnorm_layers": len(batchnorm),
+        "batchnorm_momentum": min((m.momentum for m in batchnorm if m.momentum is not None), default=None),
+        "dropout": max(dropout, default=0.0),
+    }
+
+
+@torch.no_grad()
+def accuracy_by_mode(trainer: Trainer, limit: int = 512) -> dict[str, float] | None:
+    """Accuracy of the model on up to `limit` training images (no augmentation) in train mode (its
+    buffers restored after: the forward moves BatchNorm's running statistics) and in eval mode. A
+    large gap means BatchNorm's running statistics (or dropout) make evaluation differ from training."""
+    from ..train.distributed import unwrap
+
+    train = trainer.data.train
+    model = unwrap(trainer.model)
+    if train.images is None or not len(train):
+        return None
+    if trainer.dist.enabled and any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules()):
+        return None  # a train-mode forward would start a collective the other ranks never join
+    x = trainer.normalizer(train.images[:limit].to(trainer.device))
+    y = train.labels[:limit].to(trainer.device)
+    if trainer.config.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    was_training = model.training
+    buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
+    train_mode = (model.train()(x).argmax(dim=1) == y).float().mean().item()
+    for buffer, saved in buffers:
+        buffer.copy_(saved)
+    eval_mode = (model.eval()(x).argmax(dim=1) == y).float().mean().item()
+    model.train(was_training)
+    return {"train": train_mode, "eval": eval_mode}
