@@ -196,8 +196,11 @@ def _monitor_facts(facts: Facts, monitors: dict[str, list[dict[str, Any]]]) -> N
             facts.act_first_std, facts.act_last_std = first[0]["std"], first[-1]["std"]
             facts.act_shrink = first[-1]["std"] / first[0]["std"]
     rows = monitors.get("updates", [])
-    later = [row for row in rows if row.get("step", 0) > 1] or rows  # at step 1 a zero-init branch has no gradient
-    updates = [v["update_ratio"] for row in later for v in row["layers"].values() if v["update_ratio"] > 0]
+    # a zero-initialized residual branch gets no gradient at step 1 and tiny updates for a while: left out
+    still = {k for row in rows if row.get("step") == 1 for k, v in row["layers"].items() if v["update_ratio"] == 0}
+    later = [row for row in rows if row.get("step", 0) > 1] or rows
+    updates = [v["update_ratio"] for row in later for k, v in row["layers"].items() if k not in still]
+    updates = [u for u in updates if u > 0] or updates
     alike = [(v["alike"], name) for name, v in rows[-1]["layers"].items() if "alike" in v] if rows else []
     if alike:
         facts.alike, facts.alike_layer = min(alike)

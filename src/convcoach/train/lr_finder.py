@@ -213,18 +213,16 @@ class SweepPlan:
     """How the run's start is imitated: batch size, steps per LR, warm-up, the grid."""
 
     batch: int
-    steps: int = 12
+    steps: int = 10
     probe: int = 256
     per_decade: int = 2
     decades: tuple[float, float] = (-3.0, 1.0)
     extra: list[float] = field(default_factory=list)
 
 
-def plan_for(config: TrainConfig, train_size: int, centre: float) -> tuple[SweepPlan, list[float]]:
+def plan_for(config: TrainConfig, train_size: int, per_decade: int = 2) -> SweepPlan:
     """The run's own batch size (at most 256: larger batches are swept at 256 with the LR scaled)."""
-    batch = max(1, min(config.batch_size, 256, train_size // 2))
-    plan = SweepPlan(batch)
-    return plan, lr_grid(centre, plan.decades, plan.per_decade)
+    return SweepPlan(max(1, min(config.batch_size, 256, train_size // 2)), per_decade=per_decade)
 
 
 @spec_check("lr")
@@ -244,12 +242,15 @@ def auto_lr(
     loss_fn: LossFn,
     train_loss_fn: LossFn,
     device: torch.device,
+    plan: SweepPlan | None = None,
+    extra: float | None = None,
 ) -> LrChoice:
     """The range test on the run's own start (its optimizer, batch size and warm-up) from a copy of the
-    initialized `model`; the global RNG is left as it was, so the run that follows is the same as one
-    given the chosen LR by hand."""
-    centre = default_lr(config.optimizer)
-    plan, grid = plan_for(config, len(labels), centre)
+    initialized `model`, over half-decades around the optimizer's default LR (plus `extra`, e.g. the
+    configured LR); the global RNG is left as it was, so the run that follows is the same as one given
+    the chosen LR by hand. `convcoach check` runs this same test."""
+    plan = plan or plan_for(config, len(labels))
+    grid = lr_grid(default_lr(config.optimizer), plan.decades, plan.per_decade, extra)
     with torch.random.fork_rng(devices=[]):
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(config.seed))
         need = plan.batch * plan.steps + plan.probe

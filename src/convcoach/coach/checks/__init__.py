@@ -54,4 +54,18 @@ def run_checks(
             results += rows
     finally:
         torch.set_num_threads(threads)
+    _point_to_failed_checks(results)
     return CheckReport(results, time.perf_counter() - start, config.to_dict())
+
+
+def _point_to_failed_checks(results: list[CheckResult]) -> None:
+    """A sweep where nothing learns points to the checks that did not pass, never to ones that passed."""
+    for result in results:
+        if result.name == "lr_sweep" and result.fix == "the learning rate is not the problem":
+            others = sorted({r.name for r in results if r.status in ("warn", "fail") and r.name != "lr_sweep"})
+            result.fix += (
+                f": see {', '.join(others)} above"
+                if others
+                else "; every other check passed: train briefly and read the diagnosis "
+                "(convcoach train --epochs 2, then convcoach diagnose RUN)"
+            )
