@@ -13,6 +13,7 @@ from ..commands import add_config_flags, command, config_from_args, default_out
 from ..config import TrainConfig, load_yaml
 
 if TYPE_CHECKING:
+    from .check_report import CheckReport
     from .probe import InitStats
 
 
@@ -55,8 +56,43 @@ def run_check(args: argparse.Namespace) -> int:
     report.write(out / "check.json")
     write_json(out / "summary.json", report.to_dict())
     report.render()
-    print(f"check.json written to {out}")
+    picture = draw_lr_finder(report, out)
+    print(f"check.json written to {out}" + (f"; the LR range test drawn in {picture}" if picture else ""))
     return 1 if report.status == "fail" else 0
+
+
+def draw_lr_finder(report: CheckReport, out: Path) -> Path | None:
+    """lr_finder.png from the lr_sweep result, when the report has one."""
+    try:
+        details = report.get("lr_sweep").details
+    except KeyError:
+        return None
+    if not details.get("runs"):
+        return None
+    from ..render.lr_plot import lr_finder_plot
+    from ..train.checkpoint import atomic_write_bytes
+
+    low, high = details["recommended"] or (None, None)
+    png = lr_finder_plot(details["runs"], low, high, details["best_lr"], details.get("configured_lr"))
+    atomic_write_bytes(out / "lr_finder.png", lambda handle: handle.write(png))
+    return out / "lr_finder.png"
+
+
+def add_lr_find_flags(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(parser)
+    parser.add_argument("--threads", type=at_least(0), default=1, help="intra-op threads (default 1; 0: torch's)")
+
+
+@command(
+    "lr-find",
+    "the LR range test alone (the one --lr auto runs): loss against LR, drawn in lr_finder.png",
+    add_lr_find_flags,
+    order=131,
+)
+def run_lr_find(args: argparse.Namespace) -> int:
+    """Run only the lr_sweep check; print its verdict and the recommended range; draw lr_finder.png."""
+    args.only, args.quick = "lr_sweep", False
+    return run_check(args)
 
 
 def add_stats_flags(parser: argparse.ArgumentParser) -> None:

@@ -30,11 +30,8 @@ class CheckBudget:
     loss_batch: int = 256  # batch for the initial-loss and regularization checks
     overfit_examples: int = 20  # the lectures' tiny set
     overfit_steps: int = 150
-    sweep_batch: int = 32
-    sweep_steps: int = 10
-    sweep_probe: int = 128  # held-out images whose loss is compared before and after each run
-    sweep_decades: tuple[float, float] = (-3.0, 1.0)  # around the optimizer's default LR, in powers of ten
-    sweep_points_per_decade: int = 2
+    sweep_steps: int = 8  # train/lr_finder.py's SweepPlan: check predicts what --lr auto does
+    sweep_points_per_decade: int = 2  # the run's batch, warm-up and grid otherwise: see SweepPlan
     grad_entries: int = 3  # parameters sampled per tensor
     grad_batch: int = 4
     grad_width: int = 4  # registry models are rebuilt this narrow (in float64) for the gradient check

@@ -213,10 +213,10 @@ class SweepPlan:
     """How the run's start is imitated: batch size, steps per LR, warm-up, the grid."""
 
     batch: int
-    steps: int = 10
+    steps: int = 8
     probe: int = 256
     per_decade: int = 2
-    decades: tuple[float, float] = (-3.0, 1.0)
+    decades: tuple[float, float] = (-2.0, 1.0)
     extra: list[float] = field(default_factory=list)
 
 

@@ -36,15 +36,14 @@ def _nearest(choice: LrChoice, lr: float) -> dict:
 def lr_sweep(context: CheckContext) -> list[CheckResult]:
     config, data = context.config, context.data
     auto = needs_auto(config)
-    plan = plan_for(config, len(context.order), per_decade=context.budget.sweep_points_per_decade)
+    plan = plan_for(config, len(data.train.labels), per_decade=context.budget.sweep_points_per_decade)
     plan.steps = context.budget.sweep_steps
     template = context.fresh_model(channels_last=config.channels_last)
-    index = context.order
-    choice = auto_lr(
+    choice = auto_lr(  # the whole training split, as train draws from it: the same batches, the same choice
         config,
         template,
-        data.train.images[index],
-        data.train.labels[index],
+        data.train.images,
+        data.train.labels,
         context.normalizer,
         context.loss_fn,
         context.train_loss_fn,
