@@ -3,7 +3,6 @@ images duplicated in training (by hash), labels in range and related to the imag
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 
 from ..check_report import CheckResult
 from ..context import CheckContext
+from ..run_facts import image_hashes
 from . import CHECKS
 
 MEAN_TOLERANCE, STD_RANGE = 0.2, (0.5, 2.0)
@@ -86,21 +86,16 @@ def balance(context: CheckContext) -> CheckResult:
     return CheckResult("data_balance", "pass", message, "", details)
 
 
-def _hashes(images: torch.Tensor | None) -> list[bytes]:
-    if images is None or not len(images):
-        return []
-    flat = images.reshape(len(images), -1).numpy()
-    return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat]
-
-
 def duplicates(context: CheckContext) -> CheckResult:
     bundle = context.data
-    seen = {digest: int(label) for digest, label in zip(_hashes(bundle.train.images), bundle.train.labels.tolist())}
+    seen = {
+        digest: int(label) for digest, label in zip(image_hashes(bundle.train.images), bundle.train.labels.tolist())
+    }
     if bundle.val is not None:
-        seen.update(zip(_hashes(bundle.val.images), bundle.val.labels.tolist()))
-    test = _hashes(bundle.test.images)
+        seen.update(zip(image_hashes(bundle.val.images), bundle.val.labels.tolist()))
+    test = image_hashes(bundle.test.images)
     leaked = sum(digest in seen for digest in test)
-    train_hashes = _hashes(bundle.train.images)
+    train_hashes = image_hashes(bundle.train.images)
     repeated = len(train_hashes) - len(set(train_hashes))
     details = {"test_in_train": leaked, "test_images": len(test), "repeated_in_train": repeated}
     if leaked == 0:
