@@ -105,6 +105,22 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+KINDS = ["optimization", "regularization", "initialization", "normalization", "data", "healthy"]
+
+
+def by_kind(rows: list[dict[str, Any]]) -> str:
+    """Right / total per kind of fault, the tuned and held-out parts apart."""
+    lines = ["| kind | tuned: right | held out: right |", "| --- | --- | --- |"]
+    for kind in KINDS:
+        cells = []
+        for part in ("tuned", "held-out"):
+            chosen = [r for r in rows if r["kind"] == kind and r["part"] == part]
+            right = sum(r["grade"] == "right" for r in chosen)
+            cells.append(f"{right}/{len(chosen)}" if chosen else "-")
+        lines.append(f"| {kind} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
 def totals(rows: list[dict[str, Any]]) -> str:
     out = []
     for part in ("tuned", "held-out", "all"):
@@ -121,6 +137,33 @@ def totals(rows: list[dict[str, Any]]) -> str:
             f"wrong {len(faults) - right - partly}; healthy runs with a false warning or failure {false}/{len(healthy)}"
         )
     return "\n".join(out)
+
+
+def host() -> dict[str, Any]:
+    """The CPU model, its bf16/AMX flags and torch's CPU capability: which machine gave these figures."""
+    import platform
+
+    import torch
+
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if flags
+        else platform.processor()
+    )
+    return {
+        "cpu": model,
+        "flags": sorted({f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")}),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,16 +185,21 @@ def main(argv: list[str] | None = None) -> int:
         for fault in chosen:
             row = run_fault(fault, Path(tmp), source)
             rows.append(row)
-            print(f"{row['fault']:28s} {row['grade']:7s} {row['coach']:22s} {row['why']}  ({row['seconds']}s)", flush=True)
+            print(
+                f"{row['fault']:28s} {row['grade']:7s} {row['coach']:22s} {row['why']}  ({row['seconds']}s)", flush=True
+            )
             if args.facts:
                 print("   ", "\n    ".join(row["findings"]), "\n   ", row["facts"], flush=True)
     print()
     print(table(rows))
     print()
+    print(by_kind(rows))
+    print()
     print(totals(rows))
     if not args.only:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"part": args.part, "rows": rows, "totals": totals(rows)}, indent=1) + "\n")
+        report = {"part": args.part, "host": host(), "rows": rows, "by_kind": by_kind(rows), "totals": totals(rows)}
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 

@@ -1,0 +1,222 @@
+"""The coach's second-version rules on hand-made runs: causes read from the run's options and data,
+fixes ranked and never already in effect, at most three (coach/option_rules.py, data_rules.py, advice.py)."""
+
+from __future__ import annotations
+
+import math
+
+from convcoach.coach.advice import advise, in_effect, strong_regularizers
+from convcoach.coach.diagnosis import RunRecord, diagnose
+
+CLASSES = [f"c{i}" for i in range(10)]
+
+
+def _run(
+    options: dict | None = None,
+    losses: list[float] | None = None,
+    epochs: list[tuple[float, float, float]] | None = None,
+    summary: dict | None = None,
+    monitors: list[dict] | None = None,
+    lrs: list[float] | None = None,
+):
+    losses = losses or [2.3 - 1.5 * (1 - math.exp(-4 * i / 90)) for i in range(90)]
+    rows = [{"kind": "iter", "step": i + 1, "loss": v, "lr": (lrs[i] if lrs else 0.1)} for i, v in enumerate(losses)]
+    for index, (train_acc, val_acc, val_loss) in enumerate(epochs or [], start=1):
+        rows.append({"kind": "epoch", "epoch": index, "train_acc": train_acc, "val_acc": val_acc, "val_loss": val_loss})
+    rows += monitors or []
+    base = {"data": {"classes": CLASSES, "val": 3000, "train": 2000, "test": 10000}, "lr": 0.1, "stop_reason": None}
+    for key, value in (summary or {}).items():
+        base[key] = {**base[key], **value} if isinstance(value, dict) and key in base else value
+    return diagnose(RunRecord.from_rows(rows, base, {"epochs": 3, "schedule": "onecycle", **(options or {})}))
+
+
+LOW_FIT = [(0.2, 0.2, 2.1), (0.25, 0.24, 2.0), (0.27, 0.26, 2.0)]
+
+
+def test_weight_decay_far_past_its_usual_value_is_named_with_its_multiple():
+    verdict = _run(
+        {"weight_decay": 0.5, "optimizer": "nesterov"},
+        epochs=LOW_FIT,
+        summary={"train_accuracy_by_mode": {"train": 0.27, "eval": 0.27}},
+    )
+    top = verdict.findings[0]
+    assert top.cause == "over_regularized"
+    assert top.title == "over-regularized: --weight-decay 0.5 is 1000x the usual 0.0005"
+    assert top.fixes[0].startswith("--weight-decay 0.0005 (the usual value; if training accuracy then rises")
+    assert "27% of its own training images" in top.evidence
+
+
+def test_usual_regularization_that_fits_its_training_set_is_not_blamed():
+    assert strong_regularizers({"weight_decay": 5e-4, "optimizer": "sgd", "dropout": 0.5, "mixup": 0.2}) == []
+    verdict = _run(
+        {"weight_decay": 0.5},
+        epochs=[(0.9, 0.6, 1.0), (0.97, 0.62, 1.1), (0.99, 0.63, 1.2)],
+        summary={"train_accuracy_by_mode": {"train": 0.99, "eval": 0.99}},
+    )
+    assert "over_regularized" not in verdict.causes
+
+
+def test_the_strongest_of_several_regularizers_comes_first():
+    strong = strong_regularizers({"reg": "l2:1", "dropout": 0.9, "weight_decay": 0.0, "optimizer": "adam"})
+    assert [s.flag for s in strong] == ["--reg", "--dropout"] and strong[0].times == 10000
+    assert strong[0].fix == "--reg l2:0.0001"
+
+
+def test_a_fix_already_in_effect_is_dropped_and_at_most_three_are_kept():
+    options = {"norm": "batch", "model": "resnet", "augment": ["hflip", "translate:2"], "lr": 0.1}
+    assert in_effect("--norm batch", options) == "--norm batch"
+    assert in_effect("--augment hflip,translate:2 (more variety)", options) == "--augment hflip,translate:2"
+    assert in_effect("--augment hflip", options) is None  # a different list
+    fixes = ["--norm batch", "--model resnet (skip links)", "--width 64", "--epochs 6", "--lr 0.2", "--dropout 0.3"]
+    assert advise(fixes, options) == ["--width 64", "--epochs 6", "--lr 0.2"]
+
+
+def test_underfitting_on_the_default_resnet_never_suggests_skip_links_or_batchnorm():
+    losses = [2.3 - 0.8 * (1 - math.exp(-8 * i / 90)) for i in range(90)]
+    verdict = _run({"model": "resnet", "norm": "batch", "width": 4}, losses=losses, epochs=LOW_FIT)
+    top = verdict.findings[0]
+    assert top.cause == "underfitting"
+    assert top.fixes == ["--width 8", "--epochs 6"]
+
+
+def test_batchnorm_at_batch_2_is_named_with_its_statistics():
+    verdict = _run(
+        {"batch_size": 2, "norm": "batch"},
+        epochs=LOW_FIT,
+        summary={"model_facts": {"batchnorm_layers": 15}, "train_accuracy_by_mode": {"train": 0.7, "eval": 0.2}},
+    )
+    top = verdict.findings[0]
+    assert top.cause == "bn_small_batch" and top.title == "batch too small for BatchNorm: 2 images per batch"
+    assert "scores 70% with batch statistics and 20% with its running statistics" in top.evidence
+    assert top.fixes[0].startswith("--norm group:8")
+    assert "eval_mismatch" not in verdict.causes
+
+
+def test_a_warmup_longer_than_the_run_is_found_from_the_lr_it_reached():
+    lrs = [0.8 * (i + 1) / 10000 for i in range(90)]
+    verdict = _run({"warmup": 10000}, lrs=lrs, summary={"lr": 0.8})
+    top = verdict.findings[0]
+    assert top.cause == "warmup_too_long" and "reached only 1% of its peak 0.8" in top.evidence
+    assert top.fixes[0] == "--warmup 9 (a tenth of the run)"
+
+
+def test_identical_weight_rows_are_a_symmetric_init():
+    rows = [
+        {
+            "kind": "monitor",
+            "monitor": "updates",
+            "step": s,
+            "layers": {"0": {"update_ratio": 1e-3, "alike": 0.0}, "1": {"update_ratio": 1e-3, "alike": 0.9}},
+        }
+        for s in (1, 50)
+    ]
+    verdict = _run({"init": "constant:0.01"}, monitors=rows, epochs=LOW_FIT)
+    assert verdict.causes[0] == "symmetric_init" and verdict.findings[0].severity == "fail"
+    assert "(--init constant:0.01)" in verdict.findings[0].evidence
+    assert verdict.findings[0].fixes[0].startswith("--init auto")
+
+
+def test_relus_that_die_during_training_blame_the_learning_rate_not_the_init():
+    def activations(step: int, dead: float) -> dict:
+        return {
+            "kind": "monitor",
+            "monitor": "activations",
+            "step": step,
+            "layers": {"input": {"mean": 0.0, "std": 1.0}, "fc": {"mean": 0.1, "std": 0.5, "dead": dead}},
+        }
+
+    flat = [2.3] * 90
+    died = _run({}, losses=flat, epochs=LOW_FIT, monitors=[activations(1, 0.1), activations(50, 1.0)])
+    assert died.causes[0] == "lr_too_high" and "died during training (10% at iteration 1)" in died.findings[0].evidence
+    born_dead = _run({}, losses=flat, epochs=LOW_FIT, monitors=[activations(1, 1.0), activations(50, 1.0)])
+    assert born_dead.causes[0] == "dead_units"
+
+
+def test_test_images_copied_from_training_are_leakage_not_label_noise():
+    verdict = _run(
+        {},
+        epochs=[(0.9, 0.7, 0.9), (0.95, 0.75, 0.8), (0.97, 0.78, 0.8)],
+        summary={"data": {"test_in_train": 1000, "test": 1000}, "test_accuracy": 0.97},
+    )
+    assert verdict.causes[0] == "split_leakage"
+    assert "1000 of 1000 test images (100.0%) are byte-identical" in verdict.findings[0].evidence
+    assert "label_noise" not in verdict.causes
+
+
+def test_repeated_training_images_are_counted():
+    verdict = _run(
+        {}, epochs=[(0.9, 0.9, 0.4)] * 3, summary={"data": {"repeated_in_train": 1800, "val_in_train": 500, "val": 500}}
+    )
+    top = verdict.findings[0]
+    assert top.cause == "duplicated_images" and top.title.endswith("200 distinct images among 2000")
+    assert "500 of 500 validation images are copies too" in top.evidence
+
+
+def test_a_rare_class_is_named_with_its_count_and_test_accuracy():
+    counts = [300] * 10
+    counts[6] = 6
+    per_class = {name: 0.85 for name in CLASSES}
+    per_class["c6"] = 0.05
+    verdict = _run(
+        {},
+        epochs=[(0.9, 0.85, 0.4)] * 3,
+        summary={"data": {"train_class_counts": counts}, "test_per_class_accuracy": per_class, "test_accuracy": 0.8},
+    )
+    top = [f for f in verdict.findings if f.severity == "warn"][0]
+    assert top.cause == "class_imbalance" and "c6 6 (5% right on test)" in top.evidence
+    assert "classes_missed" not in verdict.causes
+
+
+def test_unreadable_files_are_reported():
+    verdict = _run({}, epochs=[(0.9, 0.85, 0.4)] * 3, summary={"data": {"skipped_files": 180, "train": 420}})
+    assert verdict.findings[0].cause == "files_skipped" and "180 of 600 files (30.0%)" in verdict.findings[0].evidence
+
+
+def test_still_improving_at_a_held_lr_is_not_converged_with_an_estimate():
+    losses = [2.3 - 1.2 * i / 90 for i in range(90)]  # still falling steadily
+    verdict = _run(
+        {"epochs": 3, "schedule": "constant"},
+        losses=losses,
+        epochs=[(0.5, 0.52, 1.4), (0.6, 0.62, 1.2), (0.7, 0.73, 1.0)],
+    )
+    top = verdict.findings[0]
+    assert top.cause == "not_converged" and top.severity == "warn"
+    assert "rose 11.0 points in the last epoch, to 73%; from the curve, about 11 more points" in top.evidence
+    assert top.fixes[0] == "--epochs 6 (twice as long)"
+
+
+def test_a_flattened_loss_at_a_constant_lr_is_a_plateau_with_a_schedule_fix():
+    losses = [0.6 + 1.7 * math.exp(-12 * i / 90) for i in range(90)]
+    verdict = _run(
+        {"schedule": "constant"}, losses=losses, epochs=[(0.8, 0.8, 0.6), (0.84, 0.82, 0.6), (0.85, 0.82, 0.6)]
+    )
+    top = verdict.findings[0]
+    assert top.cause == "plateau" and top.severity == "warn" and top.fixes[0].startswith("--schedule cosine")
+
+
+def test_at_chance_on_its_own_training_images_is_not_learning_not_label_trouble():
+    flat = [2.3] * 90
+    chance = [(0.1, 0.1, 2.3)] * 3
+    verdict = _run(
+        {},
+        losses=flat,
+        epochs=chance,
+        summary={"train_accuracy_by_mode": {"train": 0.1, "eval": 0.1}},
+        monitors=[{"kind": "monitor", "monitor": "updates", "step": 50, "layers": {"0": {"update_ratio": 1e-3}}}],
+    )
+    assert "labels_no_signal" not in verdict.causes
+    memorizing = _run(
+        {}, losses=flat, epochs=[(0.6, 0.1, 2.3)] * 3, summary={"train_accuracy_by_mode": {"train": 0.6, "eval": 0.6}}
+    )
+    assert memorizing.causes[0] == "labels_no_signal"
+
+
+def test_every_finding_has_one_cause_one_evidence_and_at_most_three_fixes():
+    cases = [
+        _run({"weight_decay": 0.5}, epochs=LOW_FIT, summary={"train_accuracy_by_mode": {"train": 0.27, "eval": 0.27}}),
+        _run({"batch_size": 2, "norm": "batch"}, epochs=LOW_FIT),
+        _run({}, epochs=[(0.9, 0.7, 0.9)] * 3, summary={"data": {"test_in_train": 500}}),
+    ]
+    for verdict in cases:
+        for finding in verdict.findings:
+            assert len(finding.fixes) <= 3 and finding.title and finding.evidence
