@@ -37,6 +37,7 @@ BUILT_IN = [
     "class_imbalance",
     "classes_missed",
     "at_chance",
+    "checks_flagged",
 ]
 
 

@@ -220,3 +220,32 @@ def test_every_finding_has_one_cause_one_evidence_and_at_most_three_fixes():
     for verdict in cases:
         for finding in verdict.findings:
             assert len(finding.fixes) <= 3 and finding.title and finding.evidence
+
+
+def test_check_results_in_the_run_directory_are_read(tmp_path):
+    import json
+
+    from convcoach.coach import diagnose_run
+
+    (tmp_path / "metrics.jsonl").write_text(
+        "\n".join(json.dumps({"kind": "iter", "step": i + 1, "loss": 2.3 - i / 100, "lr": 0.1}) for i in range(30))
+    )
+    (tmp_path / "summary.json").write_text(json.dumps({"data": {"classes": CLASSES, "val": 0}}))
+    (tmp_path / "check.json").write_text(
+        json.dumps(
+            {
+                "results": [
+                    {
+                        "name": "data_labels",
+                        "status": "warn",
+                        "message": "labels look unrelated",
+                        "fix": "check the labels",
+                    },
+                    {"name": "initial_loss", "status": "pass", "message": "fine", "fix": ""},
+                ]
+            }
+        )
+    )
+    finding = diagnose_run(tmp_path).findings[-1]
+    assert finding.cause == "checks_flagged" and finding.evidence == "data_labels (warn): labels look unrelated"
+    assert finding.fixes == ["check the labels"]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..train.callbacks import Callback, MetricsLogger, Priority
 from .advice import advise
-from .record import RunRecord, read_rows
+from .record import RunRecord, read_checks, read_rows
 from .run_facts import accuracy_by_mode, data_facts, model_facts
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class Facts:
     batchnorm_momentum: float | None = None
     alike: float | None = None  # smallest spread of a layer's weight rows / their norm (0: all units the same)
     alike_layer: str | None = None
+    checks_flagged: list[dict[str, Any]] = field(default_factory=list)  # check.json's warn and fail rows
 
 
 def measure(record: RunRecord) -> Facts:
@@ -94,6 +95,7 @@ def measure(record: RunRecord) -> Facts:
     facts.test_count = (summary.get("data") or {}).get("test", 0) or 0
     facts.test_per_class = summary.get("test_per_class_accuracy")
     facts.options, facts.lr_peak = record.options, summary.get("lr")
+    facts.checks_flagged = [r for r in record.checks if r.get("status") in ("warn", "fail")]
     data, model = summary.get("data") or {}, summary.get("model_facts") or {}
     facts.train_count, facts.skipped_files = data.get("train", 0) or 0, data.get("skipped_files", 0) or 0
     facts.train_counts = data.get("train_class_counts")
@@ -307,5 +309,6 @@ class Diagnosis(Callback):
             summary["train_accuracy_by_mode"] = self.by_mode
         summary["model_facts"] = self.model_facts
         summary.setdefault("data", {}).update(data_facts(trainer.data))
-        options = trainer.config.to_dict()
-        summary["diagnosis"] = diagnose(RunRecord.from_rows(rows, summary, options)).to_dict()
+        record = RunRecord.from_rows(rows, summary, trainer.config.to_dict())
+        record.checks = read_checks(trainer.run_dir)
+        summary["diagnosis"] = diagnose(record).to_dict()

@@ -21,6 +21,7 @@ class RunRecord:
     monitors: dict[str, list[dict[str, Any]]]
     summary: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)  # the run's TrainConfig, as config.yaml holds it
+    checks: list[dict[str, Any]] = field(default_factory=list)  # check.json's results, when the run has one
 
     @classmethod
     def from_rows(
@@ -48,7 +49,18 @@ class RunRecord:
 
         config = run_dir / "config.yaml"
         options = load_yaml(config) if config.is_file() else {}
-        return cls.from_rows(read_rows(metrics), read_object(run_dir / "summary.json"), options)
+        record = cls.from_rows(read_rows(metrics), read_object(run_dir / "summary.json"), options)
+        record.checks = read_checks(run_dir)
+        return record
+
+
+def read_checks(run_dir: Path) -> list[dict[str, Any]]:
+    """The results of `convcoach check --out RUN_DIR` (check.json), if it was run there."""
+    from ..report.run_files import read_object
+
+    path = Path(run_dir) / "check.json"
+    results = read_object(path).get("results") if path.is_file() else None
+    return [r for r in results if isinstance(r, dict)] if isinstance(results, list) else []
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

@@ -445,3 +445,19 @@ def at_chance(facts: Facts, found: list[Finding]) -> Finding | None:
             "--lr auto",
         ],
     )
+
+
+@RULES.register("checks_flagged", order=140)
+def checks_flagged(facts: Facts, found: list[Finding]) -> Finding | None:
+    """What `convcoach check --out RUN_DIR` flagged before this run, beside what the run itself showed."""
+    flagged = facts.checks_flagged
+    if not flagged:
+        return None
+    listed = "; ".join(f"{r.get('name')} ({r.get('status')}): {r.get('message')}" for r in flagged[:3])
+    return Finding(
+        "checks_flagged",
+        "info",
+        f"convcoach check flagged {len(flagged)} problem(s) before training",
+        listed,
+        [str(r["fix"]) for r in flagged if r.get("fix")],
+    )
