@@ -8,15 +8,12 @@ import statistics
 
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
+from .rules import _pct
 
 SKIPPED_WARN = 0.01  # share of the files that could not be read
 REPEATED_WARN = 0.2  # share of training images that repeat another
 LEAKED_WARN = 0.01  # share of test (or validation) images found in training
 RARE = 0.2  # a class with fewer than this share of the median class count is rare
-
-
-def _pct(value: float) -> str:
-    return f"{value:.0%}"
 
 
 @RULES.register("files_skipped", order=52)

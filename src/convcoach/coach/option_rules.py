@@ -9,15 +9,12 @@ import math
 from .advice import strong_regularizers
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
+from .rules import _pct
 
 FITS = 0.9  # training accuracy (eval mode, on training images) a net that is not held back reaches
 SMALL_GAP = 0.05  # train - validation accuracy below which the net is not overfitting
 BN_BATCH = 8  # images per process below which BatchNorm's batch statistics are noise
 WARMUP_REACHED = 0.5  # share of the peak LR a run must reach
-
-
-def _pct(value: float) -> str:
-    return f"{value:.0%}"
 
 
 def _train_fit(facts: Facts) -> float | None:
