@@ -70,14 +70,19 @@ def _implementers(hook: str) -> list[str]:
 
 
 def test_each_hook_runs_its_callbacks_in_the_intended_order():
+    # the instruments keep the batch as the network sees it: after resizing and mixing
     batch_start = ["ProgressiveResize", "FreezeNormStats", "MixBatches", "ActivationMonitor"]
-    assert _implementers("on_batch_start") == batch_start
+    assert _implementers("on_batch_start") == [*batch_start, "NoiseMonitor", "StepSizeMonitor"]
+    assert _implementers("on_before_optimizer_step") == ["NoiseMonitor", "StepSizeMonitor"]
     assert _implementers("on_batch_end") == [
         "MaxNorm",
         "WeightAverage",
         "ExplosionGuard",
+        "TrialReporter",
         "ActivationMonitor",
         "GradientMonitor",
+        "NoiseMonitor",
+        "StepSizeMonitor",  # after max-norm: the step it measures is the constrained one
         "UpdateMonitor",
         "MetricsLogger",
         "Progress",

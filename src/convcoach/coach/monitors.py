@@ -1,11 +1,14 @@
 """Monitors during training: every N iterations, per layer, the activation statistics (dead ReLUs,
-std, saturation), gradient norms and update-to-weight ratios, as "monitor" rows in metrics.jsonl
-and a summary in summary.json. Cheap: between samples a monitor costs one modulo per iteration."""
+std, saturation) and histogram, gradient norms and update-to-weight ratios, as "monitor" rows in
+metrics.jsonl and a summary in summary.json. Cheap: between samples a monitor costs one modulo per
+iteration. The costlier instruments (step size, gradient noise) live in instruments.py."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -19,6 +22,37 @@ if TYPE_CHECKING:
     from ..train.loop import Trainer
 
 MONITORS: Registry[type[SampledMonitor]] = Registry("monitor")
+HIST_BINS = 32  # activation histogram: bins even in asinh(value) (linear near 0, logarithmic beyond 1) ...
+HIST_LIMIT = 20.0  # ... over [-HIST_LIMIT, HIST_LIMIT]; values beyond fall in the end bins
+HIST_VALUES = 1 << 15  # outputs of the batch's first examples a histogram counts (a fraction of the batch)
+
+
+class _ExtraPass:
+    """Set while an instrument runs an extra forward pass: activation monitors do not record it."""
+
+    active = False
+
+
+@contextlib.contextmanager
+def extra_pass() -> Iterator[None]:
+    """A block of forward passes that are not the training step's (instruments.py)."""
+    before, _ExtraPass.active = _ExtraPass.active, True
+    try:
+        yield
+    finally:
+        _ExtraPass.active = before
+
+
+def activation_histogram(output: torch.Tensor) -> torch.Tensor:
+    """Fractions of a layer's outputs in HIST_BINS bins even in asinh(value) over +-HIST_LIMIT, counted
+    on the batch's first examples (whole examples: a strided pick would alias with the feature maps)."""
+    per_example = max(output[0].numel(), 1) if output.dim() > 1 else 1
+    values = output.detach()[: -(-HIST_VALUES // per_example)].float()
+    limit = math.asinh(HIST_LIMIT)
+    magnitude = values.abs()  # asinh(x) = sign(x) log(|x| + sqrt(x^2 + 1)): torch.asinh is ~10x slower on CPU
+    scaled = magnitude.mul(magnitude).add_(1).sqrt_().add_(magnitude).log_().copysign_(values)
+    counts = torch.histc(scaled.clamp_(-limit, limit), bins=HIST_BINS, min=-limit, max=limit)
+    return counts / max(values.numel(), 1)
 
 
 def _weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -56,7 +90,10 @@ class SampledMonitor(Callback):
 
     def setup(self, model: nn.Module) -> None: ...
 
-    def record(self, trainer: Trainer, layers: dict[str, dict[str, float]]) -> None:
+    def record(
+        self, trainer: Trainer, layers: dict[str, dict[str, float]], extra: dict[str, Any] | None = None
+    ) -> None:
+        """One row; `extra` keys go to metrics.jsonl only, not to the samples a checkpoint keeps."""
         row = {
             "kind": "monitor",
             "monitor": self.name,
@@ -66,7 +103,7 @@ class SampledMonitor(Callback):
         }
         self.samples.append(row)
         if self.logger is not None:
-            self.logger.log(row)
+            self.logger.log({**row, **extra} if extra else row)
 
     def summarize(self) -> dict[str, Any]:
         """Per layer: the median of each quantity over the samples, and the last sample."""
@@ -103,7 +140,9 @@ class SampledMonitor(Callback):
 @MONITORS.register("activations")
 class ActivationMonitor(SampledMonitor):
     """Per activation layer: output std, fraction of dead ReLU units (zero for the whole batch) and of
-    saturated tanh/sigmoid outputs; plus the input batch's mean and std (is it normalized?)."""
+    saturated tanh/sigmoid outputs; plus the input batch's mean and std (is it normalized?). Each row
+    also carries, under "hist", each layer's histogram of outputs (HIST_BINS fractions, asinh scale):
+    the report draws them over time (fastai's "colorful dimension")."""
 
     name = "activations"
 
@@ -111,14 +150,19 @@ class ActivationMonitor(SampledMonitor):
         self.layers = watched_layers(model)
         self.handles: list[Any] = []
         self.captured: dict[str, dict[str, torch.Tensor]] = {}
+        self.histograms: dict[str, torch.Tensor] = {}
+
+    def capture(self, name: str, module: nn.Module, output: torch.Tensor) -> None:
+        if _ExtraPass.active:  # an instrument's extra forward, not the step's
+            return
+        self.captured[name] = unit_stats(module, output)
+        self.histograms[name] = activation_histogram(output)
 
     def on_batch_start(self, trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.due(trainer.state.step + 1):
-            self.captured = {"input": moments(x.detach().float())}
+            self.captured, self.histograms = {"input": moments(x.detach().float())}, {}
             self.handles = [
-                m.register_forward_hook(
-                    lambda mod, inp, out, n=name: self.captured.__setitem__(n, unit_stats(mod, out))
-                )
+                m.register_forward_hook(lambda mod, inp, out, n=name: self.capture(n, mod, out))
                 for name, m in self.layers
             ]
         return x, y
@@ -131,11 +175,19 @@ class ActivationMonitor(SampledMonitor):
         self.handles = []
         names = list(self.captured)
         flat = [(name, key, value) for name in names for key, value in self.captured[name].items()]
-        numbers = torch.stack([value.float() for _, _, value in flat]).tolist()  # one sync for all layers
+        hists = list(self.histograms)
+        numbers = torch.cat(  # one sync for all layers
+            [torch.stack([value.float() for _, _, value in flat]), *(self.histograms[n] for n in hists)]
+        ).tolist()
         layers: dict[str, dict[str, float]] = {name: {} for name in names}
         for (name, key, _), number in zip(flat, numbers):
             layers[name][key] = number
-        self.record(trainer, layers)
+        counts = numbers[len(flat) :]
+        hist = {n: [_round(c) for c in counts[i * HIST_BINS : (i + 1) * HIST_BINS]] for i, n in enumerate(hists)}
+        self.histograms = {}
+        self.record(
+            trainer, layers, {"hist": {"bins": HIST_BINS, "limit": HIST_LIMIT, "layers": hist}} if hist else None
+        )
 
 
 @MONITORS.register("gradients")
@@ -160,7 +212,8 @@ class GradientMonitor(SampledMonitor):
 @MONITORS.register("updates")
 class UpdateMonitor(SampledMonitor):
     """Per conv/linear layer: ||W_t - W_(t-1)|| / ||W_(t-1)||, the update-to-weight ratio (~1e-3 is
-    healthy; far lower: LR too low, far higher: LR too high). Weights are copied one iteration early."""
+    healthy; far lower: LR too low, far higher: LR too high), and how alike its units are (0: all the
+    same, a symmetric init). Weights are copied one iteration early."""
 
     name = "updates"
 
@@ -183,10 +236,29 @@ class UpdateMonitor(SampledMonitor):
                     for (_, w), old in zip(self.weights, self.before)
                 ]
             ).tolist()
-            self.record(trainer, {name: {"update_ratio": ratio} for (name, _), ratio in zip(self.weights, ratios)})
+            spreads = torch.stack([_spread(w) for _, w in self.weights]).tolist()
+            self.record(
+                trainer,
+                {
+                    name: {"update_ratio": ratio, "alike": spread}
+                    for (name, _), ratio, spread in zip(self.weights, ratios, spreads)
+                },
+            )
         self._snapshot_if_due(trainer.state.step + 1)
+
+
+def _spread(weight: torch.Tensor) -> torch.Tensor:
+    """How far a layer's units (weight rows) differ from their mean row, relative to the weights' norm: 0
+    when every unit is the same (a constant or zero init), which gradient descent never breaks."""
+    rows = weight.detach().float().flatten(1)
+    if len(rows) < 2:
+        return rows.new_ones(())
+    return (rows - rows.mean(dim=0)).norm() / rows.norm().clamp_min(1e-12)
 
 
 def default_monitors(every: int = 50) -> list[SampledMonitor]:
     """One of each registered monitor, sampling every `every` iterations."""
     return [MONITORS.get(name)(every) for name in MONITORS.names()]
+
+
+from . import instruments  # noqa: E402, F401  (registers the step-size and gradient-noise monitors)

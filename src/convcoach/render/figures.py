@@ -313,3 +313,35 @@ def scatter_plot(
     ax.set_ylabel(label(ylabel))
     ax.grid(alpha=0.3)
     return to_png(fig)
+
+
+def histograms_over_time(
+    layers: dict[str, tuple[Sequence[float], np.ndarray]], limit: float, floor: float = 1e-5
+) -> bytes:
+    """fastai's "colorful dimension": per layer, x = iteration, y = output value, colour = log10 of the
+    fraction of outputs in the bin. Each layer's (steps, fractions[sample, bin]) has bins even in
+    asinh(value) over +-`limit`; the y range is cropped to the bins ever used."""
+    count = len(layers)
+    fig = new_figure(6.4, 1.5 * count + 0.8, left=0.8, right=1.1, bottom=0.5, top=0.3)
+    fig.subplots_adjust(hspace=0.45)
+    mesh = None
+    for index, (name, (steps, fractions)) in enumerate(layers.items()):
+        ax = fig.add_subplot(count, 1, index + 1)
+        bins = fractions.shape[1]
+        edges = np.linspace(-math.asinh(limit), math.asinh(limit), bins + 1)
+        used = np.flatnonzero(fractions.max(axis=0) > 0)
+        low, high = (max(used[0] - 1, 0), min(used[-1] + 2, bins)) if len(used) else (0, bins)
+        xs = np.asarray(steps, dtype=float)
+        gaps = np.diff(xs) if len(xs) > 1 else np.array([1.0])
+        x_edges = np.concatenate([[xs[0] - gaps[0] / 2], xs[:-1] + gaps / 2, [xs[-1] + gaps[-1] / 2]])
+        shown = np.log10(np.maximum(fractions[:, low:high], floor)).T
+        mesh = ax.pcolormesh(x_edges, edges[low : high + 1], shown, cmap="viridis", vmin=math.log10(floor), vmax=0)
+        ticks = [v for v in (-10.0, -3.0, -1.0, 0.0, 1.0, 3.0, 10.0) if edges[low] <= math.asinh(v) <= edges[high]]
+        ax.set_yticks([math.asinh(v) for v in ticks], [f"{v:g}" for v in ticks], fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_ylabel("value", fontsize=7)
+        ax.set_title(label(f"layer {name}"), fontsize=8)
+    if mesh is not None:
+        fig.colorbar(mesh, ax=fig.axes, fraction=0.04, pad=0.02).set_label("log10 fraction", fontsize=7)
+        fig.axes[count - 1].set_xlabel("iteration")
+    return to_png(fig)

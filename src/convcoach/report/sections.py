@@ -6,11 +6,12 @@ import math
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..data import DataBundle, Normalizer, parse_augment
 from ..render import figures as plots
-from ..render.html import Page
+from ..render.html import Page, Section
 from .run_files import RunFiles
 
 OVERVIEW_KEYS = [
@@ -38,6 +39,8 @@ def overview_section(page: Page, run: RunFiles) -> None:
     if run.env:
         values["device"] = run.env.get("device")
         values["precision reason"] = run.env.get("precision_reason")
+        if isinstance(run.env.get("lr_choice"), dict):  # --lr auto's range test: its choice and why
+            values["lr chosen by --lr auto"] = run.env["lr_choice"].get("reason")
     section.key_values(values)
     if run.unreadable_rows:
         section.note(f"{run.unreadable_rows} line(s) of metrics.jsonl could not be read (a run killed mid-write).")
@@ -259,6 +262,21 @@ def monitor_series(rows: list[dict[str, Any]]) -> dict[str, dict[str, tuple[list
     return dict(series)
 
 
+# coach/instruments.py's monitors: drawn on their own, with how to read them (their other keys are the evidence)
+INSTRUMENT_MONITORS = ("step_size", "noise")
+INSTRUMENTS = {
+    "step_size alpha": (
+        "alpha: where each step lands on the loss along its own direction: -1 barely moved, 0 on the minimum, "
+        "1 at the same height beyond it, > 1 uphill (steps overshoot: lower the LR)."
+    ),
+    "noise noise_scale": (
+        "gradient-noise scale B_simple = tr(Sigma)/|G|^2: near or above the batch size, a larger batch would "
+        "still cut the steps needed; far below it, a larger batch mostly costs compute."
+    ),
+}
+HISTOGRAM_LAYERS = 6
+
+
 def monitor_section(page: Page, run: RunFiles) -> None:
     rows = run.kind("monitor")
     if not rows:
@@ -268,7 +286,9 @@ def monitor_section(page: Page, run: RunFiles) -> None:
         f"{len(rows)} monitor rows from metrics.jsonl: one line per layer "
         "(with fewer than 3 samples, one bar per layer)."
     )
-    for metric, layers in list(monitor_series(rows).items())[:12]:
+    series = monitor_series(rows)
+    generic = {metric: layers for metric, layers in series.items() if metric.split(" ")[0] not in INSTRUMENT_MONITORS}
+    for metric, layers in list(generic.items())[:12]:
         if max(len(xs) for xs, _ in layers.values()) < 3:  # too few samples for a curve: the last value per layer
             names = list(layers)[:40]
             section.image(
@@ -280,3 +300,61 @@ def monitor_section(page: Page, run: RunFiles) -> None:
         section.image(plots.line_plot(shown, metric, "iteration", metric, log_y=log_y), metric)
         if len(layers) > len(shown):
             section.note(f"{metric}: first {len(shown)} of {len(layers)} layers shown.")
+    _instrument_plots(section, series)
+    _histogram_plot(section, [row for row in rows if isinstance(row.get("hist"), dict)])
+
+
+def _instrument_plots(section: Section, series: dict[str, dict[str, tuple[list[float], list[float]]]]) -> None:
+    """alpha with its 0 and 1 marks, the noise scale against the batch size; one line each on reading them."""
+    for metric, reading in INSTRUMENTS.items():
+        if metric == "noise noise_scale" and metric not in series and "noise batch" in series:
+            count = len(series["noise batch"]["model"][0])
+            section.note(
+                f"gradient-noise scale: no positive estimate in {count} sample(s): the gradient's noise was below "
+                "what one half batch resolves (the noise monitor's trace and grad_sq rows hold the estimates)."
+            )
+        if metric not in series:
+            continue
+        xs, ys = series[metric]["model"]
+        ends = [min(xs), max(xs)]
+        if metric == "step_size alpha":
+            marks = {"0: the minimum": (ends, [0.0, 0.0]), "1: overshoot": (ends, [1.0, 1.0])}
+            skipped = sum(
+                len(series.get(f"step_size {k}", {}).get("model", ([], []))[0]) for k in ("concave", "uphill")
+            )
+            if skipped:
+                reading += f" {skipped} sample(s) had no minimum ahead (concave or uphill): no alpha."
+        else:
+            marks = {"batch size": series["noise batch"]["model"]} if "noise batch" in series else {}
+        section.note(reading)
+        shown = {metric.split(" ", 1)[1]: (xs, ys), **marks}
+        section.image(
+            plots.line_plot(shown, metric, "iteration", metric, log_y=metric != "step_size alpha", faint=list(marks)),
+            metric,
+        )
+
+
+def _histogram_plot(section: Section, rows: list[dict[str, Any]]) -> None:
+    """The activations' histograms over time (fastai's colorful dimension) for the first, middle and last layers."""
+    if not rows:
+        return
+    per_layer: dict[str, tuple[list[float], list[list[float]]]] = {}
+    for row in rows:
+        for name, counts in row["hist"].get("layers", {}).items():
+            if isinstance(counts, list) and len(counts) == row["hist"].get("bins"):
+                steps, values = per_layer.setdefault(str(name), ([], []))
+                steps.append(row.get("step", len(steps)))
+                values.append(counts)
+    names = list(per_layer)
+    if not names:
+        return
+    picked = sorted({round(i * (len(names) - 1) / (HISTOGRAM_LAYERS - 1)) for i in range(HISTOGRAM_LAYERS)})
+    layers = {names[i]: (per_layer[names[i]][0], np.asarray(per_layer[names[i]][1], dtype=float)) for i in picked}
+    section.note(
+        "Activation histograms over time (fastai's 'colorful dimension'): per layer, x the iteration, y the output "
+        "value (asinh scale), colour the log share of outputs in each bin. A bright band at 0 that takes over: units "
+        f"dying; mass at the top or bottom edge: activations growing. {len(layers)} of {len(names)} layers shown."
+    )
+    section.image(
+        plots.histograms_over_time(layers, float(rows[-1]["hist"]["limit"])), "activation histograms over time"
+    )
