@@ -222,11 +222,14 @@ def test_resume_refuses_options_that_cannot_change_mid_run(blobs_npz, tmp_path):
         Trainer(TrainConfig(resume=str(run), lr=0.1, batch_size=64))
     with pytest.raises(ConfigError, match=r"out '.*elsewhere' \(saved: '.*run'\)"):
         Trainer(TrainConfig(resume=str(run), out=str(tmp_path / "elsewhere")))
-    default_lr = tmp_path / "default-lr"  # lr unset: the run used momentum's default 0.05
-    Trainer(small_config(blobs_npz, default_lr, epochs=1, report=False, lr=None, optimizer="momentum")).fit()
-    with pytest.raises(ConfigError, match=r"lr 0.1 \(saved: unset, so momentum's default 0.05\)"):
+    default_lr = tmp_path / "default-lr"  # lr unset: the run used adam's default 1e-3 (measured for every model)
+    Trainer(small_config(blobs_npz, default_lr, epochs=1, report=False, lr=None, optimizer="adam")).fit()
+    with pytest.raises(ConfigError, match=r"lr 0.1 \(saved: unset, so adam's default 0.001\)"):
         Trainer(TrainConfig(resume=str(default_lr), lr=0.1))
-    assert Trainer(TrainConfig(resume=str(default_lr), lr=0.05)).config.lr is None  # the value it used: no conflict
+    assert Trainer(TrainConfig(resume=str(default_lr), lr=0.001)).config.lr is None  # the value it used: no conflict
+    auto = tmp_path / "auto-lr"  # --lr auto: config.yaml keeps the number the range test chose
+    chosen = Trainer(small_config(blobs_npz, auto, epochs=1, report=False, lr="auto")).config.lr
+    assert isinstance(chosen, float) and load_yaml(auto / "config.yaml")["lr"] == chosen
     budgeted = tmp_path / "budgeted"
     Trainer(small_config(blobs_npz, budgeted, epochs=2, time_budget=5.0, report=False)).fit()
     with pytest.raises(ConfigError, match="trained with time_budget 5 min, which plans its epochs"):
