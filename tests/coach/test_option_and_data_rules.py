@@ -249,3 +249,13 @@ def test_check_results_in_the_run_directory_are_read(tmp_path):
     finding = diagnose_run(tmp_path).findings[-1]
     assert finding.cause == "checks_flagged" and finding.evidence == "data_labels (warn): labels look unrelated"
     assert finding.fixes == ["check the labels"]
+
+
+def test_steps_that_overshoot_are_evidence_of_a_too_high_lr():
+    rows = [
+        {"kind": "monitor", "monitor": "step_size", "step": s, "layers": {"model": {"alpha": a}}}
+        for s, a in ((1, 0.1), (20, 1.6), (40, 2.0), (60, 1.8))
+    ]
+    verdict = _run({}, losses=[2.3 + 0.05 * (i % 3) for i in range(90)], epochs=LOW_FIT, monitors=rows)
+    assert verdict.facts.alpha == 1.8 and verdict.facts.uphill == 1.0
+    assert verdict.causes[0] == "lr_too_high" and "steps overshoot" in verdict.findings[0].evidence

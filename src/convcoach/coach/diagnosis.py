@@ -78,6 +78,8 @@ class Facts:
     alike: float | None = None  # smallest spread of a layer's weight rows / their norm (0: all units the same)
     alike_layer: str | None = None
     checks_flagged: list[dict[str, Any]] = field(default_factory=list)  # check.json's warn and fail rows
+    alpha: float | None = None  # median of Cockpit's alpha after iteration 1 (> 1: steps overshoot, the loss rises)
+    uphill: float | None = None  # share of step_size samples after iteration 1 where the step went uphill
 
 
 def measure(record: RunRecord) -> Facts:
@@ -208,6 +210,10 @@ def _monitor_facts(facts: Facts, monitors: dict[str, list[dict[str, Any]]]) -> N
         facts.alike, facts.alike_layer = min(alike)
     finite_updates = [u for u in updates if math.isfinite(u)]
     facts.update_ratio = statistics.median(finite_updates) if finite_updates else None
+    steps = [row["layers"].get("model", {}) for row in monitors.get("step_size", []) if row.get("step", 0) > 1]
+    alphas = [v["alpha"] for v in steps if isinstance(v.get("alpha"), float) and math.isfinite(v["alpha"])]
+    facts.alpha = statistics.median(alphas) if alphas else None
+    facts.uphill = sum(1 for v in steps if v.get("uphill") or (v.get("alpha") or 0) > 1) / len(steps) if steps else None
     ratios = []
     for row in monitors.get("gradients", []):
         norms = [v["grad_norm"] for v in row["layers"].values()]

@@ -133,6 +133,10 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
             f"{_pct(facts.dead_max)} of the units of {facts.dead_layer} died during training "
             f"({_pct(facts.dead_start or 0.0)} at iteration 1): large steps pushed them below zero for good"
         )
+    if facts.alpha is not None and facts.alpha > 1:
+        evidence.append(
+            f"steps overshoot: along each update the loss ends higher than it started (alpha {facts.alpha:.2g})"
+        )
     spikes = facts.loss_spikes is not None and facts.loss_spikes > 0.05
     if spikes:
         evidence.append(f"{facts.loss_spikes:.0%} of the steps jump the loss above 1.5x its recent median")
