@@ -141,7 +141,7 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     if spikes:
         evidence.append(f"{facts.loss_spikes:.0%} of the steps jump the loss above 1.5x its recent median")
     poor = _flat(facts) or (facts.loss_noise or 0) > 0.3 or (facts.train_acc is not None and facts.train_acc < 0.8)
-    if not evidence or not poor or (len(evidence) == 1 and spikes and not _flat(facts)):
+    if not evidence or not (poor or died) or (len(evidence) == 1 and spikes and not _flat(facts)):
         return None
     if facts.loss_start is not None and facts.loss_end is not None:
         evidence.append(f"training loss {facts.loss_start:.3g} -> {facts.loss_end:.3g}")
@@ -408,17 +408,20 @@ def plateau(facts: Facts, found: list[Finding]) -> Finding | None:
 @RULES.register("underfitting", order=120, curve=True)
 def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     """High training error once the loss has slowed down (while it still falls fast, it is too early to tell)."""
-    if any(f.severity != "info" for f in found) or facts.train_acc is None or facts.train_acc >= 0.8 or _flat(facts):
+    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    if any(f.severity != "info" for f in found) or fit is None or fit >= 0.8 or _flat(facts):
         return None
     if facts.late_drop is None or facts.late_drop >= 0.05:
         return None
     options = facts.options
     width = options.get("width")
+    # less than halfway from chance to every training image right is far off; above it, a note
+    halfway = (facts.chance or 0.0) + 0.5 * (1 - (facts.chance or 0.0))
     return Finding(
         "underfitting",
-        "warn",
+        "warn" if fit < halfway else "info",
         "underfitting: the net is too small or too short to fit its training set",
-        f"training accuracy only {_pct(facts.train_acc)}"
+        f"training accuracy only {_pct(fit)}"
         + (f" (validation {_pct(facts.val_acc)})" if facts.val_acc is not None else "")
         + f" and the loss fell only {facts.late_drop:.1%} over the last third",
         [
