@@ -75,7 +75,7 @@ def run_fault(fault: Fault, folder: Path, source: Any) -> dict[str, Any]:
     return {
         "fault": fault.name,
         "kind": fault.kind,
-        "part": "held-out" if fault.held_out else "tuned",
+        "part": fault.part,
         "what": fault.what,
         "expected": sorted(fault.expect) or ["healthy"],
         "coach": top["cause"] if top else "healthy",
@@ -110,20 +110,20 @@ KINDS = ["optimization", "regularization", "initialization", "normalization", "d
 
 def by_kind(rows: list[dict[str, Any]]) -> str:
     """Right / total per kind of fault, the tuned and held-out parts apart."""
-    lines = ["| kind | tuned: right | held out: right |", "| --- | --- | --- |"]
+    lines = ["| kind | tuned: right | held out: right | fresh: right |", "| --- | --- | --- | --- |"]
     for kind in KINDS:
         cells = []
-        for part in ("tuned", "held-out"):
+        for part in ("tuned", "held-out", "fresh"):
             chosen = [r for r in rows if r["kind"] == kind and r["part"] == part]
             right = sum(r["grade"] == "right" for r in chosen)
             cells.append(f"{right}/{len(chosen)}" if chosen else "-")
-        lines.append(f"| {kind} | {cells[0]} | {cells[1]} |")
+        lines.append(f"| {kind} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
 def totals(rows: list[dict[str, Any]]) -> str:
     out = []
-    for part in ("tuned", "held-out", "all"):
+    for part in ("tuned", "held-out", "fresh", "all"):
         chosen = [r for r in rows if part == "all" or r["part"] == part]
         if not chosen:
             continue
@@ -168,16 +168,14 @@ def host() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["tuned", "held-out", "all"], default="all")
+    parser.add_argument("--part", choices=["tuned", "held-out", "fresh", "all"], default="all")
     parser.add_argument("--only", nargs="*", help="fault names")
     parser.add_argument("--json", type=Path, default=RESULTS, help="where the rows are written")
     parser.add_argument("--facts", action="store_true", help="print each run's findings and measured facts")
     args = parser.parse_args(argv)
     logging.getLogger("convcoach").setLevel(logging.ERROR)
     chosen = [
-        f
-        for f in CATALOGUE
-        if (args.part == "all" or (f.held_out == (args.part == "held-out"))) and (not args.only or f.name in args.only)
+        f for f in CATALOGUE if (args.part == "all" or f.part == args.part) and (not args.only or f.name in args.only)
     ]
     source = fashion()
     rows = []

@@ -12,7 +12,7 @@ from .rule_registry import RULES
 from .rules import _pct
 
 FITS = 0.9  # training accuracy (eval mode, on training images) a net that is not held back reaches
-SMALL_GAP = 0.05  # train - validation accuracy below which the net is not overfitting
+SMALL_GAP = 0.05  # train - validation accuracy (or a quarter of the training error) that is not overfitting
 BN_BATCH = 8  # images per process below which BatchNorm's batch statistics are noise
 WARMUP_REACHED = 0.5  # share of the peak LR a run must reach
 
@@ -30,8 +30,8 @@ def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
     fit = _train_fit(facts)
     if not strong or fit is None or fit >= FITS:
         return None
-    if facts.val_acc is not None and fit - facts.val_acc > SMALL_GAP:
-        return None  # it does fit better than it generalizes: not held back
+    if facts.val_acc is not None and fit - facts.val_acc > max(SMALL_GAP, 0.25 * (1 - fit)):
+        return None  # its training error is far below its validation error: overfitting, not held back
     first = strong[0]
     expected = -math.log(facts.chance) if facts.chance else None
     dominated = first.flag == "--reg" and expected and facts.loss_start and facts.loss_start > 10 * expected
