@@ -216,7 +216,8 @@ def test_damaged_run_files_are_named_errors_or_skipped_lines(blobs_npz, tmp_path
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3]  # the cut line is gone, no epoch is doubled
     assert [r["step"] for r in rows if r["kind"] == "iter"] == list(range(1, 13))
-    assert len(rows) == 3 + 12 + 3  # the three monitor rows of the start, one row per step and per epoch
+    # the start's five monitor rows (activations, gradients, updates, step_size, noise), one per step and epoch
+    assert len(rows) == 5 + 12 + 3
 
 
 def test_tune_space_given_twice_is_an_error(tmp_path):

@@ -241,6 +241,7 @@ def test_python_module_entry_point_runs():
         "report",
         "compare",
         "check",
+        "lr-find",
         "stats",
         "diagnose",
     ]
@@ -277,7 +278,7 @@ def test_train_help_shows_each_flags_meaning_and_default(capsys):
         "--val-fraction VAL_FRACTION share of the training split held out, stratified, for validation (default: 0.05)"
         in text
     )
-    assert "--lr LR None: the optimizer's default (nesterov/muon 0.8," in text
+    assert "--lr LR peak learning rate, or auto: a few-second LR range test before training picks it" in text
     assert "--epochs EPOCHS passes over the training split (default: 20)" in text
     assert "--augment AUGMENT comma-separated ops" in text and "(default: hflip)" in text
 

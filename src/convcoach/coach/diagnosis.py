@@ -251,7 +251,8 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "verdict": self.findings[0].cause if self.findings else "healthy",
+            # notes (info) alone leave a run healthy: the verdict is the first warning or failure
+            "verdict": "healthy" if self.healthy else self.findings[0].cause,
             "healthy": self.healthy,
             "causes": self.causes,
             "findings": [asdict(f) for f in self.findings],
@@ -285,7 +286,10 @@ def format_diagnosis(diagnosis: dict[str, Any]) -> str:
     """Plain-text verdict: one line per finding, then what to try."""
     if not diagnosis["findings"]:
         return "Diagnosis: healthy - no problem found in the curves or monitors"
-    lines = [f"Diagnosis: {diagnosis['verdict'].replace('_', ' ')}"]
+    if diagnosis["verdict"] == "healthy":
+        lines = ["Diagnosis: healthy - no problem found; notes:"]
+    else:
+        lines = [f"Diagnosis: {diagnosis['verdict'].replace('_', ' ')}"]
     for finding in diagnosis["findings"]:
         lines.append(f"  [{finding['severity']}] {finding['title']}: {finding['evidence']}")
         if finding["fixes"]:
