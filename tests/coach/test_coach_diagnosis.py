@@ -123,7 +123,11 @@ def test_a_run_of_a_few_steps_is_too_short_and_skips_the_curve_rules():
     verdict = diagnose(_record([2.5, 3.1, 4.27], [(0.09, 0.1, 2.4)], updates=3e-5))
     assert verdict.causes == ["too_short"] and verdict.healthy
     assert verdict.findings[0].evidence.startswith("only 3 optimizer steps (fewer than 10)")
-    assert format_diagnosis(verdict.to_dict()).splitlines()[0] == "Diagnosis: too short"
+    assert format_diagnosis(verdict.to_dict()).splitlines()[:2] == [
+        "Diagnosis: no problem found; notes:",
+        "  [info] too short to read the curves: only 3 optimizer steps (fewer than 10): the curve rules (learning "
+        "rate, over- and underfitting) were skipped",
+    ]
 
 
 def test_huge_updates_and_a_noisy_loss_are_a_too_high_learning_rate():

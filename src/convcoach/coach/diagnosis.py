@@ -287,7 +287,7 @@ def format_diagnosis(diagnosis: dict[str, Any]) -> str:
     if not diagnosis["findings"]:
         return "Diagnosis: healthy - no problem found in the curves or monitors"
     if diagnosis["verdict"] == "healthy":
-        lines = ["Diagnosis: healthy - no problem found; notes:"]
+        lines = ["Diagnosis: no problem found; notes:"]
     else:
         lines = [f"Diagnosis: {diagnosis['verdict'].replace('_', ' ')}"]
     for finding in diagnosis["findings"]:
