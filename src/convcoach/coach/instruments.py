@@ -21,7 +21,7 @@ from .monitors import MONITORS, SampledMonitor, extra_pass
 if TYPE_CHECKING:
     from ..train.loop import Trainer
 
-STRIDE = 4  # an extra pass costs 0.5-1 training step: sample every 4th time the cheap monitors do
+STRIDE = 8  # an extra pass costs 0.5-1 training step: sample every 8th time the cheap monitors do
 NOISE_SMOOTHING = 0.5  # EMA weight of the noise-scale numerator and denominator: half from earlier samples
 
 

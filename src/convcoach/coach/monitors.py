@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 MONITORS: Registry[type[SampledMonitor]] = Registry("monitor")
 HIST_BINS = 32  # activation histogram: bins even in asinh(value) (linear near 0, logarithmic beyond 1) ...
 HIST_LIMIT = 20.0  # ... over [-HIST_LIMIT, HIST_LIMIT]; values beyond fall in the end bins
-HIST_VALUES = 1 << 15  # outputs of the batch's first examples a histogram counts (a fraction of the batch)
+HIST_VALUES = 1 << 13  # outputs of the batch's first examples a histogram counts (a fraction of the batch)
 
 
 class _ExtraPass:
