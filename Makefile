@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install data demo test docs lint bench clean
+.PHONY: install data demo test docs lint bench clean torchvision-defs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ data:
 
 demo: install data
 	$(BIN)/convcoach train --out runs/demo
+
+# torchvision's model definitions, unpacked (no dependencies, never imported by convcoach) into .torchvision/:
+# tests/models compares the ImageNet architectures with them (skipped without); torchvision stays uninstalled
+TORCHVISION_SPEC ?= torchvision==0.28.0
+torchvision-defs: install
+	@if [ ! -d .torchvision/torchvision ]; then rm -rf .torchvision-wheel && \
+		$(BIN)/pip download --quiet --no-deps --only-binary=:all: -d .torchvision-wheel "$(TORCHVISION_SPEC)" && \
+		$(BIN)/python -m zipfile -e .torchvision-wheel/*.whl .torchvision && rm -rf .torchvision-wheel; fi
 
 # the test suite, then the documentation site (mkdocs build --strict fails on a broken link or page)
 test: install data
