@@ -140,27 +140,12 @@ def totals(rows: list[dict[str, Any]]) -> str:
 
 
 def host() -> dict[str, Any]:
-    """The CPU model, its bf16/AMX flags and torch's CPU capability: which machine gave these figures."""
-    import platform
-
+    """The CPU (model name, bf16/AMX flags) and torch's CPU capability: which machine gave these figures."""
     import torch
+    from monitor_overhead import host as cpu
 
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    model = (
-        next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            platform.processor(),
-        )
-        if flags
-        else platform.processor()
-    )
     return {
-        "cpu": model,
-        "flags": sorted({f for f in flags if f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")}),
+        **cpu(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
     }

@@ -882,13 +882,12 @@ MODELS: dict[str, Callable[[nn.Module], nn.Module]] = {"negative_bias": _negativ
 def build_model(fault: Fault, config: Any, shape: tuple[int, int, int], classes: int) -> nn.Module:
     """The configured model, initialized as `train` would, then changed by the fault."""
     from convcoach.models import create_model
+    from convcoach.models.init import initialize
     from convcoach.models.spec import model_spec
 
     spec = model_spec(config, shape, classes)
     torch.manual_seed(config.seed)
     model = create_model(spec["name"], shape, classes, **spec["options"])
-    from convcoach.models.init import initialize
-
     initialize(model, config.init, config.activation, config.zero_init_residual, None)
     return MODELS[fault.api](model)
 

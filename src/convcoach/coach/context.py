@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +16,7 @@ from ..models import model_options
 from ..models.spec import build_model, model_spec
 from ..precision import resolve_device
 from ..train.losses import LossFn, create_loss
+from ..train.lr_finder import train_steps  # noqa: F401  (the checks' short runs: the range test's loop)
 from ..train.optim import create_optimizer
 from ..train.setup import effective_lr, initialize_model, load_run_data, optim_settings, seed_everything
 
@@ -130,33 +129,3 @@ class CheckContext:
 
     def optimizer(self, model: nn.Module, lr: float, weight_decay: float | None = None) -> torch.optim.Optimizer:
         return create_optimizer(self.config.optimizer, model, optim_settings(self.config, lr, weight_decay))
-
-
-def train_steps(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batches: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
-    loss_fn: LossFn,
-    steps: int,
-    stop: Callable[[float, torch.Tensor, torch.Tensor], bool] | None = None,
-    explode: float = 3.0,
-) -> list[float]:
-    """Up to `steps` plain SGD steps; the per-step losses, cut short by NaN, by a loss above
-    `explode` x the first one (the lectures' abort rule) or when `stop(loss, logits, y)` says so."""
-    losses: list[float] = []
-    for step in range(steps):
-        x, y = batches(step)
-        logits = model(x)
-        loss = loss_fn(logits, y)
-        value = loss.item()
-        losses.append(value)
-        if (
-            not math.isfinite(value)
-            or value > explode * losses[0]
-            or (stop is not None and stop(value, logits.detach(), y))
-        ):
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return losses

@@ -70,7 +70,11 @@ def train_steps(
         loss = loss_fn(logits, y)
         value = loss.item()
         losses.append(value)
-        if not math.isfinite(value) or value > explode * losses[0] or (stop is not None and stop(value, logits, y)):
+        if (
+            not math.isfinite(value)
+            or value > explode * losses[0]
+            or (stop is not None and stop(value, logits.detach(), y))
+        ):
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -55,7 +55,6 @@ def lr_sweep(context: CheckContext) -> list[CheckResult]:
     where = f"(batch {plan.batch}, {plan.steps} steps per LR: {table})"
     details = {
         **choice.to_dict(),
-        "recommended": [choice.low, choice.high] if choice.low else None,
         "best_lr": choice.lr,
         "configured_lr": None if auto else context.lr,
         "auto": auto,
