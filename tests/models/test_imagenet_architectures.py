@@ -124,3 +124,15 @@ def test_torchvisions_model_loads_our_state_dict_and_gives_the_same_scores(name)
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(ours(x), theirs(x), atol=1e-5, rtol=1e-4)
+
+
+def test_imagenet_models_are_registered_with_a_minimum_size_and_gray_input():
+    from convcoach.errors import ConfigError
+    from convcoach.models import create_model
+
+    with pytest.raises(ConfigError, match=r"model 'alexnet' takes images of at least 63x63, not 32x32: --image-size 63"):
+        create_model("alexnet", (3, 32, 32), 10)
+    gray = create_model("resnet18", (1, 32, 32), 4)
+    assert gray.conv1.in_channels == 1 and gray.fc.out_features == 4
+    # everything but the first conv and the head keeps torchvision's shapes
+    assert sum(p.numel() for p in gray.parameters()) == 11_689_512 - 2 * 64 * 49 - 996 * 513

@@ -33,11 +33,12 @@ def test_transfer_finds_the_stages_of_every_registered_model(name):
         pytest.skip(f"{name} declares no anatomy")
     module, anatomy_of = declared
     torch.manual_seed(0)
-    model = create_model(name, (1, 16, 16), 5, **OPTIONS.get(name, {})).eval()
+    size = max(16, MODELS.min_sizes[name])  # AlexNet takes 63x63 and up, VGG-BN 32x32
+    model = create_model(name, (1, size, size), 5, **OPTIONS.get(name, {})).eval()
     assert isinstance(model, module)
     assert ANATOMIES[module] is anatomy_of  # the lookup table split_stages reads, filled by registration
     anatomy = split_stages(model)
-    x = torch.randn(3, 1, 16, 16)
+    x = torch.randn(3, 1, size, size)
     assert torch.allclose(anatomy.head(anatomy.run(x)), model(x), atol=1e-5)
     head = replace_head(anatomy, 3)
     assert split_stages(model).head is head and model(x).shape == (3, 3)

@@ -25,7 +25,21 @@ def _logits(model: nn.Module, shape: tuple[int, int, int], batch: int = 2) -> to
 
 def test_registry_holds_the_five_architectures():
     # plus `truncated`: a network cut after one stage, built by transfer learning (models/stages.py)
-    assert MODELS.names() == ["cnn", "linear", "mlp", "resnet", "truncated", "vgg"]
+    assert MODELS.names() == [
+        "alexnet",
+        "cnn",
+        "linear",
+        "mlp",
+        "mobilenet_v3_large",
+        "resnet",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "truncated",
+        "vgg",
+        "vgg11_bn",
+        "vgg16_bn",
+    ]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=["mnist", "cifar"])
@@ -170,7 +184,7 @@ def test_none_options_fall_back_to_the_builder_defaults():
 def test_unknown_model_name_lists_the_known_ones():
     with pytest.raises(
         ConfigError,
-        match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: cnn, linear, mlp, resnet, truncated, vgg",
+        match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: alexnet, cnn, linear, mlp, mobilenet_v3_large, resnet, resnet18, .*, vgg16_bn",
     ):
         create_model("resnett", (1, 28, 28), 10)
 

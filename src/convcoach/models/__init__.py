@@ -12,6 +12,17 @@ import torch.nn as nn
 from ..errors import ConfigError
 from ..registry import Registry, suggest
 from .convnets import cnn, vgg
+from .imagenet import (
+    IMAGENET_ARCHITECTURES,
+    VGG,
+    AlexNet,
+    ImageNetResNet,
+    MobileNetV3,
+    features_anatomy,
+    imagenet_builder,
+    imagenet_resnet_anatomy,
+    mobilenet_anatomy,
+)
 from .resnet import ResNet, resnet
 from .simple import linear, mlp
 from .stages import ANATOMIES, Anatomy, Truncated, resnet_anatomy, sequential_anatomy, truncated, truncated_anatomy
@@ -25,22 +36,25 @@ class ModelRegistry(Registry[Callable[..., nn.Module]]):
     def __init__(self) -> None:
         super().__init__("model")
         self.anatomies: dict[str, tuple[type[nn.Module], Callable[[Any], Anatomy]] | None] = {}
+        self.min_sizes: dict[str, int] = {}  # the smallest square image a model takes (1 when unset)
 
     def register(
         self,
         *names: str,
         module: type[nn.Module] | None = None,
         anatomy: Callable[[Any], Anatomy] | None | object = UNDECLARED,
+        min_size: int = 1,
     ) -> Callable:
         """`module`: the class the builder returns; `anatomy(model) -> Anatomy` names its stages, neck and
         classifier (how transfer/ reads it: models.stages.split_stages looks it up by `module`).
-        `anatomy=None` declares a model transfer cannot split."""
+        `anatomy=None` declares a model transfer cannot split. `min_size`: the smallest square image it takes."""
         if anatomy is not None and anatomy is not UNDECLARED and module is None:
             raise TypeError(f"model {', '.join(names)}: an anatomy needs the module class it splits (module=...)")
         add_to_registry = super().register(*names)
 
         def add(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
             add_to_registry(builder)
+            self.min_sizes.update(dict.fromkeys(names, min_size))
             if anatomy is UNDECLARED:
                 return builder
             if anatomy is not None:
@@ -62,6 +76,19 @@ MODELS.register("linear", module=nn.Sequential, anatomy=sequential_anatomy)(line
 MODELS.register("mlp", module=nn.Sequential, anatomy=sequential_anatomy)(mlp)
 MODELS.register("cnn", module=nn.Sequential, anatomy=sequential_anatomy)(cnn)
 MODELS.register("vgg", module=nn.Sequential, anatomy=sequential_anatomy)(vgg)
+# torchvision's ImageNet architectures, by its names (--pretrained imagenet loads their published weights)
+IMAGENET_ANATOMIES = {
+    AlexNet: features_anatomy,
+    VGG: features_anatomy,
+    ImageNetResNet: imagenet_resnet_anatomy,
+    MobileNetV3: mobilenet_anatomy,
+}
+IMAGENET_MIN_SIZES = {AlexNet: 63, VGG: 32}  # AlexNet: an 11x11/4 conv and three 3x3/2 pools; VGG: five 2x2 pools
+for _name, _make in IMAGENET_ARCHITECTURES.items():
+    _module = type(_make(1))
+    MODELS.register(
+        _name, module=_module, anatomy=IMAGENET_ANATOMIES[_module], min_size=IMAGENET_MIN_SIZES.get(_module, 1)
+    )(imagenet_builder(_name))
 
 
 def model_options(name: str) -> list[str]:
@@ -87,6 +114,12 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
         if key not in known:
             raise ConfigError(f"model '{name}' has no option '{key}'{suggest(key, known)}; options: {', '.join(known)}")
     builder = MODELS.get(name)
+    smallest = MODELS.min_sizes.get(name, 1)
+    if min(in_shape[1:]) < smallest:
+        raise ConfigError(
+            f"model '{name}' takes images of at least {smallest}x{smallest}, not {in_shape[1]}x{in_shape[2]}: "
+            f"--image-size {smallest} or more"
+        )
     what = f"model '{name}'" + (f" with {', '.join(f'{k}={v!r}' for k, v in chosen.items())}" if chosen else "")
     try:
         model = builder(tuple(in_shape), num_classes, **chosen)

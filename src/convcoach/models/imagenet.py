@@ -10,6 +10,8 @@ from collections.abc import Callable
 import torch
 import torch.nn as nn
 
+from .stages import Anatomy
+
 # --- AlexNet (Krizhevsky et al. 2012, torchvision's one-GPU variant) ---
 
 
@@ -273,3 +275,97 @@ def imagenet_architecture(name: str, num_classes: int = 1000) -> nn.Module:
     if name not in IMAGENET_ARCHITECTURES:
         raise KeyError(f"unknown ImageNet architecture '{name}'; known: {', '.join(IMAGENET_ARCHITECTURES)}")
     return IMAGENET_ARCHITECTURES[name](num_classes)
+
+
+# --- as registry models: a data set's channel count and classes, transfer anatomies (stages) ---
+
+
+def imagenet_builder(name: str) -> Callable[..., nn.Module]:
+    """The MODELS builder of an ImageNet architecture: `in_shape` sets the first conv's channels."""
+
+    def build(in_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+        model = IMAGENET_ARCHITECTURES[name](num_classes)
+        if in_shape[0] != 3:  # trained from scratch on gray (pretrained weights come with RGB inputs)
+            parent, attribute, conv = first_conv(model)
+            setattr(
+                parent,
+                attribute,
+                nn.Conv2d(in_shape[0], conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
+                if conv.bias is None
+                else nn.Conv2d(in_shape[0], conv.out_channels, conv.kernel_size, conv.stride, conv.padding),
+            )
+        return model
+
+    build.__name__ = name
+    build.__doc__ = f"torchvision's {name} layout (ImageNet weights load into it with --pretrained imagenet)."
+    return build
+
+
+def first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
+    """(parent, attribute, conv) of the first convolution in forward order."""
+    for path, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            parent, _, attribute = path.rpartition(".")
+            return model.get_submodule(parent), attribute, module
+    raise ValueError(f"{type(model).__name__} has no convolution")
+
+
+def _split_at_pools(layers: nn.Sequential) -> list[list[nn.Module]]:
+    """Conv stages of a features Sequential: each ends at a max pool."""
+    stages, current = [], []
+    for layer in layers:
+        current.append(layer)
+        if isinstance(layer, nn.MaxPool2d):
+            stages.append(current)
+            current = []
+    if current:
+        stages[-1].extend(current)
+    return stages
+
+
+def _classifier_stages(model: nn.Module, conv_stages: list[tuple[str, list[nn.Module]]]) -> Anatomy:
+    """AlexNet, VGG, MobileNetV3: the conv stages, then the classifier's hidden Linears as fc stages
+    (the first opens with the pooling and flattening); the last Linear is the head."""
+    groups = _fc_groups(list(model.classifier))
+    groups[0] = [model.avgpool, nn.Flatten(), *groups[0]]
+    stages = conv_stages + [(f"fc{n + 1}", group) for n, group in enumerate(groups[:-1])]
+    return Anatomy(stages, groups[-1][:-1], (model.classifier, str(len(model.classifier) - 1)))
+
+
+def _fc_groups(layers: list[nn.Module]) -> list[list[nn.Module]]:
+    """The classifier cut after each Linear's activation: [.., Linear, act], [Dropout, Linear, act], .., [.., head]."""
+    groups, current = [], []
+    for layer in layers:
+        if isinstance(layer, nn.Linear) and any(isinstance(m, nn.Linear) for m in current):
+            # close the previous group at its activation; dropouts before this Linear open the next group
+            tail = []
+            while current and isinstance(current[-1], nn.Dropout):
+                tail.insert(0, current.pop())
+            groups.append(current)
+            current = tail
+        current.append(layer)
+    groups.append(current)
+    return groups
+
+
+def features_anatomy(model: AlexNet | VGG) -> Anatomy:
+    stages = [(f"stage{n + 1}", modules) for n, modules in enumerate(_split_at_pools(model.features))]
+    return _classifier_stages(model, stages)
+
+
+def mobilenet_anatomy(model: MobileNetV3) -> Anatomy:
+    """stem, then a stage per resolution: each stride-2 block opens one (the last 1x1 conv ends the last)."""
+    layers = list(model.features)
+    stages: list[tuple[str, list[nn.Module]]] = [("stem", [layers[0]])]
+    for layer, row in zip(layers[1:-1], MOBILENET_V3_LARGE):
+        if row[-1] == 2 or len(stages) == 1:
+            stages.append((f"stage{len(stages)}", []))
+        stages[-1][1].append(layer)
+    stages[-1][1].append(layers[-1])
+    return _classifier_stages(model, stages)
+
+
+def imagenet_resnet_anatomy(model: ImageNetResNet) -> Anatomy:
+    stem = [model.conv1, model.bn1, model.relu, model.maxpool]
+    stages = [("stem", stem)] + [(f"stage{n}", [getattr(model, f"layer{n}")]) for n in range(1, 5)]
+    return Anatomy(stages, [model.avgpool, nn.Flatten()], (model, "fc"))
