@@ -79,7 +79,12 @@ class TrainConfig:
         low=0.0,
         high=0.9,
     )
-    image_size: int | None = option(None, "resize folder images to this square size", low=1)
+    image_size: int | None = option(
+        None, "resize the images to this square size (default: the source's; the weights' with --pretrained)", low=1
+    )
+    channels: int | None = option(
+        None, "1 (gray) or 3 (RGB, gray replicated): convert the images (default: the source's; 3 with --pretrained)"
+    )
     strict: bool = option(False, "fail on an unreadable image instead of skipping it")
     preprocess: str = option("meanstd", "meanstd (ResNet) | mean (VGG) | none", choices=("meanstd", "mean", "none"))
     augment: list[str] = option(
@@ -94,7 +99,17 @@ class TrainConfig:
     )
     memory_limit_gb: float = option(4.0, "larger image folders stream from disk", above=0)
     # model
-    model: str = option("resnet", "linear | mlp | cnn | vgg | resnet", spec="model")
+    model: str = option(
+        "resnet",
+        "linear | mlp | cnn | vgg | resnet, or an ImageNet architecture: resnet18/34/50, vgg11_bn, vgg16_bn, "
+        "alexnet, mobilenet_v3_large",
+        spec="model",
+    )
+    pretrained: str | None = option(
+        None,
+        "start from weights: imagenet (torchvision's for --model), imagenet:NAME, hf-hub:REPO or a weights file",
+        spec="pretrained",
+    )
     depth: int | None = option(None, "layers (None: the model's default, resnet 14)", low=1)
     width: int | None = option(
         None,
@@ -253,6 +268,8 @@ class TrainConfig:
                 f"tta '{self.tta}' draws the training augmentation, and augment is none: "
                 "give --augment or another --tta"
             )
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"channels must be 1 (gray) or 3 (RGB); got {self.channels}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda[:N], got '{self.device}'")
         return self

@@ -212,6 +212,16 @@ def inputs_not_normalized(facts: Facts, found: list[Finding]) -> Finding | None:
         return None
     if abs(facts.input_mean) <= 0.25 and 0.5 <= facts.input_std <= 2.0:
         return None
+    pretrained = facts.options.get("pretrained")
+    if pretrained:  # the weights' statistics are part of the network: its first layer expects them
+        return Finding(
+            "inputs_not_normalized",
+            "info",
+            "inputs normalized with the pretrained weights' statistics, not the data's",
+            f"the training batches have mean {facts.input_mean:.3g} and std {facts.input_std:.3g} under "
+            f"{pretrained}'s ImageNet mean/std, as the pretrained layers were trained to expect",
+            [],
+        )
     return Finding(
         "inputs_not_normalized",
         "warn",

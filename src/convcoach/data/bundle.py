@@ -70,6 +70,7 @@ class SourceOptions:
 
     data_dir: str | None = None
     image_size: int | None = None
+    channels: int | None = None  # convert to 1 (gray) or 3 (RGB); None keeps the source's
     strict: bool = False
     memory_limit_gb: float = 4.0
     seed: int = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import shutil
 import tarfile
@@ -129,21 +130,28 @@ def fetch(name: str, target: Path, mirror: str | None = None) -> None:
 
 
 def download_verified(url: str, final: Path, sha256: str, timeout: float = 60.0) -> None:
-    """Stream `url` to a temporary file, check its SHA-256, fsync, then rename into place."""
+    """Stream `url` to a temporary file, check its SHA-256 (or a prefix of it: torchvision names its
+    weight files with one), fsync, then rename into place; nothing is left behind on failure."""
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            announced, received = response.headers.get("Content-Length"), 0
             while chunk := response.read(1 << 20):
                 digest.update(chunk)
                 out.write(chunk)
+                received += len(chunk)
+            if announced and announced.isdigit() and received < int(announced):
+                raise ConfigError(f"{url}: truncated download ({received} of {announced} bytes)")
             out.flush()
             os.fsync(out.fileno())
-        if digest.hexdigest() != sha256:
+        if not (sha256 and digest.hexdigest().startswith(sha256)):
             raise ConfigError(f"{url}: SHA-256 mismatch (got {digest.hexdigest()[:12]}..., expected {sha256[:12]}...)")
         os.replace(tmp_name, final)
     except (urllib.error.URLError, OSError) as exc:
         raise ConfigError(f"cannot download {url}: {getattr(exc, 'reason', exc)}") from None
+    except http.client.HTTPException as exc:  # IncompleteRead: the connection closed before Content-Length
+        raise ConfigError(f"cannot download {url}: truncated ({type(exc).__name__})") from None
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)

@@ -125,7 +125,7 @@ def _imagefolder(arg: str | None, options: SourceOptions) -> RawData:
         classes = imagefolder.list_classes(root)
         listed = {"train": imagefolder.list_files(root, classes)}
     all_files = [f for files, _ in listed.values() for f in files]
-    channels = imagefolder.decide_channels(all_files)
+    channels = options.channels or imagefolder.decide_channels(all_files)
     size = (options.image_size,) * 2 if options.image_size else imagefolder.first_size(all_files)
     log.info(
         "image folder %s: %d classes, %d files, %d channel(s), %dx%d",
@@ -205,9 +205,52 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
     if subset:
         chosen = _subset(train_y, subset, options.seed)
         train_x, train_y = train_x[chosen], train_y[chosen]
-    train = Split(torch.from_numpy(np.array(train_x)), torch.from_numpy(np.array(train_y)))
-    test = Split(torch.from_numpy(np.array(raw.test_x)), torch.from_numpy(np.array(raw.test_y)))
+    _check_memory(spec, [train_x, raw.test_x] + ([val.images] if val else []), options)
+    train = Split(conform(np.array(train_x), options), torch.from_numpy(np.array(train_y)))
+    test = Split(conform(np.array(raw.test_x), options), torch.from_numpy(np.array(raw.test_y)))
+    if val is not None:
+        val = Split(conform(val.images.numpy(), options), val.labels)
     return _checked(DataBundle(spec, raw.classes, train, val, test, tuple(train.images.shape[1:]), raw.skipped))
+
+
+def _target_shape(shape: tuple[int, ...], options: SourceOptions) -> tuple[int, int, int]:
+    channels = options.channels or shape[0]
+    size = (options.image_size,) * 2 if options.image_size else tuple(shape[1:])
+    return (channels, *size)
+
+
+def _check_memory(spec: str, arrays: list, options: SourceOptions) -> None:
+    """Resizing or adding channels can multiply the bytes: refuse what will not fit the memory limit."""
+    shape = _target_shape(tuple(arrays[0].shape[1:]), options)
+    if shape == tuple(arrays[0].shape[1:]):
+        return
+    need = sum(len(a) for a in arrays) * shape[0] * shape[1] * shape[2]
+    if need > options.memory_limit_gb * 2**30:
+        raise ConfigError(
+            f"{spec} at {'x'.join(map(str, shape))} takes {need / 2**30:.1f} GiB in memory "
+            f"(--memory-limit-gb {options.memory_limit_gb:g}): use --subset N or a smaller --image-size"
+        )
+
+
+def conform(images: np.ndarray, options: SourceOptions, chunk: int = 512) -> torch.Tensor:
+    """uint8 (N, C, H, W) at `options.image_size` (bilinear) and `options.channels` (gray replicated
+    to RGB; RGB to gray by ITU-R 601 luma, as PIL's 'L'), converted in chunks to bound the float memory."""
+    shape = _target_shape(tuple(images.shape[1:]), options)
+    if shape == tuple(images.shape[1:]):
+        return torch.from_numpy(images)
+    out = torch.empty((len(images), *shape), dtype=torch.uint8)
+    for start in range(0, len(images), chunk):
+        part = torch.from_numpy(images[start : start + chunk])
+        if part.shape[2:] != shape[1:]:
+            part = torch.nn.functional.interpolate(part.float(), size=shape[1:], mode="bilinear", align_corners=False)
+        if part.shape[1] != shape[0]:
+            if shape[0] == 1:
+                luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+                part = (part.float() * luma).sum(dim=1, keepdim=True)
+            else:
+                part = part.expand(-1, shape[0], -1, -1)
+        out[start : start + chunk] = part.round().clamp(0, 255) if part.is_floating_point() else part
+    return out
 
 
 def _streaming_bundle(spec: str, raw: RawData, val_fraction: float, subset: int | None, seed: int) -> DataBundle:

@@ -41,7 +41,10 @@ def load_split(
     bundle = load_data(
         spec,
         SourceOptions.from_config(
-            config, data_dir=data_dir or config.data_dir, image_size=config.image_size or _square(trained.in_shape)
+            config,
+            data_dir=data_dir or config.data_dir,
+            image_size=config.image_size or _square(trained.in_shape),
+            channels=trained.in_shape[0],  # gray sets expanded to RGB for an ImageNet network, as in training
         ),
         config.val_fraction,
     )

@@ -58,3 +58,31 @@ def _check_model(value: str, config: TrainConfig) -> None:
             raise ConfigError(
                 f"model '{value}' has no option '{key}'{suggest(key, known)}; options: {', '.join(known)}"
             )
+
+
+@spec_check("pretrained")
+def _check_pretrained(value: str | None, config: TrainConfig) -> None:
+    from .imagenet import IMAGENET_ARCHITECTURES
+    from .weights import IMAGENET_WEIGHTS
+
+    if value is None:
+        return
+    if value.startswith("hf-hub:"):
+        if "/" not in value[len("hf-hub:") :]:
+            raise ConfigError(f"pretrained '{value}': give the hub repository, e.g. hf-hub:timm/resnet50.a1_in1k")
+        return
+    if value.startswith("imagenet:"):
+        name = value.partition(":")[2]
+        if name not in IMAGENET_WEIGHTS:
+            raise ConfigError(f"pretrained '{value}': no such ImageNet weights; known: {', '.join(IMAGENET_WEIGHTS)}")
+        if IMAGENET_WEIGHTS[name].architecture != config.model:
+            raise ConfigError(
+                f"pretrained '{value}' is {IMAGENET_WEIGHTS[name].architecture}'s: "
+                f"use --model {IMAGENET_WEIGHTS[name].architecture}"
+            )
+        return
+    if config.model not in IMAGENET_ARCHITECTURES:
+        raise ConfigError(
+            f"--pretrained needs an ImageNet architecture (--model): {', '.join(IMAGENET_ARCHITECTURES)}; "
+            f"got '{config.model}'"
+        )

@@ -22,6 +22,8 @@ from ..models import check_user_model
 from ..models.dropconnect import apply_dropconnect
 from ..models.init import initialize
 from ..models.spec import build_model, model_spec
+from ..models.stages import split_stages
+from ..models.weights import LoadedWeights, load_backbone, pretrained_input, resolve_weights
 from .losses import LossFn, create_loss
 from .lr_finder import LrChoice, auto_lr, needs_auto
 from .optim import USES_CONVENTION, USES_MOMENTUM, OptimSettings, default_lr
@@ -38,7 +40,9 @@ def seed_everything(seed: int) -> None:
 
 
 def load_run_data(config: TrainConfig, **source_changes: Any) -> DataBundle:
-    """The run's data: `config.data` split (stratified) and subset as the config says."""
+    """The run's data: `config.data` split (stratified) and subset as the config says (3 channels at the
+    weights' size for a --pretrained network)."""
+    source_changes = {**pretrained_input(config.pretrained, config.image_size), **source_changes}
     options = SourceOptions.from_config(config, **source_changes)
     return load_data(config.data, options, config.val_fraction, config.subset)
 
@@ -121,8 +125,9 @@ def build_run(
     `model`, which keeps its own weights), and make the losses: in this order, so a seed gives
     the same run however it is started."""
     seed_everything(config.seed)
+    weights = resolve_weights(config.pretrained, config.model) if config.pretrained and model is None else None
     data = data or load_run_data(config)
-    normalizer = normalizer or fit_normalizer(data, config)
+    normalizer = normalizer or (weights.preprocessing.normalizer() if weights else fit_normalizer(data, config))
     spec = model_spec(config, data.shape, data.num_classes)
     net = (model if model is not None else build_model(spec)).to(device)
     apply_dropconnect(net, config.dropconnect)  # training-only: eval uses all weights, so the spec has no trace of it
@@ -130,6 +135,8 @@ def build_run(
         check_user_model(net, data.shape, data.num_classes)
         spec = {"name": "custom", "in_shape": list(data.shape), "num_classes": data.num_classes, "options": {}}
         init_used = "user model"
+    elif weights is not None:
+        init_used = start_from(net, weights, data.shape)
     else:
 
         def sample() -> torch.Tensor:
@@ -150,6 +157,22 @@ def build_run(
             log.info("--lr auto: %s", choice.reason)
             return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, choice.lr, choice)
     return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, effective_lr(config), choice)
+
+
+def start_from(net: nn.Module, weights: LoadedWeights, shape: tuple[int, int, int]) -> str:
+    """Load pretrained weights into a freshly built registry model (its new head keeps torch's init)."""
+    anatomy = split_stages(net)
+    head = next(name for name, module in net.named_modules() if module is anatomy.head)
+    fresh = load_backbone(net, weights, head)
+    if shape[1:] != (weights.preprocessing.size,) * 2:
+        log.info(
+            "images are %dx%d; the weights were trained at %d px (adaptive pooling takes both)",
+            shape[1],
+            shape[2],
+            weights.preprocessing.size,
+        )
+    new = f", a new {anatomy.head.out_features}-class head" if fresh else ""
+    return f"pretrained: {weights.origin}{new}"
 
 
 def config_lr(config: TrainConfig, peak: float) -> float:
