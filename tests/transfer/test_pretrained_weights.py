@@ -108,7 +108,8 @@ def test_weights_of_another_architecture_are_refused(tmp_path, monkeypatch):
          "--epochs", "1", "--no-report", "--quiet", "--out", str(tmp_path / "run")]
     )  # fmt: skip
     assert code == 2
-    with pytest.raises(ConfigError, match=r"resnet34.pth: these weights are not resnet18's \(0 missing, 96 unexpected, 0 mismatched tensors; unexpected \['layer1.2.conv1.weight'"):
+    expected = r"resnet34.pth: these weights are not resnet18's \(0 missing, 96 unexpected, 0 mismatched tensors; "
+    with pytest.raises(ConfigError, match=expected + r"unexpected \['layer1.2.conv1.weight'"):
         from convcoach.models.imagenet import imagenet_architecture
         from convcoach.models.weights import load_backbone
 
