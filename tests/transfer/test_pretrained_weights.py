@@ -178,3 +178,43 @@ def test_bad_pretrained_values_are_one_line_errors(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2 and expected in err and len(err.splitlines()) == 1, (flags, err)
     assert np.all([not (tmp_path / "r" / name).exists() for name in ("best.pt", "last.pt")])
+
+
+def photo_folder(root, classes=3, per_class=24, size=48, seed=0):
+    """Colour JPEGs of a few classes: class k is a disc of hue k on a noisy background."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    for k in range(classes):
+        folder = root / f"class{k}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 90, size=(size, size, 3)).astype(np.uint8)
+            cy, cx = rng.integers(size // 4, 3 * size // 4, size=2)
+            disc = (yy - cy) ** 2 + (xx - cx) ** 2 < (size // 5) ** 2
+            image[disc] = np.roll(np.array([230, 40, 40]), k)
+            Image.fromarray(image).save(folder / f"{i}.jpg", quality=90)
+    return root
+
+
+def test_finetune_from_imagenet_weights_on_a_photo_folder(tmp_path, monkeypatch, resnet18_file, capsys):
+    _, payload, entry = resnet18_file
+    _use(monkeypatch, entry)
+    photos = photo_folder(tmp_path / "photos")
+    out = tmp_path / "ft"
+    with serve({f"/{entry.file}": payload}) as (url, _):
+        monkeypatch.setenv("CONVCOACH_WEIGHTS_URL", url)
+        code = main(
+            ["finetune", "--from", "imagenet:resnet18", "--data", f"imagefolder:{photos}", "--image-size", "64",
+             "--epochs", "2", "--batch-size", "16", "--no-report", "--quiet", "--out", str(out)]
+        )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["transfer"]["from"] == "imagenet:resnet18"
+    assert "imagenet:resnet18: resnet18 from " in summary["transfer"]["input"][0]
+    checkpoint = load_checkpoint(out / "best.pt")
+    assert checkpoint["model"]["name"] == "resnet18" and checkpoint["model"]["in_shape"] == [3, 64, 64]
+    assert checkpoint["normalizer"]["mean"] == list(IMAGENET_MEAN)
+    assert main(["eval", "--checkpoint", str(out), "--out", str(tmp_path / "eval")]) == 0

@@ -15,7 +15,10 @@ import torch.nn as nn
 from ..config import TrainConfig
 from ..data import DataBundle, Normalizer
 from ..errors import ConfigError
+from ..models.imagenet import imagenet_architecture
 from ..models.spec import build_model, model_spec
+from ..models.stages import split_stages
+from ..models.weights import LoadedWeights, is_weights_source, load_backbone, resolve_weights
 from ..train.checkpoint import FORMAT, load_model_state
 from ..train.setup import load_run_data
 from .channels import check_image_size, convert_input_channels, convert_normalizer
@@ -172,9 +175,37 @@ class Opened:
     config: TrainConfig
 
 
+def weights_network(weights: LoadedWeights) -> Pretrained:
+    """An ImageNet architecture with published weights (its ImageNet head kept), as a Pretrained."""
+    model = imagenet_architecture(weights.architecture)
+    head = next(name for name, module in model.named_modules() if module is split_stages(model).head)
+    load_backbone(model, weights, head)
+    size = weights.preprocessing.size
+    spec = {"name": weights.architecture, "in_shape": [3, size, size], "num_classes": 1000, "options": {}}
+    return Pretrained(model, spec, weights.preprocessing.normalizer(), None, Path(weights.origin))
+
+
+def open_weights(source: str, config: TrainConfig) -> Opened:
+    """`imagenet:NAME` / `hf-hub:REPO` (or `imagenet` with an ImageNet --model): the data as RGB at the
+    weights' size (or --image-size), normalized with the weights' statistics."""
+    architecture = config.model if source == "imagenet" else None
+    weights = resolve_weights(source, architecture)
+    size = config.image_size or weights.preprocessing.size
+    config = dataclasses.replace(config, model=weights.architecture, pretrained=source, image_size=size, channels=3)
+    data = load_run_data(config)
+    pretrained = weights_network(weights)
+    spec, normalizer, notes = adapt_input(pretrained, data)
+    notes.insert(0, f"{source}: {weights.architecture} from {weights.origin}; RGB at {size}x{size} px")
+    for note in notes:
+        log.info("%s", note)
+    return Opened(pretrained, data, spec, normalizer, notes, config)
+
+
 def open_pretrained(source: str | Path, config: TrainConfig) -> Opened:
     """Load `config.data` (at the network's image size unless config.image_size says otherwise) and
     the network from `source`, adapted to the data's channels and size."""
+    if isinstance(source, str) and is_weights_source(source):
+        return open_weights(source, config)
     payload = read_pretrained(source)
     trained_shape = checkpoint_in_shape(payload)
     if config.image_size is None and trained_shape and trained_shape[1] == trained_shape[2]:
