@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import pkgutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,26 +169,69 @@ def run_eval(args: argparse.Namespace) -> int:
 def _predict_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
-    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument(
+        "images",
+        nargs="+",
+        metavar="PATH",
+        help="image files, folders (their images, recursively) and glob patterns (quoted: 'photos/**/*.jpg')",
+    )
     parser.add_argument("--top-k", type=at_least(1), default=3)
-    parser.add_argument("--out", help="output directory (default runs/predict-<timestamp>)")
+    parser.add_argument(
+        "--out",
+        help="predictions.csv or predictions.json (one row per image), or a directory for summary.json "
+        "with the rows also printed (default runs/predict-<timestamp>)",
+    )
+    parser.add_argument("--format", help="csv | json (default: from the --out suffix)")
+    parser.add_argument("--batch-size", type=at_least(1), default=256, help="images decoded and predicted at once")
+    parser.add_argument("--workers", type=at_least(1), help="threads decoding images (default: cores, at most 8)")
+    parser.add_argument(
+        "--tta", help="test-time augmentation: flip | 10crop[:PAD] | multiscale[:S1:S2...] | random[:N]"
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="an unreadable image is an error (default: skipped with a warning)"
+    )
 
 
-@command("predict", "classify image files with a checkpoint", _predict_args, order=50)
+@command("predict", "classify image files, folders or globs with a checkpoint, to CSV or JSON", _predict_args, order=50)
 def run_predict(args: argparse.Namespace) -> int:
-    from .files import write_json
-    from .infer import load_trained, predict_files
+    from .infer import load_trained
     from .precision import resolve_device
+    from .predict import PREDICTION_FORMATS, format_of, predict_paths, write_predictions
 
+    if args.tta:
+        from .evaluate.tta import parse_tta
+
+        parse_tta(args.tta)  # a bad spec fails before the checkpoint is loaded
+    if args.format:
+        PREDICTION_FORMATS.get(args.format.lower())
+    to_file = bool(args.format) or Path(args.out or "").suffix.lower().lstrip(".") in PREDICTION_FORMATS
+    if to_file:
+        out = Path(args.out or Path(default_out("predict-"), f"predictions.{args.format.lower()}"))
+        format_of(out, args.format)
+    elif args.out and Path(args.out).is_file():
+        raise ConfigError(f"--out {args.out} is a file: give a name ending in .csv or .json, or a directory")
+    else:  # a directory: summary.json, and a line per image on stdout (as before there were files)
+        out = Path(args.out or default_out("predict-")) / "summary.json"
     trained = load_trained(args.checkpoint, resolve_device(args.device))
-    results = predict_files(trained, args.images, args.top_k)
-    out = Path(args.out or default_out("predict-"))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "summary.json", {"command": "predict", "checkpoint": str(args.checkpoint), "predictions": results})
-    for row in results:
-        top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
-        print(f"{row['file']}: {row['prediction']}  ({top})")
+    rows = predict_paths(
+        trained, args.images, args.batch_size, args.top_k, args.tta, args.strict, args.workers, sys.stderr.isatty()
+    )
+    info = {"command": "predict", "checkpoint": str(args.checkpoint), "tta": args.tta, "classes": trained.classes}
+    top_k = min(args.top_k, len(trained.classes))
+    counts = write_predictions(
+        rows if to_file else _printed(rows), out, args.format if to_file else "json", top_k, info
+    )
+    skipped = f", {counts['skipped']} unreadable images skipped (listed in it)" if counts["skipped"] else ""
+    print(f"{counts['predicted']} images predicted: {out}{skipped}")
     return 0
+
+
+def _printed(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The rows unchanged, each printed as `file: class  (top-k with probabilities)` on its way."""
+    for row in rows:
+        top = ", ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
+        print(f"{row['file']}: {row['prediction']}  ({top})" if top else f"{row['file']}: skipped ({row['error']})")
+        yield row
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Use a trained checkpoint: rebuild its model, evaluate it on a split, predict image files."""
+"""Use a trained checkpoint: rebuild its model, evaluate it on a split, predict image files (many: predict.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,21 @@ from .evaluate.trained import TrainedModel, load_split
 from .evaluate.tta import tta_model
 from .models.fuse import fuse_bn
 from .models.spec import build_model
+from .predict import expand_paths, predict_paths, write_predictions
 from .train.checkpoint import load_checkpoint, load_model_state
 from .train.losses import create_loss
 
-__all__ = ["TrainedModel", "evaluate_split", "evaluate_trained", "load_split", "load_trained", "predict_files"]
+__all__ = [
+    "TrainedModel",
+    "evaluate_split",
+    "evaluate_trained",
+    "expand_paths",
+    "load_split",
+    "load_trained",
+    "predict_files",
+    "predict_paths",
+    "write_predictions",
+]
 
 log = logging.getLogger("convcoach")
 
