@@ -99,12 +99,13 @@ USES_MOMENTUM = ("momentum", "nesterov", "adam", "adamw", "muon")
 USES_CONVENTION = ("momentum",)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: decayed conv/linear weights, and undecayed biases and norm parameters."""
+def parameter_groups(model: nn.Module, weight_decay: float, frozen_too: bool = False) -> list[dict]:
+    """Two groups: decayed conv/linear weights, and undecayed biases and norm parameters; frozen
+    parameters only with `frozen_too` (gradual unfreezing: they get no gradient, so no step, until thawed)."""
     decay, no_decay = [], []
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
-            if not param.requires_grad:
+            if not (param.requires_grad or frozen_too):
                 continue
             if name == "weight" and isinstance(module, (nn.Conv2d, nn.Linear)):
                 decay.append(param)

@@ -26,8 +26,9 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
         "--from",
         dest="source",
         required=True,
-        metavar="CHECKPOINT",
-        help="convcoach best.pt/last.pt/run dir, or a state dict .pt with --model",
+        metavar="SOURCE",
+        help="imagenet:NAME (torchvision's weights: resnet18, resnet50, ...), hf-hub:REPO (timm), "
+        "a convcoach best.pt/last.pt/run dir, or a state dict .pt with --model",
     )
     parser.add_argument(
         "--strategy",
@@ -43,6 +44,18 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--head-init", default="probe", help="probe (default: logistic regression on the frozen features) | random"
     )
+    parser.add_argument(
+        "--linear",
+        default="cached",
+        help="how the linear strategy trains its head: cached (default: one backbone pass, features cached on disk,"
+        " logistic regression in seconds) | epochs (--epochs through the frozen network)",
+    )
+    parser.add_argument(
+        "--views", type=at_least(0), default=0, help="augmented views of the training set to cache (cached linear)"
+    )
+    parser.add_argument(
+        "--unfreeze-every", type=at_least(1), help="gradual unfreezing: thaw one more stage from the top every N epochs"
+    )
 
 
 @command(
@@ -55,7 +68,17 @@ def run_finetune(args: argparse.Namespace) -> int:
     from .finetune import finetune
 
     config = config_from_args(args)
-    summary = finetune(config, args.source, args.strategy, args.head_lr_mult, args.backbone_lr_mult, args.head_init)
+    summary = finetune(
+        config,
+        args.source,
+        args.strategy,
+        args.head_lr_mult,
+        args.backbone_lr_mult,
+        args.head_init,
+        args.linear,
+        args.views,
+        args.unfreeze_every,
+    )
     transfer = summary["transfer"]
     for note in transfer["input"]:
         print(f"input: {note}")
@@ -71,6 +94,16 @@ def run_finetune(args: argparse.Namespace) -> int:
     print(
         f"strategy: {transfer['resolved']} (trainable stages: {', '.join(transfer['trainable_stages']) or 'head only'})"
     )
+    print(f"BatchNorm: {transfer['norm_stats']}")
+    if "cached_probe" in transfer:
+        probe = transfer["cached_probe"]
+        speed = f" ({probe['images_per_second']:.0f} images/s)" if probe["images_per_second"] else ""
+        print(
+            f"cached probe: {probe['images_forwarded']} images through the backbone in "
+            f"{probe['forward_seconds']:.1f}s{speed}, {probe['cache_hits']} cache hit(s); "
+            f"head fit on {probe['train_features'][0]} x {probe['train_features'][1]} features in "
+            f"{probe['fit_seconds']:.1f}s"
+        )
     if summary["status"] == "diverged":
         print(f"convcoach: training diverged: {summary['stop_message']}", file=sys.stderr)
         return 1

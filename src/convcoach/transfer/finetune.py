@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ from ..errors import ConfigError
 from ..files import write_json
 from ..models.stages import split_stages
 from ..train.loop import Trainer
-from .heads import FreezeNormStats, discriminative_groups, freeze, replace_head
+from .cached_probe import cached_probe_run, fit_head, probe_features
+from .heads import FreezeNormStats, GradualUnfreeze, discriminative_groups, freeze, replace_head
 from .pretrained import open_pretrained
-from .stage_probes import best_probe, cut_at, probe_head, probe_stages, set_head
+from .stage_probes import best_probe, cut_at, probe_stages, set_head
 from .strategy import check_strategy, choose_strategy, measure_similarity, trainable_stages
 
 log = logging.getLogger("convcoach")
@@ -57,6 +59,23 @@ def _warn_ignored_model_fields(config: TrainConfig, spec: dict[str, Any]) -> Non
 
 
 HEAD_INITS = ("probe", "random")
+LINEAR_MODES = ("cached", "epochs")
+
+
+def norm_statement(frozen: int, trainable: int) -> str:
+    """Which BatchNorm statistics stay as pretrained and which are re-estimated, and why."""
+    parts = []
+    if frozen:
+        parts.append(
+            f"{frozen} BatchNorm layer(s) in frozen stages keep their pretrained statistics (eval mode): "
+            "a frozen layer must compute what the layers after it were trained on"
+        )
+    if trainable:
+        parts.append(
+            f"{trainable} in trainable stages re-estimate theirs from the new data: their weights move, "
+            "so their statistics must follow"
+        )
+    return "; ".join(parts) or "no BatchNorm layers"
 
 
 def finetune(
@@ -66,12 +85,18 @@ def finetune(
     head_lr_mult: float = 1.0,
     backbone_lr_mult: float = 0.1,
     head_init: str = "probe",
+    linear: str = "cached",
+    views: int = 0,
+    unfreeze_every: int | None = None,
 ) -> dict[str, Any]:
     """Fine-tune `source` (a convcoach checkpoint or run dir, or a state dict of `config.model`) on
     `config.data` and return the run summary; the checkpoint loads with `convcoach eval`.
 
     head_init "probe" starts the new head from logistic regression on the frozen penultimate
-    features (LP-FT); "random" from PyTorch's default Linear init."""
+    features (LP-FT); "random" from PyTorch's default Linear init. The `linear` strategy fits the head
+    on cached features ("cached": one backbone pass per split and augmented view, `views` of them) or
+    trains it for config.epochs through the frozen network ("epochs"). `unfreeze_every` N thaws one
+    more stage from the top every N epochs (gradual unfreezing)."""
     check_strategy(strategy)
     if head_init not in HEAD_INITS:
         raise ConfigError(f"head_init must be one of {', '.join(HEAD_INITS)}; got '{head_init}'")
@@ -79,9 +104,14 @@ def finetune(
         raise ConfigError("finetune does not resume; run it again (it starts from the pretrained weights)")
     if config.nproc > 1:
         raise ConfigError("finetune does not launch processes (--nproc); run it under torchrun for DDP")
-    if head_lr_mult <= 0 or backbone_lr_mult <= 0:
+    if linear not in LINEAR_MODES:
+        raise ConfigError(f"linear must be one of {', '.join(LINEAR_MODES)}; got '{linear}'")
+    if views < 0 or (unfreeze_every is not None and unfreeze_every < 1):
+        raise ConfigError(f"views must be >= 0 and unfreeze_every >= 1; got {views} and {unfreeze_every}")
+    if not all(0 < mult < math.inf for mult in (head_lr_mult, backbone_lr_mult)):
         raise ConfigError(
-            f"learning-rate multipliers must be > 0; got head {head_lr_mult}, backbone {backbone_lr_mult}"
+            "learning-rate multipliers must be finite numbers > 0; "
+            f"got head {head_lr_mult}, backbone {backbone_lr_mult}"
         )
     opened = open_pretrained(source, config.validate())
     config, data, spec, normalizer = opened.config, opened.data, opened.spec, opened.normalizer
@@ -110,17 +140,41 @@ def finetune(
     else:
         anatomy = split_stages(model)
         head = replace_head(anatomy, data.num_classes)
+        spec = {**spec, "num_classes": data.num_classes}
+        if strategy == "linear" and linear == "cached" and not data.streaming and unfreeze_every is None:
+            norms = freeze(model, anatomy, [])
+            transfer.update(
+                resolved="linear",
+                trainable_stages=[],
+                head_init="cached probe",
+                frozen_norm_layers=len(norms),
+                norm_stats=norm_statement(len(norms), 0),
+                head_lr_mult=head_lr_mult,
+                backbone_lr_mult=backbone_lr_mult,
+                trainable_parameters=sum(p.numel() for p in head.parameters()),
+            )
+            return cached_probe_run(model, head, data, normalizer, spec, config_for_spec(config, spec), transfer, views)
         if head_init == "probe":
-            probe = probe_head(model, data, normalizer, config.seed)
+            features = probe_features(model, data, normalizer, seed=config.seed, precision=config.precision)
+            probe = fit_head(features, data.num_classes, config.seed)
             set_head(head, probe)
             transfer.update(head_probe=probe.summary())
-        spec = {**spec, "num_classes": data.num_classes}
         trainable = trainable_stages(strategy, anatomy.names)
     frozen_norms = freeze(model, anatomy, trainable)
+    norms = (torch.nn.modules.batchnorm._BatchNorm,)
+    all_norms = sum(isinstance(m, norms) for m in model.modules())
+    frozen_bn = sum(isinstance(m, norms) for m in frozen_norms)
+    freezer = FreezeNormStats(frozen_norms)
+    callbacks = [freezer]
+    if unfreeze_every:
+        frozen_stages = [(name, mods) for name, mods in reversed(anatomy.stages) if name not in trainable]
+        callbacks.append(GradualUnfreeze(frozen_stages, unfreeze_every, freezer))
+        transfer.update(unfreeze_every=unfreeze_every, unfreeze_order=[name for name, _ in frozen_stages])
     transfer.update(
         resolved=strategy,
         trainable_stages=trainable,
         frozen_norm_layers=len(frozen_norms),
+        norm_stats=norm_statement(frozen_bn, all_norms - frozen_bn),
         trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
         head_init="stage probe" if strategy == "stages" else head_init,
         head_lr_mult=head_lr_mult,
@@ -131,8 +185,10 @@ def finetune(
         model=model,
         data=data,
         normalizer=normalizer,
-        callbacks=[FreezeNormStats(frozen_norms)] if frozen_norms else None,
-        param_groups=discriminative_groups(model, head, config.weight_decay, head_lr_mult, backbone_lr_mult),
+        callbacks=callbacks,
+        param_groups=discriminative_groups(
+            model, head, config.weight_decay, head_lr_mult, backbone_lr_mult, frozen_too=bool(unfreeze_every)
+        ),
     )
     trainer.spec = spec  # a registry spec (not "custom"), so `convcoach eval` rebuilds the network
     summary = trainer.fit()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from ..train.optim import parameter_groups
 
 if TYPE_CHECKING:
     from ..train.loop import Trainer
+
+log = logging.getLogger("convcoach")
 
 
 def replace_head(anatomy: Anatomy, num_classes: int) -> nn.Linear:
@@ -57,15 +60,21 @@ class FreezeNormStats(Callback):
 
 
 def discriminative_groups(
-    model: nn.Module, head: nn.Module, weight_decay: float, head_lr_mult: float = 1.0, backbone_lr_mult: float = 0.1
+    model: nn.Module,
+    head: nn.Module,
+    weight_decay: float,
+    head_lr_mult: float = 1.0,
+    backbone_lr_mult: float = 0.1,
+    frozen_too: bool = False,
 ) -> Callable[[float], list[dict]]:
     """Optimizer groups from the base LR: the new head at head_lr_mult x LR, pretrained layers at
-    backbone_lr_mult x LR (the lectures: ~0.1 of the original rate), each split decay / no decay."""
+    backbone_lr_mult x LR (the lectures: ~0.1 of the original rate), each split decay / no decay;
+    `frozen_too` includes the frozen layers, for GradualUnfreeze to thaw."""
     head_ids = {id(param) for param in head.parameters()}
 
     def groups(base_lr: float) -> list[dict]:
         result = []
-        for group in parameter_groups(model, weight_decay):
+        for group in parameter_groups(model, weight_decay, frozen_too):
             for part, mult in (("head", head_lr_mult), ("backbone", backbone_lr_mult)):
                 params = [p for p in group["params"] if (id(p) in head_ids) == (part == "head")]
                 if params:
@@ -75,3 +84,28 @@ def discriminative_groups(
         return result
 
     return groups
+
+
+class GradualUnfreeze(Callback):
+    """ULMFiT's gradual unfreezing (Howard & Ruder 2018): every `every` epochs the next frozen stage
+    from the top thaws (requires_grad on; its BatchNorm statistics re-estimated from then on)."""
+
+    order = Priority.FREEZE_NORM_STATS
+
+    def __init__(self, stages: list[tuple[str, list[nn.Module]]], every: int, frozen_norms: FreezeNormStats) -> None:
+        self.stages = stages  # frozen stages, top (nearest the head) first
+        self.every = every
+        self.frozen_norms = frozen_norms
+        self.thawed: list[str] = []
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        due = min(trainer.state.epoch // self.every, len(self.stages))
+        while len(self.thawed) < due:
+            name, modules = self.stages[len(self.thawed)]
+            thawing = {id(sub) for module in modules for sub in module.modules()}
+            for module in modules:
+                for param in module.parameters():
+                    param.requires_grad_(True)
+            self.frozen_norms.norms = [norm for norm in self.frozen_norms.norms if id(norm) not in thawing]
+            self.thawed.append(name)
+            log.info("gradual unfreezing: epoch %d thaws %s", trainer.state.epoch + 1, name)
