@@ -117,5 +117,6 @@ def test_linear_epochs_mode_and_gradual_unfreezing_train_through_the_network(pre
     moved = {index for index in moved if not torch.equal(before[f"{index}.weight"], after[f"{index}.weight"])}
     # epoch 2 thawed fc1, epoch 3 stage2: layers there moved; the first conv (stage1) never thawed
     assert "0" not in moved and moved, moved
-    plain = finetune(small_config(new_data, tmp_path / "e", epochs=1, report=False), pretrained, "linear", linear="epochs")
+    config = small_config(new_data, tmp_path / "e", epochs=1, report=False)
+    plain = finetune(config, pretrained, "linear", linear="epochs")
     assert "cached_probe" not in plain["transfer"] and plain["epochs_run"] == 1
