@@ -296,8 +296,8 @@ def test_head_probe_folded_into_the_new_head_predicts_like_the_logistic_regressi
     [
         (["--strategy", "fine"], "unknown strategy 'fine'; known: linear, top:K, full, stages, auto"),
         (["--head-init", "zeros"], "head_init must be one of probe, random; got 'zeros'"),
-        (["--backbone-lr-mult", "0"], "multipliers must be finite numbers > 0; got head 1.0, backbone 0.0"),
-        (["--head-lr-mult", "nan"], "multipliers must be finite numbers > 0; got head nan, backbone 0.1"),
+        (["--backbone-lr-mult", "0"], "LR multipliers must be finite numbers > 0; got head 1.0, backbone 0.0"),
+        (["--head-lr-mult", "nan"], "LR multipliers must be finite numbers > 0; got head nan, backbone 0.1"),
         (["--strategy", "top:7"], "strategy top:7: this network has 3 stages (stage1, stage2, fc1); K must be 1..3"),
         (["--strategy", "linear:1"], "strategy 'linear:1': 'linear' takes no arguments, got 1 (1 would be ignored)"),
     ],

@@ -110,8 +110,7 @@ def finetune(
         raise ConfigError(f"views must be >= 0 and unfreeze_every >= 1; got {views} and {unfreeze_every}")
     if not all(0 < mult < math.inf for mult in (head_lr_mult, backbone_lr_mult)):
         raise ConfigError(
-            "learning-rate multipliers must be finite numbers > 0; "
-            f"got head {head_lr_mult}, backbone {backbone_lr_mult}"
+            f"LR multipliers must be finite numbers > 0; got head {head_lr_mult}, backbone {backbone_lr_mult}"
         )
     opened = open_pretrained(source, config.validate())
     config, data, spec, normalizer = opened.config, opened.data, opened.spec, opened.normalizer
