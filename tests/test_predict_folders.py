@@ -187,3 +187,14 @@ def test_bad_paths_and_options_are_one_line_errors(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"convcoach: error: {message}"), err
     assert sorted(tmp_path.iterdir()) == before  # nothing written
+
+
+def test_the_throughput_figures_in_the_docs_are_the_measured_ones():
+    root = Path(__file__).resolve().parents[1]
+    measured = json.loads((root / "benchmarks" / "results" / "predict_throughput.json").read_text())
+    assert measured["images"] == measured["csv_rows"] == 10_000 and measured["skipped"] == 0
+    page = " ".join((root / "docs" / "guide" / "deploy.md").read_text().split())
+    assert f"{measured['images_per_second']:.0f} images/s over 10,000 JPEGs" in page
+    assert f"peak resident memory {measured['peak_rss_mb']:.0f} MB, the same as for 500 images" in page
+    assert measured["small_run"]["images"] == 500
+    assert abs(measured["small_run"]["peak_rss_mb"] - measured["peak_rss_mb"]) < 50  # memory follows the batch
