@@ -130,7 +130,9 @@ def test_imagenet_models_are_registered_with_a_minimum_size_and_gray_input():
     from convcoach.errors import ConfigError
     from convcoach.models import create_model
 
-    with pytest.raises(ConfigError, match=r"model 'alexnet' takes images of at least 63x63, not 32x32: --image-size 63"):
+    with pytest.raises(
+        ConfigError, match=r"model 'alexnet' takes images of at least 63x63, not 32x32: --image-size 63"
+    ):
         create_model("alexnet", (3, 32, 32), 10)
     gray = create_model("resnet18", (1, 32, 32), 4)
     assert gray.conv1.in_channels == 1 and gray.fc.out_features == 4

@@ -184,7 +184,8 @@ def test_none_options_fall_back_to_the_builder_defaults():
 def test_unknown_model_name_lists_the_known_ones():
     with pytest.raises(
         ConfigError,
-        match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: alexnet, cnn, linear, mlp, mobilenet_v3_large, resnet, resnet18, .*, vgg16_bn",
+        match=r"unknown model 'resnett'.*did you mean 'resnet'.*known: alexnet, cnn, linear, mlp, "
+        r"mobilenet_v3_large, resnet, resnet18, .*, vgg16_bn",
     ):
         create_model("resnett", (1, 28, 28), 10)
 
