@@ -11,11 +11,13 @@ import pytest
 import torch
 from weights_server import fake_weights, pth_bytes, serve, torchvision_name
 
+from convcoach import TrainConfig
 from convcoach.cli import main
 from convcoach.errors import ConfigError
 from convcoach.models import weights as weights_mod
 from convcoach.models.weights import IMAGENET_MEAN, IMAGENET_STD, imagenet_weights, resolve_weights
 from convcoach.train.checkpoint import load_checkpoint
+from convcoach.train.setup import effective_lr
 
 
 @pytest.fixture(autouse=True)
@@ -125,7 +127,7 @@ def test_train_from_imagenet_weights_keeps_the_preprocessing(tmp_path, monkeypat
         monkeypatch.setenv("CONVCOACH_WEIGHTS_URL", url)
         code = main(
             ["train", "--model", "resnet18", "--pretrained", "imagenet", "--data", "digits", "--image-size", "32",
-             "--subset", "200", "--epochs", "1", "--lr", "0.01", "--no-report", "--quiet", "--out", str(out)]
+             "--subset", "200", "--epochs", "1", "--no-report", "--quiet", "--out", str(out)]
         )  # fmt: skip
     assert code == 0
     checkpoint = load_checkpoint(out / "best.pt")
@@ -134,6 +136,11 @@ def test_train_from_imagenet_weights_keeps_the_preprocessing(tmp_path, monkeypat
     assert checkpoint["normalizer"] == {"mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)}
     assert checkpoint["config"]["pretrained"] == "imagenet"
     summary = json.loads((out / "summary.json").read_text())
+    # no range test on a pretrained start: 0.1x the optimizer's default, as the notes fine-tune
+    env = json.loads((out / "env.json").read_text())
+    pretrained, scratch = TrainConfig(model="resnet18", pretrained="imagenet"), TrainConfig(model="resnet18")
+    assert env["lr_choice"] is None and env["lr"] == pytest.approx(effective_lr(pretrained))
+    assert effective_lr(pretrained) == pytest.approx(0.1 * effective_lr(scratch))
     assert summary["init"].startswith("pretrained: ") and summary["init"].endswith(", a new 10-class head")
     # eval reads digits again as 3x32x32 from the checkpoint alone
     assert main(["eval", "--checkpoint", str(out / "best.pt"), "--out", str(tmp_path / "eval")]) == 0

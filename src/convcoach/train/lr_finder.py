@@ -207,8 +207,8 @@ def needs_auto(config: TrainConfig) -> bool:
     """--lr auto, or an unset --lr whose default was never measured for this model, optimizer and norm."""
     if config.lr == "auto":
         return True
-    if config.lr is not None or config.optimizer in MEASURED_EVERYWHERE:
-        return False
+    if config.lr is not None or config.optimizer in MEASURED_EVERYWHERE or config.pretrained:
+        return False  # a pretrained start fine-tunes at 0.1x the default (setup.base_lr), never a range test
     return (config.model, config.optimizer, config.norm.split(":")[0]) not in MEASURED
 
 

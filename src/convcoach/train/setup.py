@@ -58,8 +58,11 @@ def fit_normalizer(data: DataBundle, config: TrainConfig) -> Normalizer:
 
 
 def base_lr(config: TrainConfig) -> float:
-    """`--lr`, or the optimizer's default when it is unset or auto (before the range test has run)."""
-    return config.lr if isinstance(config.lr, int | float) else default_lr(config.optimizer)
+    """`--lr`, or the optimizer's default when it is unset or auto (before the range test has run);
+    unset with --pretrained, 0.1x the default: the notes fine-tune pretrained layers at ~0.1x the rate."""
+    if isinstance(config.lr, int | float):
+        return config.lr
+    return default_lr(config.optimizer) * (0.1 if config.pretrained and config.lr is None else 1.0)
 
 
 def effective_lr(config: TrainConfig) -> float:

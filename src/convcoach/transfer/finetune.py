@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..files import write_json
 from ..models.stages import split_stages
 from ..train.loop import Trainer
+from ..train.optim import default_lr
 from .cached_probe import cached_probe_run, fit_head, probe_features
 from .heads import FreezeNormStats, GradualUnfreeze, discriminative_groups, freeze, replace_head
 from .pretrained import open_pretrained
@@ -112,6 +113,8 @@ def finetune(
         raise ConfigError(
             f"LR multipliers must be finite numbers > 0; got head {head_lr_mult}, backbone {backbone_lr_mult}"
         )
+    if config.lr is None:  # the head at the optimizer's default, the backbone at backbone_lr_mult of it
+        config = dataclasses.replace(config, lr=default_lr(config.optimizer))
     opened = open_pretrained(source, config.validate())
     config, data, spec, normalizer = opened.config, opened.data, opened.spec, opened.normalizer
     model, transfer = opened.pretrained.model, {"from": str(source), "strategy": strategy, "input": opened.notes}
@@ -119,7 +122,11 @@ def finetune(
         _warn_ignored_model_fields(config, opened.pretrained.spec)
 
     if strategy == "auto":
-        similarity = measure_similarity(model, data, normalizer, config.seed)
+        cached = None
+        if not data.streaming and data.val is not None:  # the same features the probe reads next: one pass
+            features = probe_features(model, data, normalizer, seed=config.seed, precision=config.precision)
+            cached = (features.train, features.val)
+        similarity = measure_similarity(model, data, normalizer, config.seed, features=cached)
         choice = choose_strategy(len(data.train), data.num_classes, similarity, split_stages(model).names)
         strategy = choice.strategy
         transfer.update(reason=choice.reason, similarity=dataclasses.asdict(similarity))

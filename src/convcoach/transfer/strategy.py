@@ -86,23 +86,34 @@ class Similarity:
         )
 
 
-def _sample(split: Split, limit: int, seed: int) -> Split:
+def _keep(split: Split, limit: int, seed: int) -> torch.Tensor:
     if len(split) <= limit:
-        return split
-    keep = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:limit]
-    return Split(split.images[keep], split.labels[keep])
+        return torch.arange(len(split))
+    return torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:limit]
 
 
 def measure_similarity(
-    model: nn.Module, data: DataBundle, normalizer: Normalizer, seed: int = 0, limit: int = 5000
+    model: nn.Module,
+    data: DataBundle,
+    normalizer: Normalizer,
+    seed: int = 0,
+    limit: int = 5000,
+    features: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> Similarity:
-    """How well the pretrained representation separates the new classes, relative to pixels."""
+    """How well the pretrained representation separates the new classes, relative to pixels;
+    `features`: the (train, val) penultimate features when already computed (the cached probe's)."""
     if data.val is None:
         raise ConfigError("strategy auto measures similarity on the validation split: set val_fraction > 0")
-    train, val = _sample(data.train, limit, seed), _sample(data.val, limit, seed + 1)
+    keep_train, keep_val = _keep(data.train, limit, seed), _keep(data.val, limit, seed + 1)
+    train = Split(data.train.images[keep_train], data.train.labels[keep_train])
+    val = Split(data.val.images[keep_val], data.val.labels[keep_val])
+    if features is None:
+        features = embed(model, train, normalizer, PENULTIMATE), embed(model, val, normalizer, PENULTIMATE)
+    else:
+        features = features[0][keep_train], features[1][keep_val]
     accuracy = {}
-    for name, represent in (("features", lambda s: embed(model, s, normalizer, PENULTIMATE)), ("pixels", pixels)):
-        prediction = knn.predict(represent(train), train.labels, represent(val), [1], "l2", data.num_classes)[1]
+    for name, (train_x, val_x) in (("features", features), ("pixels", (pixels(train), pixels(val)))):
+        prediction = knn.predict(train_x, train.labels, val_x, [1], "l2", data.num_classes)[1]
         accuracy[name] = (prediction.cpu() == val.labels).float().mean().item()
     return Similarity(accuracy["features"], accuracy["pixels"])
 
