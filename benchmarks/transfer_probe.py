@@ -74,6 +74,27 @@ def fmnist_npz(path: Path, train: int = 2000, test: int = 500) -> None:
     np.savez(path, x=x[keep[:train]], y=y[keep[:train]], x_test=x[keep[train:]], y_test=y[keep[train:]])
 
 
+@torch.no_grad()
+def calibrated_resnet18(npz: Path) -> dict:
+    """Seeded random ResNet-18 weights whose BatchNorm statistics are estimated on 256 of the images
+    (as trained weights' are), so activations keep a trained network's scale instead of growing."""
+    torch.manual_seed(0)
+    model = imagenet_architecture("resnet18")
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # a cumulative average over the calibration batches
+    x = torch.from_numpy(np.load(npz)["x"][:256]).float().div(255)[:, None].expand(-1, 3, -1, -1)
+    x = torch.nn.functional.interpolate(x, size=224, mode="bilinear")
+    mean, std = (
+        torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1),
+        torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+    )
+    model.train()
+    for batch in ((x - mean) / std).split(64):
+        model(batch)
+    return model.state_dict()
+
+
 def run(argv: list[str], env: dict) -> tuple[float, dict]:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "convcoach", *argv], check=True, env=env, stdout=subprocess.DEVNULL)
@@ -98,15 +119,16 @@ def main() -> None:
         root = Path(tmp)
         weights = root / "weights"
         weights.mkdir()
-        torch.manual_seed(0)  # found offline under torchvision's own file name, as a user's copy would be
-        torch.save(imagenet_architecture("resnet18").state_dict(), weights / IMAGENET_WEIGHTS["resnet18"].file)
         fmnist_npz(root / "fm.npz")
+        # found offline under torchvision's own file name, as a user's copy would be
+        torch.save(calibrated_resnet18(root / "fm.npz"), weights / IMAGENET_WEIGHTS["resnet18"].file)
         env = {**os.environ, "CONVCOACH_WEIGHTS": str(weights), "CONVCOACH_CACHE": str(root / "cache")}
         common = ["--data", f"npz:{root / 'fm.npz'}", "--image-size", "224", "--no-report", "--quiet", "--seed", "0"]
         source = ["--from", "imagenet:resnet18"]
         probe_s, probe = run(["finetune", *source, *common, "--strategy", "linear", "--out", str(root / "p")], env)
         again_s, again = run(["finetune", *source, *common, "--strategy", "linear", "--out", str(root / "p2")], env)
         e2e = ["--strategy", "linear", "--linear", "epochs", "--head-init", "random", "--epochs", str(args.epochs)]
+        e2e += ["--optimizer", "nesterov", "--lr", "0.01", "--batch-size", "64"]  # plain SGD on the head
         e2e_s, end_to_end = run(["finetune", *source, *common, *e2e, "--out", str(root / "e")], env)
     cached = probe["transfer"]["cached_probe"]
     result["probe_vs_end_to_end"] = {

@@ -55,6 +55,17 @@ def model_facts(model: nn.Module) -> dict[str, Any]:
     }
 
 
+CHUNK_BYTES = 64 << 20
+
+
+def _chunks(x: torch.Tensor, size: int) -> list[tuple[int, torch.Tensor]]:
+    """Batches of `size`; a last batch of one image joins the one before (BatchNorm needs two in train mode)."""
+    starts = list(range(0, len(x), size))
+    if len(starts) > 1 and len(x) - starts[-1] == 1:
+        starts.pop()
+    return [(start, x[start : (starts[i + 1] if i + 1 < len(starts) else len(x))]) for i, start in enumerate(starts)]
+
+
 @torch.no_grad()
 def accuracy_by_mode(trainer: Trainer, limit: int = 512) -> dict[str, float] | None:
     """Accuracy of the model on up to `limit` training images (no augmentation) in train mode (its
@@ -74,9 +85,16 @@ def accuracy_by_mode(trainer: Trainer, limit: int = 512) -> dict[str, float] | N
         x = x.contiguous(memory_format=torch.channels_last)
     was_training = model.training
     buffers = [(buffer, buffer.clone()) for buffer in model.buffers()]
-    train_mode = (model.train()(x).argmax(dim=1) == y).float().mean().item()
+    # one batch for small images (as before); 224 px images in batches of at most 64 MB of input
+    size = max(trainer.config.batch_size, CHUNK_BYTES // max(x[0].numel() * x.element_size(), 1))
+
+    def correct(mode: bool) -> float:
+        model.train(mode)
+        return sum((model(part).argmax(dim=1) == y[i : i + len(part)]).sum().item() for i, part in _chunks(x, size))
+
+    train_mode = correct(True) / len(y)
     for buffer, saved in buffers:
         buffer.copy_(saved)
-    eval_mode = (model.eval()(x).argmax(dim=1) == y).float().mean().item()
+    eval_mode = correct(False) / len(y)
     model.train(was_training)
     return {"train": train_mode, "eval": eval_mode}

@@ -48,7 +48,7 @@ def probe_features(
     views: int = 0,
     augment: list[str] | None = None,
     seed: int = 0,
-    batch_size: int = 128,
+    batch_size: int = 64,
     precision: str = "auto",
 ) -> ProbeFeatures:
     """Features of train (+ `views` augmented copies), val and test, from the cache where present."""
@@ -106,7 +106,7 @@ def cached_probe_run(
     start = time.perf_counter()
     run_dir = new_run_dir(config.out)
     features = probe_features(
-        model, data, normalizer, views, config.augment, config.seed, min(config.batch_size, 256), config.precision
+        model, data, normalizer, views, config.augment, config.seed, min(config.batch_size, 64), config.precision
     )
     fit_start = time.perf_counter()
     probe = fit_head(features, data.num_classes, config.seed)
