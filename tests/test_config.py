@@ -135,7 +135,7 @@ def test_validate_rejects_unknown_augment_op():
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("model", "resnet50", r"unknown model 'resnet50'"),
+        ("model", "resnet51", r"unknown model 'resnet51'"),
         ("activation", "relu6", r"unknown activation 'relu6'"),
         ("norm", "group:x", r"group count must be a positive integer"),
         ("init", "glorot", r"unknown init 'glorot'"),
