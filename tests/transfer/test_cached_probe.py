@@ -4,42 +4,25 @@ backbone + images + preprocessing; the head fit in seconds; gradual unfreezing; 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+import transfer_fixtures
 from conftest import make_blobs, small_config
 
 from convcoach.cli import main
 from convcoach.data import Normalizer, Split
 from convcoach.infer import evaluate_trained, load_trained
 from convcoach.models import create_model
-from convcoach.train.loop import Trainer
 from convcoach.transfer import finetune
 from convcoach.transfer.feature_cache import backbone_digest, cached_features, forward_features
+
+pretrained, new_data = transfer_fixtures.pretrained, transfer_fixtures.new_data  # shared fixtures
 
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CONVCOACH_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def pretrained(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("pretrained")
-    x, y = make_blobs()
-    np.savez(root / "blobs.npz", x=x, y=y)
-    Trainer(small_config(root / "blobs.npz", root / "run", report=False)).fit()
-    return root / "run"
-
-
-@pytest.fixture
-def new_data(tmp_path) -> Path:
-    x, y = make_blobs(n_per_class=30, classes=4, seed=3)
-    path = tmp_path / "blobs4.npz"
-    np.savez(path, x=x, y=y)
-    return path
 
 
 def test_features_are_cached_by_backbone_images_and_preprocessing(tmp_path):

@@ -127,7 +127,8 @@ def test_train_from_imagenet_weights_keeps_the_preprocessing(tmp_path, monkeypat
         monkeypatch.setenv("CONVCOACH_WEIGHTS_URL", url)
         code = main(
             ["train", "--model", "resnet18", "--pretrained", "imagenet", "--data", "digits", "--image-size", "32",
-             "--subset", "200", "--epochs", "1", "--no-report", "--quiet", "--out", str(out)]
+             "--subset", "200", "--epochs", "1", "--precision", "fp32", "--tta", "none", "--no-report", "--quiet",
+             "--out", str(out)]
         )  # fmt: skip
     assert code == 0
     checkpoint = load_checkpoint(out / "best.pt")

@@ -19,6 +19,7 @@ from .checkpoint import load_checkpoint, load_model_state
 from .distributed import unwrap
 
 if TYPE_CHECKING:
+    from ..data import DataBundle
     from .loop import Trainer
 
 # the final test pass runs in full precision whatever the training precision, as `eval` and `predict`
@@ -46,6 +47,19 @@ def test_best(trainer: Trainer) -> tuple[Evaluation, Evaluation]:
     return evaluate(model, loader, trainer.eval_loss_fn, num_classes, TEST_PRECISION, trainer.device), plain
 
 
+def data_summary(data: DataBundle) -> dict[str, Any]:
+    """summary.json's "data": the set's name, classes, image shape, split sizes and skipped files."""
+    return {
+        "name": data.name,
+        "classes": data.classes,
+        "shape": list(data.shape),
+        "train": len(data.train),
+        "val": len(data.val) if data.val else 0,
+        "test": len(data.test),
+        "skipped_files": data.skipped,
+    }
+
+
 def run_summary(trainer: Trainer, result: Evaluation | None, plain: Evaluation | None) -> dict[str, Any]:
     """summary.json: the run's data, model, settings, length, best epoch and test figures."""
     data, state, config = trainer.data, trainer.state, trainer.config
@@ -57,15 +71,7 @@ def run_summary(trainer: Trainer, result: Evaluation | None, plain: Evaluation |
         "stop_reason": state.stop_reason,
         "stop_message": state.stop_message,
         "run_dir": str(trainer.run_dir),
-        "data": {
-            "name": data.name,
-            "classes": data.classes,
-            "shape": list(data.shape),
-            "train": len(data.train),
-            "val": len(data.val) if data.val else 0,
-            "test": len(data.test),
-            "skipped_files": data.skipped,
-        },
+        "data": data_summary(data),
         "model": trainer.spec,
         "parameters": sum(p.numel() for p in trainer.model.parameters()),
         "init": trainer.init_used,

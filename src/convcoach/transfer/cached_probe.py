@@ -20,6 +20,7 @@ from ..data import DataBundle, Normalizer
 from ..errors import ConfigError
 from ..files import new_run_dir, save_yaml, write_json
 from ..train.checkpoint import save_checkpoint
+from ..train.summary import data_summary
 from .feature_cache import backbone_digest, cached_features
 from .stage_probes import StageProbe, _fit_probe, set_head
 
@@ -144,15 +145,7 @@ def cached_probe_run(
         "command": "finetune",
         "status": "completed",
         "run_dir": str(run_dir),
-        "data": {
-            "name": data.name,
-            "classes": data.classes,
-            "shape": list(data.shape),
-            "train": len(data.train),
-            "val": len(data.val) if data.val else 0,
-            "test": len(data.test),
-            "skipped_files": data.skipped,
-        },
+        "data": data_summary(data),
         "model": spec,
         "parameters": sum(p.numel() for p in model.parameters()),
         "init": f"pretrained: {transfer['from']}; head: logistic regression on cached features",
