@@ -115,7 +115,8 @@ def error_of(capsys, *argv: str) -> str:
         (
             "--model",
             "resnett",
-            "unknown model 'resnett' (did you mean 'resnet'?); known: alexnet, cnn, linear, mlp, mobilenet_v3_large, resnet, resnet18, resnet34, resnet50, truncated, vgg, vgg11_bn, vgg16_bn",
+            "unknown model 'resnett' (did you mean 'resnet'?); known: alexnet, cnn, linear, mlp, mobilenet_v3_large, "
+            "resnet, resnet18, resnet34, resnet50, truncated, vgg, vgg11_bn, vgg16_bn",
         ),
         ("--optimizer", "adamm", "unknown optimizer 'adamm' (did you mean 'adam'?)"),
         ("--schedule", "cosin", "unknown schedule 'cosin' (did you mean 'cosine'?)"),
