@@ -119,7 +119,10 @@ def cached_features(
     """The split's features from the cache, or computed once and cached atomically. View 0 is the
     plain images; view k >= 1 is the k-th seeded augmented view (`augment` ops)."""
     if split.images is None:
-        raise ConfigError("the cached probe needs the images in memory (this set streams from disk)")
+        raise ConfigError(
+            "linear probes on cached features need the images in memory (this set streams from disk): "
+            "use --head-init random, or raise --memory-limit-gb"
+        )
     if view and not augment:
         raise ConfigError("augmented views need an augmentation (--augment OPS)")
     backbone = backbone or backbone_digest(model)
