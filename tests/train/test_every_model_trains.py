@@ -21,7 +21,8 @@ DATA = Path("/usr/share/datasets/fashion-mnist")
 def test_every_registered_model_trains_well_above_chance_with_defaults(model, tmp_path):
     out = tmp_path / model
     code = main(
-        ["train", "--model", model, "--subset", "2000", "--epochs", "2", "--no-report", "--quiet", "--out", str(out)]
+        ["train", "--model", model, "--subset", "2000", "--epochs", "2", "--tta", "none", "--no-report", "--quiet"]
+        + ["--out", str(out)]
     )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
