@@ -138,3 +138,12 @@ def test_imagenet_models_are_registered_with_a_minimum_size_and_gray_input():
     assert gray.conv1.in_channels == 1 and gray.fc.out_features == 4
     # everything but the first conv and the head keeps torchvision's shapes
     assert sum(p.numel() for p in gray.parameters()) == 11_689_512 - 2 * 64 * 49 - 996 * 513
+
+
+def test_each_registered_imagenet_model_declares_the_class_its_builder_returns():
+    from convcoach.models import MODELS, create_model
+
+    for name in IMAGENET_ARCHITECTURES:
+        module, _ = MODELS.anatomies[name]
+        size = max(64, MODELS.min_sizes[name])
+        assert type(create_model(name, (3, size, size), 2)) is module, name

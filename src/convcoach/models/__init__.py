@@ -84,8 +84,9 @@ IMAGENET_ANATOMIES = {
     MobileNetV3: mobilenet_anatomy,
 }
 IMAGENET_MIN_SIZES = {AlexNet: 63, VGG: 32}  # AlexNet: an 11x11/4 conv and three 3x3/2 pools; VGG: five 2x2 pools
-for _name, _make in IMAGENET_ARCHITECTURES.items():
-    _module = type(_make(1))
+IMAGENET_CLASSES = {"alexnet": AlexNet, "mobilenet_v3_large": MobileNetV3}  # the others by prefix: vgg, resnet
+for _name in IMAGENET_ARCHITECTURES:
+    _module = IMAGENET_CLASSES.get(_name) or (VGG if _name.startswith("vgg") else ImageNetResNet)
     MODELS.register(
         _name, module=_module, anatomy=IMAGENET_ANATOMIES[_module], min_size=IMAGENET_MIN_SIZES.get(_module, 1)
     )(imagenet_builder(_name))
