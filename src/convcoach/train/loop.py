@@ -64,10 +64,16 @@ class Trainer:
         self.dist = init_distributed(config.device)
         if self.dist.is_main:
             warn_unused(config)
+        existed = bool(config.resume) or (config.out is not None and Path(config.out).exists())
         self.run_dir = Path(config.resume) if config.resume else self._agree_run_dir(config.out)
         self.resumed = resume_state is not None
         self.device = device_for(self.dist, resolve_device(config.device))
-        parts = build_run(config, self.device, model, data, normalizer)
+        try:
+            parts = build_run(config, self.device, model, data, normalizer)
+        except ConfigError:
+            if not existed and self.dist.is_main and not any(self.run_dir.iterdir()):
+                self.run_dir.rmdir()  # a run that never started leaves no empty directory behind
+            raise
         self.lr_choice = parts.lr_choice
         if parts.lr_choice is not None and parts.lr_choice.lr is not None:  # --lr auto: keep the number it chose
             config = self.config = dataclasses.replace(config, lr=config_lr(config, parts.lr))
