@@ -9,7 +9,6 @@ import numpy as np
 
 from ..errors import ConfigError
 from .bundle import RawData, SourceOptions
-from .preprocess import resize_uint8
 from .splits import stratified_split
 
 log = logging.getLogger("convcoach")
@@ -59,9 +58,7 @@ def read_npz(arg: str | None, options: SourceOptions) -> RawData:
                 f"{path}: label {int(labels.max())} in '{key}' is out of range for {len(classes)} classes "
                 f"(valid: 0..{len(classes) - 1})"
             )
-    if options.image_size:
-        x, tx = resize_uint8(x, options.image_size), resize_uint8(tx, options.image_size)
-    return RawData(x, y, tx, ty, classes)
+    return RawData(x, y, tx, ty, classes)  # load_data resizes to options.image_size
 
 
 def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:

@@ -97,9 +97,7 @@ def _digits(arg: str | None, options: SourceOptions) -> RawData:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
-    if options.image_size and options.image_size != 8:
-        images = resize_uint8(images, options.image_size)
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # load_data resizes
     labels = digits.target.astype(np.int64)
     train, test = stratified_split(labels, 0.2, seed=12345)  # fixed: the test split never moves
     return RawData(images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)])
@@ -240,9 +238,8 @@ def conform(images: np.ndarray, options: SourceOptions, chunk: int = 512) -> tor
         return torch.from_numpy(images)
     out = torch.empty((len(images), *shape), dtype=torch.uint8)
     for start in range(0, len(images), chunk):
-        part = torch.from_numpy(images[start : start + chunk])
-        if part.shape[2:] != shape[1:]:
-            part = torch.nn.functional.interpolate(part.float(), size=shape[1:], mode="bilinear", align_corners=False)
+        part = images[start : start + chunk]
+        part = torch.from_numpy(resize_uint8(part, shape[1]) if part.shape[2:] != shape[1:] else part)
         if part.shape[1] != shape[0]:
             if shape[0] == 1:
                 luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)

@@ -18,6 +18,7 @@ from ..data.fetch import cache_root, download_verified
 from ..data.preprocess import Normalizer
 from ..errors import ConfigError
 from .imagenet import IMAGENET_ARCHITECTURES
+from .stages import split_stages
 
 log = logging.getLogger("convcoach")
 
@@ -243,9 +244,13 @@ def pretrained_input(source: str | None, image_size: int | None) -> dict[str, in
 
 
 @torch.no_grad()
-def load_backbone(model: torch.nn.Module, weights: LoadedWeights, head: str) -> list[str]:
+def load_backbone(model: torch.nn.Module, weights: LoadedWeights, head: str | None = None) -> list[str]:
     """Copy `weights` into `model` (torchvision's layout), every tensor strictly except the classifier
-    `head` (its qualified name) when the class count differs; returns the keys left at their init."""
+    `head` (its qualified name; default: the one its anatomy names) when the class count differs;
+    returns the keys left at their init."""
+    if head is None:
+        classifier = split_stages(model).head
+        head = next(name for name, module in model.named_modules() if module is classifier)
     own = model.state_dict()
     state = dict(weights.state)
     fresh = [key for key in own if key.startswith(head + ".") and key in state and state[key].shape != own[key].shape]

@@ -164,9 +164,7 @@ def build_run(
 
 def start_from(net: nn.Module, weights: LoadedWeights, shape: tuple[int, int, int]) -> str:
     """Load pretrained weights into a freshly built registry model (its new head keeps torch's init)."""
-    anatomy = split_stages(net)
-    head = next(name for name, module in net.named_modules() if module is anatomy.head)
-    fresh = load_backbone(net, weights, head)
+    fresh = load_backbone(net, weights)
     if shape[1:] != (weights.preprocessing.size,) * 2:
         log.info(
             "images are %dx%d; the weights were trained at %d px (adaptive pooling takes both)",
@@ -174,7 +172,7 @@ def start_from(net: nn.Module, weights: LoadedWeights, shape: tuple[int, int, in
             shape[2],
             weights.preprocessing.size,
         )
-    new = f", a new {anatomy.head.out_features}-class head" if fresh else ""
+    new = f", a new {split_stages(net).head.out_features}-class head" if fresh else ""
     return f"pretrained: {weights.origin}{new}"
 
 

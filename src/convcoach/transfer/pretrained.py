@@ -17,7 +17,6 @@ from ..data import DataBundle, Normalizer
 from ..errors import ConfigError
 from ..models.imagenet import imagenet_architecture
 from ..models.spec import build_model, model_spec
-from ..models.stages import split_stages
 from ..models.weights import LoadedWeights, is_weights_source, load_backbone, resolve_weights
 from ..train.checkpoint import FORMAT, load_model_state
 from ..train.setup import load_run_data
@@ -178,8 +177,7 @@ class Opened:
 def weights_network(weights: LoadedWeights) -> Pretrained:
     """An ImageNet architecture with published weights (its ImageNet head kept), as a Pretrained."""
     model = imagenet_architecture(weights.architecture)
-    head = next(name for name, module in model.named_modules() if module is split_stages(model).head)
-    load_backbone(model, weights, head)
+    load_backbone(model, weights)
     size = weights.preprocessing.size
     spec = {"name": weights.architecture, "in_shape": [3, size, size], "num_classes": 1000, "options": {}}
     return Pretrained(model, spec, weights.preprocessing.normalizer(), None, Path(weights.origin))
