@@ -178,7 +178,6 @@ def test_npz_labels_that_skip_a_few_indices_warn_about_the_empty_classes(tmp_pat
     [
         (["eval", "--checkpoint", "x.pt", "--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
         (["predict", "--checkpoint", "x.pt", "a.png", "--top-k", "-1"], "argument --top-k: must be >= 1, got -1"),
-        (["check", "--threads", "-1"], "argument --threads: must be >= 0, got -1"),
         (["knn", "--batch-size", "x"], "argument --batch-size: 'x' is not an integer"),
     ],
 )
@@ -186,6 +185,11 @@ def test_command_integer_flags_are_checked_by_the_parser(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_check_threads_is_the_config_field_checked_before_any_work(capsys):
+    assert main(["check", "--threads", "0"]) == 2
+    assert capsys.readouterr().err == "convcoach: error: threads must be >= 1, got 0\n"
 
 
 def test_writing_a_file_over_a_directory_and_a_grid_with_no_image_suffix_are_errors(tmp_path, capsys):

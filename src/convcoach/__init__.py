@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
+from .threads import mark  # noqa: E402
+
+mark()  # before torch loads: the window in which other processes' load is measured (threads.py)
+
 from . import coach, report  # noqa: E402, F401  (each registers its callbacks for every run)
 from .config import TrainConfig, load_config  # noqa: E402
 from .errors import ConfigError  # noqa: E402

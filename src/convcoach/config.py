@@ -222,6 +222,9 @@ class TrainConfig:
     )
     precision: str = option("auto", "auto | fp32 | bf16 | fp16", choices=("auto", "fp32", "bf16", "fp16"))
     device: str = option("auto", "auto | cpu | cuda[:N]")
+    threads: int | None = option(
+        None, "CPU threads (none: torch's count, less the cores other work keeps busy at start-up)", low=1
+    )
     channels_last: bool = option(True, "NHWC memory format (faster convolutions with oneDNN and on tensor cores)")
     tta: str | None = option(
         "auto",

@@ -25,12 +25,6 @@ def add_check_flags(parser: argparse.ArgumentParser) -> None:
         "--only", metavar="NAMES", help=f"comma-separated checks to run (default all): {', '.join(ORDER)}"
     )
     parser.add_argument("--quick", action="store_true", help="coarser LR sweep (one point per decade) and shorter runs")
-    parser.add_argument(
-        "--threads",
-        type=at_least(0),
-        default=1,
-        help="intra-op threads while checking (default 1; 0 keeps torch's setting)",
-    )
 
 
 @command(
@@ -46,11 +40,11 @@ def run_check(args: argparse.Namespace) -> int:
     from .checks import run_checks
     from .context import CheckBudget
 
-    config = config_from_args(args)
+    config = config_from_args(args).validate()
     out = Path(config.out or default_out("check-"))
     only = [name.strip() for name in args.only.split(",") if name.strip()] if getattr(args, "only", None) else None
     budget = CheckBudget.quick() if args.quick else CheckBudget()
-    budget.threads = args.threads or None
+    budget.threads = config.threads or 1  # small batches: one thread unless --threads says otherwise
     report = run_checks(config, only=only, budget=budget)
     out.mkdir(parents=True, exist_ok=True)
     report.write(out / "check.json")
@@ -80,7 +74,6 @@ def draw_lr_finder(report: CheckReport, out: Path) -> Path | None:
 
 def add_lr_find_flags(parser: argparse.ArgumentParser) -> None:
     add_config_flags(parser)
-    parser.add_argument("--threads", type=at_least(0), default=1, help="intra-op threads (default 1; 0: torch's)")
 
 
 @command(

@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..evaluate.passes import Evaluation, evaluate
 from ..files import new_run_dir, write_json
 from ..precision import autocast, resolve_device
+from ..threads import choose_threads
 from .averaging import WeightAverage
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -61,6 +62,9 @@ class Trainer:
             config, new_length = resumed_config(config)
             resume_state = load_checkpoint(Path(config.resume) / "last.pt")
         self.config = config.validate()
+        self.threads_before = torch.get_num_threads()
+        threads, self.threads_reason = choose_threads(config.threads, self.threads_before)
+        torch.set_num_threads(threads)
         self.dist = init_distributed(config.device)
         if self.dist.is_main:
             warn_unused(config)
@@ -300,9 +304,9 @@ class Trainer:
         write_json(self.run_dir / "summary.json", summary)
         self.emit("on_run_end", summary)
         shutdown(self.dist)
+        torch.set_num_threads(self.threads_before)  # the caller's count again (threads.py lowered it)
         return summary
 
-    # ----- set-up helpers -----
     # ----- checkpoints (train/state.py says what they hold) -----
     def checkpoint_payload(self) -> dict[str, Any]:
         return checkpoint_payload(self)

@@ -110,6 +110,7 @@ def write_env(trainer: Trainer) -> None:
             "precision_reason": trainer.precision_reason,
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(),
+            "threads_reason": trainer.threads_reason,  # threads.py: the cores other work left free
             "processes": trainer.dist.world_size,  # DDP processes (1 without --nproc)
             "lr": trainer.base_lr,
             # --lr auto (or an unset --lr whose default was not measured for this model): the range test's choice
