@@ -21,6 +21,18 @@ def make_blobs(n_per_class: int = 60, classes: int = 3, size: int = 12, seed: in
     return images[order], labels[order].astype(np.int64)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` run where a GPU is (benchmarks/gpu_check.sh) and are skipped elsewhere."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (benchmarks/gpu_check.sh runs these)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def single_thread():
     """One intra-op thread: as fast for tiny models, and far faster when other jobs share the cores."""

@@ -41,7 +41,7 @@ def test_misspelled_learning_rate_is_named():
         ("batch_size", "abc", r"batch_size: 'abc' is not a valid int"),
         ("epochs", 2.5, r"epochs: '2.5' is not a valid int"),
         ("quiet", "maybe", r"quiet: 'maybe' is not a valid bool"),
-        ("epochs", None, r"epochs may not be empty"),
+        ("batch_size", None, r"batch_size may not be empty"),
     ],
 )
 def test_coerce_errors_name_the_key(key, value, message):

@@ -46,4 +46,4 @@ def test_configs_default_yaml_is_every_default():
 
     written = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
     assert written == dataclasses.asdict(TrainConfig())
-    assert (written["epochs"], written["val_fraction"], written["augment"]) == (20, 0.05, ["hflip"])
+    assert (written["epochs"], written["val_fraction"], written["augment"]) == (None, 0.05, ["hflip"])

@@ -31,6 +31,13 @@ __all__ = [
 ]
 
 
+# The default recipe's length on any machine: with no --epochs, as many of RULE_EPOCHS epochs as fit
+# in RULE_MINUTES of wall time, planned after the first epoch from its measured time (train/budget.py),
+# so a 2-core CPU ends within 5 minutes whatever its speed (~20 epochs on an AVX512-BF16 EPYC).
+RULE_EPOCHS, RULE_MINUTES = 30, 4.75
+FIXED_EPOCHS = 20  # the length of finetune runs and tune trials when --epochs is not given
+
+
 def option(
     default: Any = dataclasses.MISSING,
     help: str = "",
@@ -180,7 +187,12 @@ class TrainConfig:
     )
     batch_size: int = option(256, "the global batch (split among DDP processes)", low=1)
     base_batch_size: int | None = option(None, "lr scales with batch_size / base_batch_size", low=1)
-    epochs: int = option(20, "passes over the training split", low=1)
+    epochs: int | None = option(
+        None,
+        "passes over the training split (none: the default recipe's rule, as many of 30 as fit in "
+        "--time-budget, 4.75 minutes unless given)",
+        low=1,
+    )
     time_budget: float | None = option(
         None,
         "minutes of wall time: after epoch 1, epochs is cut to what fits and the schedule re-planned",
@@ -249,6 +261,8 @@ class TrainConfig:
         """Check values once at the edge: each spec string by the check its package registered
         (registry.SPEC_CHECKS), each bound and choice from the field's metadata, then the rules
         that tie fields together."""
+        if self.epochs is None:  # the default recipe's one rule for every machine (docs: "The default recipe")
+            self.epochs, self.time_budget = RULE_EPOCHS, self.time_budget or RULE_MINUTES
         fields = dataclasses.fields(self)
         for item in fields:  # bounds first: some spec checks read other fields (augment reads cutout)
             _check_bounds(item.name, getattr(self, item.name), item.metadata)

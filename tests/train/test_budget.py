@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +67,21 @@ def test_a_budgeted_run_cuts_its_epochs_and_still_anneals_the_lr(blobs_npz, tmp_
     assert wall < BUDGET * 60 + 1.5
     # the linear schedule was re-planned to the new length: it reaches 0 at the last step
     assert summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)
+    env = json.loads((tmp_path / "run" / "env.json").read_text())  # the rule and its outcome, readable
+    assert env["epochs_rule"].startswith(f"as many of 200 epochs as fit in {BUDGET:g} minutes of wall time")
+    assert env["planned_epochs"]["epochs"] == planned and env["planned_epochs"]["epoch_seconds"] > 0
+
+
+def test_no_epochs_given_is_the_default_recipes_time_rule():
+    from convcoach import TrainConfig
+    from convcoach.config import RULE_EPOCHS, RULE_MINUTES
+
+    assert (RULE_EPOCHS, RULE_MINUTES) == (30, 4.75)
+    config = TrainConfig().validate()
+    assert (config.epochs, config.time_budget) == (30, 4.75)
+    assert TrainConfig(time_budget=10).validate().time_budget == 10  # a budget given is kept
+    fixed = TrainConfig(epochs=12).validate()
+    assert (fixed.epochs, fixed.time_budget) == (12, None)  # --epochs N trains N, with no budget
 
 
 def test_a_resumed_budgeted_run_keeps_its_plan_and_schedule(blobs_npz, tmp_path):
@@ -124,7 +141,8 @@ def test_the_plan_follows_the_mean_of_the_last_three_epochs(monkeypatch):
         created_at=0.0,
         resumed=False,
         config=SimpleNamespace(epochs=100),
-        dist=SimpleNamespace(enabled=False),
+        dist=SimpleNamespace(enabled=False, is_main=True),
+        run_dir=Path("/nonexistent-run"),  # no env.json: the plan is not written beside it
     )
     trainer.replan = lambda epochs: setattr(trainer.config, "epochs", epochs)
     callback, plans, elapsed = TimeBudget(1.0), [], 0.0
@@ -161,7 +179,8 @@ def _plans(monkeypatch, budget_seconds: float, configured: int, epoch_seconds: l
         created_at=0.0,
         resumed=False,
         config=SimpleNamespace(epochs=configured),
-        dist=SimpleNamespace(enabled=False),
+        dist=SimpleNamespace(enabled=False, is_main=True),
+        run_dir=Path("/nonexistent-run"),  # no env.json: the plan is not written beside it
     )
     trainer.replan = lambda epochs: setattr(trainer.config, "epochs", epochs)
     callback, plans, elapsed = TimeBudget(budget_seconds / 60), [], 0.0

@@ -124,6 +124,10 @@ def test_torchrun_command_and_environment_detection(monkeypatch):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert launched_by_torchrun()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not launched_by_torchrun()  # a leftover single-process environment
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "x")  # torchrun --nproc_per_node 1: DDP on one device
+    assert launched_by_torchrun()
 
 
 def test_sync_bn_on_cpu_is_a_clear_error():

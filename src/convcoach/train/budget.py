@@ -4,6 +4,7 @@ schedule is stretched or shrunk to the new length (it still anneals to its end, 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..files import write_json
 from .callbacks import Callback, Priority
 
 if TYPE_CHECKING:
@@ -74,6 +76,11 @@ class TimeBudget(Callback):
             torch.distributed.broadcast_object_list(plan, src=0)
         if self.planned is None or plan[0] != self.planned:
             self.planned = plan[0]
+            if trainer.dist.is_main and (trainer.run_dir / "env.json").is_file():  # the rule's outcome beside it
+                env = json.loads((trainer.run_dir / "env.json").read_text())
+                seconds = round(epoch_seconds, 1)
+                env["planned_epochs"] = {"epochs": self.planned, "after_epoch": done, "epoch_seconds": seconds}
+                write_json(trainer.run_dir / "env.json", env)
             if self.planned != trainer.config.epochs:
                 log.info(
                     "time budget %.1f min: %d epochs fit (%.0f s per epoch so far), not %d; schedule re-planned",

@@ -31,7 +31,11 @@ class DistContext:
 
 
 def launched_by_torchrun() -> bool:
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1
+    """Under torchrun: several processes, or one that torchrun started (`--nproc_per_node 1`, DDP on one
+    device, as `gpu_check.sh` runs it); a RANK/WORLD_SIZE=1 left in the environment alone is not DDP."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return False
+    return int(os.environ["WORLD_SIZE"]) > 1 or "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def init_distributed(device_name: str) -> DistContext:

@@ -21,17 +21,19 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
 def orthogonalize(matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
-    """Approximately U V^T for matrix = U S V^T (fp32 math; singular values land in ~[0.7, 1.2])."""
+    """Approximately U V^T for matrix = U S V^T (fp32 math; singular values land in ~[0.7, 1.2]);
+    a 3-D input is a batch of matrices, each orthogonalized on its own in the same few matmuls."""
     a, b, c = NS_COEFFICIENTS
     x = matrix.float()
-    x = x / (x.norm() + eps)  # spectral norm <= Frobenius norm = 1: inside the iteration's basin
-    wide = x.shape[0] <= x.shape[1]
+    # spectral norm <= Frobenius norm = 1: inside the iteration's basin
+    x = x / (torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True) + eps)
+    wide = x.shape[-2] <= x.shape[-1]
     if not wide:
-        x = x.T  # iterate on the small Gram matrix
+        x = x.mT  # iterate on the small Gram matrix
     for _ in range(steps):
-        gram = x @ x.T
+        gram = x @ x.mT
         x = a * x + (b * gram + c * gram @ gram) @ x
-    return x if wide else x.T
+    return x if wide else x.mT
 
 
 class Muon(torch.optim.Optimizer):
@@ -61,24 +63,35 @@ class Muon(torch.optim.Optimizer):
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if group["orthogonal"]:
+                by_shape: dict[torch.Size, list[torch.Tensor]] = {}
                 for p in params:
-                    self._orthogonal_step(p, group)
+                    by_shape.setdefault(p.shape, []).append(p)
+                for same in by_shape.values():  # one batched Newton-Schulz per filter shape
+                    self._orthogonal_step(same, group)
             elif params:
                 self._sgd_step(params, group)
         return loss
 
-    def _orthogonal_step(self, param: torch.Tensor, group: dict) -> None:
-        state = self.state[param]
-        if not state:
-            state["momentum_buffer"] = torch.zeros_like(param)
-            state["norm"] = param.norm().float()
-        buf, momentum = state["momentum_buffer"], group["momentum"]
-        buf.mul_(momentum).add_(param.grad)
-        direction = param.grad.add(buf, alpha=momentum)  # Nesterov: look one momentum step ahead
-        update = orthogonalize(direction.reshape(len(direction), -1), group["ns_steps"]).reshape(param.shape)
-        norm = state["norm"]
-        param.sub_((update * (group["lr"] * norm / update.norm().clamp_min(1e-12))).to(param.dtype))
-        param.mul_(norm / param.norm().clamp_min(1e-12))
+    def _orthogonal_step(self, params: list[torch.Tensor], group: dict) -> None:
+        """Muon steps for filter banks of one shape, stacked into one batch of matrices."""
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state["momentum_buffer"] = torch.zeros_like(p)
+                state["norm"] = p.norm().float()
+        buffers = [self.state[p]["momentum_buffer"] for p in params]
+        grads = [p.grad for p in params]
+        momentum = group["momentum"]
+        torch._foreach_mul_(buffers, momentum)
+        torch._foreach_add_(buffers, grads)
+        directions = torch._foreach_add(grads, buffers, alpha=momentum)  # Nesterov: one momentum step ahead
+        stacked = torch.stack([d.reshape(len(d), -1) for d in directions])
+        updates = orthogonalize(stacked, group["ns_steps"])
+        scales = group["lr"] / torch.linalg.vector_norm(updates, dim=(1, 2)).clamp_min(1e-12)
+        for p, update, scale in zip(params, updates, scales):
+            norm = self.state[p]["norm"]
+            p.sub_((update.reshape(p.shape) * (scale * norm)).to(p.dtype))
+            p.mul_(norm / p.norm().clamp_min(1e-12))
 
     def _sgd_step(self, params: list[torch.Tensor], group: dict) -> None:
         buffers = [self.state[p].get("momentum_buffer") for p in params]

@@ -19,6 +19,7 @@ from .checkpoint import load_checkpoint, load_model_state
 from .distributed import unwrap
 
 if TYPE_CHECKING:
+    from ..config import TrainConfig
     from ..data import DataBundle
     from .loop import Trainer
 
@@ -94,6 +95,16 @@ def run_summary(trainer: Trainer, result: Evaluation | None, plain: Evaluation |
     }
 
 
+def epochs_rule(config: TrainConfig) -> str:
+    """The run's length in words: fixed, or the time rule (the default recipe's when --epochs is unset)."""
+    if config.time_budget:
+        return (
+            f"as many of {config.epochs} epochs as fit in {config.time_budget:g} minutes of wall time, "
+            "planned after epoch 1 from its measured time (the schedule re-planned to that length)"
+        )
+    return f"{config.epochs} epochs"
+
+
 def write_env(trainer: Trainer) -> None:
     """env.json: versions, the machine, and the precision the run chose and why."""
     write_json(
@@ -111,6 +122,7 @@ def write_env(trainer: Trainer) -> None:
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(),
             "threads_reason": trainer.threads_reason,  # threads.py: the cores other work left free
+            "epochs_rule": epochs_rule(trainer.config),  # train/budget.py adds "planned_epochs" after epoch 1
             "processes": trainer.dist.world_size,  # DDP processes (1 without --nproc)
             "lr": trainer.base_lr,
             # --lr auto (or an unset --lr whose default was not measured for this model): the range test's choice

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ..config import TrainConfig
+from ..config import FIXED_EPOCHS, TrainConfig
 from ..errors import ConfigError
 from ..files import write_json
 from ..models.stages import split_stages
@@ -113,6 +113,8 @@ def finetune(
         raise ConfigError(
             f"LR multipliers must be finite numbers > 0; got head {head_lr_mult}, backbone {backbone_lr_mult}"
         )
+    if config.epochs is None:  # a fixed length: the default recipe's time rule is for training from scratch
+        config = dataclasses.replace(config, epochs=FIXED_EPOCHS)
     if config.lr is None:  # the head at the optimizer's default, the backbone at backbone_lr_mult of it
         config = dataclasses.replace(config, lr=default_lr(config.optimizer))
     opened = open_pretrained(source, config.validate())

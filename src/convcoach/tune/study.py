@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 import optuna
 import torch
 
-from ..config import TrainConfig
+from ..config import FIXED_EPOCHS, TrainConfig
 from ..data import DataBundle
 from ..errors import ConfigError
 from ..files import write_json
@@ -75,6 +76,8 @@ def tune(
     echo = echo or (lambda line: None)
     if base.nproc > 1:
         raise ConfigError("tune runs each trial in one process: drop --nproc (use --jobs for parallel trials)")
+    if base.epochs is None:  # trials of a fixed length: a time rule would make them depend on the machine
+        base = dataclasses.replace(base, epochs=FIXED_EPOCHS)
     base = base.validate()
     stages = plan_stages(
         options.stages, options.epochs_per_stage(), options.trials_per_stage(), base.epochs, options.trials
