@@ -21,6 +21,14 @@ def make_blobs(n_per_class: int = 60, classes: int = 3, size: int = 12, seed: in
     return images[order], labels[order].astype(np.int64)
 
 
+def pytest_configure(config):
+    """Decoded-image and feature caches go to a temporary folder, never the user's ~/.cache."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("CONVCOACH_CACHE", tempfile.mkdtemp(prefix="convcoach-test-cache-"))
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests marked `cuda` run where a GPU is (benchmarks/gpu_check.sh) and are skipped elsewhere."""
     import torch

@@ -20,6 +20,7 @@ class Split:
     labels: torch.Tensor
     files: list[Path] | None = None
     shape: tuple[int, int, int] | None = None  # (C, H, W) of streamed files
+    mapped: bool = False  # images memory-mapped from disk (a set too large for memory): batches move, not the set
 
     def __len__(self) -> int:
         return len(self.labels)

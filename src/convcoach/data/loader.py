@@ -53,8 +53,9 @@ class BatchLoader:
         self._epoch_start: torch.Tensor | None = None  # the generator's state before this epoch's permutation
         self._resume_at = 0  # set by load_state_dict: the next epoch starts at this batch
         if split.images is not None:
-            # the whole set moves to the device once; batches never leave it
-            self.images = split.images.to(self.device)
+            # the whole set moves to the device once; batches never leave it (a memory-mapped set stays
+            # on disk and in the page cache: its batches are gathered there and then moved)
+            self.images = split.images if split.mapped else split.images.to(self.device)
             self.labels = split.labels.to(self.device)
         self.num_workers = num_workers if num_workers is not None else min(4, os.cpu_count() or 1)
         if self.augment is not None and self.augment.needs_fit:
@@ -80,7 +81,7 @@ class BatchLoader:
         batches = (
             self._stream(order, start, count)
             if self.split.images is None
-            else self._gather(order.to(self.device), start, count)
+            else self._gather(order if self.split.mapped else order.to(self.device), start, count)
         )
         for self.position, batch in enumerate(batches, start + 1):
             yield batch
@@ -89,7 +90,8 @@ class BatchLoader:
     def _gather(self, order: torch.Tensor, start: int, count: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for index in range(start, count):
             batch = order[index * self.batch_size : (index + 1) * self.batch_size]
-            yield self._finish(self.images[batch]), self.labels[batch]
+            images = self.images[batch].to(self.device, non_blocking=True) if self.split.mapped else self.images[batch]
+            yield self._finish(images), self.labels[batch.to(self.labels.device)]
 
     def _finish(self, images: torch.Tensor) -> torch.Tensor:
         x = self.normalizer(images)

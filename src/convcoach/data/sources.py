@@ -12,6 +12,7 @@ from ..errors import ConfigError
 from ..registry import Registry, spec_check
 from . import cifar, imagefolder
 from .bundle import DataBundle, RawData, SourceOptions, Split
+from .decoded_cache import cached_decode, mapped_decode
 from .fetch import locate
 from .idx import find_idx, read_idx
 from .npz import read_npz
@@ -143,7 +144,7 @@ def _imagefolder(arg: str | None, options: SourceOptions) -> RawData:
             raw.val_files, raw.val_y = listed["val"]
         return raw
     for split, (files, labels) in listed.items():
-        images, kept, skipped = imagefolder.decode_all(files, labels, channels, size, options.strict)
+        images, kept, skipped = cached_decode(files, labels, channels, size, options.strict)
         raw.skipped += skipped
         setattr(raw, f"{split}_x", images)
         setattr(raw, f"{split}_y", kept)
@@ -184,7 +185,7 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
         )
     raw = SOURCES.get(kind)(arg, options)
     if raw.train_files is not None:
-        return _streaming_bundle(spec, raw, val_fraction, subset, options.seed)
+        return _streaming_bundle(spec, raw, val_fraction, subset, options.seed, options.strict)
     if raw.test_x is None:  # a flat folder: a seeded, stratified test split too
         keep, held = stratified_split(raw.train_y, 0.2, seed=options.seed + 1)
         raw.test_x, raw.test_y = raw.train_x[held], raw.train_y[held]
@@ -250,7 +251,9 @@ def conform(images: np.ndarray, options: SourceOptions, chunk: int = 512) -> tor
     return out
 
 
-def _streaming_bundle(spec: str, raw: RawData, val_fraction: float, subset: int | None, seed: int) -> DataBundle:
+def _streaming_bundle(
+    spec: str, raw: RawData, val_fraction: float, subset: int | None, seed: int, strict: bool
+) -> DataBundle:
     files, labels = np.asarray(raw.train_files, dtype=object), raw.train_y
     if raw.test_files is None:
         keep, held = stratified_split(labels, 0.2, seed=seed + 1)
@@ -266,9 +269,23 @@ def _streaming_bundle(spec: str, raw: RawData, val_fraction: float, subset: int 
     if subset:
         chosen = _subset(labels, subset, seed)
         files, labels = files[chosen], labels[chosen]
-    train = Split(None, torch.from_numpy(labels), list(files), raw.shape)
-    test = Split(None, torch.from_numpy(np.asarray(raw.test_y)), list(raw.test_files), raw.shape)
+    train = _mapped(Split(None, torch.from_numpy(labels), list(files), raw.shape), strict)
+    test = _mapped(Split(None, torch.from_numpy(np.asarray(raw.test_y)), list(raw.test_files), raw.shape), strict)
+    val = _mapped(val, strict) if val is not None else None
     return _checked(DataBundle(spec, raw.classes, train, val, test, raw.shape))
+
+
+def _mapped(split: Split, strict: bool) -> Split:
+    """A split too large for memory, decoded once into a memory-mapped array where the disk has room
+    (decoded_cache.py); else its files, decoded per batch by DataLoader workers."""
+    if not len(split):
+        return split  # nothing to decode: _checked says what is missing
+    channels, height, width = split.shape
+    mapped = mapped_decode(split.files, split.labels.numpy(), channels, (height, width), strict)
+    if mapped is None:
+        return split
+    images, labels, _ = mapped
+    return Split(torch.from_numpy(images), torch.from_numpy(labels), shape=split.shape, mapped=True)
 
 
 def _subset(labels: np.ndarray, subset: int, seed: int) -> np.ndarray:

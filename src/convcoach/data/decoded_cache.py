@@ -1,0 +1,130 @@
+"""Decoded image folders on disk, so the second run on an unchanged folder starts in seconds, and a
+folder too large for memory is decoded once into a memory-mapped array instead of per sample each epoch.
+
+The key is a BLAKE2 hash of every file's absolute path, byte size, modification time and label, and
+of the decoding (channels, size, pillow's version, DECODER): editing, adding or removing one file
+makes a new key, and stale entries are never read. Entries live in <cache>/decoded/ (CONVCOACH_CACHE,
+default ~/.cache/convcoach) as uncompressed .npz files written atomically; a damaged one is decoded
+again, and a cache that cannot be written (read-only, full disk) only costs the next run its speed."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import PIL
+
+from ..errors import ConfigError
+from .fetch import cache_root
+from .imagefolder import decode_all, decode_into
+
+log = logging.getLogger("convcoach")
+
+DECODER = 2  # raise when load_image's output changes (2: JPEG draft-mode decoding)
+
+
+def cache_key(files: list[Path], labels: np.ndarray, channels: int, size: tuple[int, int]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"decoder {DECODER} pillow {PIL.__version__} channels {channels} size {size}\n".encode())
+    for path, label in zip(files, labels):
+        stat = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0{int(label)}\n".encode())
+    return digest.hexdigest()
+
+
+def cached_decode(
+    files: list[Path], labels: np.ndarray, channels: int, size: tuple[int, int], strict: bool
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """decode_all's result, read from the cache when this exact folder state was decoded before."""
+    path = cache_root() / "decoded" / f"{cache_key(files, labels, channels, size)}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as stored:
+                images, kept, skipped = stored["images"], stored["labels"], [str(s) for s in stored["skipped"]]
+            if strict and skipped:
+                raise ConfigError(f"{skipped[0]}: unreadable image (found when this folder was first decoded)")
+            log.info("decoded images read from the cache %s", path)
+            return images, kept, skipped
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            log.warning("decoded-image cache entry %s is damaged (%s); decoding the folder again", path, exc)
+    images, kept, skipped = decode_all(files, labels, channels, size, strict)
+    temp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(descriptor, "wb") as handle:
+            np.savez(handle, images=images, labels=kept, skipped=np.asarray(skipped, dtype=str))
+        os.replace(temp, path)
+    except OSError as exc:
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)
+        log.warning("could not cache the decoded images in %s (%s); the next run decodes them again", path, exc)
+    return images, kept, skipped
+
+
+def mapped_decode(
+    files: list[Path], labels: np.ndarray, channels: int, size: tuple[int, int], strict: bool
+) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """A split too large for memory as a memory-mapped uint8 array (N, C, H, W) in the cache, decoded
+    once in parallel and read back by the page cache: batches are then gathered as from memory. None
+    when the cache's disk lacks the room (the caller streams the files through workers instead)."""
+    folder = cache_root() / "decoded"
+    key = cache_key(files, labels, channels, size)
+    path, meta = folder / f"{key}.npy", folder / f"{key}.labels.npz"
+    if path.is_file() and meta.is_file():
+        try:
+            with np.load(meta) as stored:
+                kept, skipped = stored["labels"], [str(s) for s in stored["skipped"]]
+            images = np.load(path, mmap_mode="c")
+            if images.shape == (len(kept), channels, *size):
+                if strict and skipped:
+                    raise ConfigError(f"{skipped[0]}: unreadable image (found when this folder was first decoded)")
+                log.info("decoded images memory-mapped from the cache %s", path)
+                return images, kept, skipped
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            log.warning("decoded-image cache entry %s is damaged (%s); decoding the folder again", path, exc)
+    need = len(files) * channels * size[0] * size[1]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(folder).free < need * 1.1 + 2**30:
+            log.info("no room for %.1f GB of decoded images in %s: streaming the files", need / 2**30, folder)
+            return None
+    except OSError:
+        return None
+    descriptor, temp = tempfile.mkstemp(dir=folder, suffix=".npy.tmp")
+    os.close(descriptor)
+    try:
+        images = np.lib.format.open_memmap(temp, mode="w+", dtype=np.uint8, shape=(len(files), channels, *size))
+        ok, errors = decode_into(images, files, channels, size)
+        skipped = [str(files[i]) for i in sorted(errors)]
+        if skipped and strict:
+            raise ConfigError(f"{skipped[0]}: unreadable image ({errors[min(errors)]})")
+        for index in sorted(errors):
+            log.warning("skipping unreadable image %s (%s)", files[index], errors[index])
+        kept_rows = np.flatnonzero(ok)
+        if len(kept_rows) == 0:
+            raise ConfigError("no readable images")
+        for destination, source in enumerate(kept_rows):  # close the gaps the skipped files left
+            if destination != source:
+                images[destination] = images[source]
+        images.flush()
+        del images
+        if len(kept_rows) < len(files):  # a file whose header holds the shorter row count
+            full, short = np.load(temp, mmap_mode="r"), temp + ".short.npy"
+            np.save(short, full[: len(kept_rows)])
+            del full
+            os.replace(short, temp)
+        kept = np.asarray(labels)[kept_rows].astype(np.int64)
+        np.savez(meta, labels=kept, skipped=np.asarray(skipped, dtype=str))
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        Path(temp + ".short.npy").unlink(missing_ok=True)
+        raise
+    return np.load(path, mmap_mode="c"), kept, skipped
