@@ -46,7 +46,12 @@ def test_draft_decoding_matches_a_full_decode_within_a_few_levels(tmp_path):
     assert np.abs(drafted.astype(int) - full.astype(int)).mean() < 3.0
 
 
-def test_parallel_decoding_keeps_the_order_and_drops_unreadable_files(tmp_path, caplog):
+@pytest.mark.parametrize("processes", [False, True])  # threads, and forked processes (large sets)
+def test_parallel_decoding_keeps_the_order_and_drops_unreadable_files(tmp_path, caplog, monkeypatch, processes):
+    from convcoach.data import imagefolder
+
+    monkeypatch.setattr(imagefolder, "PROCESS_MINIMUM", 10 if processes else 10**9)
+    monkeypatch.setattr(imagefolder, "CHUNK", 7)  # several chunks, the last one short
     files = []
     for index in range(40):
         files.append(tmp_path / f"{index:02d}.png")
@@ -65,7 +70,7 @@ def test_a_second_load_reads_the_cache_and_a_changed_file_makes_a_new_entry(tmp_
     monkeypatch.setenv("CONVCOACH_CACHE", str(tmp_path / "cache"))
     root = folder(tmp_path / "photos")
     first = load_data(f"imagefolder:{root}", SourceOptions(image_size=32), val_fraction=0.0)
-    entries = list((tmp_path / "cache" / "decoded").glob("*.npz"))
+    entries = list((tmp_path / "cache" / "decoded").glob("*.npy"))
     assert len(entries) == 1
     with caplog.at_level(logging.INFO, logger="convcoach"):
         second = load_data(f"imagefolder:{root}", SourceOptions(image_size=32), val_fraction=0.0)
@@ -75,14 +80,14 @@ def test_a_second_load_reads_the_cache_and_a_changed_file_makes_a_new_entry(tmp_
     photo(999, (96, 80)).save(changed, quality=90)
     os.utime(changed, ns=(1, 1))  # a different mtime, whatever the clock's resolution
     load_data(f"imagefolder:{root}", SourceOptions(image_size=32), val_fraction=0.0)
-    assert len(list((tmp_path / "cache" / "decoded").glob("*.npz"))) == 2
+    assert len(list((tmp_path / "cache" / "decoded").glob("*.npy"))) == 2
 
 
 def test_a_damaged_cache_entry_is_decoded_again(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("CONVCOACH_CACHE", str(tmp_path / "cache"))
     root = folder(tmp_path / "photos", per_class=4)
     first = load_data(f"imagefolder:{root}", SourceOptions(image_size=16), val_fraction=0.0)
-    (entry,) = (tmp_path / "cache" / "decoded").glob("*.npz")
+    (entry,) = (tmp_path / "cache" / "decoded").glob("*.npy")
     entry.write_bytes(entry.read_bytes()[:100])
     with caplog.at_level(logging.WARNING, logger="convcoach"):
         again = load_data(f"imagefolder:{root}", SourceOptions(image_size=16), val_fraction=0.0)
@@ -105,7 +110,7 @@ def test_a_folder_larger_than_memory_is_memory_mapped_and_batches_match_memory(t
     memory = load_data(f"imagefolder:{root}", SourceOptions(image_size=24), val_fraction=0.2)
     mapped = load_data(f"imagefolder:{root}", SourceOptions(image_size=24, memory_limit_gb=1e-9), val_fraction=0.2)
     assert mapped.train.mapped and mapped.train.files is None and len(mapped.train) == len(memory.train)
-    assert len(list((tmp_path / "cache" / "decoded").glob("*.npy"))) == 3  # train, val and test
+    assert len(list((tmp_path / "cache" / "decoded").glob("*.npy"))) == 4  # the in-memory load, mapped train/val/test
     assert torch.equal(mapped.train.images, memory.train.images) and torch.equal(mapped.val.labels, memory.val.labels)
     normalizer = Normalizer([0.5] * 3, [0.25] * 3)
     batches = [BatchLoader(split, 8, normalizer, shuffle=True, seed=3) for split in (memory.train, mapped.train)]

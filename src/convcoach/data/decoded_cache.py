@@ -42,29 +42,51 @@ def cached_decode(
     files: list[Path], labels: np.ndarray, channels: int, size: tuple[int, int], strict: bool
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """decode_all's result, read from the cache when this exact folder state was decoded before."""
-    path = cache_root() / "decoded" / f"{cache_key(files, labels, channels, size)}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as stored:
-                images, kept, skipped = stored["images"], stored["labels"], [str(s) for s in stored["skipped"]]
-            if strict and skipped:
-                raise ConfigError(f"{skipped[0]}: unreadable image (found when this folder was first decoded)")
-            log.info("decoded images read from the cache %s", path)
-            return images, kept, skipped
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            log.warning("decoded-image cache entry %s is damaged (%s); decoding the folder again", path, exc)
+    folder = cache_root() / "decoded"
+    key = cache_key(files, labels, channels, size)
+    path, meta = folder / f"{key}.npy", folder / f"{key}.labels.npz"
+    stored = _read(path, meta, channels, size, strict, mapped=False)
+    if stored is not None:
+        return stored
     images, kept, skipped = decode_all(files, labels, channels, size, strict)
-    temp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, images=images, labels=kept, skipped=np.asarray(skipped, dtype=str))
-        os.replace(temp, path)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomic(meta, lambda handle: np.savez(handle, labels=kept, skipped=np.asarray(skipped, dtype=str)))
+        _write_atomic(path, lambda handle: np.save(handle, images))  # raw .npy: no zip CRC to compute
     except OSError as exc:
-        if temp is not None:
-            Path(temp).unlink(missing_ok=True)
-        log.warning("could not cache the decoded images in %s (%s); the next run decodes them again", path, exc)
+        log.warning("could not cache the decoded images in %s (%s); the next run decodes them again", folder, exc)
+    return images, kept, skipped
+
+
+def _write_atomic(path: Path, write) -> None:
+    descriptor, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _read(
+    path: Path, meta: Path, channels: int, size: tuple[int, int], strict: bool, mapped: bool
+) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """A cache entry (memory-mapped or read into memory), or None when absent or damaged."""
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        with np.load(meta) as stored:
+            kept, skipped = stored["labels"], [str(s) for s in stored["skipped"]]
+        images = np.load(path, mmap_mode="c" if mapped else None)
+        if images.shape != (len(kept), channels, *size) or images.dtype != np.uint8:
+            raise ValueError(f"holds {images.shape} {images.dtype}, not {(len(kept), channels, *size)} uint8")
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("decoded-image cache entry %s is damaged (%s); decoding the folder again", path, exc)
+        return None
+    if strict and skipped:
+        raise ConfigError(f"{skipped[0]}: unreadable image (found when this folder was first decoded)")
+    log.info("decoded images %s from the cache %s", "memory-mapped" if mapped else "read", path)
     return images, kept, skipped
 
 
@@ -77,18 +99,9 @@ def mapped_decode(
     folder = cache_root() / "decoded"
     key = cache_key(files, labels, channels, size)
     path, meta = folder / f"{key}.npy", folder / f"{key}.labels.npz"
-    if path.is_file() and meta.is_file():
-        try:
-            with np.load(meta) as stored:
-                kept, skipped = stored["labels"], [str(s) for s in stored["skipped"]]
-            images = np.load(path, mmap_mode="c")
-            if images.shape == (len(kept), channels, *size):
-                if strict and skipped:
-                    raise ConfigError(f"{skipped[0]}: unreadable image (found when this folder was first decoded)")
-                log.info("decoded images memory-mapped from the cache %s", path)
-                return images, kept, skipped
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            log.warning("decoded-image cache entry %s is damaged (%s); decoding the folder again", path, exc)
+    stored = _read(path, meta, channels, size, strict, mapped=True)
+    if stored is not None:
+        return stored
     need = len(files) * channels * size[0] * size[1]
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -121,7 +134,7 @@ def mapped_decode(
             del full
             os.replace(short, temp)
         kept = np.asarray(labels)[kept_rows].astype(np.int64)
-        np.savez(meta, labels=kept, skipped=np.asarray(skipped, dtype=str))
+        _write_atomic(meta, lambda handle: np.savez(handle, labels=kept, skipped=np.asarray(skipped, dtype=str)))
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)

@@ -4,8 +4,11 @@ draft mode when the target is at most half their size, and once per folder state
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import os
-from concurrent.futures import ThreadPoolExecutor
+import sys
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -111,22 +114,48 @@ def decode_workers() -> int:
         return os.cpu_count() or 1
 
 
-def decode_into(
-    images: np.ndarray, files: list[Path], channels: int, size: tuple[int, int]
-) -> tuple[np.ndarray, dict[int, str]]:
-    """Decode files[i] into images[i] in parallel threads; which rows succeeded, and why the others failed."""
+PROCESS_MINIMUM = 1024  # files from which decoding forks worker processes (below: threads, no start-up)
+CHUNK = 256  # files per worker task
+
+
+def _decode_chunk(
+    files: list[Path], channels: int, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    images = np.zeros((len(files), channels, *size), dtype=np.uint8)
     ok = np.zeros(len(files), dtype=bool)
     errors: dict[int, str] = {}
-
-    def decode(index: int) -> None:
+    for index, path in enumerate(files):
         try:
-            images[index] = load_image(files[index], channels, size)
+            images[index] = load_image(path, channels, size)
             ok[index] = True
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
             errors[index] = str(exc)
+    return images, ok, errors
 
-    with ThreadPoolExecutor(decode_workers()) as pool:
-        list(pool.map(decode, range(len(files))))
+
+def _pool(workers: int, count: int) -> Executor:
+    """Forked processes for a large set (pillow holds the GIL between its decoding calls: 2 threads
+    decoded 2,383 photos/s where 2 processes did 3,241); threads where forking is unsafe (CUDA in use)
+    or the set is small."""
+    cuda_started = "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized()
+    if count >= PROCESS_MINIMUM and workers > 1 and not cuda_started and "fork" in mp.get_all_start_methods():
+        return ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
+    return ThreadPoolExecutor(workers)
+
+
+def decode_into(
+    images: np.ndarray, files: list[Path], channels: int, size: tuple[int, int]
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode files[i] into images[i] across the cores; which rows succeeded, and why the others failed."""
+    ok = np.zeros(len(files), dtype=bool)
+    errors: dict[int, str] = {}
+    starts = range(0, len(files), CHUNK)
+    with _pool(decode_workers(), len(files)) as pool:
+        chunks = pool.map(_decode_chunk, [files[i : i + CHUNK] for i in starts], repeat(channels), repeat(size))
+        for start, (part, part_ok, part_errors) in zip(starts, chunks):
+            images[start : start + len(part)] = part
+            ok[start : start + len(part)] = part_ok
+            errors.update({start + i: message for i, message in part_errors.items()})
     return ok, errors
 
 
