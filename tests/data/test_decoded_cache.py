@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from convcoach.data import BatchLoader, Normalizer
-from convcoach.data.decoded_cache import cache_key
+from convcoach.data.decoded_cache import cache_key, finish_writes
 from convcoach.data.imagefolder import decode_all, load_image
 from convcoach.data.sources import SourceOptions, load_data
 from convcoach.errors import ConfigError
@@ -70,6 +70,7 @@ def test_a_second_load_reads_the_cache_and_a_changed_file_makes_a_new_entry(tmp_
     monkeypatch.setenv("CONVCOACH_CACHE", str(tmp_path / "cache"))
     root = folder(tmp_path / "photos")
     first = load_data(f"imagefolder:{root}", SourceOptions(image_size=32), val_fraction=0.0)
+    finish_writes()  # the entry is written while the run starts
     entries = list((tmp_path / "cache" / "decoded").glob("*.npy"))
     assert len(entries) == 1
     with caplog.at_level(logging.INFO, logger="convcoach"):
@@ -80,6 +81,7 @@ def test_a_second_load_reads_the_cache_and_a_changed_file_makes_a_new_entry(tmp_
     photo(999, (96, 80)).save(changed, quality=90)
     os.utime(changed, ns=(1, 1))  # a different mtime, whatever the clock's resolution
     load_data(f"imagefolder:{root}", SourceOptions(image_size=32), val_fraction=0.0)
+    finish_writes()
     assert len(list((tmp_path / "cache" / "decoded").glob("*.npy"))) == 2
 
 
@@ -87,6 +89,7 @@ def test_a_damaged_cache_entry_is_decoded_again(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("CONVCOACH_CACHE", str(tmp_path / "cache"))
     root = folder(tmp_path / "photos", per_class=4)
     first = load_data(f"imagefolder:{root}", SourceOptions(image_size=16), val_fraction=0.0)
+    finish_writes()
     (entry,) = (tmp_path / "cache" / "decoded").glob("*.npy")
     entry.write_bytes(entry.read_bytes()[:100])
     with caplog.at_level(logging.WARNING, logger="convcoach"):
@@ -108,6 +111,7 @@ def test_a_folder_larger_than_memory_is_memory_mapped_and_batches_match_memory(t
     monkeypatch.setenv("CONVCOACH_CACHE", str(tmp_path / "cache"))
     root = folder(tmp_path / "photos")
     memory = load_data(f"imagefolder:{root}", SourceOptions(image_size=24), val_fraction=0.2)
+    finish_writes()
     mapped = load_data(f"imagefolder:{root}", SourceOptions(image_size=24, memory_limit_gb=1e-9), val_fraction=0.2)
     assert mapped.train.mapped and mapped.train.files is None and len(mapped.train) == len(memory.train)
     assert len(list((tmp_path / "cache" / "decoded").glob("*.npy"))) == 4  # the in-memory load, mapped train/val/test

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -49,13 +50,30 @@ def cached_decode(
     if stored is not None:
         return stored
     images, kept, skipped = decode_all(files, labels, channels, size, strict)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(meta, lambda handle: np.savez(handle, labels=kept, skipped=np.asarray(skipped, dtype=str)))
-        _write_atomic(path, lambda handle: np.save(handle, images))  # raw .npy: no zip CRC to compute
-    except OSError as exc:
-        log.warning("could not cache the decoded images in %s (%s); the next run decodes them again", folder, exc)
+
+    def write() -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_atomic(meta, lambda handle: np.savez(handle, labels=kept, skipped=np.asarray(skipped, dtype=str)))
+            _write_atomic(path, lambda handle: np.save(handle, images))  # raw .npy: no zip CRC to compute
+        except OSError as exc:
+            log.warning("could not cache the decoded images in %s (%s); the next run decodes them again", folder, exc)
+
+    # written while the run starts (a thread the interpreter waits for at exit; the entry appears whole
+    # or not at all): the decoded array is never written to
+    writer = threading.Thread(target=write, name="convcoach-decoded-cache")
+    writer.start()
+    _writers.append(writer)
     return images, kept, skipped
+
+
+_writers: list[threading.Thread] = []
+
+
+def finish_writes() -> None:
+    """Wait until every cache entry being written in the background is on disk."""
+    while _writers:
+        _writers.pop().join()
 
 
 def _write_atomic(path: Path, write) -> None:

@@ -4,11 +4,11 @@ draft mode when the target is at most half their size, and once per folder state
 from __future__ import annotations
 
 import logging
+import mmap
 import multiprocessing as mp
 import os
 import sys
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from itertools import repeat
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -116,46 +116,62 @@ def decode_workers() -> int:
 
 PROCESS_MINIMUM = 1024  # files from which decoding forks worker processes (below: threads, no start-up)
 CHUNK = 256  # files per worker task
+_target: tuple | None = None  # (images, files, channels, size) while decoding: forked workers inherit it
 
 
-def _decode_chunk(
-    files: list[Path], channels: int, size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-    images = np.zeros((len(files), channels, *size), dtype=np.uint8)
-    ok = np.zeros(len(files), dtype=bool)
+def _decode_rows(start: int, stop: int) -> tuple[int, np.ndarray, dict[int, str]]:
+    """Decode files[start:stop] straight into images[start:stop] (shared memory in a forked worker)."""
+    images, files, channels, size = _target
+    ok = np.zeros(stop - start, dtype=bool)
     errors: dict[int, str] = {}
-    for index, path in enumerate(files):
+    for index in range(start, stop):
         try:
-            images[index] = load_image(path, channels, size)
-            ok[index] = True
+            images[index] = load_image(files[index], channels, size)
+            ok[index - start] = True
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
             errors[index] = str(exc)
-    return images, ok, errors
+    return start, ok, errors
 
 
-def _pool(workers: int, count: int) -> Executor:
-    """Forked processes for a large set (pillow holds the GIL between its decoding calls: 2 threads
-    decoded 2,383 photos/s where 2 processes did 3,241); threads where forking is unsafe (CUDA in use)
-    or the set is small."""
-    cuda_started = "torch" in sys.modules and sys.modules["torch"].cuda.is_initialized()
-    if count >= PROCESS_MINIMUM and workers > 1 and not cuda_started and "fork" in mp.get_all_start_methods():
-        return ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
-    return ThreadPoolExecutor(workers)
+def use_processes(count: int) -> bool:
+    """Forked processes for a large set: pillow holds the GIL between its decoding calls (2 threads
+    decoded 2,383 photos/s where 2 processes did 3,241); threads where forking is unsafe (CUDA in
+    use), impossible, or not worth its start-up."""
+    if count < PROCESS_MINIMUM or decode_workers() < 2 or "fork" not in mp.get_all_start_methods():
+        return False
+    return not ("torch" in sys.modules and sys.modules["torch"].cuda.is_initialized())
+
+
+def shared_array(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 array in anonymous shared memory: rows written by forked workers reach the parent."""
+    count = int(np.prod(shape))
+    return np.frombuffer(mmap.mmap(-1, max(1, count)), dtype=np.uint8)[:count].reshape(shape)
 
 
 def decode_into(
     images: np.ndarray, files: list[Path], channels: int, size: tuple[int, int]
 ) -> tuple[np.ndarray, dict[int, str]]:
-    """Decode files[i] into images[i] across the cores; which rows succeeded, and why the others failed."""
+    """Decode files[i] into images[i] across the cores; which rows succeeded, and why the others failed.
+    With processes, `images` must be shared with them (shared_array, or a file-backed np.memmap)."""
+    global _target
     ok = np.zeros(len(files), dtype=bool)
     errors: dict[int, str] = {}
-    starts = range(0, len(files), CHUNK)
-    with _pool(decode_workers(), len(files)) as pool:
-        chunks = pool.map(_decode_chunk, [files[i : i + CHUNK] for i in starts], repeat(channels), repeat(size))
-        for start, (part, part_ok, part_errors) in zip(starts, chunks):
-            images[start : start + len(part)] = part
-            ok[start : start + len(part)] = part_ok
-            errors.update({start + i: message for i, message in part_errors.items()})
+    starts = list(range(0, len(files), CHUNK))
+    stops = [min(start + CHUNK, len(files)) for start in starts]
+    processes = use_processes(len(files))
+    pool = (
+        ProcessPoolExecutor(decode_workers(), mp_context=mp.get_context("fork"))
+        if processes
+        else ThreadPoolExecutor(decode_workers())
+    )
+    _target = (images, files, channels, size)
+    try:
+        with pool:
+            for start, part_ok, part_errors in pool.map(_decode_rows, starts, stops):
+                ok[start : start + len(part_ok)] = part_ok
+                errors.update(part_errors)
+    finally:
+        _target = None
     return ok, errors
 
 
@@ -164,7 +180,8 @@ def decode_all(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode every file into one (N, C, H, W) array, in parallel; unreadable files are skipped and
     reported (or fail when strict)."""
-    images = np.empty((len(files), channels, *size), dtype=np.uint8)
+    shape = (len(files), channels, *size)
+    images = shared_array(shape) if use_processes(len(files)) else np.empty(shape, dtype=np.uint8)
     ok, errors = decode_into(images, files, channels, size)
     skipped = []
     for index in sorted(errors):

@@ -186,30 +186,37 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
     raw = SOURCES.get(kind)(arg, options)
     if raw.train_files is not None:
         return _streaming_bundle(spec, raw, val_fraction, subset, options.seed, options.strict)
+    # the training split is kept as row numbers of raw.train_x until the end: one copy of the images per split
+    rows, train_y = np.arange(len(raw.train_y)), raw.train_y
     if raw.test_x is None:  # a flat folder: a seeded, stratified test split too
         keep, held = stratified_split(raw.train_y, 0.2, seed=options.seed + 1)
         raw.test_x, raw.test_y = raw.train_x[held], raw.train_y[held]
-        raw.train_x, raw.train_y = raw.train_x[keep], raw.train_y[keep]
-    _check_labels(raw.train_y, len(raw.classes), spec)
+        rows, train_y = rows[keep], train_y[keep]
+    _check_labels(train_y, len(raw.classes), spec)
     _check_labels(raw.test_y, len(raw.classes), spec)
-    train_x, train_y = raw.train_x, raw.train_y
     if raw.val_x is not None:
         val = Split(torch.from_numpy(raw.val_x), torch.from_numpy(raw.val_y))
     elif val_fraction > 0:
         keep, held = stratified_split(train_y, val_fraction, options.seed)
-        val = Split(torch.from_numpy(train_x[held]), torch.from_numpy(train_y[held]))
-        train_x, train_y = train_x[keep], train_y[keep]
+        val = Split(torch.from_numpy(raw.train_x[rows[held]]), torch.from_numpy(train_y[held]))
+        rows, train_y = rows[keep], train_y[keep]
     else:
         val = None
     if subset:
         chosen = _subset(train_y, subset, options.seed)
-        train_x, train_y = train_x[chosen], train_y[chosen]
+        rows, train_y = rows[chosen], train_y[chosen]
+    train_x = raw.train_x if np.array_equal(rows, np.arange(len(raw.train_x))) else raw.train_x[rows]
     _check_memory(spec, [train_x, raw.test_x] + ([val.images] if val else []), options)
-    train = Split(conform(np.array(train_x), options), torch.from_numpy(np.array(train_y)))
-    test = Split(conform(np.array(raw.test_x), options), torch.from_numpy(np.array(raw.test_y)))
+    train = Split(conform(_owned(train_x), options), torch.from_numpy(_owned(train_y)))
+    test = Split(conform(_owned(raw.test_x), options), torch.from_numpy(_owned(raw.test_y)))
     if val is not None:
         val = Split(conform(val.images.numpy(), options), val.labels)
     return _checked(DataBundle(spec, raw.classes, train, val, test, tuple(train.images.shape[1:]), raw.skipped))
+
+
+def _owned(array: np.ndarray) -> np.ndarray:
+    """`array` itself when torch may share it (writable, C-contiguous), else a copy."""
+    return array if array.flags.writeable and array.flags.c_contiguous else np.array(array)
 
 
 def _target_shape(shape: tuple[int, ...], options: SourceOptions) -> tuple[int, int, int]:
