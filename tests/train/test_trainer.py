@@ -162,9 +162,16 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights_and_metrics(blobs_
     )
 
 
-def test_image_folder_larger_than_memory_limit_streams_through_dataloader(tmp_path):
+@pytest.mark.parametrize("disk_room", [True, False])  # memory-mapped from the decoded cache, or files streamed
+def test_image_folder_larger_than_memory_limit_trains_from_disk(tmp_path, monkeypatch, disk_room):
+    import shutil
+
     from conftest import make_blobs
     from PIL import Image
+
+    monkeypatch.setenv("CONVCOACH_CACHE", str(tmp_path / "cache"))
+    if not disk_room:
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 0))
 
     x, y = make_blobs(n_per_class=20)
     for index, (image, label) in enumerate(zip(x, y)):
@@ -174,7 +181,7 @@ def test_image_folder_larger_than_memory_limit_streams_through_dataloader(tmp_pa
     config = small_config(tmp_path / "unused", tmp_path / "run", memory_limit_gb=1e-6, epochs=20, batch_size=16)
     config.data = str(tmp_path / "imgs")
     trainer = Trainer(config)
-    assert trainer.data.streaming and trainer.data.train.files is not None
+    assert trainer.data.train.mapped == disk_room and trainer.data.streaming != disk_room
     trainer.train_loader.num_workers = 0  # worker processes are exercised by the CLI; keep the test quick
     summary = trainer.fit()
     assert summary["data"]["test"] == 12 and summary["test_accuracy"] >= 0.75
