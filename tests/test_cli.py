@@ -280,7 +280,10 @@ def test_train_help_shows_each_flags_meaning_and_default(capsys):
         in text
     )
     assert "--lr LR peak learning rate, or auto: a few-second LR range test before training picks it" in text
-    assert "--epochs EPOCHS passes over the training split (default: 20)" in text
+    assert (
+        "--epochs EPOCHS passes over the training split (none: the default recipe's rule, as many of 30 as fit in "
+        "--time-budget, 4.75 minutes unless given)" in text
+    )
     assert "--augment AUGMENT comma-separated ops" in text and "(default: hflip)" in text
 
 
