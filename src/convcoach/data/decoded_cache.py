@@ -16,7 +16,9 @@ import shutil
 import tempfile
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import PIL
@@ -43,9 +45,7 @@ def cached_decode(
     files: list[Path], labels: np.ndarray, channels: int, size: tuple[int, int], strict: bool
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """decode_all's result, read from the cache when this exact folder state was decoded before."""
-    folder = cache_root() / "decoded"
-    key = cache_key(files, labels, channels, size)
-    path, meta = folder / f"{key}.npy", folder / f"{key}.labels.npz"
+    folder, path, meta = _entry(files, labels, channels, size)
     stored = _read(path, meta, channels, size, strict, mapped=False)
     if stored is not None:
         return stored
@@ -54,7 +54,7 @@ def cached_decode(
     def write() -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            _write_atomic(meta, lambda handle: np.savez(handle, labels=kept, skipped=np.asarray(skipped, dtype=str)))
+            _write_labels(meta, kept, skipped)
             _write_atomic(path, lambda handle: np.save(handle, images))  # raw .npy: no zip CRC to compute
         except OSError as exc:
             log.warning("could not cache the decoded images in %s (%s); the next run decodes them again", folder, exc)
@@ -76,7 +76,18 @@ def finish_writes() -> None:
         _writers.pop().join()
 
 
-def _write_atomic(path: Path, write) -> None:
+def _entry(files: list[Path], labels: np.ndarray, channels: int, size: tuple[int, int]) -> tuple[Path, Path, Path]:
+    """The cache folder, and the images' and labels' files of this folder state's entry."""
+    folder = cache_root() / "decoded"
+    key = cache_key(files, labels, channels, size)
+    return folder, folder / f"{key}.npy", folder / f"{key}.labels.npz"
+
+
+def _write_labels(meta: Path, kept: np.ndarray, skipped: list[str]) -> None:
+    _write_atomic(meta, lambda handle: np.savez(handle, labels=kept, skipped=np.asarray(skipped, dtype=str)))
+
+
+def _write_atomic(path: Path, write: Callable[[BinaryIO], None]) -> None:
     descriptor, temp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as handle:
@@ -114,9 +125,7 @@ def mapped_decode(
     """A split too large for memory as a memory-mapped uint8 array (N, C, H, W) in the cache, decoded
     once in parallel and read back by the page cache: batches are then gathered as from memory. None
     when the cache's disk lacks the room (the caller streams the files through workers instead)."""
-    folder = cache_root() / "decoded"
-    key = cache_key(files, labels, channels, size)
-    path, meta = folder / f"{key}.npy", folder / f"{key}.labels.npz"
+    folder, path, meta = _entry(files, labels, channels, size)
     stored = _read(path, meta, channels, size, strict, mapped=True)
     if stored is not None:
         return stored
@@ -152,7 +161,7 @@ def mapped_decode(
             del full
             os.replace(short, temp)
         kept = np.asarray(labels)[kept_rows].astype(np.int64)
-        _write_atomic(meta, lambda handle: np.savez(handle, labels=kept, skipped=np.asarray(skipped, dtype=str)))
+        _write_labels(meta, kept, skipped)
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
