@@ -105,7 +105,7 @@ class Check:
 
     def resume(self) -> None:
         """Kill a run with SIGKILL once its first last.pt exists, resume it, compare with an unbroken run."""
-        flags = ["--epochs", "3", "--subset", "12000", "--tta", "none", "--report", "false"]
+        flags = ["--epochs", "3", "--subset", "12000", "--tta", "none", "--no-report"]
         whole, broken = self.work / "unbroken", self.work / "killed"
         commands = [self.convcoach(*self.train_flags(p, *flags)) for p in (whole, broken)]
         commands.append(self.convcoach("train", "--resume", str(broken), "--quiet"))
@@ -140,7 +140,7 @@ class Check:
         self.run("long", self.convcoach(*long), a / "long")
         ddp = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"]
         ddp += ["-m", "convcoach"]
-        self.run("ddp", [*ddp, *self.train_flags(a / "ddp", "--epochs", "2", "--report", "false")], a / "ddp")
+        self.run("ddp", [*ddp, *self.train_flags(a / "ddp", "--epochs", "2", "--no-report")], a / "ddp")
         self.resume()
         default = self.result["steps"]["default"]
         peak, per_image = self.result.get("bf16_matmul_tflops"), self.result["flops_per_image"]

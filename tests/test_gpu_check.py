@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from convcoach.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = ["tests", "default", "compile", "long", "ddp", "resume"]
@@ -31,6 +34,8 @@ def test_dry_run_writes_the_plan_without_installing_or_training(tmp_path):
     assert "--recipe long --time-budget 3" in commands["long"]
     assert "torch.distributed.run --standalone --nproc_per_node 1 -m convcoach train" in commands["ddp"]
     assert commands["resume"].endswith("--quiet") and "--resume" in commands["resume"]
+    for command in [c for step in commands.values() for c in step.split("; ") if " -m convcoach " in c]:
+        build_parser().parse_args(shlex.split(command.split(" -m convcoach ", 1)[1]))  # every flag is one train has
     # the default net's training FLOPs per image (forward + backward), as utilization.py counts them
     assert result["flops_per_image"] == pytest.approx(33.5e6, rel=0.02)
 
