@@ -25,7 +25,7 @@ import PIL
 
 from ..errors import ConfigError
 from .fetch import cache_root
-from .imagefolder import decode_all, decode_into
+from .imagefolder import decode_all, decode_into, report_unreadable, use_processes
 
 log = logging.getLogger("convcoach")
 
@@ -141,26 +141,16 @@ def mapped_decode(
     os.close(descriptor)
     try:
         images = np.lib.format.open_memmap(temp, mode="w+", dtype=np.uint8, shape=(len(files), channels, *size))
-        ok, errors = decode_into(images, files, channels, size)
-        skipped = [str(files[i]) for i in sorted(errors)]
-        if skipped and strict:
-            raise ConfigError(f"{skipped[0]}: unreadable image ({errors[min(errors)]})")
-        for index in sorted(errors):
-            log.warning("skipping unreadable image %s (%s)", files[index], errors[index])
-        kept_rows = np.flatnonzero(ok)
-        if len(kept_rows) == 0:
-            raise ConfigError("no readable images")
-        for destination, source in enumerate(kept_rows):  # close the gaps the skipped files left
-            if destination != source:
-                images[destination] = images[source]
+        ok, errors = decode_into(images, files, channels, size, use_processes(len(files)))
+        skipped = report_unreadable(files, ok, errors, strict)
         images.flush()
         del images
-        if len(kept_rows) < len(files):  # a file whose header holds the shorter row count
+        if skipped:  # the readable rows alone, in a file whose header holds their count
             full, short = np.load(temp, mmap_mode="r"), temp + ".short.npy"
-            np.save(short, full[: len(kept_rows)])
+            np.save(short, full[ok])
             del full
             os.replace(short, temp)
-        kept = np.asarray(labels)[kept_rows].astype(np.int64)
+        kept = np.asarray(labels)[ok].astype(np.int64)
         _write_labels(meta, kept, skipped)
         os.replace(temp, path)
     except BaseException:

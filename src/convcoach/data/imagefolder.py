@@ -1,12 +1,12 @@
-"""Decode a folder of class subfolders into uint8 arrays with pillow: in parallel threads, JPEGs in
-draft mode when the target is at most half their size, and once per folder state (decoded_cache.py)."""
+"""Decode a folder of class subfolders into uint8 arrays with pillow: on every core (forked processes
+or threads), JPEGs in draft mode when the target is at most half their size, and once per folder
+state (decoded_cache.py)."""
 
 from __future__ import annotations
 
 import logging
 import mmap
 import multiprocessing as mp
-import os
 import sys
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError
+from ..threads import cores
 
 log = logging.getLogger("convcoach")
 
@@ -106,14 +107,6 @@ def first_size(files: list[Path]) -> tuple[int, int]:
     raise ConfigError(f"no readable image among {len(files)} files")
 
 
-def decode_workers() -> int:
-    """Threads that decode: one per core this process may use (pillow releases the GIL while decoding)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 PROCESS_MINIMUM = 1024  # files from which decoding forks worker processes (below: threads, no start-up)
 CHUNK = 256  # files per worker task
 _target: tuple | None = None  # (images, files, channels, size) while decoding: forked workers inherit it
@@ -137,7 +130,7 @@ def use_processes(count: int) -> bool:
     """Forked processes for a large set: pillow holds the GIL between its decoding calls (2 threads
     decoded 2,383 photos/s where 2 processes did 3,241); threads where forking is unsafe (CUDA in
     use), impossible, or not worth its start-up."""
-    if count < PROCESS_MINIMUM or decode_workers() < 2 or "fork" not in mp.get_all_start_methods():
+    if count < PROCESS_MINIMUM or len(cores()) < 2 or "fork" not in mp.get_all_start_methods():
         return False
     return not ("torch" in sys.modules and sys.modules["torch"].cuda.is_initialized())
 
@@ -149,21 +142,18 @@ def shared_array(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def decode_into(
-    images: np.ndarray, files: list[Path], channels: int, size: tuple[int, int]
+    images: np.ndarray, files: list[Path], channels: int, size: tuple[int, int], processes: bool
 ) -> tuple[np.ndarray, dict[int, str]]:
-    """Decode files[i] into images[i] across the cores; which rows succeeded, and why the others failed.
-    With processes, `images` must be shared with them (shared_array, or a file-backed np.memmap)."""
+    """Decode files[i] into images[i] on every core; which rows succeeded, and why the others failed.
+    With `processes` (use_processes), `images` must be shared with them (shared_array, or a file-backed
+    np.memmap)."""
     global _target
     ok = np.zeros(len(files), dtype=bool)
     errors: dict[int, str] = {}
     starts = list(range(0, len(files), CHUNK))
     stops = [min(start + CHUNK, len(files)) for start in starts]
-    processes = use_processes(len(files))
-    pool = (
-        ProcessPoolExecutor(decode_workers(), mp_context=mp.get_context("fork"))
-        if processes
-        else ThreadPoolExecutor(decode_workers())
-    )
+    workers = len(cores())
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) if processes else ThreadPoolExecutor(workers)
     _target = (images, files, channels, size)
     try:
         with pool:
@@ -180,15 +170,19 @@ def decode_all(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode every file into one (N, C, H, W) array, in parallel; unreadable files are skipped and
     reported (or fail when strict)."""
-    shape = (len(files), channels, *size)
-    images = shared_array(shape) if use_processes(len(files)) else np.empty(shape, dtype=np.uint8)
-    ok, errors = decode_into(images, files, channels, size)
-    skipped = []
+    shape, processes = (len(files), channels, *size), use_processes(len(files))
+    images = shared_array(shape) if processes else np.empty(shape, dtype=np.uint8)
+    ok, errors = decode_into(images, files, channels, size, processes)
+    skipped = report_unreadable(files, ok, errors, strict)
+    return (images if ok.all() else images[ok]), np.asarray(labels)[ok].astype(np.int64), skipped
+
+
+def report_unreadable(files: list[Path], ok: np.ndarray, errors: dict[int, str], strict: bool) -> list[str]:
+    """The files that failed to decode, each logged; with `strict` the first is an error, as is none readable."""
     for index in sorted(errors):
         if strict:
             raise ConfigError(f"{files[index]}: unreadable image ({errors[index]})")
-        skipped.append(str(files[index]))
         log.warning("skipping unreadable image %s (%s)", files[index], errors[index])
     if not ok.any():
         raise ConfigError("no readable images")
-    return (images if ok.all() else images[ok]), np.asarray(labels)[ok].astype(np.int64), skipped
+    return [str(files[index]) for index in sorted(errors)]
