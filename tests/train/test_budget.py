@@ -206,3 +206,55 @@ def test_the_plan_grows_only_within_its_first_quarter_and_never_past_the_configu
     assert sum(seconds[:12]) + 36 * 2 <= 100  # 48 epochs at the 2 s pace end inside the budget
     # with --epochs 40 the same run stops growing at 40
     assert _plans(monkeypatch, 100, 40, seconds)[:4] == [24, 32, 37, 40]
+
+
+def test_the_first_plan_comes_from_the_steady_steps_not_a_slow_start(monkeypatch):
+    # 20 steps per epoch; the first batch takes 3 s (start-up), the others 0.1 s; 10 s budget
+    from types import SimpleNamespace
+
+    from convcoach.train import budget as budget_module
+    from convcoach.train.budget import TimeBudget
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(budget_module.time, "perf_counter", lambda: clock["now"])
+    trainer = SimpleNamespace(
+        state=SimpleNamespace(epoch=0, step=0),
+        created_at=0.0,
+        resumed=False,
+        steps_per_epoch=20,
+        val_loader=None,
+        config=SimpleNamespace(epochs=40),
+        dist=SimpleNamespace(enabled=False, is_main=True),
+        run_dir=Path("/nonexistent-run"),
+    )
+    trainer.replan = lambda epochs: setattr(trainer.config, "epochs", epochs)
+    callback = TimeBudget(10 / 60)
+    for step in range(1, 21):
+        clock["now"] += 3.0 if step == 1 else 0.1
+        trainer.state.step = step
+        callback.on_batch_end(trainer, 1.0)
+        if step == 8:  # planned at step 8 from 0.1 s steps (a 2 s epoch), 3.7 s spent: (10 - 3.7 - 1) / 2 -> 2
+            assert callback.planned == trainer.config.epochs == 2
+    trainer.state.epoch = 1
+    callback.on_epoch_end(trainer, {"time": clock["now"]})
+    # the epoch took 4.9 s: planned from it, (10 - 4.9 - 2.45) / 4.9 < 1 would have stopped here un-annealed
+    assert callback.planned == 2
+
+
+def test_a_plan_of_one_epoch_is_made_within_it_so_the_lr_still_anneals(tmp_path):
+    from conftest import make_blobs
+
+    class Slower(Callback):
+        def on_batch_end(self, trainer, loss):
+            time.sleep(0.3)
+
+    x, y = make_blobs(n_per_class=200)
+    np.savez(tmp_path / "blobs.npz", x=x, y=y)
+    config = small_config(
+        tmp_path / "blobs.npz", tmp_path / "run", epochs=3, time_budget=0.1, schedule="linear", report=False
+    )
+    summary = Trainer(config, callbacks=[Slower()]).fit()
+    assert summary["epochs_run"] == summary["time_budget"]["planned_epochs"] == 1
+    assert summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)  # not 2/3 of the peak, as a cut at epoch 1
+    env = json.loads((tmp_path / "run" / "env.json").read_text())
+    assert env["planned_epochs"]["after_epoch"] == 0 and env["planned_epochs"]["after_step"] == 8

@@ -23,8 +23,9 @@ class Normalizer:
         channels = images.shape[1]
         total = torch.zeros(channels, dtype=torch.float64)
         total_sq = torch.zeros(channels, dtype=torch.float64)
-        for start in range(0, len(images), 4096):
-            chunk = images[start : start + 4096].to(torch.float64) / 255.0
+        rows = max(1, 2**24 // max(1, images[0].numel()))  # chunks of ~128 MB in float64, whatever the image size
+        for start in range(0, len(images), rows):
+            chunk = images[start : start + rows].to(torch.float64) / 255.0
             total += chunk.sum(dim=(0, 2, 3))
             total_sq += (chunk * chunk).sum(dim=(0, 2, 3))
         count = images.shape[0] * images.shape[2] * images.shape[3]
@@ -61,8 +62,16 @@ class Normalizer:
 
 
 def resize_uint8(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 images (N, C, H, W) resized bilinearly to size x size, still uint8."""
-    tensor = torch.nn.functional.interpolate(
-        torch.from_numpy(images).float(), size=(size, size), mode="bilinear", align_corners=False
-    )
-    return tensor.round().clamp(0, 255).to(torch.uint8).numpy()
+    """uint8 images (N, C, H, W) resized bilinearly to size x size, still uint8; in chunks of ~64 MB of
+    float32, so the peak memory is the output's, not four times the larger of input and output."""
+    out = np.empty((len(images), images.shape[1], size, size), dtype=np.uint8)
+    rows = max(1, 2**24 // max(1, images.shape[1] * max(size * size, images.shape[2] * images.shape[3])))
+    for start in range(0, len(images), rows):
+        tensor = torch.nn.functional.interpolate(
+            torch.from_numpy(images[start : start + rows]).float(),
+            size=(size, size),
+            mode="bilinear",
+            align_corners=False,
+        )
+        out[start : start + rows] = tensor.round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return out

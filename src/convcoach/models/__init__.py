@@ -12,6 +12,7 @@ import torch.nn as nn
 from ..errors import ConfigError
 from ..registry import Registry, suggest
 from .convnets import cnn, vgg
+from .footprint import Footprint, check_parameters, footprint
 from .imagenet import (
     IMAGENET_ARCHITECTURES,
     VGG,
@@ -122,6 +123,9 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
             f"--image-size {smallest} or more"
         )
     what = f"model '{name}'" + (f" with {', '.join(f'{k}={v!r}' for k, v in chosen.items())}" if chosen else "")
+    found = model_footprint(name, in_shape, num_classes, **chosen)
+    if found:
+        check_parameters(what, found)
     try:
         model = builder(tuple(in_shape), num_classes, **chosen)
         _dry_run(model, tuple(in_shape))
@@ -140,6 +144,16 @@ def create_model(name: str, in_shape: tuple[int, int, int], num_classes: int, **
             f"{detail} ({hint})"
         ) from None
     return model
+
+
+def model_footprint(name: str, in_shape: tuple[int, int, int], num_classes: int, **options: Any) -> Footprint | None:
+    """Parameters and activations per image of a registered model, counted on the meta device without
+    allocating; None when the options cannot build it (`create_model` then says why)."""
+    chosen = {k: v for k, v in options.items() if v is not None}
+    try:
+        return footprint(MODELS.get(name), tuple(in_shape), num_classes, **chosen)
+    except Exception:  # noqa: BLE001 - any failure here is reported by the real build with the option names
+        return None
 
 
 def _first_line(exc: Exception) -> str:

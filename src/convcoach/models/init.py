@@ -27,6 +27,8 @@ def _gain(act: str) -> float:
 def _normal(spec: str, args: list[str]) -> WeightInit:
     """The lectures' small random numbers: W ~ N(0, std^2), std 0.01 by default."""
     std = spec_float(spec, args[0], "init") if args else 0.01
+    if std < 0:
+        raise ConfigError(f"init '{spec}': the standard deviation must be >= 0, got {std:g}")
     return lambda w, act: nn.init.normal_(w, 0.0, std)
 
 

@@ -20,12 +20,14 @@ from ..errors import ConfigError
 from ..registry import spec_check
 from .losses import LossFn
 from .optim import OptimSettings, create_optimizer, default_lr
+from .schedules import scaled_lr
 
 FLAT = 0.02  # a relative drop of the probe loss below this is "barely moves"
 GOOD = 0.5  # within this fraction of the best drop is "good"
 EXPLODE = 3.0  # a step loss above this many times the first one has blown up
 SAFETY = 10**0.5  # the chosen LR stays this factor below the lowest LR that blew up
 NOTHING_LEARNS = 0.05
+MAX_LR = 1e6  # a peak LR above this is a typo (1e-6 -> 1e6): it overflows float32 steps
 ADAPTIVE = {"adagrad", "rmsprop", "adam", "adamw"}  # per-parameter step sizes: sqrt batch scaling
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -235,6 +237,11 @@ def _check_lr(value: float | str | None, config: object) -> None:
         return
     if isinstance(value, str) or not value > 0:
         raise ConfigError(f"lr must be a number > 0 (e.g. 0.1) or auto, got {value}")
+    peak = scaled_lr(value, config.batch_size, config.base_batch_size)  # type: ignore[attr-defined]
+    if not peak <= MAX_LR:
+        scaling = f" x batch_size/base_batch_size ({config.batch_size}/{config.base_batch_size}) = {peak:g}"  # type: ignore[attr-defined]
+        scaling = scaling if peak != value else ""
+        raise ConfigError(f"lr {value:g}{scaling}: the peak learning rate must be at most {MAX_LR:g}")
 
 
 def auto_lr(

@@ -17,9 +17,10 @@ import torch
 import torch.nn as nn
 
 from ..config import TrainConfig
-from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data
-from ..models import check_user_model
+from ..data import BatchLoader, DataBundle, Normalizer, SourceOptions, load_data, parse_augment
+from ..models import check_user_model, model_footprint
 from ..models.dropconnect import apply_dropconnect
+from ..models.footprint import check_fits
 from ..models.init import initialize
 from ..models.spec import build_model, model_spec
 from ..models.stages import split_stages
@@ -130,8 +131,11 @@ def build_run(
     seed_everything(config.seed)
     weights = resolve_weights(config.pretrained, config.model) if config.pretrained and model is None else None
     data = data or load_run_data(config)
+    parse_augment(config.augment_pipeline()).check_size(*data.shape[1:])  # before the LR test trains on blanks
     normalizer = normalizer or (weights.preprocessing.normalizer() if weights else fit_normalizer(data, config))
     spec = model_spec(config, data.shape, data.num_classes)
+    if model is None and (found := model_footprint(spec["name"], data.shape, data.num_classes, **spec["options"])):
+        check_fits(f"model '{spec['name']}'", found, config.batch_size, device)  # before it can be OOM-killed
     net = (model if model is not None else build_model(spec)).to(device)
     apply_dropconnect(net, config.dropconnect)  # training-only: eval uses all weights, so the spec has no trace of it
     if model is not None:
