@@ -8,8 +8,6 @@ import importlib
 import io
 import json
 import logging
-import os
-import secrets
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from . import __version__
+from .atomic import staged
 from .errors import ConfigError
 from .evaluate.trained import TrainedModel
 from .models.fuse import fuse_bn
@@ -110,21 +109,6 @@ def _require(format: str, *modules: str) -> list[Any]:
     return loaded
 
 
-@contextlib.contextmanager
-def staged(path: Path) -> Iterator[Path]:
-    """A temporary file beside `path`, renamed over it (fsynced) when the block succeeds, removed otherwise."""
-    name = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-    os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))  # 0o666 less the umask, as open() would
-    try:
-        yield name
-        with open(name, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(name, path)
-    finally:
-        if name.exists():
-            name.unlink()
-
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
@@ -176,7 +160,7 @@ def write_onnx(model: nn.Module, metadata: dict[str, Any], check: torch.Tensor, 
     for key, value in metadata.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
-    with staged(out) as tmp:
+    with staged(out, size=proto.ByteSize()) as tmp:
         onnx.save(proto, str(tmp))
         session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         (logits,) = session.run(None, {"input": check.numpy()})
@@ -194,9 +178,12 @@ def write_torchscript(model: nn.Module, metadata: dict[str, Any], check: torch.T
     """torch.jit.trace'd model with the metadata as `convcoach.json` in its extra files (torch.jit.load(...,
     _extra_files={'convcoach.json': ''})); the reloaded model must match within 1e-5."""
     text = json.dumps(metadata, indent=2)
-    with _quiet(), staged(out) as tmp:
+    with _quiet():
         traced = torch.jit.trace(model, check[:2])
-        torch.jit.save(traced, str(tmp), _extra_files={"convcoach.json": text})
+        buffer = io.BytesIO()  # torch.jit.save to a path aborts the process on a full disk: we write the bytes
+        torch.jit.save(traced, buffer, _extra_files={"convcoach.json": text})
+    with _quiet(), staged(out, size=buffer.tell()) as tmp:
+        tmp.write_bytes(buffer.getvalue())
         extra = {"convcoach.json": ""}
         reloaded = torch.jit.load(str(tmp), map_location="cpu", _extra_files=extra)
         difference = (_outputs(reloaded, check) - _outputs(model, check)).abs().max().item()
@@ -211,12 +198,11 @@ def write_safetensors(model: nn.Module, metadata: dict[str, Any], check: torch.T
     the tensors must reload equal and a model rebuilt from the metadata's spec must give the same outputs."""
     (safetensors_torch,) = _require("safetensors", "safetensors.torch")
     state = {key: value.detach().contiguous().clone() for key, value in model.state_dict().items()}
-    sidecar = out.with_suffix(".json")
-    with staged(out) as tmp, staged(sidecar) as tmp_json:
-        safetensors_torch.save_file(
-            state, str(tmp), metadata={key: json.dumps(value) for key, value in metadata.items()}
-        )
-        tmp_json.write_text(json.dumps(metadata, indent=2) + "\n")
+    sidecar, text = out.with_suffix(".json"), (json.dumps(metadata, indent=2) + "\n").encode()
+    # serialized in memory and written by Python, so a full disk is an OSError (save_file's is not)
+    data = safetensors_torch.save(state, metadata={key: json.dumps(value) for key, value in metadata.items()})
+    with staged(out, size=len(data)) as tmp:
+        tmp.write_bytes(data)
         reloaded = safetensors_torch.load_file(str(tmp))
         if reloaded.keys() != state.keys() or any(not torch.equal(reloaded[k], state[k]) for k in state):
             raise ConfigError(f"{out}: the tensors read back differ from the model's; not written")
@@ -227,4 +213,6 @@ def write_safetensors(model: nn.Module, metadata: dict[str, Any], check: torch.T
         difference = (_outputs(rebuilt.eval(), check) - _outputs(model, check)).abs().max().item()
         if difference != 0:
             raise ConfigError(f"{out}: a model rebuilt from it differs by {difference:.2e}; not written")
+        with staged(sidecar, size=len(text)) as tmp_json:  # renamed just before `out`, as both pass the checks
+            tmp_json.write_bytes(text)
     return difference

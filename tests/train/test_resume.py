@@ -185,9 +185,9 @@ def test_an_interrupted_run_says_what_last_pt_holds_and_how_to_resume(blobs_npz,
     with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(KeyboardInterrupt):
         Trainer(_config(blobs_npz, tmp_path / "early"), callbacks=[_KillAt(2)]).fit()
     assert (
-        "stopped at iteration 2 (epoch 1), before the first checkpoint (at iteration 3): nothing to resume"
-        in caplog.text
-    )
+        "stopped at iteration 2 (epoch 1), before the first checkpoint (at iteration 3): nothing saved yet; "
+        f"convcoach train --resume {tmp_path / 'early'} starts it over"
+    ) in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="convcoach"), pytest.raises(KeyboardInterrupt):
         Trainer(_config(blobs_npz, tmp_path / "late"), callbacks=[_KillAt(11)]).fit()
@@ -195,6 +195,25 @@ def test_an_interrupted_run_says_what_last_pt_holds_and_how_to_resume(blobs_npz,
         f"stopped at iteration 11 (epoch 3); last.pt holds iteration 9, the 2 since are redone by: "
         f"convcoach train --resume {tmp_path / 'late'}"
     ) in caplog.text
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_by_starting_over(blobs_npz, tmp_path, single_thread, caplog):
+    # the SIGKILL version, compared with an uninterrupted run: tests/train/test_kills.py
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(_config(blobs_npz, run, epochs=2), callbacks=[_KillAt(2)]).fit()
+    saved = (run / "config.yaml").read_text()
+    assert not (run / "last.pt").exists()
+    with caplog.at_level("WARNING", logger="convcoach"):
+        summary = Trainer(TrainConfig(resume=str(run), quiet=True)).fit()
+    assert f"{run} has no last.pt (stopped before its first checkpoint): starting the run over" in caplog.text
+    assert (summary["epochs_run"], summary["steps"]) == (2, 8)
+    assert (run / "config.yaml").read_text() == saved  # the options it started with, `resume` still unset
+
+
+def test_resume_of_a_directory_without_a_run_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"cannot resume .*empty: it has neither last.pt nor config.yaml"):
+        Trainer(TrainConfig(resume=str(tmp_path / "empty"), quiet=True))
 
 
 def test_resume_with_more_epochs_trains_on_with_the_schedule_replanned(blobs_npz, tmp_path, single_thread):

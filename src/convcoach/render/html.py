@@ -12,6 +12,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_write_bytes
+
 # the page may load nothing from outside: images come from data: URIs, styles are inline, scripts are off
 CONTENT_SECURITY_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'none'"
 
@@ -175,9 +177,8 @@ class Page:
         )
 
     def write(self, path: str | Path) -> Path:
+        """The page at `path`, written whole or not at all (a full disk is a one-line WriteError)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.render(), encoding="utf-8")
-        tmp.replace(path)
+        page = self.render().encode("utf-8")
+        atomic_write_bytes(path, lambda handle: handle.write(page), size=len(page))
         return path

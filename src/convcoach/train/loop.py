@@ -13,6 +13,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..atomic import remove_stale_temps
 from ..config import TrainConfig, from_dict, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, parse_augment
 from ..errors import ConfigError
@@ -22,13 +23,13 @@ from ..precision import autocast, resolve_device
 from ..threads import choose_threads
 from .averaging import WeightAverage
 from .callbacks import Callback
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .distributed import all_reduce_sum, barrier, device_for, init_distributed, shutdown, unwrap, wrap_model
 from .extensions import default_callbacks
 from .optim import create_optimizer
 from .precision_choice import choose_precision
 from .regularizers import parse_reg, penalized_parameters
-from .resume import resumed_config
+from .resume import resumed_run
 from .schedules import create_scheduler, multiplier
 from .setup import build_run, config_lr, optim_settings, warn_unused
 from .signals import Interrupted, StopRequest, explain_interrupt
@@ -56,11 +57,8 @@ class Trainer:
     ) -> None:
         self.created_at = time.perf_counter()  # the time budget counts from here
         resume_state, new_length = None, False
-        if config.resume:
-            if not (Path(config.resume) / "last.pt").is_file():
-                raise ConfigError(f"cannot resume: {Path(config.resume) / 'last.pt'} not found")
-            config, new_length = resumed_config(config)
-            resume_state = load_checkpoint(Path(config.resume) / "last.pt")
+        if config.resume:  # resume_state is None for a run killed before its first checkpoint: it starts over
+            config, new_length, resume_state = resumed_run(config)
         self.config = config.validate()
         self.threads_before = torch.get_num_threads()
         threads, self.threads_reason = choose_threads(config.threads, self.threads_before)
@@ -71,6 +69,8 @@ class Trainer:
         existed = bool(config.resume) or (config.out is not None and Path(config.out).exists())
         self.run_dir = Path(config.resume) if config.resume else self._agree_run_dir(config.out)
         self.resumed = resume_state is not None
+        if self.dist.is_main:
+            remove_stale_temps(self.run_dir)  # what writes killed mid-way left (SIGKILL skips all clean-up)
         self.device = device_for(self.dist, resolve_device(config.device))
         try:
             parts = build_run(config, self.device, model, data, normalizer)
@@ -117,8 +117,8 @@ class Trainer:
                 self.replan(config.epochs)
                 if self.dist.is_main:
                     save_yaml(dataclasses.replace(config, resume=None), self.run_dir / "config.yaml")
-        elif self.dist.is_main:
-            save_yaml(config, self.run_dir / "config.yaml")
+        elif self.dist.is_main and (new_length or not config.resume):
+            save_yaml(dataclasses.replace(config, resume=None), self.run_dir / "config.yaml")
         if self.dist.is_main:
             write_env(self)
 

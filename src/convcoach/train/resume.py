@@ -1,16 +1,37 @@
-"""`--resume`: the saved options of the run it continues, and which of them may change."""
+"""`--resume`: the saved options and last.pt of the run it continues, and which options may change."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig, config_fields, from_dict, load_yaml
 from ..errors import ConfigError
+from .checkpoint import load_checkpoint
 from .setup import base_lr
+
+log = logging.getLogger("convcoach")
 
 # what `--resume` may set differently from the run's saved options; anything else is an error
 RESUME_MAY_CHANGE = ("epochs", "quiet", "nproc", "device", "report")
+
+
+def resumed_run(config: TrainConfig) -> tuple[TrainConfig, bool, dict[str, Any] | None]:
+    """`resumed_config`, and last.pt's payload: None for a run stopped before its first checkpoint, which
+    starts over from its config.yaml (the same run: every draw comes from the saved seed)."""
+    run_dir = Path(config.resume or ".")
+    last = run_dir / "last.pt"
+    if not last.is_file() and not (run_dir / "config.yaml").is_file():
+        raise ConfigError(
+            f"cannot resume {run_dir}: it has neither last.pt nor config.yaml (not a run directory, or a run "
+            "stopped before it saved its options: start it again)"
+        )
+    config, new_length = resumed_config(config)
+    if not last.is_file():
+        log.warning("%s has no last.pt (stopped before its first checkpoint): starting the run over", run_dir)
+        return config, new_length, None
+    return config, new_length, load_checkpoint(last, resume=True)
 
 
 def resumed_config(config: TrainConfig) -> tuple[TrainConfig, bool]:

@@ -72,7 +72,12 @@ def explain_interrupt(trainer: Trainer) -> None:
     if trainer.saved_step is None:
         every = trainer.config.checkpoint_every
         first = f"iteration {every}" if 0 < every < trainer.steps_per_epoch else "the end of epoch 1"
-        log.warning("%s, before the first checkpoint (at %s): nothing to resume", where, first)
+        log.warning(
+            "%s, before the first checkpoint (at %s): nothing saved yet; convcoach train --resume %s starts it over",
+            where,
+            first,
+            trainer.run_dir,
+        )
     elif trainer.saved_step == trainer.state.step:
         log.warning("%s, saved in last.pt; continue with: convcoach train --resume %s", where, trainer.run_dir)
     else:
