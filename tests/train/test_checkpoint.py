@@ -19,7 +19,7 @@ def _payload() -> dict:
     """What every checkpoint holds (an exported one holds only this), with a 16 kB weight."""
     return {
         "config": {"model": "cnn"},
-        "model": {"name": "cnn", "options": {}},
+        "model": {"name": "cnn", "in_shape": [1, 8, 8], "num_classes": 2, "options": {}},
         "classes": ["a", "b"],
         "normalizer": {"mean": [0.5], "std": [0.25]},
         "model_state": {"weight": torch.arange(4096.0).view(64, 64), "bias": torch.zeros(64)},
@@ -94,6 +94,7 @@ def _damaged(**changes) -> dict:
         (_damaged(model=5), "'model' is of type int, expected dict"),
         (_damaged(config="x"), "'config' is of type str, expected dict"),
         (_damaged(model__name=None), "it has no 'model.name' entry"),
+        (_damaged(model__in_shape=(1, 8, 8)), "'model.in_shape' is of type tuple, expected list"),
         (_damaged(normalizer__std="0.25"), "'normalizer.std' is of type str, expected list"),
         (_damaged(model_state__bias=0.0), r"model_state\['bias'\] is of type float, expected Tensor"),
         (_damaged(checksum={"algorithm": "md5", "digest": "00"}), "its checksum entry is not a blake2b digest"),
@@ -138,3 +139,18 @@ def test_cli_eval_of_a_damaged_checkpoint_is_one_line(tmp_path, capsys, damage):
         "junk": "not a readable checkpoint (",
     }[damage]
     assert err.startswith(f"convcoach: error: {path}: {expected}") and err.count("\n") == 1
+
+
+def test_a_pretrained_checkpoint_for_transfer_gets_the_same_checks(tmp_path):
+    from convcoach.transfer.pretrained import read_pretrained
+
+    path, plain, empty = tmp_path / "best.pt", tmp_path / "plain.pt", tmp_path / "empty.pt"
+    save_checkpoint(_payload(), path)
+    _flip_inside(path, _payload()["model_state"]["weight"])
+    with pytest.raises(ConfigError, match=r"best\.pt: checksum mismatch: the file is corrupted"):
+        read_pretrained(path)
+    empty.write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"empty\.pt: the file is empty \(0 bytes\)"):
+        read_pretrained(empty)
+    torch.save({"weight": torch.ones(2)}, plain)  # a plain state dict: no structure to check
+    assert torch.equal(read_pretrained(plain)["weight"], torch.ones(2))

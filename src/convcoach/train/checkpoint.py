@@ -26,6 +26,9 @@ ENTRIES: dict[str, type] = {
     "config": dict,
     "model": dict,
     "model.name": str,
+    "model.in_shape": list,
+    "model.num_classes": int,
+    "model.options": dict,
     "classes": list,
     "normalizer": dict,
     "normalizer.mean": list,
@@ -61,19 +64,34 @@ def load_checkpoint(path: str | Path, resume: bool = False) -> dict[str, Any]:
         path = path / "best.pt" if (path / "best.pt").is_file() else path / "last.pt"
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}")
+    payload = read_payload(path)
+    if not is_checkpoint(payload):
+        raise ConfigError(
+            f"{path}: not a convcoach checkpoint (a plain state dict? pass it with the model name to the Python API)"
+        )
+    return checked(payload, path, resume)
+
+
+def read_payload(path: Path) -> Any:
+    """torch.load(weights_only=True) of `path` (a checkpoint or a plain state dict), a failure one line."""
     if path.stat().st_size == 0:
         raise ConfigError(f"{path}: the file is empty (0 bytes), not a checkpoint: a write or copy that never finished")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         detail = (str(exc).strip().splitlines() or [""])[0][:120]
         raise ConfigError(
             f"{path}: not a readable checkpoint ({type(exc).__name__}{': ' + detail if detail else ''})"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ConfigError(
-            f"{path}: not a convcoach checkpoint (a plain state dict? pass it with the model name to the Python API)"
-        )
+
+
+def is_checkpoint(payload: Any) -> bool:
+    """Whether a loaded file is a convcoach checkpoint (not a plain state dict)."""
+    return isinstance(payload, dict) and payload.get("format") == FORMAT
+
+
+def checked(payload: dict[str, Any], path: Path, resume: bool = False) -> dict[str, Any]:
+    """`payload` once its structure and checksum pass (`resume`: with what last.pt needs besides)."""
     check_structure(payload, path, {**ENTRIES, **RESUME_ENTRIES} if resume else ENTRIES)
     verify_checksum(payload, path)
     return payload

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from ..models.imagenet import imagenet_architecture
 from ..models.spec import build_model, model_spec
 from ..models.weights import LoadedWeights, is_weights_source, load_backbone, resolve_weights
-from ..train.checkpoint import FORMAT, load_model_state
+from ..train.checkpoint import checked, is_checkpoint, load_model_state, read_payload
 from ..train.setup import load_run_data
 from .channels import check_image_size, convert_input_channels, convert_normalizer
 
@@ -45,12 +45,8 @@ def _read(path: Path) -> Any:
         path = path / "best.pt" if (path / "best.pt").is_file() else path / "last.pt"
     if not path.is_file():
         raise ConfigError(f"pretrained checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ConfigError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
-        ) from None
+    payload = read_payload(path)
+    return checked(payload, path) if is_checkpoint(payload) else payload  # else a plain state dict
 
 
 def read_pretrained(path: str | Path) -> Any:
@@ -60,7 +56,7 @@ def read_pretrained(path: str | Path) -> Any:
 
 def checkpoint_in_shape(payload: Any) -> tuple[int, int, int] | None:
     """(C, H, W) the network was trained on, when the payload is a convcoach checkpoint."""
-    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+    if is_checkpoint(payload):
         return tuple(payload["model"]["in_shape"])
     return None
 
@@ -72,7 +68,7 @@ def load_pretrained(
     `config.model` (+ depth/width/...) with the channel count and class count its weights imply."""
     path = Path(path)
     payload = payload if payload is not None else _read(path)
-    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+    if is_checkpoint(payload):
         spec = payload["model"]
         if spec["name"] == "custom":
             raise ConfigError(
