@@ -10,7 +10,7 @@ import torch
 
 from .config import from_dict
 from .data import BatchLoader, Normalizer, Split
-from .data.imagefolder import load_image
+from .data.imagefolder import read_image
 from .errors import ConfigError
 from .evaluate.passes import Evaluation, evaluate
 from .evaluate.trained import TrainedModel, load_split
@@ -83,10 +83,7 @@ def predict_files(trained: TrainedModel, files: list[str | Path], top_k: int = 3
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"image not found: {path}")
-        try:
-            images.append(torch.from_numpy(load_image(path, channels, (height, width))))
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ConfigError(f"{path}: unreadable image ({exc})") from None
+        images.append(torch.from_numpy(read_image(path, channels, (height, width))))
     device = next(trained.model.parameters()).device
     x = trained.normalizer(torch.stack(images).to(device))
     probs = trained.model(x).float().softmax(dim=1).cpu()

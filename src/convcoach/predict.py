@@ -17,9 +17,8 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from .data.imagefolder import IMAGE_SUFFIXES, load_image
+from .data.imagefolder import IMAGE_SUFFIXES, UNREADABLE, load_image
 from .errors import ConfigError
 from .evaluate.trained import TrainedModel
 from .evaluate.tta import tta_model
@@ -29,8 +28,6 @@ from .train.checkpoint import atomic_write_bytes
 log = logging.getLogger("convcoach")
 
 Row = dict[str, Any]  # file, prediction, probability, top [{class, probability}], error (None when read)
-# what a corrupt, truncated or vanished file raises while decoding (as data/imagefolder.py's decode_all)
-UNREADABLE = (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError)
 # name -> writer(rows, text handle, top_k, info) -> counts; `--format` and the --out suffix pick one
 PREDICTION_FORMATS: Registry[Callable[[Iterable[Row], IO[str], int, dict[str, Any]], dict[str, int]]] = Registry(
     "prediction format"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..files import load_yaml
+from ..files import load_yaml, read_text
 
 
 @dataclass
@@ -65,11 +65,11 @@ def read_checks(run_dir: Path) -> list[dict[str, Any]]:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path, what="metrics log").splitlines(), start=1):
         if line.strip():
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # JSONDecodeError, a 5,000-digit number, [[[[...]]]]
                 raise ConfigError(f"{path}:{number}: not a JSON line") from None
             if not isinstance(row, dict):
                 raise ConfigError(f"{path}:{number}: not a metrics row (a JSON object)")

@@ -113,6 +113,13 @@ class Augmenter:
         """True while an op still waits for `fit` (colour ops, fancy PCA)."""
         return any(hasattr(op, "fit") and not op.fitted for op in self.ops)
 
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse ops whose size does not fit the images (`cutout:1000` on 8x8 would blank every one):
+        each op with a `check_size(height, width)` raises a ConfigError saying what would fit."""
+        for op in self.ops:
+            if hasattr(op, "check_size"):
+                op.check_size(height, width)
+
     def fit(self, images: torch.Tensor, normalizer: Normalizer) -> Augmenter:
         """Give the ops that need them the training images (uint8 N, C, H, W) and the normalizer:
         fancy PCA's colour covariance, the pixel units of the colour ops. Call once before training."""

@@ -7,6 +7,7 @@ import math
 
 import torch
 
+from ..errors import ConfigError
 from .augment import AUGMENTS, AugmentOp, _arg, _rand, _whole, normal, uniform
 
 
@@ -47,6 +48,14 @@ def cutout(spec: str, args: list[str]) -> AugmentOp:
         side = torch.full_like(centre_y, size)
         return x.masked_fill(box_mask(x, centre_y - size // 2, centre_x - size // 2, side, side), 0.0)
 
+    def check_size(height: int, width: int) -> None:
+        if size > min(height, width):
+            raise ConfigError(
+                f"augmentation '{spec}': a {size}x{size} cutout is larger than the {height}x{width} images "
+                f"and would blank them; use at most {min(height, width)} (the paper used about half the side)"
+            )
+
+    op.check_size = check_size
     return op
 
 

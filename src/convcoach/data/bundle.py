@@ -42,6 +42,7 @@ class RawData:
     val_files: list[Path] | None = None
     shape: tuple[int, int, int] | None = None  # (C, H, W) when streaming
     skipped: list[str] = field(default_factory=list)
+    source: str | None = None  # where it was read: a folder, a file, or a bundled set (env.json)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class DataBundle:
     test: Split
     shape: tuple[int, int, int]
     skipped: list[str] = field(default_factory=list)
+    source: str | None = None  # where it was read (RawData.source)
 
     @property
     def num_classes(self) -> int:

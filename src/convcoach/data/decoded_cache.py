@@ -36,7 +36,10 @@ def cache_key(files: list[Path], labels: np.ndarray, channels: int, size: tuple[
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"decoder {DECODER} pillow {PIL.__version__} channels {channels} size {size}\n".encode())
     for path, label in zip(files, labels):
-        stat = os.stat(path)
+        try:
+            stat = os.stat(path)
+        except OSError as exc:  # removed or made unreadable since the folder was listed
+            raise ConfigError(f"{path}: cannot read the image ({exc.strerror or exc})") from None
         digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\0{int(label)}\n".encode())
     return digest.hexdigest()
 

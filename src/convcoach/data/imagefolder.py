@@ -7,12 +7,14 @@ from __future__ import annotations
 import logging
 import mmap
 import multiprocessing as mp
+import struct
 import sys
+import zlib
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import ConfigError
 from ..threads import cores
@@ -21,19 +23,46 @@ log = logging.getLogger("convcoach")
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 GRAY_MODES = {"1", "L", "LA", "I", "I;16", "F", "La"}
+# everything pillow raises on a corrupt, truncated, hostile or vanished file, caught here and nowhere else:
+# OSError (UnidentifiedImageError, truncated data, no permission), ValueError (a truncated tRNS chunk),
+# DecompressionBombError (a header declaring 30000x30000 pixels), and what its format parsers let escape
+UNREADABLE = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    KeyError,
+    struct.error,
+    zlib.error,
+    Image.DecompressionBombError,
+)
 
 
 def list_classes(root: Path) -> list[str]:
-    """Sorted class subfolder names; an empty class folder is an error naming it."""
+    """Sorted class subfolder names; an empty or unreadable class folder is an error naming it."""
     if not root.is_dir():
         raise ConfigError(f"image folder not found: {root}")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(p.name for p in _entries(root) if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise ConfigError(f"{root}: no class subfolders (expected one folder per class)")
     for name in classes:
-        if not any(_is_image_path(f) for f in (root / name).iterdir()):
+        if not any(_is_image_path(f) for f in _entries(root / name)):
             raise ConfigError(f"{root / name}: class folder has no images")
+    folded: dict[str, str] = {}
+    for name in classes:
+        if name.casefold() in folded:  # distinct here, one folder once copied to macOS or Windows
+            log.warning("%s: class folders '%s' and '%s' differ only in case", root, folded[name.casefold()], name)
+        folded[name.casefold()] = name
     return classes
+
+
+def _entries(folder: Path) -> list[Path]:
+    """A folder's entries; an unreadable folder (no permission) is an error naming it."""
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot list the folder ({exc.strerror or exc})") from None
 
 
 def list_files(root: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
@@ -42,7 +71,7 @@ def list_files(root: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]:
         folder = root / name
         if not folder.is_dir():
             raise ConfigError(f"{root}: missing class folder '{name}' (other splits have it)")
-        for path in sorted(folder.iterdir()):
+        for path in sorted(_entries(folder)):
             if _is_image_path(path):
                 files.append(path)
                 labels.append(index)
@@ -60,7 +89,7 @@ def decide_channels(files: list[Path]) -> int:
             with Image.open(path) as image:
                 if image.mode not in GRAY_MODES and not (image.mode == "P" and _gray_palette(image)):
                     return 3
-        except (OSError, UnidentifiedImageError):
+        except UNREADABLE:
             continue
     return 1
 
@@ -97,12 +126,20 @@ def load_image(
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
+def read_image(path: Path, channels: int, size: tuple[int, int]) -> np.ndarray:
+    """load_image, with any decoding failure a ConfigError naming the file."""
+    try:
+        return load_image(path, channels, size)
+    except UNREADABLE as exc:
+        raise ConfigError(f"{path}: unreadable image ({exc})") from None
+
+
 def first_size(files: list[Path]) -> tuple[int, int]:
     for path in files:
         try:
             with Image.open(path) as image:
                 return image.size[1], image.size[0]
-        except (OSError, UnidentifiedImageError):
+        except UNREADABLE:
             continue
     raise ConfigError(f"no readable image among {len(files)} files")
 
@@ -121,7 +158,7 @@ def _decode_rows(start: int, stop: int) -> tuple[int, np.ndarray, dict[int, str]
         try:
             images[index] = load_image(files[index], channels, size)
             ok[index - start] = True
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        except UNREADABLE as exc:
             errors[index] = str(exc)
     return start, ok, errors
 

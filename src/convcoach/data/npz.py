@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import ConfigError
 from .bundle import RawData, SourceOptions
 from .splits import stratified_split
+from .validate import check_class_count, class_names, image_shape, int_labels, uint8_pixels
 
 log = logging.getLogger("convcoach")
 
@@ -29,19 +30,19 @@ def read_npz(arg: str | None, options: SourceOptions) -> RawData:
     for key in ("x", "y"):
         if key not in arrays:
             raise ConfigError(f"{path}: missing array '{key}' (found: {', '.join(arrays) or 'none'})")
-    x, y = _npz_images(arrays["x"], path, "x"), _npz_labels(arrays["y"], path, "y")
+    x, y = _npz_images(arrays["x"], path, "x"), int_labels(arrays["y"], path, "y")
     if len(x) != len(y):
         raise ConfigError(f"{path}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
     if not len(y):
         raise ConfigError(f"{path}: 'x' and 'y' are empty")
-    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else _index_classes(y, path)
+    classes = _named_classes(arrays["classes"], y, path) if "classes" in arrays else _index_classes(y, path)
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise ConfigError(
             f"{path}: has '{'x_test' if 'x_test' in arrays else 'y_test'}' "
             f"without '{'y_test' if 'x_test' in arrays else 'x_test'}'; give both or neither"
         )
     if "x_test" in arrays:
-        tx, ty = _npz_images(arrays["x_test"], path, "x_test"), _npz_labels(arrays["y_test"], path, "y_test")
+        tx, ty = _npz_images(arrays["x_test"], path, "x_test"), int_labels(arrays["y_test"], path, "y_test")
         if tx.shape[1:] != x.shape[1:]:
             raise ConfigError(
                 f"{path}: 'x_test' images are {tx.shape[1:]} (C, H, W) "
@@ -53,12 +54,8 @@ def read_npz(arg: str | None, options: SourceOptions) -> RawData:
         keep, held = stratified_split(y, 0.2, seed=12345)
         x, y, tx, ty = x[keep], y[keep], x[held], y[held]
     for labels, key in ((y, "y"), (ty, "y_test")):
-        if labels.size and labels.max() >= len(classes):
-            raise ConfigError(
-                f"{path}: label {int(labels.max())} in '{key}' is out of range for {len(classes)} classes "
-                f"(valid: 0..{len(classes) - 1})"
-            )
-    return RawData(x, y, tx, ty, classes)  # load_data resizes to options.image_size
+        int_labels(labels, path, key, len(classes))
+    return RawData(x, y, tx, ty, classes, source=str(path.resolve()))  # load_data resizes to options.image_size
 
 
 def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
@@ -70,51 +67,22 @@ def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
         raise ConfigError(
             f"{path}: '{key}' has shape {x.shape}; expected (N, H, W), (N, H, W, C) or (N, C, H, W) with C in 1, 3"
         )
-    if x.dtype == np.uint8:
-        return np.ascontiguousarray(x)
-    if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:  # pixel values 0..255 in a wider integer type
-        if x.size and (x.min() < 0 or x.max() > 255):
-            raise ConfigError(
-                f"{path}: integer images in '{key}' must lie in 0..255 (found {x.min()}..{x.max()}); "
-                "or store floats in [0, 1]"
-            )
-        return np.ascontiguousarray(x.astype(np.uint8))
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ConfigError(f"{path}: '{key}' has dtype {x.dtype}; store uint8 (0..255) or floats in [0, 1]")
-    if x.size and not np.isfinite(x).all():
-        raise ConfigError(f"{path}: '{key}' holds NaN or infinite pixel values")
-    if x.size and (x.min() < 0 or x.max() > 1):
-        raise ConfigError(
-            f"{path}: float images in '{key}' must lie in [0, 1] (found {x.min():.3g}..{x.max():.3g}); or store uint8"
-        )
-    return np.ascontiguousarray(np.round(x.astype(np.float64) * 255).astype(np.uint8))
+    return uint8_pixels(image_shape(x, path, key), path, key)
 
 
 def _index_classes(y: np.ndarray, path: Path) -> list[str]:
     """Class names 0..max(y) when labels are class indices; labels that skip most indices look like
     ids (e.g. 3, 7, 1000000000), which would make a head of empty classes: an error saying so."""
-    count, present = int(y.max()) + 1, np.unique(y)
-    if count > 2 * len(present) + 10:
-        raise ConfigError(
-            f"{path}: labels run to {count - 1} but only {len(present)} distinct values occur "
-            f"({', '.join(map(str, present[:5]))}"
-            f"{', ...' if len(present) > 5 else ''}); labels must be class indices 0..C-1: "
-            "remap them (np.unique(y, return_inverse=True))"
-        )
-    if count > len(present):
-        missing = sorted(set(range(count)) - set(present.tolist()))
-        log.warning(
-            "%s: classes %s have no images in 'y' (labels run 0..%d)",
-            path,
-            ", ".join(map(str, missing[:10])),
-            count - 1,
-        )
+    count = int(y.max()) + 1
+    fix = "labels must be class indices 0..C-1: remap them (np.unique(y, return_inverse=True))"
+    check_class_count(count, y, path, f"labels run to {count - 1}", fix, "'y'")
     return [str(i) for i in range(count)]
 
 
-def _npz_labels(y: np.ndarray, path: Path, key: str) -> np.ndarray:
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ConfigError(f"{path}: '{key}' must be a 1-D integer array, got {y.dtype} {y.shape}")
-    if y.size and y.min() < 0:
-        raise ConfigError(f"{path}: negative label {int(y.min())} in '{key}' (labels must be 0..C-1)")
-    return y.astype(np.int64)
+def _named_classes(names: np.ndarray, y: np.ndarray, path: Path) -> list[str]:
+    """The 'classes' array: distinct names, one per class the labels use (not thousands for ten labels)."""
+    classes = class_names(names, path, "classes")
+    if len(classes) > y.max():  # fewer names than labels: the range check names the label
+        fix = "give one name per class, in label order"
+        check_class_count(len(classes), y, path, f"'classes' names {len(classes)} classes", fix, "'y'")
+    return classes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,12 @@ from ..registry import Registry, spec_check
 from . import cifar, imagefolder
 from .bundle import DataBundle, RawData, SourceOptions, Split
 from .decoded_cache import cached_decode, mapped_decode
-from .fetch import locate
+from .fetch import cache_root, locate
 from .idx import find_idx, read_idx
 from .npz import read_npz
 from .preprocess import resize_uint8
 from .splits import stratified_split, stratified_subset
+from .validate import image_shape, int_labels, uint8_pixels
 
 log = logging.getLogger("convcoach")
 
@@ -38,38 +40,67 @@ FASHION_CLASSES = [
 SOURCES: Registry = Registry("dataset")
 
 
+def _find(name: str, options: SourceOptions, present: Callable[[Path], bool], expected: str) -> Path:
+    """The folder holding dataset `name`. An explicit data_dir is the one place looked in (it or its NAME/
+    subfolder): a folder without the files is an error listing them, never a silent switch to another copy;
+    without one, fetch.locate's search path (and download)."""
+    if not options.data_dir:
+        found = locate(name, None, present)
+        log.info("%s: reading the copy in %s", name, found)  # one of several places: say which
+        return found
+    mine = [Path(options.data_dir) / name, Path(options.data_dir)]
+    found = next((folder for folder in mine if folder.is_dir() and present(folder)), None)
+    if found is None:
+        try:
+            other = f"without --data-dir the copy in {locate(name, None, present, download=False)} would be used"
+        except ConfigError:
+            other = f"without --data-dir it is downloaded into {cache_root() / name}"
+        raise ConfigError(
+            f"dataset '{name}' not found in --data-dir {options.data_dir} (looked in {mine[0]} and {mine[1]} "
+            f"for {expected}); {other}"
+        )
+    return found
+
+
 def _idx_source(name: str, classes: list[str]):
     stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    expected = ", ".join(f"{stem}[.gz]" for stem in stems)
 
     def load(arg: str | None, options: SourceOptions) -> RawData:
-        folder = locate(name, options.data_dir, lambda d: all(find_idx(d, s) for s in stems))
-        tx, ty, vx, vy = (read_idx(find_idx(folder, s)) for s in stems)
-        for images, labels, stem in ((tx, ty, stems[0]), (vx, vy, stems[2])):
-            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-                raise ConfigError(f"{folder / stem}: {images.shape} images do not match {labels.shape} labels")
-        return RawData(tx[:, None], ty.astype(np.int64), vx[:, None], vy.astype(np.int64), classes)
+        folder = _find(name, options, lambda d: all(find_idx(d, s) for s in stems), expected)
+        paths = [find_idx(folder, s) for s in stems]
+        train, test = _idx_split(*paths[:2], len(classes)), _idx_split(*paths[2:], len(classes))
+        return RawData(*train, *test, classes, source=str(folder))
 
     return load
+
+
+def _idx_split(image_path: Path, label_path: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """One split's pair of IDX files: (N, 1, H, W) uint8 images in 0..255 and int64 labels below `count`."""
+    images, labels = read_idx(image_path), read_idx(label_path)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ConfigError(f"{image_path}: {images.shape} images do not match {labels.shape} labels")
+    images = uint8_pixels(image_shape(images[:, None], image_path, "images"), image_path, "images")
+    return images, int_labels(labels, label_path, "labels", count)
 
 
 SOURCES.register("fashion-mnist")(_idx_source("fashion-mnist", FASHION_CLASSES))
 SOURCES.register("mnist")(_idx_source("mnist", [str(d) for d in range(10)]))
 
 
-def _cifar_source(name: str, folder_name: str, train: list[str], label_key: str, meta: tuple[str, str]):
+def _cifar_source(name: str, folder_name: str, train: list[str], label_key: str, meta: tuple[str, str], count: int):
+    """A CIFAR set of `count` classes (10 or 100, as the format declares): its meta file, when present, names
+    exactly that many, and every label is below it."""
+
     def load(arg: str | None, options: SourceOptions) -> RawData:
-        root = locate(
-            name, options.data_dir, lambda d: (d / folder_name / train[0]).is_file() or (d / train[0]).is_file()
-        )
+        present = lambda d: (d / folder_name / train[0]).is_file() or (d / train[0]).is_file()  # noqa: E731
+        root = _find(name, options, present, f"{folder_name}/{train[0]} (the extracted archive)")
         folder = root / folder_name if (root / folder_name).is_dir() else root
-        tx, ty = cifar.read_split(folder, train, label_key)
-        vx, vy = cifar.read_split(folder, ["test" if name == "cifar100" else "test_batch"], label_key)
-        classes = (
-            cifar.read_names(folder, *meta)
-            if (folder / meta[0]).is_file()
-            else [str(i) for i in range(int(ty.max()) + 1)]
-        )
-        return RawData(tx, ty, vx, vy, classes)
+        tx, ty = cifar.read_split(folder, train, label_key, count)
+        vx, vy = cifar.read_split(folder, ["test" if name == "cifar100" else "test_batch"], label_key, count)
+        has_meta = (folder / meta[0]).is_file()
+        classes = cifar.read_names(folder, *meta, count=count) if has_meta else [str(i) for i in range(count)]
+        return RawData(tx, ty, vx, vy, classes, source=str(folder))
 
     return load
 
@@ -81,15 +112,19 @@ SOURCES.register("cifar10")(
         [f"data_batch_{i}" for i in range(1, 6)],
         "labels",
         ("batches.meta", "label_names"),
+        10,
     )
 )
 SOURCES.register("cifar100")(
-    _cifar_source("cifar100", "cifar-100-python", ["train"], "fine_labels", ("meta", "fine_label_names"))
+    _cifar_source("cifar100", "cifar-100-python", ["train"], "fine_labels", ("meta", "fine_label_names"), 100)
 )
 
 
 # the sources that look in (and download to) data_dir; the others are bundled or read from their own path
 READS_DATA_DIR = ("fashion-mnist", "mnist", "cifar10", "cifar100")
+
+
+DIGITS_SOURCE = "scikit-learn's bundled digits (sklearn.datasets.load_digits)"
 
 
 @SOURCES.register("digits")
@@ -101,7 +136,8 @@ def _digits(arg: str | None, options: SourceOptions) -> RawData:
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[:, None]  # load_data resizes
     labels = digits.target.astype(np.int64)
     train, test = stratified_split(labels, 0.2, seed=12345)  # fixed: the test split never moves
-    return RawData(images[train], labels[train], images[test], labels[test], [str(d) for d in range(10)])
+    classes = [str(d) for d in range(10)]
+    return RawData(images[train], labels[train], images[test], labels[test], classes, source=DIGITS_SOURCE)
 
 
 @SOURCES.register("npz")
@@ -134,7 +170,8 @@ def _imagefolder(arg: str | None, options: SourceOptions) -> RawData:
         channels,
         *size,
     )
-    raw = RawData(None, np.empty(0, np.int64), None, np.empty(0, np.int64), classes, shape=(channels, *size))
+    empty = np.empty(0, np.int64)
+    raw = RawData(None, empty, None, empty, classes, shape=(channels, *size), source=str(root.resolve()))
     if len(all_files) * channels * size[0] * size[1] > options.memory_limit_gb * 2**30:
         # too large for memory: keep file lists, decode in DataLoader workers
         raw.train_files, raw.train_y = listed["train"]
@@ -211,7 +248,8 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
     test = Split(conform(_owned(raw.test_x), options), torch.from_numpy(_owned(raw.test_y)))
     if val is not None:
         val = Split(conform(val.images.numpy(), options), val.labels)
-    return _checked(DataBundle(spec, raw.classes, train, val, test, tuple(train.images.shape[1:]), raw.skipped))
+    shape = tuple(train.images.shape[1:])
+    return _checked(DataBundle(spec, raw.classes, train, val, test, shape, raw.skipped, raw.source))
 
 
 def _owned(array: np.ndarray) -> np.ndarray:
@@ -279,7 +317,7 @@ def _streaming_bundle(
     train = _mapped(Split(None, torch.from_numpy(labels), list(files), raw.shape), strict)
     test = _mapped(Split(None, torch.from_numpy(np.asarray(raw.test_y)), list(raw.test_files), raw.shape), strict)
     val = _mapped(val, strict) if val is not None else None
-    return _checked(DataBundle(spec, raw.classes, train, val, test, raw.shape))
+    return _checked(DataBundle(spec, raw.classes, train, val, test, raw.shape, source=raw.source))
 
 
 def _mapped(split: Split, strict: bool) -> Split:

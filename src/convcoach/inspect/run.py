@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ..data import Normalizer, Split
-from ..data.imagefolder import load_image
+from ..data.imagefolder import read_image
 from ..data.samples import examples, split_images
 from ..errors import ConfigError
 from ..render import figures as plots
@@ -343,8 +343,5 @@ def _read_files(files: list[str], in_shape: tuple[int, int, int]) -> torch.Tenso
         path = Path(name)
         if not path.is_file():
             raise ConfigError(f"image not found: {path}")
-        try:
-            images.append(torch.from_numpy(np.ascontiguousarray(load_image(path, channels, (height, width)))))
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise ConfigError(f"{path}: unreadable image ({exc})") from None
+        images.append(torch.from_numpy(np.ascontiguousarray(read_image(path, channels, (height, width)))))
     return torch.stack(images)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
+from ..files import load_yaml, read_text
 
 
 @dataclass
@@ -34,10 +33,11 @@ def read_json(path: Path) -> Any:
     """A JSON file's value, None when absent, a ConfigError naming the file when malformed."""
     if not path.is_file():
         return None
+    text = read_text(path, what="JSON file")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5,000-digit number, [[[[...]]]]
+        raise ConfigError(f"{path}: not valid JSON ({str(exc) or type(exc).__name__})") from None
 
 
 def load_run(run_dir: str | Path) -> RunFiles:
@@ -49,27 +49,20 @@ def load_run(run_dir: str | Path) -> RunFiles:
         raise ConfigError(
             f"{path}: not a convcoach run directory (no config.yaml, metrics.jsonl, summary.json or trials.csv)"
         )
-    config: dict[str, Any] = {}
-    if (path / "config.yaml").is_file():
-        try:
-            config = yaml.safe_load((path / "config.yaml").read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path / 'config.yaml'}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    config = load_yaml(path / "config.yaml") if (path / "config.yaml").is_file() else {}
     rows, bad = [], 0
     if (path / "metrics.jsonl").is_file():
-        for line in (path / "metrics.jsonl").read_text().splitlines():
+        for line in read_text(path / "metrics.jsonl", what="metrics log").splitlines():
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 row = None
             if isinstance(row, dict):
                 rows.append(row)
             else:
                 bad += 1  # a line cut short by a killed run; counted and shown in the report
-    if not isinstance(config, dict):
-        raise ConfigError(f"{path / 'config.yaml'}: expected a mapping of options, got {type(config).__name__}")
     return RunFiles(
         path,
         config,

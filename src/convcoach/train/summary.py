@@ -124,6 +124,7 @@ def write_env(trainer: Trainer) -> None:
             "threads_reason": trainer.threads_reason,  # threads.py: the cores other work left free
             "epochs_rule": epochs_rule(trainer.config),  # train/budget.py adds "planned_epochs" after epoch 1
             "processes": trainer.dist.world_size,  # DDP processes (1 without --nproc)
+            "data_source": trainer.data.source,  # the folder, file or bundled set the data were read from
             "lr": trainer.base_lr,
             # --lr auto (or an unset --lr whose default was not measured for this model): the range test's choice
             "lr_choice": trainer.lr_choice.to_dict() if trainer.lr_choice is not None else None,
