@@ -116,7 +116,8 @@ def test_a_resume_also_needs_what_the_run_continues_from(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["empty", "marker only", "wrong types", "flipped bytes", "junk"])
-def test_cli_eval_of_a_damaged_checkpoint_is_one_line(tmp_path, capsys, damage):
+def test_cli_eval_of_a_damaged_checkpoint_is_one_line(tmp_path, capsys, monkeypatch, damage):
+    monkeypatch.chdir(tmp_path)  # eval's default output folder, runs/eval-<time>, goes here
     path = tmp_path / "best.pt"
     save_checkpoint(_payload(), path)
     if damage == "empty":
