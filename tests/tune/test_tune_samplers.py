@@ -111,3 +111,13 @@ def test_tpe_sampler_starts_with_half_the_trials_at_random(blobs, tmp_path, monk
     rows = trials(out)
     assert len(rows) == 4 and all(1e-3 <= float(r["lr"]) <= 0.1 for r in rows)
     assert len({r["lr"] for r in rows}) == 4
+
+
+def test_a_resumed_grid_study_runs_the_points_it_has_not_run(blobs, tmp_path, capsys):
+    """A trial keeps an index into the shuffled grid: the rerun shuffles alike (the study's seed, not the process's)."""
+    command = ["tune", "--data", f"npz:{blobs}", *FLAGS, "--space", "lr=0.01..0.1:log", "--sampler", "grid"]
+    command += ["--grid-points", "4", "--out", str(tmp_path / "grid")]
+    assert main([*command, "--trials", "1"]) == 0
+    assert main([*command, "--trials", "4"]) == 0
+    lrs = sorted(float(r["lr"]) for r in trials(tmp_path / "grid"))
+    assert lrs == pytest.approx([0.01, 10**-1 / 10 ** (2 / 3), 10**-1 / 10 ** (1 / 3), 0.1])  # each point once

@@ -1,11 +1,16 @@
 """Optuna's pieces by name: the samplers (random, grid, TPE), the pruners (none, median) and the
-shared study storage on a real database (SQLite or PostgreSQL), retried while it starts."""
+shared study storage on a real database (SQLite or PostgreSQL), retried while it starts, whose trials beat a
+heartbeat: a trial whose process died is failed and queued again with the same parameters."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import optuna
 
@@ -17,20 +22,28 @@ from .space import Space, grid_space
 SAMPLERS: Registry[Callable[..., optuna.samplers.BaseSampler]] = Registry("sampler")
 
 
+# each builder gets this process's seed and the study's (the same in every process and every resume)
 @SAMPLERS.register("random")
-def random_sampler(space: Space, options: TuneOptions, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+def random_sampler(
+    space: Space, options: TuneOptions, seed: int, trials: int, study_seed: int
+) -> optuna.samplers.BaseSampler:
     """Independent draws, log-uniform on log ranges (Bergstra & Bengio 2012)."""
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 @SAMPLERS.register("grid")
-def grid_sampler(space: Space, options: TuneOptions, seed: int, trials: int) -> optuna.samplers.BaseSampler:
-    """Every combination of the choices and `grid_points` values per range; the study stops when exhausted."""
-    return optuna.samplers.GridSampler(grid_space(space, options.grid_points), seed=seed)
+def grid_sampler(
+    space: Space, options: TuneOptions, seed: int, trials: int, study_seed: int
+) -> optuna.samplers.BaseSampler:
+    """Every combination of the choices and `grid_points` values per range; the study stops when exhausted.
+    A trial keeps the index of its point in the shuffled grid: every process and resume must shuffle it alike."""
+    return optuna.samplers.GridSampler(grid_space(space, options.grid_points), seed=study_seed)
 
 
 @SAMPLERS.register("tpe")
-def tpe_sampler(space: Space, options: TuneOptions, seed: int, trials: int) -> optuna.samplers.BaseSampler:
+def tpe_sampler(
+    space: Space, options: TuneOptions, seed: int, trials: int, study_seed: int
+) -> optuna.samplers.BaseSampler:
     """Bayesian optimization with a tree-structured Parzen estimator (Bergstra et al. 2011);
     its first min(10, trials/2) trials are random."""
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, trials // 2)))
@@ -65,8 +78,17 @@ def create_pruner(spec: str) -> optuna.pruners.BasePruner:
     return pruner
 
 
-# ----- storage and data -----
-def open_storage(url: str, attempts: int = 4) -> optuna.storages.RDBStorage:
+# ----- storage and dead processes -----
+HEARTBEAT_SECONDS = 2  # a running trial's heartbeat thread updates one row this often (~1 ms on SQLite)
+GRACE_SECONDS = 6  # three missed heartbeats: the trial's process is gone
+UNSTARTED_SECONDS = 60  # a trial still without a 'process' attribute this long after it started died before it began
+MAX_RETRIES = 2  # a trial whose process keeps dying (killed for memory, say) is rerun at most this often
+WAITING, RUNNING, FAIL = optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL
+
+
+def open_storage(
+    url: str, attempts: int = 4, heartbeat: int = HEARTBEAT_SECONDS, grace: int = GRACE_SECONDS
+) -> optuna.storages.RDBStorage:
     """An RDB storage (SQLite file or PostgreSQL URL) with heartbeats, so a killed process's trials get failed
     and rerun."""
     if "://" not in url:
@@ -79,7 +101,11 @@ def open_storage(url: str, attempts: int = 4) -> optuna.storages.RDBStorage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=20, grace_period=60
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat,
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=retry_trial,
                 )
         except ImportError as exc:
             raise ConfigError(
@@ -94,3 +120,74 @@ def open_storage(url: str, attempts: int = 4) -> optuna.storages.RDBStorage:
                 ) from None
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")
+
+
+def _host() -> str:
+    """This machine, and its PID namespace: two containers may share a hostname but never process ids."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # 'pid:[4026531836]'
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()} {namespace}".strip()
+
+
+HOST = _host()
+
+
+def this_process() -> dict[str, Any]:
+    """Who runs a trial, kept as its 'process' attribute: a rerun on the same host knows at once if it died."""
+    return {"host": HOST, "pid": os.getpid()}
+
+
+def process_is_gone(process: Any) -> bool:
+    """True when `process` (a trial's 'process' attribute) ran on this host and no process has its id any more."""
+    if not isinstance(process, dict) or process.get("host") != HOST:
+        return False
+    try:
+        os.kill(int(process["pid"]), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
+
+
+def fail_dead_trials(study: optuna.Study) -> None:
+    """Fail the running trials whose process is gone and queue each again with the same parameters: at once when
+    it ran on this host, after GRACE_SECONDS without a heartbeat otherwise (Optuna's check, which calls
+    retry_trial), and UNSTARTED_SECONDS after its start when it was killed before its objective began."""
+    now = datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(RUNNING,)):
+        process = trial.user_attrs.get("process")
+        unstarted = process is None and now - trial.datetime_start > timedelta(seconds=UNSTARTED_SECONDS)
+        if unstarted or process_is_gone(process):
+            try:  # the storage call Optuna's own check makes; study.tell would also run the sampler's after_trial
+                failed = study._storage.set_trial_state_values(trial._trial_id, state=FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it first
+                continue
+            if failed:
+                retry_trial(study, trial)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def retry_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Queue a dead trial's parameters as a waiting trial, the next one any process runs. Optuna's
+    RetryHeartbeatStaleTrialCallback would copy the dead trial's user attributes, whose 'process' marks it dead."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRIES:
+        return
+    study.add_trial(
+        optuna.create_trial(
+            state=WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            system_attrs={**trial.system_attrs, "failed_trial": history[0], "retry_history": history},
+        )
+    )
+
+
+def retried_trials(study: optuna.Study) -> int:
+    """How many trials were queued again after their process died."""
+    return sum("retry_history" in t.system_attrs for t in study.get_trials(deepcopy=False))

@@ -18,7 +18,7 @@ from ..config import FIXED_EPOCHS, TrainConfig
 from ..data import DataBundle
 from ..errors import ConfigError
 from ..files import write_json
-from .backends import SAMPLERS, create_pruner, open_storage
+from .backends import SAMPLERS, create_pruner, fail_dead_trials, open_storage, retried_trials
 from .narrowing import Stage, narrow, plan_stages, top_trials
 from .options import TuneOptions
 from .space import Space, check_space, grid_size, space_from_dict, space_to_dict
@@ -26,7 +26,6 @@ from .trials import (
     SurplusTrial,
     TrialObjective,
     counted_trials,
-    fail_stale_trials,
     load_trial_data,
     wait_for_other_processes,
     without_test,
@@ -57,7 +56,8 @@ class TuneResult:
 
 
 def sampler_seed(base_seed: int, stage: int, existing: int, shared: bool) -> int:
-    """Reproducible for one process; a resumed study continues the sequence; processes sharing a study draw apart."""
+    """Reproducible for one process; a resumed study continues the sequence; processes sharing a study draw apart.
+    With existing=0 and shared=False: the study's seed, the same in every process and every resume."""
     seed = base_seed * 1_000_003 + stage * 10_007 + existing
     if shared:
         seed = seed * 31 + os.getpid()
@@ -105,6 +105,7 @@ def tune(
             options,
             sampler_seed(base.seed, stage.number, len(study.trials), options.storage is not None),
             stage.trials,
+            study_seed=sampler_seed(base.seed, stage.number, 0, shared=False),
         )
         study.pruner = create_pruner(options.prune)
         header = (
@@ -122,12 +123,7 @@ def tune(
             current,
             echo if not base.quiet else None,
         )
-        wait_for_other_processes(study)
-        stage_records = [
-            r
-            for t in study.get_trials(deepcopy=False)
-            if (r := record_from_trial(t, stage.number, stage.epochs)) is not None
-        ]
+        stage_records = _stage_records(study, stage)
         echo(
             f"stage {stage.number} trials by validation accuracy:\n"
             + trials_table(stage_records, current, stage.trials)
@@ -176,7 +172,25 @@ def _run_stage(
     space: Space,
     echo: Callable[[str], None] | None,
 ) -> None:
-    fail_stale_trials(study)
+    """This process's share of the stage, then the wait for other processes' trials; a trial whose process died
+    is queued again, and another pass runs it when its death was found after the trials left were counted."""
+    while True:
+        fail_dead_trials(study)
+        retried = retried_trials(study)
+        _run_trials(study, objective, stage, jobs, space, echo)
+        wait_for_other_processes(study)
+        if counted_trials(study) >= stage.trials or retried_trials(study) == retried:
+            return
+
+
+def _run_trials(
+    study: optuna.Study,
+    objective: TrialObjective,
+    stage: Stage,
+    jobs: int,
+    space: Space,
+    echo: Callable[[str], None] | None,
+) -> None:
     remaining = stage.trials - counted_trials(study)
     if remaining <= 0:
         return
@@ -191,6 +205,14 @@ def _run_stage(
     study.optimize(
         objective, n_trials=remaining, n_jobs=jobs, catch=(ConfigError, SurplusTrial), callbacks=[after_trial]
     )
+
+
+def _stage_records(study: optuna.Study, stage: Stage) -> list[TrialRecord]:
+    """The stage's trials as records; a trial whose process died names the trial that reran it."""
+    trials = study.get_trials(deepcopy=False)
+    rerun_as = {t.system_attrs["retry_history"][-1]: t.number for t in trials if "retry_history" in t.system_attrs}
+    records = (record_from_trial(t, stage.number, stage.epochs, rerun_as.get(t.number)) for t in trials)
+    return [r for r in records if r is not None]
 
 
 def _finish(

@@ -1,13 +1,12 @@
 """One trial of a search: the data every trial shares (without the test split), the objective that
 trains a config and reports each epoch to Optuna (pruning), and the bookkeeping of trials shared by
-several processes (surplus, stale and still-running trials)."""
+several processes (surplus trials, and the wait for those still running elsewhere)."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-import warnings
 from collections import deque
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..errors import ConfigError
 from ..train.callbacks import Callback
 from ..train.loop import Trainer
 from ..train.setup import load_run_data
+from .backends import fail_dead_trials, this_process
 from .narrowing import Stage
 from .space import Space, sample_config
 
@@ -108,6 +108,7 @@ class TrialObjective:
         self.base, self.space, self.stage, self.data, self.out = base, space, stage, data, out
 
     def __call__(self, trial: optuna.trial.Trial) -> float:
+        trial.set_user_attr("process", this_process())  # first: a trial without it is one that never began
         if is_surplus(trial, self.stage.trials):
             trial.set_user_attr("outcome", "surplus")
             trial.study.stop()
@@ -165,18 +166,12 @@ def counted_trials(study: optuna.Study) -> int:
     return sum(1 for t in study.get_trials(deepcopy=False, states=COUNTED) if t.user_attrs.get("outcome") != "surplus")
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Mark the running trials of a killed process failed (after the heartbeat grace period), so they are rerun."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-
-
-def wait_for_other_processes(study: optuna.Study, poll_seconds: float = 2.0) -> None:
-    """Before narrowing, wait until no trial of this stage runs anywhere, so every process narrows alike."""
+def wait_for_other_processes(study: optuna.Study, poll_seconds: float = 1.0) -> None:
+    """Before narrowing, wait until no trial of this stage runs anywhere, so every process narrows alike; trials
+    whose process died are failed and queued again, not waited for."""
     announced = False
     while True:
-        fail_stale_trials(study)
+        fail_dead_trials(study)
         running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         if not running:
             return

@@ -20,7 +20,7 @@ class TrialRecord:
 
     stage: int
     number: int
-    outcome: str  # completed | pruned | diverged | failed | running
+    outcome: str  # completed | pruned | diverged | failed | killed (its process died; rerun) | running
     val_acc: float | None  # best validation accuracy (pruned/diverged: the last one reported)
     params: dict[str, Any]  # sampled values (numbers for template keys)
     config_values: dict[str, Any] = field(default_factory=dict)  # the values as config keys take them
@@ -36,13 +36,16 @@ class TrialRecord:
     train_acc: float | None = None  # the last epoch's training accuracy
 
 
-def record_from_trial(trial: Any, stage: int, epochs: int) -> TrialRecord | None:
-    """An Optuna FrozenTrial -> TrialRecord; None for surplus trials (a race between processes)."""
+def record_from_trial(trial: Any, stage: int, epochs: int, rerun_as: int | None = None) -> TrialRecord | None:
+    """An Optuna FrozenTrial -> TrialRecord; None for surplus trials (a race between processes) and queued ones.
+    `rerun_as`: the number of the trial that reran this one after its process died."""
     attrs = trial.user_attrs
-    if attrs.get("outcome") == "surplus":
-        return None
     state = trial.state.name.lower()
+    if attrs.get("outcome") == "surplus" or state == "waiting":
+        return None
     outcome = attrs.get("outcome") or {"complete": "completed", "pruned": "pruned", "fail": "failed"}.get(state, state)
+    if rerun_as is not None and state == "fail":
+        outcome, attrs = "killed", {**attrs, "message": f"its process died; rerun as trial {rerun_as}"}
     value = trial.value if state in ("complete", "pruned") else None
     return TrialRecord(
         stage=stage,
@@ -86,8 +89,8 @@ def format_line(record: TrialRecord, space: Space, total: int) -> str:
         line += f"  [pruned after epoch {record.epochs_run}/{record.epochs}]"
     elif record.outcome == "diverged":
         line += f"  [diverged at step {record.steps}: stopped early]"
-    elif record.outcome == "failed":
-        line += f"  [failed: {record.message}]"
+    elif record.outcome in ("failed", "killed"):
+        line += f"  [{record.outcome}: {record.message}]"
     return line
 
 
