@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest_plugins = ["postgres"]  # tests/postgres.py: a throw-away server, `storage_url` on SQLite and PostgreSQL
+
 
 def make_blobs(n_per_class: int = 60, classes: int = 3, size: int = 12, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Class k is a bright square in quadrant k of a noisy image: easy, but only for a working pipeline."""

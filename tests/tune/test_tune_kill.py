@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
@@ -18,7 +19,14 @@ from conftest import small_config
 
 from convcoach.cli import main
 from convcoach.tune import TuneOptions, backends, parse_space, tune
-from convcoach.tune.backends import GRACE_SECONDS, fail_dead_trials, open_storage, retry_trial
+from convcoach.tune.backends import (
+    GRACE_SECONDS,
+    HEARTBEAT_SECONDS,
+    fail_dead_trials,
+    open_storage,
+    retry_trial,
+    with_driver,
+)
 from convcoach.tune.trials import wait_for_other_processes
 
 COMPLETE, FAIL, RUNNING, WAITING = (
@@ -29,12 +37,6 @@ COMPLETE, FAIL, RUNNING, WAITING = (
 )
 # the tests below ask for trials by hand, as a tuning process would inside Study.optimize
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-
-
-@pytest.fixture
-def storage_url(tmp_path: Path) -> str:
-    """The study's database; issue 27 parametrizes this with a PostgreSQL URL."""
-    return f"sqlite:///{tmp_path / 'study.db'}"
 
 
 def tune_flags(data: Path, storage: str, study: str, out: Path) -> list[str]:
@@ -57,7 +59,7 @@ def trials_of(storage: optuna.storages.RDBStorage, study: str) -> list[optuna.tr
 def kill_during_trial(command: list[str], storage_url: str, study: str, number: int, timeout: float = 120.0) -> None:
     """Run `command` and SIGKILL it once trial `number` has its config and trains (its objective set config_values)."""
     process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.PIPE, text=True)
-    storage = optuna.storages.RDBStorage(storage_url)
+    storage = optuna.storages.RDBStorage(with_driver(storage_url))
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
         if any(t.number == number and "config_values" in t.user_attrs for t in trials_of(storage, study)):
@@ -79,7 +81,7 @@ def test_a_study_killed_in_trial_1_and_rerun_ends_as_an_uninterrupted_one(
     printed, _ = rerun.communicate(timeout=120)
     assert rerun.returncode == 0
 
-    storage = optuna.storages.RDBStorage(storage_url)
+    storage = optuna.storages.RDBStorage(with_driver(storage_url))
     killed, reference = trials_of(storage, "killed"), trials_of(storage, "reference")
     assert [t.state for t in killed] == [COMPLETE, FAIL, COMPLETE, COMPLETE, COMPLETE, COMPLETE]
     # the rerun's first trial is the dead one again, with its parameters
@@ -96,6 +98,40 @@ def test_a_study_killed_in_trial_1_and_rerun_ends_as_an_uninterrupted_one(
     rows = {row["trial"]: row for row in csv.DictReader(open(tmp_path / "k" / "trials.csv"))}
     assert (rows["1"]["outcome"], rows["1"]["message"]) == ("killed", "its process died; rerun as trial 2")
     assert "[killed: its process died; rerun as trial 2]" in printed
+
+
+# `convcoach tune` in a process that takes itself for another machine: this host cannot see whether it lives
+ANOTHER_MACHINE = (
+    "import sys; from convcoach.tune import backends; backends.HOST = 'another-machine'; "
+    "from convcoach.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def test_a_process_of_another_machine_killed_mid_trial_is_found_by_its_heartbeat_and_its_trial_rerun(
+    blobs_npz, tmp_path, storage_url
+):
+    flags = tune_flags(blobs_npz, storage_url, "shared", tmp_path / "a")
+    kill_during_trial([sys.executable, "-c", ANOTHER_MACHINE, "tune", *flags], storage_url, "shared", number=0)
+    killed_at = datetime.now()
+    survivor = subprocess.run(
+        [sys.executable, "-m", "convcoach", "tune", *tune_flags(blobs_npz, storage_url, "shared", tmp_path / "b")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert survivor.returncode == 0, survivor.stderr[-2000:]
+
+    dead, *rest = trials_of(optuna.storages.RDBStorage(with_driver(storage_url)), "shared")
+    assert dead.state == FAIL and dead.user_attrs["process"]["host"] == "another-machine"
+    # no process id to ask: the survivor failed it once its last heartbeat was GRACE_SECONDS old
+    assert dead.datetime_complete - killed_at > timedelta(seconds=GRACE_SECONDS - HEARTBEAT_SECONDS)
+    assert [t.state for t in rest] == [COMPLETE] * 5  # exactly the requested trials
+    (rerun,) = [t for t in rest if t.system_attrs.get("retry_history") == [0]]
+    assert rerun.params == dead.params
+    assert len({t.user_attrs["process"]["pid"] for t in rest}) == 1  # all run by the survivor
+    assert len({t.params["lr"] for t in rest}) == 5  # the 5 grid points, each once
+    assert json.loads((tmp_path / "b" / "tune.json").read_text())["outcomes"] == {"completed": 5, "killed": 1}
 
 
 def dead_pid() -> int:

@@ -1,4 +1,5 @@
-"""Running searches on tiny data: stages, pruning, explosion abort, no test split, resume, shared SQLite, best.yaml."""
+"""Running searches on tiny data: stages, pruning, explosion abort, no test split, resume, a study shared on SQLite
+and PostgreSQL, best.yaml."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from conftest import make_blobs, small_config
 from convcoach.cli import main
 from convcoach.train.loop import Trainer
 from convcoach.tune import TuneOptions, parse_space, tune
+from convcoach.tune.backends import with_driver
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -130,18 +132,17 @@ def test_exploding_trial_stops_in_its_first_steps(blobs, tmp_path):
     assert result.best is None and result.summary["compute"]["saved_steps"]["diverged"] == 12 - record.steps
 
 
-def test_interrupted_study_resumes_without_rerunning(blobs, tmp_path):
+def test_interrupted_study_resumes_without_rerunning(blobs, tmp_path, storage_url):
     base = small_config(blobs, tmp_path / "resume", epochs=1)
     space = parse_space("lr=1e-3..0.1:log")
-    first = tune(base, space, TuneOptions(trials=2), echo=None)
-    again = tune(base, space, TuneOptions(trials=3, jobs=2), echo=None)
+    first = tune(base, space, TuneOptions(trials=2, storage=storage_url, study="resumed"), echo=None)
+    again = tune(base, space, TuneOptions(trials=3, jobs=2, storage=storage_url, study="resumed"), echo=None)
     assert [r.number for r in first.records] == [0, 1]
     assert [r.number for r in again.records] == [0, 1, 2]
     assert [r.params for r in again.records[:2]] == [r.params for r in first.records]
 
 
-def test_two_processes_share_an_sqlite_study(blobs, tmp_path):
-    storage = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_two_processes_share_a_study(blobs, tmp_path, storage_url):
     flags = [
         "--data",
         f"npz:{blobs}",
@@ -163,7 +164,7 @@ def test_two_processes_share_an_sqlite_study(blobs, tmp_path):
         "--trials",
         "4",
         "--storage",
-        storage,
+        storage_url,
         "--study",
         "shared",
     ]
@@ -180,7 +181,7 @@ def test_two_processes_share_an_sqlite_study(blobs, tmp_path):
     ]
     outputs = [w.communicate(timeout=240) for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    study = optuna.load_study(study_name="shared", storage=storage)
+    study = optuna.load_study(study_name="shared", storage=with_driver(storage_url))
     done = [
         t
         for t in study.trials
@@ -191,6 +192,17 @@ def test_two_processes_share_an_sqlite_study(blobs, tmp_path):
     by_worker = [sum(1 for t in done if f"worker{i}" in t.user_attrs["run_dir"]) for i in range(2)]
     assert sum(by_worker) == 4
     assert len({round(math.log10(t.params["lr"]), 9) for t in done}) == 4  # the workers drew different points
+
+
+def test_a_postgresql_storage_without_its_driver_names_the_extra(monkeypatch, capsys, blobs, tmp_path):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # `import psycopg` fails, as where it is not installed
+    url = "postgresql://user@127.0.0.1:5432/studies"
+    flags = ["--data", f"npz:{blobs}", "--space", "lr=[0.01]", "--storage", url, "--out", str(tmp_path / "x")]
+    assert main(["tune", *flags]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"convcoach: error: storage '{url}': its database driver is missing (import of psycopg halted; None in "
+        "sys.modules); for PostgreSQL: pip install 'convcoach[postgres]'"
+    )
 
 
 def test_cli_errors_name_the_key(capsys, blobs, tmp_path):

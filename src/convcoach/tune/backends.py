@@ -101,7 +101,7 @@ def open_storage(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url,
+                    with_driver(url),
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=heartbeat,
                     grace_period=grace,
@@ -109,7 +109,8 @@ def open_storage(
                 )
         except ImportError as exc:
             raise ConfigError(
-                f"storage '{url}': a driver is missing ({exc}); for PostgreSQL: pip install psycopg2-binary"
+                f"storage '{url}': its database driver is missing ({exc.__cause__ or exc}); "
+                "for PostgreSQL: pip install 'convcoach[postgres]'"
             ) from None
         except (
             Exception
@@ -120,6 +121,13 @@ def open_storage(
                 ) from None
             time.sleep(0.5 + attempt)
     raise AssertionError("unreachable")
+
+
+def with_driver(url: str) -> str:
+    """`url` naming the PostgreSQL driver the [postgres] extra installs (psycopg 3): a bare postgresql:// means
+    psycopg2 to SQLAlchemy before 2.1 and psycopg after. An explicit postgresql+DRIVER:// is kept."""
+    scheme, rest = url.split("://", 1)
+    return f"postgresql+psycopg://{rest}" if scheme in ("postgresql", "postgres") else url
 
 
 def _host() -> str:
