@@ -88,3 +88,18 @@ def strong_regularizers(options: dict[str, Any]) -> list[Strong]:
         if value >= times * usual_value:
             found.append(Strong(f"--{key.replace('_', '-')}", value, usual_value, value / usual_value))
     return sorted(found, key=lambda s: -s.times)
+
+
+# the options that make up for rare classes, as fixes (advise drops the one a run already has)
+IMBALANCE_FIXES = [
+    "--class-weights balanced (weighs the loss by n / (classes x count))",
+    "--sampler balanced (draws every class equally often)",
+]
+
+
+def imbalance_compensation(options: dict[str, Any]) -> str | None:
+    """The option, as its flag, by which the run already makes up for rare classes (None: it does not)."""
+    weights = [str(weight).strip().lower() for weight in options.get("class_weights") or ["none"]]
+    if weights != ["none"]:
+        return f"--class-weights {','.join(weights)}"
+    return "--sampler balanced" if options.get("sampler") == "balanced" else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import statistics
 
+from .advice import IMBALANCE_FIXES, imbalance_compensation
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 from .rules import _pct
@@ -84,13 +85,16 @@ def class_imbalance(facts: Facts, found: list[Finding]) -> Finding | None:
     if not rare:
         return None
     listed = ", ".join(f"{name} {n} ({_pct(facts.test_per_class[name])} right on test)" for name, n in rare)
+    compensated = imbalance_compensation(facts.options)  # then the imbalance is known and handled: information
     return Finding(
         "class_imbalance",
-        "warn",
-        f"class imbalance: {', '.join(name for name, _ in rare)} far rarer than the other classes",
+        "info" if compensated else "warn",
+        f"class imbalance{f', compensated by {compensated}' if compensated else ''}: "
+        f"{', '.join(name for name, _ in rare)} far rarer than the other classes",
         f"training images per class: {listed}, against a median of {median:.0f}",
         [
-            f"collect more images of {rare[0][0]}, or oversample it to about {median:.0f}",
+            *IMBALANCE_FIXES,
+            f"collect more images of {rare[0][0]}",
             "judge the run by per-class accuracy (convcoach eval --checkpoint RUN: confusion.png)",
         ],
     )

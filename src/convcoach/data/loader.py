@@ -14,6 +14,7 @@ from .augment import Augmenter
 from .bundle import Split
 from .imagefolder import load_image
 from .preprocess import Normalizer
+from .samplers import SAMPLERS
 
 log = logging.getLogger("convcoach")
 
@@ -21,7 +22,8 @@ log = logging.getLogger("convcoach")
 class BatchLoader:
     """Shuffled every epoch from a seeded generator whose state is part of the checkpoint; the state
     also says how many batches of the current epoch were served, so a mid-epoch resume continues
-    with the same permutation at the next batch."""
+    with the same permutation at the next batch. `sampler` names how an epoch's order is drawn
+    (data/samplers.py: random, balanced); both draw from that one generator."""
 
     def __init__(
         self,
@@ -37,12 +39,14 @@ class BatchLoader:
         rank: int = 0,
         world_size: int = 1,
         num_workers: int | None = None,
+        sampler: str = "random",
     ) -> None:
         self.device = torch.device(device)
         self.split = split
         self.batch_size = batch_size
         self.normalizer = normalizer
         self.shuffle = shuffle
+        self.draw_order = SAMPLERS.get(sampler)(split.labels) if shuffle else None
         self.augment = augment if augment and augment.ops else None
         self.drop_last = drop_last
         self.channels_last = channels_last
@@ -68,8 +72,8 @@ class BatchLoader:
 
     def _order(self) -> torch.Tensor:
         n = len(self.split)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        # every rank draws the same permutation and keeps its own interleaved share
+        order = self.draw_order(self.generator) if self.draw_order is not None else torch.arange(n)
+        # every rank draws the same order and keeps its own interleaved share
         per_rank = n // self.world_size if self.world_size > 1 else n
         return order[self.rank :: self.world_size][:per_rank]
 

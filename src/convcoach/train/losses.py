@@ -7,9 +7,11 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..registry import Registry, spec_check
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# a registered builder returns per-sample losses (N,); create_loss averages them (weighted by class when asked)
 LOSSES: Registry[Callable[..., LossFn]] = Registry("loss")
 
 
@@ -31,9 +33,9 @@ def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         if target.dim() == 1:
-            return F.cross_entropy(logits, target, label_smoothing=label_smoothing)
+            return F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction="none")
         probs = as_probabilities(target, logits.shape[1], label_smoothing)
-        return -(probs * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+        return -(probs * F.log_softmax(logits, dim=1)).sum(dim=1)
 
     return loss
 
@@ -52,7 +54,7 @@ def svm(label_smoothing: float = 0.0, margin: float = 1.0) -> LossFn:
         correct = logits.gather(1, target[:, None])
         margins = (logits - correct + margin).clamp_min(0)
         margins = margins.scatter(1, target[:, None], 0.0)
-        return margins.sum(dim=1).mean()
+        return margins.sum(dim=1)
 
     return loss
 
@@ -64,13 +66,35 @@ def kl_divergence(label_smoothing: float = 0.0) -> LossFn:
     def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
         probs = as_probabilities(target, logits.shape[1], label_smoothing)
-        return F.kl_div(F.log_softmax(logits, dim=1), probs, reduction="batchmean")
+        return F.kl_div(F.log_softmax(logits, dim=1), probs, reduction="none").sum(dim=1)
 
     return loss
 
 
-def create_loss(name: str, label_smoothing: float = 0.0) -> LossFn:
-    return LOSSES.get(name)(label_smoothing=label_smoothing)
+def sample_weights(target: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+    """Each sample's weight: its class's (w_y); a soft target t (mixup, cutmix) weighs sum_c t_c w_c,
+    the mixture of its classes' weights. Label smoothing is applied after, so it never moves a weight."""
+    weights = class_weights.to(target.device)
+    return weights[target] if target.dim() == 1 else target.float() @ weights
+
+
+def create_loss(name: str, label_smoothing: float = 0.0, class_weights: torch.Tensor | None = None) -> LossFn:
+    """The batch loss: the mean of the per-sample losses L_i, or with `class_weights` w the weighted
+    mean sum_i s_i L_i / sum_i s_i (s_i from `sample_weights`), which for index targets without
+    smoothing is torch's cross_entropy(weight=w)."""
+    per_sample = LOSSES.get(name)(label_smoothing=label_smoothing)
+    if class_weights is None:
+        return lambda logits, target: per_sample(logits, target).mean()
+
+    def weighted(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses = per_sample(logits, target)
+        if losses.dim() != 1:
+            raise ConfigError(f"loss '{name}' returns a batch mean; class weights need its per-sample losses (N,)")
+        weights = sample_weights(target, class_weights)
+        # a batch whose every sample weighs 0 (classes weighted 0) contributes nothing instead of 0/0
+        return (weights * losses).sum() / weights.sum().clamp_min(torch.finfo(weights.dtype).tiny)
+
+    return weighted
 
 
 @spec_check("loss")

@@ -126,6 +126,8 @@ def write_env(trainer: Trainer) -> None:
             "processes": trainer.dist.world_size,  # DDP processes (1 without --nproc)
             "data_source": trainer.data.source,  # the folder, file or bundled set the data were read from
             "lr": trainer.base_lr,
+            "class_weights": trainer.class_weights,  # the training loss's weight per class (None: unweighted)
+            "sampler": trainer.config.sampler,
             # --lr auto (or an unset --lr whose default was not measured for this model): the range test's choice
             "lr_choice": trainer.lr_choice.to_dict() if trainer.lr_choice is not None else None,
         },

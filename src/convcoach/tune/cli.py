@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from ..commands import add_config_flags, command
-from .options import add_tune_flags
+from .options import add_tune_flags, search_only
 
 
 def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every train flag (the base config), then the search's own flags."""
-    add_config_flags(parser)
+    """Every train flag (the base config) but those the search's own flags take, then the search's flags."""
+    add_config_flags(parser, skip=search_only())
     add_tune_flags(parser)
 
 

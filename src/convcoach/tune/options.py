@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import config_fields, from_dict, load_yaml, unwrap_optional
+from ..config import TrainConfig, config_fields, from_dict, load_yaml, unwrap_optional
 from ..errors import ConfigError
 
 
@@ -72,6 +72,12 @@ FLAG_HELP = {
 }
 
 
+def search_only() -> tuple[str, ...]:
+    """Training options whose flag the search's own takes (--sampler: Optuna's, not the loader's); a tune run
+    sets them as top-level keys of its --config YAML."""
+    return tuple(sorted(set(config_fields(TuneOptions)) & set(config_fields(TrainConfig))))
+
+
 def add_tune_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TuneOptions field; flags override the YAML `tune:` mapping."""
     group = parser.add_argument_group("search")
@@ -103,11 +109,10 @@ def options_from_args(args: argparse.Namespace, yaml_tune: dict[str, Any]) -> Tu
 
 def tune_inputs(args: argparse.Namespace) -> tuple[Any, Any, TuneOptions]:
     """(base TrainConfig, search space, TuneOptions) from `convcoach tune` flags and its --config YAML."""
-    from ..config import TrainConfig
     from .space import parse_space, space_from_mapping
 
     train_values, yaml_space, yaml_tune = split_yaml(args)
-    fields = config_fields(TrainConfig)
+    fields = set(config_fields(TrainConfig)) - set(search_only())
     train_values.update({k: v for k, v in vars(args).items() if k in fields})
     base = from_dict(train_values, source=args.config or "command line")
     options = options_from_args(args, yaml_tune)

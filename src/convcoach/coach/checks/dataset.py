@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..advice import IMBALANCE_FIXES, imbalance_compensation
 from ..check_report import CheckResult
 from ..context import CheckContext
 from ..run_facts import image_hashes
@@ -76,13 +77,11 @@ def balance(context: CheckContext) -> CheckResult:
     message = f"{min(counts)}-{max(counts)} training images per class over {len(counts)} classes"
     if ratio > IMBALANCE_WARN:
         rare = classes[counts.index(min(counts))]
-        return CheckResult(
-            "data_balance",
-            "warn",
-            f"imbalanced: {message} ('{rare}' is rarest, {ratio:.1f}x)",
-            "collect more of the rare classes or augment them; watch per-class accuracy",
-            details,
-        )
+        found = f"imbalanced: {message} ('{rare}' is rarest, {ratio:.1f}x)"
+        if compensated := imbalance_compensation(context.config.to_dict()):  # the run trains for it already
+            return CheckResult("data_balance", "pass", f"{found}, compensated by {compensated}", "", details)
+        fix = f"{' or '.join(IMBALANCE_FIXES)}; collect more of the rare classes; watch per-class accuracy"
+        return CheckResult("data_balance", "warn", found, fix, details)
     return CheckResult("data_balance", "pass", message, "", details)
 
 
