@@ -196,3 +196,19 @@ def test_an_mlflow_server_that_does_not_answer_is_a_one_line_error_at_once(tmp_p
     config = small_config(blobs_npz, tmp_path / "run", log=["mlflow"], mlflow_uri="http://127.0.0.1:9", report=False)
     with pytest.raises(ConfigError, match=r"^--log mlflow: no MLflow server answers at http://127\.0\.0\.1:9 \("):
         Trainer(config).fit()
+
+
+def test_log_comes_from_yaml_lists_and_comma_separated_flags(tmp_path):
+    from convcoach import load_config
+
+    (tmp_path / "run.yaml").write_text("log: [tensorboard, csv]\n")
+    assert load_config(tmp_path / "run.yaml").log == ["tensorboard", "csv"]
+    assert load_config(log="mlflow,csv").log == ["mlflow", "csv"]
+
+
+def test_only_the_main_process_gets_sinks(tmp_path):
+    from convcoach.logs import log_callbacks
+
+    config = small_config(tmp_path, tmp_path, log=SINKS)
+    assert [type(c).__name__ for c in log_callbacks(config, True)] == ["TensorBoardLogger", "MlflowLogger", "CsvLogger"]
+    assert log_callbacks(config, False) == []  # DDP ranks > 0
