@@ -93,6 +93,7 @@ def main() -> None:
         subset=args.subset,
         monitor_every=args.every,
         out="/tmp/convcoach-monitor-overhead",
+        overwrite=True,  # every round trains into the same scratch directory
     )
     on, off, inside, per_monitor = [], [], [], []
     steps, precision, samples = 0, "", {}

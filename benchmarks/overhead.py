@@ -116,6 +116,7 @@ def main() -> None:
         val_fraction=0.1,
         subset=args.subset,
         out="/tmp/convcoach-overhead",
+        overwrite=True,  # a scratch directory, replaced by each invocation
         report=False,
         monitors=args.monitors,
     )

@@ -102,6 +102,7 @@ def main() -> None:
                 quiet=True,
                 report=False,
                 out=str(out / f"seed{seed}" / (strategy or "scratch").replace(":", "")),
+                overwrite=True,  # a rerun of the benchmark replaces its runs
             )
             summary = finetune(config, source, strategy) if strategy else Trainer(config).fit()
             table[name].append(summary["test_accuracy"])

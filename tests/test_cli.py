@@ -245,6 +245,7 @@ def test_python_module_entry_point_runs():
         "lr-find",
         "stats",
         "diagnose",
+        "completion",
     ]
 
 
@@ -292,7 +293,8 @@ def test_reg_all_flag_also_penalizes_biases_and_norm_parameters(blobs_npz, tmp_p
     from convcoach.train.loop import Trainer
 
     def penalty(*extra: str) -> tuple[float, float, float]:
-        argv = ["train", "--data", f"npz:{blobs_npz}", *TINY, "--reg", "l2:0.01", *extra, "--out", str(tmp_path / "r")]
+        out = str(tmp_path / f"r{len(extra)}")  # one run directory per run
+        argv = ["train", "--data", f"npz:{blobs_npz}", *TINY, "--reg", "l2:0.01", *extra, "--out", out]
         trainer = Trainer(config_from_args(build_parser().parse_args(argv)))
         model = trainer.model
         weights = sum(

@@ -6,9 +6,9 @@ from .threads import mark  # noqa: E402
 
 mark()  # before torch loads: the window in which other processes' load is measured (threads.py)
 
-from . import coach, report  # noqa: E402, F401  (each registers its callbacks for every run)
+from . import coach, logs, report  # noqa: E402, F401  (each registers its callbacks for every run)
 from .config import TrainConfig, load_config  # noqa: E402
-from .errors import ConfigError  # noqa: E402
+from .errors import ConfigError, TrainingDiverged  # noqa: E402
 from .train.loop import Trainer, train  # noqa: E402
 
-__all__ = ["ConfigError", "TrainConfig", "Trainer", "__version__", "load_config", "train"]
+__all__ = ["ConfigError", "TrainConfig", "Trainer", "TrainingDiverged", "__version__", "load_config", "train"]

@@ -93,9 +93,9 @@ def write_error(path: Path, error: OSError, size: int | None, written: int = 0) 
         free = f"{byte_size(shutil.disk_usage(path.parent).free)} free"
     except OSError:
         free = "free space unknown"
+    needed = f"it needs {needs}, " if size or written else ""
     return WriteError(
-        f"{path}: cannot write it: {reason} (it needs {needs}, {free} in {path.parent}); "
-        "free some space or write it elsewhere"
+        f"{path}: cannot write it: {reason} ({needed}{free} in {path.parent}); free some space or write it elsewhere"
     )
 
 

@@ -4,21 +4,27 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
 import logging
 import pkgutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .argtypes import at_least
-from .commands import COMMANDS, add_config_flags, command, config_from_args, default_out, ordered_commands
+from .atomic import DISK_FULL, write_error
+from .commands import COMMANDS, add_config_flags, command, config_from_args, ordered_commands
+from .completion import SHELLS, completion_script
 from .errors import ConfigError
+from .run_dirs import make_output_dir, output_dir, prepare_out_file
 
 __all__ = ["COMMANDS", "build_parser", "command", "config_from_args", "load_commands", "main"]
 
+# what the machine, not the program, got wrong while writing: reported in one line (exit 2)
+ENVIRONMENT_ERRNOS = (*DISK_FULL, errno.EACCES, errno.EPERM, errno.EROFS)
 COMMAND_MODULES = ("export",)  # top-level modules that register a command (a package's are in its cli.py)
 
 
@@ -37,12 +43,27 @@ def load_commands() -> list[str]:
 
 
 # ----- train -----
-@command("train", "train a model (flags and/or --config FILE.yaml)", add_config_flags, order=10)
+def _train_args(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(parser)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved options, the data, the model (layers, parameters, FLOPs per image) and the plan, "
+        "then exit: nothing is trained or written",
+    )
+
+
+@command("train", "train a model (flags and/or --config FILE.yaml)", _train_args, order=10)
 def run_train(args: argparse.Namespace) -> int:
     from .train.distributed import launched_by_torchrun
     from .train.loop import Trainer
 
     config = config_from_args(args)
+    if args.dry_run:
+        from .train.dry_run import describe_run
+
+        print(describe_run(config.validate()))
+        return 0
     if config.nproc > 1 and not launched_by_torchrun():
         return _launch_torchrun(config.nproc, args.argv)
     trainer = Trainer(config)
@@ -50,24 +71,15 @@ def run_train(args: argparse.Namespace) -> int:
     if not trainer.dist.is_main:
         return 0
     from .coach.cli import print_train_diagnosis
+    from .evaluate.tta import accuracy_with_tta
 
     if summary["status"] == "diverged":
         print(f"convcoach: training diverged: {summary['stop_message']}", file=sys.stderr)
         print_train_diagnosis(summary)
         return 1
-    print(f"test accuracy: {_with_tta(summary)}  (run: {summary['run_dir']}, {summary['train_seconds']:.0f}s)")
+    print(f"test accuracy: {accuracy_with_tta(summary)}  (run: {summary['run_dir']}, {summary['train_seconds']:.0f}s)")
     print_train_diagnosis(summary)
     return 0
-
-
-def _with_tta(summary: dict[str, Any]) -> str:
-    """'93.44% with flip TTA (92.99% without)': `eval` without --tta reports the second figure."""
-    if summary.get("tta") and summary.get("test_accuracy_without_tta") is not None:
-        return (
-            f"{summary['test_accuracy'] * 100:.2f}% with {summary['tta']} TTA "
-            f"({summary['test_accuracy_without_tta'] * 100:.2f}% without)"
-        )
-    return f"{summary['test_accuracy'] * 100:.2f}%"
 
 
 def _launch_torchrun(nproc: int, argv: list[str]) -> int:
@@ -121,6 +133,7 @@ def run_eval(args: argparse.Namespace) -> int:
         from .evaluate.tta import parse_tta
 
         parse_tta(args.tta)  # a bad spec fails before any data is loaded
+    out = output_dir(args.out, "eval-")  # a bad --out fails before the evaluation, not after it
     trained = load_trained(args.checkpoint, resolve_device(args.device))
     if args.fuse_bn:
         from .models.fuse import fuse_bn
@@ -128,8 +141,7 @@ def run_eval(args: argparse.Namespace) -> int:
         trained.model = fuse_bn(trained.model)
     split = load_split(trained, args.data, args.data_dir, args.split)
     result = evaluate_split(trained, split, args.batch_size, args.tta)
-    out = Path(args.out or default_out("eval-"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out, args.out)
     summary = {
         "command": "eval",
         "checkpoint": str(args.checkpoint),
@@ -206,18 +218,20 @@ def run_predict(args: argparse.Namespace) -> int:
         PREDICTION_FORMATS.get(args.format.lower())
     to_file = bool(args.format) or Path(args.out or "").suffix.lower().lstrip(".") in PREDICTION_FORMATS
     if to_file:
-        out = Path(args.out or Path(default_out("predict-"), f"predictions.{args.format.lower()}"))
+        out = Path(args.out or Path(output_dir(None, "predict-"), f"predictions.{args.format.lower()}"))
         format_of(out, args.format)
+        prepare_out_file(out)
     elif args.out and Path(args.out).is_file():
         raise ConfigError(f"--out {args.out} is a file: give a name ending in .csv or .json, or a directory")
     else:  # a directory: summary.json, and a line per image on stdout (as before there were files)
-        out = Path(args.out or default_out("predict-")) / "summary.json"
+        out = output_dir(args.out, "predict-") / "summary.json"
     trained = load_trained(args.checkpoint, resolve_device(args.device))
     rows = predict_paths(
         trained, args.images, args.batch_size, args.top_k, args.tta, args.strict, args.workers, sys.stderr.isatty()
     )
     info = {"command": "predict", "checkpoint": str(args.checkpoint), "tta": args.tta, "classes": trained.classes}
     top_k = min(args.top_k, len(trained.classes))
+    out = out if args.out else make_output_dir(out.parent, None) / out.name
     counts = write_predictions(
         rows if to_file else _printed(rows), out, args.format if to_file else "json", top_k, info
     )
@@ -234,15 +248,38 @@ def _printed(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield row
 
 
+# ----- completion -----
+def _completion_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=SHELLS, help="the shell whose completion script to print")
+
+
+@command("completion", "print the shell completion script for bash, zsh or fish (README: Set-up)", _completion_args)
+def run_completion(args: argparse.Namespace) -> int:
+    print(completion_script(build_parser(), args.shell), end="")
+    return 0
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser with its usage errors on one line, as every other convcoach error (exit 2);
+    the usage itself is in --help. Subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="convcoach", description="Train CNN image classifiers with a built-in coach.")
+    parser = OneLineParser(
+        prog="convcoach",
+        description="Train CNN image classifiers with a built-in coach.",
+        allow_abbrev=False,  # `--epoch 3` is a typo to name, not --epochs (and scripts must not break on new flags)
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"convcoach {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     load_commands()
     for name, registered in ordered_commands():
         help_text = registered.help_text
-        registered.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        registered.add_arguments(sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False))
     return parser
 
 
@@ -259,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command].run(args)
     except ConfigError as exc:
         print(f"convcoach: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk or a read-only place met by a writer without its own check
+        if exc.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        print(f"convcoach: error: {write_error(Path(exc.filename or '.'), exc, None)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print("convcoach: interrupted", file=sys.stderr)

@@ -66,9 +66,3 @@ def config_from_args(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
     fields = config_fields(cls)
     values.update({k: v for k, v in vars(args).items() if k in fields})
     return from_dict(values, cls, source=args.config or "command line")
-
-
-def default_out(prefix: str = "") -> str:
-    from .files import default_run_dir
-
-    return str(default_run_dir(prefix))

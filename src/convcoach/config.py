@@ -80,6 +80,11 @@ class TrainConfig:
         "train on a stratified N-image subset of the training split (validation and test stay whole)",
         low=1,
     )
+    sampler: str = option(
+        "random",
+        "random (each image once per epoch) | balanced (draws each class equally often, with replacement)",
+        spec="sampler",
+    )
     val_fraction: float = option(
         0.05,
         "share of the training split held out, stratified, for validation",
@@ -139,6 +144,11 @@ class TrainConfig:
     # loss and regularization
     loss: str = option("cross_entropy", "cross_entropy | svm | kl", spec="loss")
     label_smoothing: float = option(0.1, "share of the target spread evenly over all classes", low=0.0, high=0.99)
+    class_weights: list[str] = option(
+        factory=lambda: ["none"],
+        help="loss weight per class: balanced (n / (classes * count) from the training split) | none | W1,W2,...",
+        spec="class_weights",
+    )
     reg: str | None = option(None, "l1:LAMBDA | l2:LAMBDA | elastic:LAMBDA[:BETA], added to the loss", spec="reg")
     reg_all: bool = option(False, "also penalize biases and norm parameters")
     # stochastic regularizers and constraints (README "Regularization and augmentation")
@@ -185,8 +195,21 @@ class TrainConfig:
         above=0,
         rule="muon_lr is a relative step per update and must be > 0 (e.g. 0.05), got {value}",
     )
-    batch_size: int = option(256, "the global batch (split among DDP processes)", low=1)
-    base_batch_size: int | None = option(None, "lr scales with batch_size / base_batch_size", low=1)
+    batch_size: int = option(
+        256, "the global batch of one forward pass (split among DDP processes; see accumulate)", low=1
+    )
+    base_batch_size: int | None = option(
+        None, "lr scales with the effective batch (batch_size x accumulate) / base_batch_size", low=1
+    )
+    accumulate: int = option(
+        1,
+        "micro-batches of batch_size per optimizer step (gradient accumulation): the effective batch is "
+        "batch_size x accumulate; BatchNorm and mixup see each micro-batch",
+        low=1,
+    )
+    clip_grad: float | None = option(
+        None, "before every optimizer step, scale the gradients down to this global L2 norm if above it", above=0
+    )
     epochs: int | None = option(
         None,
         "passes over the training split (none: the default recipe's rule, as many of 30 as fit in "
@@ -248,6 +271,9 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile the model (useful on CUDA; off by default)")
     out: str | None = option(None, "the run directory (none: runs/<timestamp>)")
     resume: str | None = option(None, "a run directory to continue from its last.pt")
+    overwrite: bool = option(
+        False, "start a new run in an --out that holds an earlier one (its summary.json, last.pt and best.pt go)"
+    )
     checkpoint_every: int = option(
         0,
         "also write last.pt every N iterations inside an epoch (0: at epoch ends only)",
@@ -256,13 +282,22 @@ class TrainConfig:
     )
     quiet: bool = option(False, "no per-epoch progress lines")
     report: bool = option(True, "write report.html into the run directory at the end")
+    log: list[str] = option(
+        factory=list,
+        help="experiment logs besides metrics.jsonl, comma-separated: tensorboard, mlflow, csv (guide: Logging)",
+        spec="log",
+    )
+    mlflow_uri: str | None = option(
+        None, "--log mlflow's tracking store (none: sqlite:///RUN_DIR/mlflow.db); a server: http://HOST:5000"
+    )
 
     def validate(self) -> TrainConfig:
         """Check values once at the edge: each spec string by the check its package registered
         (registry.SPEC_CHECKS), each bound and choice from the field's metadata, then the rules
         that tie fields together."""
         if self.epochs is None:  # the default recipe's one rule for every machine (docs: "The default recipe")
-            self.epochs, self.time_budget = RULE_EPOCHS, self.time_budget or RULE_MINUTES
+            self.epochs = RULE_EPOCHS
+            self.time_budget = RULE_MINUTES if self.time_budget is None else self.time_budget
         fields = dataclasses.fields(self)
         for item in fields:  # bounds first: some spec checks read other fields (augment reads cutout)
             _check_bounds(item.name, getattr(self, item.name), item.metadata)
@@ -301,6 +336,10 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def effective_batch_size(self) -> int:
+        """The images per optimizer step: batch_size (the micro-batch the loader serves) x accumulate."""
+        return self.batch_size * self.accumulate
 
     def augment_pipeline(self) -> list[str]:
         """The training augmentation specs: `augment`, then cutout and input noise when set."""

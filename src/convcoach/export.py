@@ -13,6 +13,7 @@ from .commands import command
 from .export_formats import FORMATS, export_model, format_for
 from .infer import load_trained
 from .models.fuse import count_batchnorms, fuse_bn
+from .run_dirs import prepare_out_file
 from .train.checkpoint import load_checkpoint, save_checkpoint
 
 INFERENCE_KEYS = ("config", "model", "classes", "normalizer", "versions")
@@ -82,6 +83,7 @@ def add_export_flags(parser: argparse.ArgumentParser) -> None:
     order=30,
 )
 def run_export(args: argparse.Namespace) -> int:
+    prepare_out_file(args.out)  # before the checkpoint loads
     info = export(args.checkpoint, args.out, args.format, args.fuse_bn)
     folded = (
         f"; {info['batchnorms_folded']} BatchNorm layers folded ({info['batchnorms_left']} left)"

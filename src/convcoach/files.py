@@ -1,33 +1,68 @@
-"""Run directories, and the JSON and YAML files commands read and write."""
+"""The JSON and YAML files commands read and write (run directories themselves: run_dirs.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+import math
+import numbers
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .atomic import atomic_write_bytes
 from .errors import ConfigError
 
-
-def default_run_dir(prefix: str = "") -> Path:
-    """runs/<prefix><timestamp>: where a command writes when --out is not given."""
-    return Path("runs") / (prefix + datetime.now().strftime("%Y%m%d-%H%M%S"))
+NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}  # protobuf's JSON names
 
 
-def new_run_dir(out: str | None) -> Path:
-    """`out` (or a fresh default), created."""
-    path = Path(out) if out else default_run_dir()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def json_number(value: float) -> str:
+    """A float as a standard JSON value: a non-finite one as the string "NaN", "Infinity" or "-Infinity"."""
+    return json.dumps(value) if math.isfinite(value) else f'"{json.dumps(value)}"'
+
+
+def _finite_only(value: Any) -> Any:
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        value = float(value)
+        return value if math.isfinite(value) else json.dumps(value)
+    if isinstance(value, dict):
+        return {key: _finite_only(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_only(item) for item in value]
+    return value
+
+
+def dumps_json(value: Any, indent: int | None = None) -> str:
+    """Standard JSON (never NaN or Infinity literals: those become strings that `loads_json` reads back
+    as floats); anything not JSON-native as its str."""
+    return json.dumps(_finite_only(value), indent=indent, default=str, allow_nan=False)
+
+
+def _restore(value: Any) -> Any:
+    if isinstance(value, str):
+        return NON_FINITE.get(value, value)
+    if isinstance(value, dict):
+        return {key: _restore(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_restore(item) for item in value]
+    return value
+
+
+def loads_json(text: str) -> Any:
+    """JSON written by `dumps_json`: "NaN", "Infinity" and "-Infinity" strings are floats again."""
+    return _restore(json.loads(text))
 
 
 def write_json(path: Path, value: Any) -> None:
-    """`value` as indented JSON (anything not JSON-native as its str)."""
-    Path(path).write_text(json.dumps(value, indent=2, default=str) + "\n")
+    """`value` as indented standard JSON (see `dumps_json`), written whole or not at all."""
+    write_text(path, dumps_json(value, indent=2) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """A text file written whole or not at all (a temporary file renamed over it); a full disk is one line."""
+    data = text.encode()
+    atomic_write_bytes(Path(path), lambda handle: handle.write(data), size=len(data))
 
 
 def read_text(path: str | Path, limit: int | None = None, what: str = "file") -> str:
@@ -85,4 +120,4 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 def save_yaml(config: Any, path: str | Path) -> None:
     """A dataclass (a config) as YAML, in field order."""
-    Path(path).write_text(yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))
+    write_text(path, yaml.safe_dump(dataclasses.asdict(config), sort_keys=False))

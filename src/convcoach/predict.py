@@ -22,6 +22,7 @@ from .data.imagefolder import IMAGE_SUFFIXES, UNREADABLE, load_image
 from .errors import ConfigError
 from .evaluate.trained import TrainedModel
 from .evaluate.tta import tta_model
+from .files import dumps_json
 from .registry import Registry
 from .train.checkpoint import atomic_write_bytes
 
@@ -236,13 +237,13 @@ def _blank(value: float | None) -> float | str:
 @PREDICTION_FORMATS.register("json")
 def write_json_rows(rows: Iterable[Row], handle: IO[str], top_k: int, info: dict[str, Any]) -> dict[str, int]:
     """{command, ...info, top_k, predictions: [rows], skipped: [{file, error}], counts}, one row a line."""
-    handle.write("{\n" + "".join(f"  {json.dumps(k)}: {json.dumps(v, default=str)},\n" for k, v in info.items()))
+    handle.write("{\n" + "".join(f"  {json.dumps(k)}: {dumps_json(v)},\n" for k, v in info.items()))
     handle.write(f'  "top_k": {top_k},\n  "predictions": [')
     counts, skipped = {"predicted": 0, "skipped": 0}, []
     for index, row in enumerate(rows):
         _count(counts, row)
         if row["error"]:
             skipped.append({"file": row["file"], "error": row["error"]})
-        handle.write(("," if index else "") + "\n    " + json.dumps(row))
-    handle.write(f'\n  ],\n  "skipped": {json.dumps(skipped)},\n  "counts": {json.dumps(counts)}\n}}\n')
+        handle.write(("," if index else "") + "\n    " + dumps_json(row))
+    handle.write(f'\n  ],\n  "skipped": {dumps_json(skipped)},\n  "counts": {dumps_json(counts)}\n}}\n')
     return counts

@@ -26,6 +26,7 @@ from convcoach.coach.monitors import HIST_BINS, HIST_LIMIT, activation_histogram
 from convcoach.render.html import Page
 from convcoach.report.run_files import load_run
 from convcoach.report.sections import monitor_section
+from convcoach.train.accumulate import Accumulation
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -59,6 +60,8 @@ def _fake_trainer(model: nn.Module, loss_fn) -> SimpleNamespace:
         scaler=None,
         state=SimpleNamespace(step=0, epoch=0),
         dist=SimpleNamespace(enabled=False, world_size=1),
+        accumulation=Accumulation(every=1, micro_batches=1),  # no --accumulate: every batch steps
+        train_loader=SimpleNamespace(position=1),
         callbacks=[],
     )
 

@@ -180,6 +180,14 @@ def test_train_writes_a_report_that_escapes_hostile_class_names(hostile_run):
     assert "images&lt;em&gt;" in html and "images<em>" not in html  # config values (the data path) too
 
 
+def test_the_header_and_the_evaluation_say_which_accuracy_has_test_time_augmentation(hostile_run):
+    summary = json.loads((hostile_run / "summary.json").read_text())
+    html = (hostile_run / "report.html").read_text()
+    with_tta, without = summary["test_accuracy"] * 100, summary["test_accuracy_without_tta"] * 100
+    assert f"test accuracy {with_tta:.2f}% with flip TTA ({without:.2f}% without)" in html
+    assert "Without test-time augmentation; the header&#x27;s accuracy uses flip TTA." in html
+
+
 def test_report_rebuild_has_every_section_and_loads_nothing_from_outside(hostile_run, capsys):
     add_coach_and_tuning_files(hostile_run)
     assert main(["report", str(hostile_run)]) == 0

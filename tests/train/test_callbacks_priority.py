@@ -10,6 +10,7 @@ import torch
 
 from convcoach.coach.diagnosis import Diagnosis
 from convcoach.coach.monitors import MONITORS, SampledMonitor
+from convcoach.logs import LOGGERS
 from convcoach.report.writer import ReportWriter
 from convcoach.train.averaging import WeightAverage
 from convcoach.train.budget import TimeBudget
@@ -22,6 +23,7 @@ from convcoach.train.callbacks import (
     Priority,
     Progress,
 )
+from convcoach.train.clipping import GradientClipping
 from convcoach.train.constraints import MaxNorm
 from convcoach.train.mixing import MixBatches
 from convcoach.train.progressive import ProgressiveResize
@@ -38,12 +40,14 @@ BUILT_IN = {
     MixBatches: Priority.MIX_BATCHES,
     TrialReporter: Priority.TUNE_PRUNING,
     SampledMonitor: Priority.MONITORS,
+    GradientClipping: Priority.CLIP_GRAD,
     MetricsLogger: Priority.METRICS_LOGGER,
     TimeBudget: Priority.TIME_BUDGET,
     Checkpointer: Priority.CHECKPOINTER,
     Progress: Priority.PROGRESS,
     Diagnosis: Priority.DIAGNOSIS,
     ReportWriter: Priority.REPORT,
+    **{LOGGERS.get(name).build: Priority.LOG_SINKS for name in LOGGERS.names()},  # csv, mlflow, tensorboard
 }
 TRAIN = Path(inspect.getfile(Callback)).parent  # the Trainer and the modules it calls hooks from
 
@@ -73,7 +77,8 @@ def test_each_hook_runs_its_callbacks_in_the_intended_order():
     # the instruments keep the batch as the network sees it: after resizing and mixing
     batch_start = ["ProgressiveResize", "FreezeNormStats", "MixBatches", "ActivationMonitor"]
     assert _implementers("on_batch_start") == [*batch_start, "NoiseMonitor", "StepSizeMonitor"]
-    assert _implementers("on_before_optimizer_step") == ["NoiseMonitor", "StepSizeMonitor"]
+    # the instruments read the true gradient; clipping comes last (Lightning's order too)
+    assert _implementers("on_before_optimizer_step") == ["NoiseMonitor", "StepSizeMonitor", "GradientClipping"]
     assert _implementers("on_batch_end") == [
         "MaxNorm",
         "WeightAverage",
@@ -85,10 +90,15 @@ def test_each_hook_runs_its_callbacks_in_the_intended_order():
         "StepSizeMonitor",  # after max-norm: the step it measures is the constrained one
         "UpdateMonitor",
         "MetricsLogger",
+        "CsvLogger",  # the sinks read the monitors' rows of the step
+        "MlflowLogger",
+        "TensorBoardLogger",
+        "TimeBudget",  # times epoch 1's steps for its first plan
         "Progress",
     ]
     assert _implementers("on_validation_end") == ["EarlyStopping", "TrialReporter"]
-    assert _implementers("on_epoch_end") == ["MetricsLogger", "TimeBudget", "Checkpointer", "Progress"]
+    sinks = ["CsvLogger", "MlflowLogger", "TensorBoardLogger"]  # flushed before the checkpointer saves
+    assert _implementers("on_epoch_end") == ["MetricsLogger", *sinks, "TimeBudget", "Checkpointer", "Progress"]
     assert _implementers("on_summary")[-1] == "Diagnosis"  # after the monitors' summaries
 
 

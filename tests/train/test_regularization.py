@@ -13,7 +13,6 @@ from convcoach import ConfigError, TrainConfig, Trainer
 from convcoach.models import create_model
 from convcoach.models.dropconnect import DropConnectLinear, apply_dropconnect
 from convcoach.models.spec import build_model, model_spec
-from convcoach.train.checkpoint import load_checkpoint, save_checkpoint
 from convcoach.train.constraints import apply_max_norm
 from convcoach.train.mixing import MixBatches, cutmix, mixup, soft_targets
 
@@ -178,9 +177,9 @@ def test_mix_batches_draws_beta_weights_and_checkpoints_its_generator(tmp_path):
     # Beta(0.4, 0.4): mean 1/2, variance 1 / (4 (2 alpha + 1)) = 0.139
     assert np.mean(weights) == pytest.approx(0.5, abs=0.06)
     assert np.var(weights) == pytest.approx(0.139, abs=0.03)
-    save_checkpoint({"callbacks": {"MixBatches": mixer.state_dict()}}, tmp_path / "c.pt")
+    torch.save({"MixBatches": mixer.state_dict()}, tmp_path / "c.pt")  # as inside a checkpoint
     restored = MixBatches(mixup_alpha=0.4, seed=99)
-    restored.load_state_dict(load_checkpoint(tmp_path / "c.pt")["callbacks"]["MixBatches"])
+    restored.load_state_dict(torch.load(tmp_path / "c.pt", weights_only=True)["MixBatches"])
     assert torch.equal(mixer.mix(x, y)[0], restored.mix(x, y)[0])
 
 

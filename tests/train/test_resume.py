@@ -216,6 +216,13 @@ def test_resume_of_a_directory_without_a_run_is_a_one_line_error(tmp_path):
         Trainer(TrainConfig(resume=str(tmp_path / "empty"), quiet=True))
 
 
+def test_resume_with_a_binary_config_yaml_is_a_one_line_error(tmp_path):
+    (tmp_path / "binary").mkdir()
+    (tmp_path / "binary" / "config.yaml").write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(ConfigError, match=r"binary/config\.yaml: not UTF-8 text"):  # files.load_yaml's error
+        Trainer(TrainConfig(resume=str(tmp_path / "binary"), quiet=True))
+
+
 def test_resume_with_more_epochs_trains_on_with_the_schedule_replanned(blobs_npz, tmp_path, single_thread):
     run = tmp_path / "run"
     first = Trainer(small_config(blobs_npz, run, epochs=3, schedule="linear", report=False)).fit()

@@ -316,3 +316,36 @@ def test_architecture_flags_a_checkpoint_overrides_are_warned_about_model_option
         )  # as trained: silent
         _warn_ignored_model_fields(TrainConfig(model_options={"pool": "avg"}, width=16), spec)
     assert caplog.messages == ["ignoring --model_options, --width: the checkpoint defines the architecture (cnn)"]
+
+
+def test_a_diverged_finetune_raises_from_the_api_and_exits_1_from_the_cli(pretrained, new_data, tmp_path, capsys):
+    from convcoach import TrainingDiverged
+
+    config = small_config(new_data, tmp_path / "ft", epochs=2, report=False, lr=5e5, optimizer="sgd")
+    with pytest.raises(TrainingDiverged, match=r"training diverged: .*\(run: .*ft\)") as raised:
+        finetune(config, pretrained, "full", head_init="random")
+    assert raised.value.summary["status"] == "diverged"
+    assert json.loads((tmp_path / "ft" / "summary.json").read_text())["status"] == "diverged"
+    code, _, err = run_cli(
+        capsys,
+        "finetune",
+        "--from",
+        str(pretrained),
+        "--data",
+        f"npz:{new_data}",
+        "--strategy",
+        "full",
+        "--head-init",
+        "random",
+        "--lr",
+        "5e5",
+        "--optimizer",
+        "sgd",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path / "cli"),
+        "--no-report",
+        "--quiet",
+    )
+    assert code == 1 and "convcoach: training diverged:" in err

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..files import write_json
 
 STATUSES = ("pass", "skip", "warn", "fail")  # in order of severity
 STYLE = {"pass": "green", "skip": "dim", "warn": "yellow", "fail": "bold red"}
@@ -60,7 +61,7 @@ class CheckReport:
         }
 
     def write(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        write_json(Path(path), self.to_dict())
 
     def render(self, console: Any = None) -> None:
         """Print the table (rich; plain text when not a terminal)."""

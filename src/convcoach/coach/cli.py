@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..argtypes import at_least
-from ..commands import add_config_flags, command, config_from_args, default_out
+from ..commands import add_config_flags, command, config_from_args
 from ..config import TrainConfig, load_yaml
+from ..files import dumps_json
+from ..run_dirs import make_output_dir, output_dir
 
 if TYPE_CHECKING:
     from .check_report import CheckReport
@@ -41,12 +42,12 @@ def run_check(args: argparse.Namespace) -> int:
     from .context import CheckBudget
 
     config = config_from_args(args).validate()
-    out = Path(config.out or default_out("check-"))
     only = [name.strip() for name in args.only.split(",") if name.strip()] if getattr(args, "only", None) else None
     budget = CheckBudget.quick() if args.quick else CheckBudget()
     budget.threads = config.threads or 1  # small batches: one thread unless --threads says otherwise
+    out = output_dir(config.out, "check-")  # before the checks run
     report = run_checks(config, only=only, budget=budget)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out, config.out)
     report.write(out / "check.json")
     write_json(out / "summary.json", report.to_dict())
     report.render()
@@ -125,6 +126,8 @@ def run_stats(args: argparse.Namespace) -> int:
     from .probe import init_stats
 
     config = stats_config(args, config_from_args(args))
+    if config.out:
+        output_dir(config.out)  # checked before the statistics are computed
     result = init_stats(config, args.batch, args.input, keep_values=bool(config.out))
     payload = result.to_dict()
     if config.out:
@@ -133,7 +136,7 @@ def run_stats(args: argparse.Namespace) -> int:
         payload["histograms"] = [p.name for p in save_histograms(result.layers, out, f"{config.model} {result.init}: ")]
         write_json(out / "summary.json", payload)
     if args.json:
-        print(json.dumps(payload, indent=2))
+        print(dumps_json(payload, indent=2))
         return 0
     _print_stats_table(result, config)
     if config.out:
@@ -181,7 +184,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
     from .diagnosis import diagnose_run, format_diagnosis
 
     diagnosis = diagnose_run(args.run_dir).to_dict()
-    print(json.dumps(diagnosis, indent=2) if args.json else format_diagnosis(diagnosis))
+    print(dumps_json(diagnosis, indent=2) if args.json else format_diagnosis(diagnosis))
     return 0
 
 

@@ -139,7 +139,8 @@ class _Instrument(SampledMonitor):
 class StepSizeMonitor(_Instrument):
     """alpha along the update d = theta_(t+1) - theta_t, on the step's own batch: the loss and g.d before
     the step come from the step itself, after it from one extra forward/backward (with the step's dropout
-    masks). One process only: under DDP the step's loss and gradient are the global batch's."""
+    masks). One process and no --accumulate only: there the step's loss and gradient are those of a larger
+    batch than the one it could measure again."""
 
     name = "step_size"
 
@@ -151,7 +152,7 @@ class StepSizeMonitor(_Instrument):
         self.gradient: list[torch.Tensor] = []  # the step's own gradient at theta_t
 
     def active(self, trainer: Trainer) -> bool:
-        return not trainer.dist.enabled
+        return not trainer.dist.enabled and trainer.accumulation.every == 1
 
     def on_batch_start(self, trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = super().on_batch_start(trainer, x, y)
@@ -187,7 +188,8 @@ class StepSizeMonitor(_Instrument):
 @MONITORS.register("noise")
 class NoiseMonitor(_Instrument):
     """The gradient-noise scale B_simple = tr(Sigma) / |G|^2 from the step's gradient (the whole batch, all
-    processes) and one extra backward on the first half of this process's batch. Each sample's estimates
+    processes' and micro-batches') and one extra backward on the first half of this process's (last micro-)
+    batch. Each sample's estimates
     are unbiased but noisy; `noise_scale` is the ratio of their moving averages, as the paper advises."""
 
     name = "noise"
@@ -210,7 +212,8 @@ class NoiseMonitor(_Instrument):
         with invisible(model, trainer.device):
             _, grads = loss_and_grads(trainer, model, params, x[:half], y[:half])
         small_sq = torch.stack([g.square().sum() for g in grads]).sum()
-        self.pending = (small_sq, big_sq, half, len(x) * trainer.dist.world_size)
+        group = trainer.accumulation.at(trainer.train_loader.position).group_size  # --accumulate's micro-batches
+        self.pending = (small_sq, big_sq, half, len(x) * trainer.dist.world_size * group)
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         if self.pending is None:

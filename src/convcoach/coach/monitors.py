@@ -16,6 +16,7 @@ import torch.nn as nn
 
 from ..registry import Registry
 from ..train.callbacks import Callback, MetricsLogger, Priority
+from ..train.clipping import GradientClipping
 from .stats import moments, unit_stats, watched_layers
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class SampledMonitor(Callback):
     def __init__(self, every: int = 50) -> None:
         self.every = every
         self.samples: list[dict[str, Any]] = []
+        self.last_row: dict[str, Any] | None = None  # the latest row with its extras, for the log sinks (logs/)
         self.logger: MetricsLogger | None = None
 
     def due(self, step: int) -> bool:
@@ -102,8 +104,9 @@ class SampledMonitor(Callback):
             "layers": {name: {k: _round(v) for k, v in values.items()} for name, values in layers.items()},
         }
         self.samples.append(row)
+        self.last_row = {**row, **extra} if extra else row
         if self.logger is not None:
-            self.logger.log({**row, **extra} if extra else row)
+            self.logger.log(self.last_row)
 
     def summarize(self) -> dict[str, Any]:
         """Per layer: the median of each quantity over the samples, and the last sample."""
@@ -160,11 +163,12 @@ class ActivationMonitor(SampledMonitor):
 
     def on_batch_start(self, trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.due(trainer.state.step + 1):
-            self.captured, self.histograms = {"input": moments(x.detach().float())}, {}
-            self.handles = [
-                m.register_forward_hook(lambda mod, inp, out, n=name: self.capture(n, mod, out))
-                for name, m in self.layers
-            ]
+            if not self.handles:  # once per step: with --accumulate its micro-batches all start here
+                self.handles = [
+                    m.register_forward_hook(lambda mod, inp, out, n=name: self.capture(n, mod, out))
+                    for name, m in self.layers
+                ]
+            self.captured, self.histograms = {"input": moments(x.detach().float())}, {}  # the step's last micro-batch
         return x, y
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
@@ -192,9 +196,14 @@ class ActivationMonitor(SampledMonitor):
 
 @MONITORS.register("gradients")
 class GradientMonitor(SampledMonitor):
-    """Per conv/linear layer: the L2 norm of the weight gradient (vanishing: tiny in the first layers)."""
+    """Per conv/linear layer: the L2 norm of the weight gradient (vanishing: tiny in the first layers), as the
+    optimizer stepped with it. With --clip-grad the row also carries the step's global norm before clipping."""
 
     name = "gradients"
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        super().on_train_start(trainer)
+        self.clipping = next((c for c in trainer.callbacks if isinstance(c, GradientClipping)), None)
 
     def setup(self, model: nn.Module) -> None:
         self.weights = _weights(model)
@@ -205,8 +214,11 @@ class GradientMonitor(SampledMonitor):
         present = [(name, w.grad) for name, w in self.weights if w.grad is not None]
         if not present:
             return
-        norms = torch.stack([g.detach().float().norm() for _, g in present]).tolist()
-        self.record(trainer, {name: {"grad_norm": norm} for (name, _), norm in zip(present, norms)})
+        pre_clip = self.clipping.last_norm if self.clipping is not None else None
+        extra = [pre_clip.float()] if pre_clip is not None else []
+        norms = torch.stack([*(g.detach().float().norm() for _, g in present), *extra]).tolist()  # one sync
+        clip = {"clip_grad": {"norm": norms.pop(), "max_norm": self.clipping.max_norm}} if extra else None
+        self.record(trainer, {name: {"grad_norm": norm} for (name, _), norm in zip(present, norms)}, clip)
 
 
 @MONITORS.register("updates")

@@ -3,13 +3,12 @@ and the options in config.yaml; from a finished Trainer or from a run directory.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..files import load_yaml, read_text
+from ..files import load_yaml, loads_json, read_text
 
 
 @dataclass
@@ -68,7 +67,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     for number, line in enumerate(read_text(path, what="metrics log").splitlines(), start=1):
         if line.strip():
             try:
-                row = json.loads(line)
+                row = loads_json(line)
             except (ValueError, RecursionError):  # JSONDecodeError, a 5,000-digit number, [[[[...]]]]
                 raise ConfigError(f"{path}:{number}: not a JSON line") from None
             if not isinstance(row, dict):

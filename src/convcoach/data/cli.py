@@ -9,6 +9,7 @@ from pathlib import Path
 from ..argtypes import at_least
 from ..commands import command
 from ..errors import ConfigError
+from ..run_dirs import prepare_out_file
 from .gallery import augmented_grid, save_grid
 from .preprocess import Normalizer
 from .sources import SourceOptions, load_data
@@ -43,6 +44,7 @@ def run_gallery(args: argparse.Namespace) -> int:
         )
     if Path(args.out).is_dir() or Path(args.out).suffix.lower() not in GRID_FORMATS:
         raise ConfigError(f"--out {args.out}: give an image file name ending in {', '.join(GRID_FORMATS)}")
+    prepare_out_file(args.out)
     bundle = load_data(args.data, SourceOptions.from_config(args), 0.0)
     train = bundle.train
     if train.images is None:

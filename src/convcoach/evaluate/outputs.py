@@ -36,10 +36,17 @@ def evaluation_figures(metrics: ClassificationMetrics, classes: list[str], split
 
 
 def add_evaluation_sections(
-    page: Page, metrics: ClassificationMetrics, classes: list[str], figures: dict[str, bytes], split_name: str = "test"
+    page: Page,
+    metrics: ClassificationMetrics,
+    classes: list[str],
+    figures: dict[str, bytes],
+    split_name: str = "test",
+    note: str = "",
 ) -> None:
-    """Sections: accuracy and per-class scores, confusion matrix, calibration, top mistakes."""
+    """Sections: accuracy and per-class scores (with `note` first), confusion matrix, calibration, top mistakes."""
     section = page.section(f"Evaluation on the {split_name} split", "evaluation")
+    if note:
+        section.note(note)
     section.key_values(
         {
             "accuracy": metrics.accuracy,

@@ -8,6 +8,7 @@ flip) and random[:N] (N draws of the run's own training augmentation, default 8)
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -129,3 +130,14 @@ def tta_model(trained: TrainedModel, spec: str) -> TTAModel:
 def _check_tta(value: str | None, config: TrainConfig) -> None:
     if config.resolved_tta():
         parse_tta(config.resolved_tta())
+
+
+def accuracy_with_tta(summary: dict[str, Any]) -> str:
+    """A run's test accuracy as '93.44% with flip TTA (92.99% without)' when its final test used TTA
+    (`eval` without --tta reports the second figure), else '93.44%'."""
+    if summary.get("tta") and summary.get("test_accuracy_without_tta") is not None:
+        return (
+            f"{summary['test_accuracy'] * 100:.2f}% with {summary['tta']} TTA "
+            f"({summary['test_accuracy_without_tta'] * 100:.2f}% without)"
+        )
+    return f"{summary['test_accuracy'] * 100:.2f}%"

@@ -3,7 +3,6 @@ PNG files, inspect.json and a self-contained inspect.html."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from ..data import Normalizer, Split
 from ..data.imagefolder import read_image
 from ..data.samples import examples, split_images
 from ..errors import ConfigError
+from ..files import loads_json, write_json
 from ..render import figures as plots
 from ..render.html import Page
 from .dead_relu import dead_relu_report
@@ -294,7 +294,7 @@ def write_findings(findings: list[Finding], out: str | Path, title: str) -> None
         {"key": f.key, "title": f.title, "caption": f.caption, "image": f"{f.key}.png", "data": f.data}
         for f in findings
     ]
-    (out / "inspect.json").write_text(json.dumps({"findings": entries}, indent=2, default=str) + "\n")
+    write_json(out / "inspect.json", {"findings": entries})
     page = Page(title, "convcoach inspect")
     add_findings(page, findings)
     page.write(out / "inspect.html")
@@ -303,7 +303,7 @@ def write_findings(findings: list[Finding], out: str | Path, title: str) -> None
 def load_findings(folder: str | Path) -> list[Finding]:
     """Findings written by `write_findings` (PNG files that went missing are skipped)."""
     folder = Path(folder)
-    entries = json.loads((folder / "inspect.json").read_text())["findings"]
+    entries = loads_json((folder / "inspect.json").read_text())["findings"]
     return [
         Finding(e["key"], e["title"], e["caption"], (folder / e["image"]).read_bytes(), e.get("data", {}))
         for e in entries

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..argtypes import at_least
 from ..commands import command
 from ..errors import ConfigError
+from ..run_dirs import prepare_out_dir, prepare_out_file
 
 
 def add_inspect_flags(parser: argparse.ArgumentParser) -> None:
@@ -81,9 +82,9 @@ def run_inspect(args: argparse.Namespace) -> int:
         steps=args.steps,
         seed=args.seed,
     )
-    trained = load_trained(args.checkpoint)
     checkpoint = Path(args.checkpoint)
-    out = Path(args.out) if args.out else (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "inspect"
+    out = prepare_out_dir(args.out or (checkpoint if checkpoint.is_dir() else checkpoint.parent) / "inspect")
+    trained = load_trained(args.checkpoint)
     findings = inspect_model(trained, options, out)
     for finding in findings:
         print(f"{finding.title}: {out / (finding.key + '.png')}")
@@ -112,6 +113,8 @@ def add_report_flags(parser: argparse.ArgumentParser) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from .run_report import write_run_report
 
+    if args.out:
+        prepare_out_file(args.out)
     print(f"report: {write_run_report(args.run_dir, out=args.out)}")
     return 0
 
@@ -130,5 +133,6 @@ def add_compare_flags(parser: argparse.ArgumentParser) -> None:
 def run_compare(args: argparse.Namespace) -> int:
     from .compare import compare_runs
 
+    prepare_out_file(args.out)
     print(f"comparison: {compare_runs(args.run_dirs, args.out)}")
     return 0

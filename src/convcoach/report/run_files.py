@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..files import load_yaml, read_text
+from ..files import load_yaml, loads_json, read_text
 
 
 @dataclass
@@ -35,7 +34,7 @@ def read_json(path: Path) -> Any:
         return None
     text = read_text(path, what="JSON file")
     try:
-        return json.loads(text)
+        return loads_json(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 5,000-digit number, [[[[...]]]]
         raise ConfigError(f"{path}: not valid JSON ({str(exc) or type(exc).__name__})") from None
 
@@ -56,7 +55,7 @@ def load_run(run_dir: str | Path) -> RunFiles:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = loads_json(line)
             except (ValueError, RecursionError):
                 row = None
             if isinstance(row, dict):

@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from ..data import DataBundle, Normalizer, Split
 from ..errors import ConfigError
+from ..evaluate.tta import accuracy_with_tta
 from ..render.html import Page
 from .run_files import RunFiles, load_run
 from .sections import (
@@ -62,7 +63,7 @@ def write_run_report(run_dir: str | Path, artifacts: RunArtifacts | None = None,
     summary = run.summary
     subtitle = f"status {summary.get('status', 'unknown')}"
     if summary.get("test_accuracy") is not None:
-        subtitle += f" · test accuracy {summary['test_accuracy'] * 100:.2f}%"
+        subtitle += f" · test accuracy {accuracy_with_tta(summary)}"
     page = Page(f"convcoach run {run.name}", subtitle)
     overview_section(page, run)
     if note:
@@ -80,13 +81,13 @@ def write_run_report(run_dir: str | Path, artifacts: RunArtifacts | None = None,
     coach_sections(page, run)
     monitor_section(page, run)
     if artifacts is not None:
-        _evaluation(page, artifacts)
+        _evaluation(page, artifacts, summary.get("tta"))
     _inspection(page, artifacts, run.path / "inspect")
     tuning_section(page, run)
     return page.write(Path(out) if out else run.path / "report.html")
 
 
-def _evaluation(page: Page, artifacts: RunArtifacts) -> None:
+def _evaluation(page: Page, artifacts: RunArtifacts, tta: str | None) -> None:
     from ..evaluate.metrics import compute_metrics
     from ..evaluate.outputs import add_evaluation_sections, evaluation_figures
 
@@ -94,7 +95,8 @@ def _evaluation(page: Page, artifacts: RunArtifacts) -> None:
         return
     metrics = compute_metrics(artifacts.probabilities, artifacts.labels)
     figures = evaluation_figures(metrics, artifacts.classes, artifacts.split)
-    add_evaluation_sections(page, metrics, artifacts.classes, figures, artifacts.split_name)
+    note = f"Without test-time augmentation; the header's accuracy uses {tta} TTA." if tta else ""
+    add_evaluation_sections(page, metrics, artifacts.classes, figures, artifacts.split_name, note)
 
 
 def _inspection(page: Page, artifacts: RunArtifacts | None, folder: Path) -> None:

@@ -10,6 +10,9 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..atomic import write_error
+from ..files import dumps_json, json_number, write_text
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -31,7 +34,9 @@ class Priority(IntEnum):
     TUNE_PRUNING = 31  # tuning: after early stopping and mixing, before the logger and checkpoints
     DEFAULT = 50  # a callback that names no slot
     MONITORS = 70  # after the explosion guard, before the metrics logger flushes their rows
+    CLIP_GRAD = 75  # last on before_optimizer_step: the instruments (70) and user callbacks see true gradients
     METRICS_LOGGER = 80  # writes the epoch's row once the stop decisions are made
+    LOG_SINKS = 82  # --log tensorboard/mlflow/csv (logs/): after the monitors' rows, flushed before the checkpoint
     TIME_BUDGET = 85  # after early stopping, before the checkpointer saves the re-planned length
     CHECKPOINTER = 90  # saves once everything before it has updated its state
     PROGRESS = 95  # prints the epoch's line last
@@ -58,10 +63,11 @@ class Callback:
         return x, y
 
     def on_before_optimizer_step(self, trainer: Trainer) -> None:
-        """After backward, before optimizer.step: where gradient clipping or accumulation would live."""
+        """After backward (of a group's last micro-batch with --accumulate), before optimizer.step; gradients
+        are unscaled (fp16) and all-reduced (DDP); --clip-grad clips them here, after the other callbacks."""
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
-        """After each optimizer step, with the batch's loss."""
+        """After each optimizer step, with the batch's loss (with --accumulate, the mean over its micro-batches)."""
 
     def on_validation_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
         """After each epoch's validation, with the epoch's metrics (before on_epoch_end)."""
@@ -186,23 +192,23 @@ class MetricsLogger(Callback):
                     row["kind"] != "epoch" and row.get("step", 0) <= trainer.state.step
                 ):
                     keep.append(line + "\n")
-            self.path.write_text("".join(keep))
+            write_text(self.path, "".join(keep))
         elif self.path.exists():
             self.path.unlink()
         self.handle = open(self.path, "a")
 
     def log(self, row: dict[str, Any]) -> None:
-        self.rows.append(json.dumps(row) + "\n")
+        self.rows.append(dumps_json(row) + "\n")
 
     def on_batch_end(self, trainer: Trainer, loss: float) -> None:
         if trainer.state.step % self.every == 0:
             self.rows.append(
                 f'{{"kind": "iter", "step": {trainer.state.step}, "epoch": {trainer.state.epoch}, '
-                f'"loss": {json.dumps(loss)}, "lr": {trainer.optimizer.param_groups[0]["lr"]!r}}}\n'
+                f'"loss": {json_number(loss)}, "lr": {json_number(trainer.optimizer.param_groups[0]["lr"])}}}\n'
             )
 
     def on_epoch_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        self.rows.append(json.dumps({"kind": "epoch", **metrics}) + "\n")
+        self.rows.append(dumps_json({"kind": "epoch", **metrics}) + "\n")
         self.flush()
 
     def on_checkpoint(self, trainer: Trainer) -> None:
@@ -210,8 +216,11 @@ class MetricsLogger(Callback):
 
     def flush(self) -> None:
         if self.handle:
-            self.handle.writelines(self.rows)
-            self.handle.flush()
+            try:
+                self.handle.writelines(self.rows)
+                self.handle.flush()
+            except OSError as exc:  # a full disk: one line naming metrics.jsonl, not a traceback
+                raise write_error(self.path, exc, sum(len(row) for row in self.rows)) from None
             self.rows = []
 
     def on_train_end(self, trainer: Trainer) -> None:

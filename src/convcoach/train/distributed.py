@@ -4,6 +4,7 @@ gloo on CPU, nccl on CUDA; only rank 0 logs and writes; metrics are all-reduced.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -80,6 +81,15 @@ def unwrap(model: nn.Module) -> nn.Module:
     """The user's module inside torch.compile's and DDP's wrappers (whose state_dict keys carry prefixes)."""
     model = getattr(model, "_orig_mod", model)  # torch.compile's OptimizedModule
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def no_sync(model: nn.Module, skip: bool) -> contextlib.AbstractContextManager:
+    """DDP's `no_sync` while `skip` (a micro-batch that does not step: its gradients accumulate locally,
+    the group's last backward all-reduces the sum); a no-op otherwise and without DDP."""
+    model = getattr(model, "_orig_mod", model)
+    if skip and isinstance(model, nn.parallel.DistributedDataParallel):
+        return model.no_sync()
+    return contextlib.nullcontext()
 
 
 def all_reduce_sum(values: torch.Tensor, context: DistContext) -> torch.Tensor:

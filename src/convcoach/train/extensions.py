@@ -1,6 +1,6 @@
 """The callbacks a run gets from its config: train's own (guard, logger, checkpoints, progress, early
-stopping, mixing, max-norm, EMA, time budget, progressive resizing) and those that packages outside
-train/ add to every run (the coach's monitors and diagnosis, the HTML report). A package registers a
+stopping, mixing, gradient clipping, max-norm, EMA, time budget, progressive resizing) and those that
+packages outside train/ add to every run (the coach's monitors and diagnosis, the HTML report). A package registers a
 factory in RUN_CALLBACKS when it is imported (convcoach's __init__ imports them all), so the loop
 never imports the packages that build on it."""
 
@@ -14,6 +14,7 @@ from ..registry import Registry
 from .averaging import WeightAverage
 from .budget import TimeBudget
 from .callbacks import Callback, Checkpointer, EarlyStopping, ExplosionGuard, MetricsLogger, Progress
+from .clipping import GradientClipping
 from .constraints import MaxNorm
 from .mixing import MixBatches
 from .progressive import ProgressiveResize, parse_progressive
@@ -39,6 +40,8 @@ def default_callbacks(config: TrainConfig, run_dir: Path, is_main: bool) -> list
         callbacks.append(EarlyStopping(config.patience, config.min_delta, config.smoothing))
     if config.mixup or config.cutmix:
         callbacks.append(MixBatches(config.mixup, config.cutmix, config.seed))
+    if config.clip_grad:
+        callbacks.append(GradientClipping(config.clip_grad))
     if config.max_norm:
         callbacks.append(MaxNorm(config.max_norm))
     if config.ema:

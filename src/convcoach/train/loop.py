@@ -16,15 +16,26 @@ import torch.nn as nn
 from ..atomic import remove_stale_temps
 from ..config import TrainConfig, from_dict, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, parse_augment
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDiverged
 from ..evaluate.passes import Evaluation, evaluate
-from ..files import new_run_dir, write_json
+from ..files import write_json
 from ..precision import autocast, resolve_device
+from ..run_dirs import RunDirLock, claim_run_dir, lock_run_dir
 from ..threads import choose_threads
+from .accumulate import WHOLE_BATCH, Accumulation, MicroBatch
 from .averaging import WeightAverage
 from .callbacks import Callback
 from .checkpoint import save_checkpoint
-from .distributed import all_reduce_sum, barrier, device_for, init_distributed, shutdown, unwrap, wrap_model
+from .distributed import (
+    all_reduce_sum,
+    barrier,
+    device_for,
+    init_distributed,
+    no_sync,
+    shutdown,
+    unwrap,
+    wrap_model,
+)
 from .extensions import default_callbacks
 from .optim import create_optimizer
 from .precision_choice import choose_precision
@@ -66,8 +77,10 @@ class Trainer:
         self.dist = init_distributed(config.device)
         if self.dist.is_main:
             warn_unused(config)
-        existed = bool(config.resume) or (config.out is not None and Path(config.out).exists())
-        self.run_dir = Path(config.resume) if config.resume else self._agree_run_dir(config.out)
+        self.run_lock: RunDirLock | None = None  # rank 0's ownership of run_dir (run_dirs.py)
+        self.run_dir = self._agree_run_dir(config)
+        if config.overwrite:  # done: config.yaml must not make a resume or a rerun of it overwrite again
+            config = self.config = dataclasses.replace(config, overwrite=False)
         self.resumed = resume_state is not None
         if self.dist.is_main:
             remove_stale_temps(self.run_dir)  # what writes killed mid-way left (SIGKILL skips all clean-up)
@@ -75,14 +88,15 @@ class Trainer:
         try:
             parts = build_run(config, self.device, model, data, normalizer)
         except ConfigError:
-            if not existed and self.dist.is_main and not any(self.run_dir.iterdir()):
-                self.run_dir.rmdir()  # a run that never started leaves no empty directory behind
+            if self.run_lock is not None:
+                self.run_lock.abandon()  # a run that never started leaves no empty directory behind
             raise
         self.lr_choice = parts.lr_choice
         if parts.lr_choice is not None and parts.lr_choice.lr is not None:  # --lr auto: keep the number it chose
             config = self.config = dataclasses.replace(config, lr=config_lr(config, parts.lr))
         self.data, self.normalizer, self.spec, self.model = parts.data, parts.normalizer, parts.spec, parts.model
         self.init_used, self.loss_fn, self.eval_loss_fn = parts.init_used, parts.loss_fn, parts.eval_loss_fn
+        self.class_weights = parts.class_weights  # env.json records them
         self.train_loader = self.loader(self.data.train, shuffle=True, augment=True)
         self.val_loader = self.loader(self.data.val) if self.data.val is not None else None
         if config.channels_last:
@@ -99,7 +113,9 @@ class Trainer:
         self.optimizer = create_optimizer(
             config.optimizer, self.model, optim_settings(config, self.base_lr), groups=groups
         )
-        self.steps_per_epoch = len(self.train_loader)
+        # --accumulate: the loader serves micro-batches; the schedule counts optimizer steps
+        self.accumulation = Accumulation(config.accumulate, len(self.train_loader))
+        self.steps_per_epoch = self.accumulation.steps_per_epoch
         self.total_steps = config.epochs * self.steps_per_epoch
         self.scheduler = create_scheduler(
             self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch, config.warmup
@@ -132,8 +148,10 @@ class Trainer:
         try:
             with StopRequest() as request:
                 self._epochs(start, request)
-        except KeyboardInterrupt:
-            explain_interrupt(self)
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                explain_interrupt(self)
+            self.release_run_dir()  # stopped or failed: a --resume in another process may take the directory now
             raise
         self.state.elapsed = time.perf_counter() - start
         self.emit("on_train_end")
@@ -150,17 +168,23 @@ class Trainer:
             self.emit("on_epoch_start")
             self.model.train()
             loss_sum, correct, seen = self._epoch_sums()
+            group_loss = 0.0  # the micro-batches' losses since the last optimizer step (--accumulate)
             for x, y in self.train_loader:
                 x, y = self.transform_batch(x, y)
-                loss, logits = self.train_step(x, y)
-                self.state.step += 1
+                micro = self.accumulation.at(self.train_loader.position)
+                loss, logits = self.train_step(x, y, micro)
                 loss_sum += loss * len(x)
                 seen += len(x)
                 correct += (logits.argmax(dim=1) == (y if y.dim() == 1 else y.argmax(dim=1))).sum()
-                self.emit("on_batch_end", loss)
+                group_loss += loss
+                if not micro.last:
+                    continue  # no callback, checkpoint or signal between a group's micro-batches
+                self.state.step += 1
+                self.emit("on_batch_end", self._global_mean(group_loss / micro.group_size))
+                group_loss = 0.0
                 if self.state.stop_reason == "diverged":
                     break
-                mid_epoch = self.train_loader.position < self.steps_per_epoch
+                mid_epoch = self.train_loader.position < len(self.train_loader)
                 signum = request.agreed(self.dist, self.device)
                 if mid_epoch and (
                     signum or (self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0)
@@ -190,27 +214,43 @@ class Trainer:
             if signum := request.agreed(self.dist, self.device):  # the epoch-end checkpoint is written
                 raise Interrupted(signum)
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
-        with autocast(self.precision, self.device):
-            logits = self.model(x)
-            loss = self.loss_fn(logits, y)
-        if self.penalty is not None:
-            loss = loss + self.penalty(self.penalty_params)
-        self.optimizer.zero_grad(set_to_none=True)
+    def train_step(
+        self, x: torch.Tensor, y: torch.Tensor, micro: MicroBatch = WHOLE_BATCH
+    ) -> tuple[float, torch.Tensor]:
+        """Forward and backward of one (micro-)batch; the optimizer steps after its group's last (`micro`).
+        Returns this process's loss on the batch and the logits."""
+        if micro.first:
+            self.optimizer.zero_grad(set_to_none=True)
+        with no_sync(self.model, not micro.last):  # DDP: micro-batches that do not step skip the all-reduce
+            with autocast(self.precision, self.device):
+                logits = self.model(x)
+                loss = self.loss_fn(logits, y)
+            if self.penalty is not None:
+                loss = loss + self.penalty(self.penalty_params)
+            # the group's gradients sum to the mean over its micro-batches (equal-sized: over its images)
+            scaled = loss / micro.group_size if micro.group_size > 1 else loss
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        if micro.last:
+            self._optimizer_step()
+        return loss.item(), logits.detach()
+
+    def _optimizer_step(self) -> None:
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)  # the hook sees true gradients (step would unscale here anyway)
             self.emit("on_before_optimizer_step")
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            loss.backward()
             self.emit("on_before_optimizer_step")
             self.optimizer.step()
         self.scheduler.step()
-        if self.dist.enabled:  # the global batch's mean loss, the same on every rank
-            return (all_reduce_sum(loss.detach().clone(), self.dist) / self.dist.world_size).item(), logits.detach()
-        return loss.item(), logits.detach()
+
+    def _global_mean(self, loss: float) -> float:
+        """This process's step loss averaged over the processes: the global batch's, the same on every rank."""
+        if not self.dist.enabled:
+            return loss
+        total = all_reduce_sum(torch.tensor(loss, dtype=torch.float64, device=self.device), self.dist)
+        return (total / self.dist.world_size).item()
 
     def _epoch_sums(self) -> tuple[float, torch.Tensor, int]:
         """The running loss sum, correct count and sample count an epoch starts from: zeros, or on
@@ -305,6 +345,7 @@ class Trainer:
         self.emit("on_run_end", summary)
         shutdown(self.dist)
         torch.set_num_threads(self.threads_before)  # the caller's count again (threads.py lowered it)
+        self.release_run_dir()
         return summary
 
     # ----- checkpoints (train/state.py says what they hold) -----
@@ -334,20 +375,45 @@ class Trainer:
             channels_last=self.config.channels_last,
             rank=self.dist.rank if shuffle else 0,
             world_size=world,
+            sampler=self.config.sampler,
         )
 
-    def _agree_run_dir(self, out: str | None) -> Path:
-        """Rank 0 names the run directory (a timestamp by default); the other ranks take its choice."""
-        chosen = [str(new_run_dir(out)) if self.dist.is_main else None]
+    def _agree_run_dir(self, config: TrainConfig) -> Path:
+        """Rank 0 creates the run directory (a timestamp by default; --resume's own) and owns it until `finish`
+        (a second process gets a ConfigError); the other ranks take its choice, or its error."""
+        chosen: list[Any] = [(None, None)]  # (path, error)
+        if self.dist.is_main:
+            try:
+                self.run_lock = (
+                    lock_run_dir(config.resume, "--resume")
+                    if config.resume
+                    else claim_run_dir(config.out, config.overwrite)
+                )
+                chosen = [(str(self.run_lock.path), None)]
+            except ConfigError as exc:
+                chosen = [(None, str(exc))]
         if self.dist.enabled:
             torch.distributed.broadcast_object_list(chosen, src=0)
-        return Path(chosen[0])
+        path, error = chosen[0]
+        if error:
+            raise ConfigError(error)
+        return Path(path)
+
+    def release_run_dir(self) -> None:
+        """Give up the run directory (`finish` does): another process may write it now."""
+        if self.run_lock is not None:
+            self.run_lock.release()
+            self.run_lock = None
 
 
 def train(config: TrainConfig | None = None, **overrides: Any) -> dict[str, Any]:
-    """Train from a config (or keyword options) and return the run summary."""
+    """Train from a config (or keyword options) and return the run summary; a run that diverged raises
+    TrainingDiverged (its files are written; `Trainer.fit` returns the summary instead)."""
     if config is None:
         config = from_dict(overrides)
     elif overrides:
         config = from_dict({**config.to_dict(), **overrides})
-    return Trainer(config).fit()
+    summary = Trainer(config).fit()
+    if summary.get("status") == "diverged":
+        raise TrainingDiverged(summary)
+    return summary

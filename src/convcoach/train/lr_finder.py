@@ -237,9 +237,11 @@ def _check_lr(value: float | str | None, config: object) -> None:
         return
     if isinstance(value, str) or not value > 0:
         raise ConfigError(f"lr must be a number > 0 (e.g. 0.1) or auto, got {value}")
-    peak = scaled_lr(value, config.batch_size, config.base_batch_size)  # type: ignore[attr-defined]
-    if not peak <= MAX_LR:
-        scaling = f" x batch_size/base_batch_size ({config.batch_size}/{config.base_batch_size}) = {peak:g}"  # type: ignore[attr-defined]
+    batch = config.effective_batch_size()  # type: ignore[attr-defined]
+    peak = scaled_lr(value, batch, config.base_batch_size)  # type: ignore[attr-defined]
+    if math.isfinite(value) and not peak <= MAX_LR:  # an infinite lr is named by the finite-number check
+        name = "batch_size" if batch == config.batch_size else "batch_size x accumulate"  # type: ignore[attr-defined]
+        scaling = f" x {name}/base_batch_size ({batch}/{config.base_batch_size}) = {peak:g}"  # type: ignore[attr-defined]
         scaling = scaling if peak != value else ""
         raise ConfigError(f"lr {value:g}{scaling}: the peak learning rate must be at most {MAX_LR:g}")
 
@@ -275,7 +277,7 @@ def auto_lr(
         picked = order[(torch.arange(need) % len(order))]
         batches = [take(picked[i * plan.batch : (i + 1) * plan.batch]) for i in range(plan.steps)]
         probe = take(picked[plan.steps * plan.batch :])
-        factor = batch_factor(config.optimizer, plan.batch, config.batch_size)
+        factor = batch_factor(config.optimizer, plan.batch, config.effective_batch_size())
 
         def make_optimizer(net: nn.Module, lr: float) -> torch.optim.Optimizer:
             settings = OptimSettings(

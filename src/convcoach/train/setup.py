@@ -25,6 +25,7 @@ from ..models.init import initialize
 from ..models.spec import build_model, model_spec
 from ..models.stages import split_stages
 from ..models.weights import LoadedWeights, load_backbone, pretrained_input, resolve_weights
+from .class_weights import class_weights_for
 from .losses import LossFn, create_loss
 from .lr_finder import LrChoice, auto_lr, needs_auto
 from .optim import USES_CONVENTION, USES_MOMENTUM, OptimSettings, default_lr
@@ -67,8 +68,8 @@ def base_lr(config: TrainConfig) -> float:
 
 
 def effective_lr(config: TrainConfig) -> float:
-    """The peak LR the run uses: `base_lr`, scaled by batch_size / base_batch_size."""
-    return scaled_lr(base_lr(config), config.batch_size, config.base_batch_size)
+    """The peak LR the run uses: `base_lr`, scaled by the effective batch / base_batch_size."""
+    return scaled_lr(base_lr(config), config.effective_batch_size(), config.base_batch_size)
 
 
 def optim_settings(config: TrainConfig, lr: float, weight_decay: float | None = None) -> OptimSettings:
@@ -116,6 +117,7 @@ class RunParts:
     eval_loss_fn: LossFn  # without: what validation and test report
     lr: float  # the effective peak LR
     lr_choice: LrChoice | None = None  # what --lr auto's range test found, when it ran
+    class_weights: list[float] | None = None  # the training loss's weight per class (--class-weights)
 
 
 def build_run(
@@ -131,6 +133,7 @@ def build_run(
     seed_everything(config.seed)
     weights = resolve_weights(config.pretrained, config.model) if config.pretrained and model is None else None
     data = data or load_run_data(config)
+    class_weights = class_weights_for(config.class_weights, data.train.labels, data.num_classes)
     parse_augment(config.augment_pipeline()).check_size(*data.shape[1:])  # before the LR test trains on blanks
     normalizer = normalizer or (weights.preprocessing.normalizer() if weights else fit_normalizer(data, config))
     spec = model_spec(config, data.shape, data.num_classes)
@@ -153,7 +156,9 @@ def build_run(
             return next(iter(loader))[0][:256]
 
         init_used = initialize_model(net, config, sample)
-    loss_fn, eval_loss_fn = create_loss(config.loss, config.label_smoothing), create_loss(config.loss)
+    per_class = torch.tensor(class_weights) if class_weights is not None else None
+    # validation and test report the plain mean: the weights shape what training minimizes, not the score
+    loss_fn, eval_loss_fn = create_loss(config.loss, config.label_smoothing, per_class), create_loss(config.loss)
     choice = None
     if needs_auto(config) and data.train.images is not None:
         images, labels = data.train.images, data.train.labels
@@ -162,8 +167,8 @@ def build_run(
             log.warning("--lr auto: %s; using the optimizer's default %g", choice.reason, default_lr(config.optimizer))
         else:
             log.info("--lr auto: %s", choice.reason)
-            return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, choice.lr, choice)
-    return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, effective_lr(config), choice)
+    lr = choice.lr if choice is not None and choice.lr is not None else effective_lr(config)
+    return RunParts(data, normalizer, spec, net, init_used, loss_fn, eval_loss_fn, lr, choice, class_weights)
 
 
 def start_from(net: nn.Module, weights: LoadedWeights, shape: tuple[int, int, int]) -> str:
@@ -182,4 +187,4 @@ def start_from(net: nn.Module, weights: LoadedWeights, shape: tuple[int, int, in
 
 def config_lr(config: TrainConfig, peak: float) -> float:
     """The --lr value that gives peak LR `peak` at this batch size (undoing --base-batch-size's scaling)."""
-    return peak * config.base_batch_size / config.batch_size if config.base_batch_size else peak
+    return peak * config.base_batch_size / config.effective_batch_size() if config.base_batch_size else peak

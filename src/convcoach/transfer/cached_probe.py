@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ from .. import __version__
 from ..config import TrainConfig
 from ..data import DataBundle, Normalizer
 from ..errors import ConfigError
-from ..files import new_run_dir, save_yaml, write_json
+from ..files import save_yaml, write_json
+from ..run_dirs import claim_run_dir
 from ..train.checkpoint import save_checkpoint
 from ..train.summary import data_summary
 from .feature_cache import backbone_digest, cached_features
@@ -105,7 +106,8 @@ def cached_probe_run(
 ) -> dict[str, Any]:
     """Fit `head` on cached features, write the run (config.yaml, best.pt, summary.json), return the summary."""
     start = time.perf_counter()
-    run_dir = new_run_dir(config.out)
+    run_lock = claim_run_dir(config.out, config.overwrite)
+    run_dir = run_lock.path
     features = probe_features(
         model, data, normalizer, views, config.augment, config.seed, min(config.batch_size, 64), config.precision
     )
@@ -114,7 +116,7 @@ def cached_probe_run(
     fit_seconds = time.perf_counter() - fit_start
     set_head(head, probe)
     test_accuracy = _accuracy(features.test, data.test.labels, probe)
-    save_yaml(config, run_dir / "config.yaml")
+    save_yaml(replace(config, overwrite=False), run_dir / "config.yaml")
     save_checkpoint(
         {
             "config": config.to_dict(),
@@ -157,6 +159,7 @@ def cached_probe_run(
         "transfer": transfer,
     }
     write_json(run_dir / "summary.json", summary)
+    run_lock.release()
     log.info(
         "cached probe: %d images forwarded in %.1fs (%d cache hits), head fit in %.1fs",
         features.images_forwarded,

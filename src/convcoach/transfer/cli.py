@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -12,9 +13,10 @@ import torch
 
 from .. import knn
 from ..argtypes import at_least
-from ..commands import add_config_flags, command, config_from_args, default_out
+from ..commands import add_config_flags, command, config_from_args
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..run_dirs import make_output_dir, output_dir, owned_run_dir, prepare_out_file
 from .features import PENULTIMATE, pixels, stage_features
 from .pretrained import open_pretrained
 from .strategy import STRATEGY_NAMES
@@ -65,20 +67,25 @@ def add_finetune_flags(parser: argparse.ArgumentParser) -> None:
     order=70,
 )
 def run_finetune(args: argparse.Namespace) -> int:
+    from ..errors import TrainingDiverged
     from .finetune import finetune
 
     config = config_from_args(args)
-    summary = finetune(
-        config,
-        args.source,
-        args.strategy,
-        args.head_lr_mult,
-        args.backbone_lr_mult,
-        args.head_init,
-        args.linear,
-        args.views,
-        args.unfreeze_every,
-    )
+    with owned_run_dir(config.out, config.overwrite) as run:  # checked and owned before the weights load
+        try:  # the run's files are written either way; divergence is exit 1, as for train
+            summary = finetune(
+                dataclasses.replace(config, out=str(run.path), overwrite=True),  # this process checked and owns it
+                args.source,
+                args.strategy,
+                args.head_lr_mult,
+                args.backbone_lr_mult,
+                args.head_init,
+                args.linear,
+                args.views,
+                args.unfreeze_every,
+            )
+        except TrainingDiverged as exc:
+            summary = exc.summary
     transfer = summary["transfer"]
     for note in transfer["input"]:
         print(f"input: {note}")
@@ -164,6 +171,7 @@ def add_features_flags(parser: argparse.ArgumentParser) -> None:
 def run_features(args: argparse.Namespace) -> int:
     if Path(args.out).is_dir() or Path(args.out).suffix.lower() != ".npz":
         raise ConfigError(f"--out {args.out}: give a file name ending in .npz (numpy adds the suffix otherwise)")
+    prepare_out_file(args.out)
     opened = open_pretrained(args.checkpoint, _data_config(args))
     data, model = opened.data, opened.pretrained.model
     arrays: dict[str, np.ndarray] = {"classes": np.array(data.classes), "layer": np.array(args.layer)}
@@ -207,9 +215,9 @@ def run_knn(args: argparse.Namespace) -> int:
     from ..data import SourceOptions, Split, load_data
     from ..files import write_json
 
-    out = Path(args.out or default_out("knn-"))
     ks = knn.parse_ks(args.k)
     knn.check_distance(args.distance)
+    out = output_dir(args.out, "knn-")
     config = _data_config(args)
     start = time.perf_counter()
     if args.features:
@@ -248,7 +256,7 @@ def run_knn(args: argparse.Namespace) -> int:
         **result.summary(),
         "seconds": round(time.perf_counter() - start, 2),
     }
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out, args.out)
     write_json(out / "summary.json", summary)
     for k, accuracy in result.val_accuracy.items():
         print(f"  k={k:<3d} val accuracy {accuracy * 100:6.2f}%")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ..config import FIXED_EPOCHS, TrainConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, TrainingDiverged
 from ..files import write_json
 from ..models.stages import split_stages
 from ..train.loop import Trainer
@@ -203,4 +203,6 @@ def finetune(
     if trainer.dist.is_main:
         summary.update(command="finetune", transfer=transfer)
         write_json(trainer.run_dir / "summary.json", summary)
+    if summary.get("status") == "diverged":
+        raise TrainingDiverged(summary)
     return summary

@@ -26,10 +26,13 @@ FIXED_KEYS = {
     "epochs": "each stage sets it (--stage-epochs)",
     "out": "each trial writes into the tune directory",
     "resume": "trials start fresh",
+    "overwrite": "each trial writes its own directory in the tune directory",
     "quiet": "it changes no result",
     "nproc": "trials run in one process (use --jobs for parallel trials)",
     "sync_bn": "trials run in one process",
     "report": "trials write no per-run HTML report",
+    "log": "every trial logs to the sinks the study was given",
+    "mlflow_uri": "the trials' runs nest under the study's run, in its store",
 }
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"

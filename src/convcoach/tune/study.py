@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ from ..config import FIXED_EPOCHS, TrainConfig
 from ..data import DataBundle
 from ..errors import ConfigError
 from ..files import write_json
+from ..logs.study_runs import study_logging
+from ..run_dirs import lock_run_dir, make_output_dir, output_dir
 from .backends import SAMPLERS, create_pruner, fail_dead_trials, open_storage, retried_trials
 from .narrowing import Stage, narrow, plan_stages, top_trials
 from .options import TuneOptions
@@ -85,8 +86,25 @@ def tune(
     check_space(space, base)
     SAMPLERS.get(options.sampler)
     create_pruner(options.prune)
-    out = Path(base.out or Path("runs") / datetime.now().strftime("tune-%Y%m%d-%H%M%S"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(output_dir(base.out, "tune-"), base.out)
+    lock = lock_run_dir(out)  # one process per tune directory (processes sharing a study give each its own --out)
+    try:
+        with study_logging(base, out, options.study or "convcoach-tune") as logged:  # --log: trials nest under it
+            return _search(logged, space, options, stages, out, data, echo)
+    finally:
+        lock.release()
+
+
+def _search(
+    base: TrainConfig,
+    space: Space,
+    options: TuneOptions,
+    stages: list[Stage],
+    out: Path,
+    data: DataBundle | None,
+    echo: Callable[[str], None],
+) -> TuneResult:
+    """The stages of `tune`, in the directory `out` it owns."""
     storage = open_storage(options.storage or f"sqlite:///{(out / 'study.db').resolve()}")
     data = without_test(data if data is not None else load_trial_data(base))
     if options.jobs > 1:  # trials are threads: split the cores rather than oversubscribe them

@@ -122,6 +122,7 @@ class TrialObjective:
                 self.base,
                 epochs=self.stage.epochs,
                 out=str(run_dir),
+                overwrite=True,  # the tune directory's owner owns its trials/ too
                 quiet=True,
                 resume=None,
                 **TRIAL_FIXED,
