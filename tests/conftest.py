@@ -24,11 +24,14 @@ def make_blobs(n_per_class: int = 60, classes: int = 3, size: int = 12, seed: in
 
 
 def pytest_configure(config):
-    """Decoded-image and feature caches go to a temporary folder, never the user's ~/.cache."""
+    """Decoded-image and feature caches go to a temporary folder, never the user's ~/.cache; runs use a
+    fixed thread count (threads.py would lower it on a busy machine, and another count splits reductions
+    differently: runs compared for bit-identity must agree on it)."""
     import os
     import tempfile
 
     os.environ.setdefault("CONVCOACH_CACHE", tempfile.mkdtemp(prefix="convcoach-test-cache-"))
+    os.environ.setdefault("OMP_NUM_THREADS", str(len(os.sched_getaffinity(0))))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -70,3 +70,20 @@ def test_run_records_threads_and_restores_the_callers_count(tmp_path, blobs_npz,
     env = json.loads((tmp_path / "run" / "env.json").read_text())
     assert env["threads"] == 2 and env["threads_reason"] == "--threads 2"
     assert torch.get_num_threads() == 1  # single_thread's count again
+
+
+def test_a_resume_keeps_the_thread_count_its_run_started_with(tmp_path, blobs_npz, single_thread, monkeypatch):
+    from conftest import interrupt_after_epoch, small_config
+
+    from convcoach import TrainConfig, Trainer
+    from convcoach.train import loop
+
+    config = small_config(blobs_npz, tmp_path / "run", epochs=3, report=False)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config, callbacks=[interrupt_after_epoch(1)]).fit()
+    assert json.loads((tmp_path / "run" / "env.json").read_text())["threads"] == 1
+    monkeypatch.setattr(loop, "choose_threads", lambda requested, current: (2, "the machine got idle"))
+    resumed = Trainer(TrainConfig(resume=str(tmp_path / "run"), quiet=True))
+    assert torch.get_num_threads() == 1
+    assert resumed.threads_reason == "1 thread(s), as the run it resumes (its results stay bit-identical)"
+    resumed.fit()

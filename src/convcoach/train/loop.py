@@ -18,7 +18,7 @@ from ..config import TrainConfig, from_dict, save_yaml
 from ..data import BatchLoader, DataBundle, Normalizer, parse_augment
 from ..errors import ConfigError, TrainingDiverged
 from ..evaluate.passes import Evaluation, evaluate
-from ..files import write_json
+from ..files import loads_json, write_json
 from ..precision import autocast, resolve_device
 from ..run_dirs import RunDirLock, claim_run_dir, lock_run_dir
 from ..threads import choose_threads
@@ -73,6 +73,9 @@ class Trainer:
         self.config = config.validate()
         self.threads_before = torch.get_num_threads()
         threads, self.threads_reason = choose_threads(config.threads, self.threads_before)
+        if resume_state is not None and config.threads is None and (saved := _saved_threads(config.resume)):
+            threads = saved  # other threads split the reductions differently: the resume would not be bit-identical
+            self.threads_reason = f"{saved} thread(s), as the run it resumes (its results stay bit-identical)"
         torch.set_num_threads(threads)
         self.dist = init_distributed(config.device)
         if self.dist.is_main:
@@ -404,6 +407,15 @@ class Trainer:
         if self.run_lock is not None:
             self.run_lock.release()
             self.run_lock = None
+
+
+def _saved_threads(run_dir: str | None) -> int | None:
+    """The thread count a run started with (its env.json), for its resume; None when unknown."""
+    try:
+        threads = loads_json((Path(run_dir or ".") / "env.json").read_text()).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return threads if isinstance(threads, int) and threads >= 1 else None
 
 
 def train(config: TrainConfig | None = None, **overrides: Any) -> dict[str, Any]:
