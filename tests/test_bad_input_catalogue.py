@@ -166,6 +166,8 @@ OTHER_CASES: list[tuple[str, list[str], str]] = [
     ),
     ("stats bad data", ["stats", "--data", "bogus"], r"bogus"),
     ("lr-find bad model", ["lr-find", "--model", "bogus"], r"bogus"),
+    ("completion unknown shell", ["completion", "powershell"], r"powershell"),
+    ("completion no shell", ["completion"], r"shell|required"),
 ]
 
 CASES = FIELD_CASES + OTHER_CASES

@@ -296,6 +296,8 @@ def test_inspect_rejects_bad_options_with_one_line(small_run, capsys):
     with pytest.raises(SystemExit) as exit_info:  # argparse's usage error: checked at parse time, exit code 2
         main(["inspect", "--checkpoint", str(small_run), "--patch", "0"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().endswith("convcoach inspect: error: argument --patch: must be >= 1, got 0")
+    assert capsys.readouterr().err.strip() == (
+        "convcoach inspect: error: argument --patch: must be >= 1, got 0 (usage: convcoach inspect --help)"
+    )
     assert main(["inspect", "--checkpoint", str(small_run), "--units", "a,b"]) == 2
     assert "--units must be comma-separated integers, got 'a,b'" in capsys.readouterr().err
