@@ -65,6 +65,30 @@ def blobs_npz(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def blobs(tmp_path_factory) -> Path:
+    """`blobs_npz` written once for a module whose fixtures train on it."""
+    x, y = make_blobs()
+    path = tmp_path_factory.mktemp("data") / "blobs.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+@pytest.fixture
+def frozen_clock(monkeypatch):
+    """run_dirs' clock stopped at 2026-01-02 03:04:05: default run names made in one second."""
+    from datetime import datetime
+
+    from convcoach import run_dirs
+
+    class Frozen:
+        @staticmethod
+        def now():
+            return datetime(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(run_dirs, "datetime", Frozen)
+
+
 def small_config(data: Path, out: Path, **overrides):
     from convcoach import TrainConfig
 

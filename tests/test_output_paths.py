@@ -104,16 +104,8 @@ def test_an_existing_file_may_be_replaced_and_a_missing_folder_is_fine(tmp_path)
     assert not (tmp_path / "a").exists()  # checked, not created
 
 
-def test_default_directories_of_one_second_differ_and_sort(tmp_path, monkeypatch):
-    class Frozen:
-        @staticmethod
-        def now():
-            from datetime import datetime
-
-            return datetime(2026, 1, 2, 3, 4, 5)
-
+def test_default_directories_of_one_second_differ_and_sort(tmp_path, monkeypatch, frozen_clock):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(run_dirs, "datetime", Frozen)
     made = [run_dirs.default_run_dir() for _ in range(3)]
     assert [str(p) for p in made] == ["runs/20260102-030405", "runs/20260102-030405-2", "runs/20260102-030405-3"]
     assert all(p.is_dir() for p in made) and sorted(made) == made

@@ -10,10 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from conftest import make_blobs
 from test_resume import _config, _rows
 
 from convcoach.train.checkpoint import load_checkpoint
@@ -74,14 +72,6 @@ def _summary(run: Path) -> dict:
     summary = json.loads((run / "summary.json").read_text())
     summary["final"] = {k: v for k, v in summary["final"].items() if k != "time"}
     return {key: summary[key] for key in SUMMARY_KEYS}
-
-
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory) -> Path:
-    x, y = make_blobs()
-    path = tmp_path_factory.mktemp("data") / "blobs.npz"
-    np.savez(path, x=x, y=y)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -135,16 +135,8 @@ def test_an_unfinished_run_is_refused_and_resumes(blobs_npz, tmp_path, single_th
     assert Trainer(small_config(blobs_npz, run, epochs=3, report=False, resume=str(run))).fit()["epochs_run"] == 3
 
 
-def test_trains_started_in_one_second_without_out_get_two_directories(blobs_npz, tmp_path, monkeypatch):
-    class Frozen:
-        @staticmethod
-        def now():
-            from datetime import datetime
-
-            return datetime(2026, 1, 2, 3, 4, 5)
-
+def test_trains_started_in_one_second_without_out_get_two_directories(blobs_npz, tmp_path, monkeypatch, frozen_clock):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(run_dirs, "datetime", Frozen)
     config = dataclasses.replace(small_config(blobs_npz, tmp_path, epochs=1), out=None)
     first, second = Trainer(config), Trainer(dataclasses.replace(config))
     assert (str(first.run_dir), str(second.run_dir)) == ("runs/20260102-030405", "runs/20260102-030405-2")

@@ -33,14 +33,6 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def blobs(tmp_path_factory) -> Path:
-    x, y = make_blobs()
-    path = tmp_path_factory.mktemp("data") / "blobs.npz"
-    np.savez(path, x=x, y=y)
-    return path
-
-
-@pytest.fixture(scope="module")
 def staged(blobs, tmp_path_factory):
     """One coarse-to-fine search (3 x 1 epoch, then 2 x 2 epochs, median pruning), recording every evaluated split."""
     out = tmp_path_factory.mktemp("tune") / "search"
