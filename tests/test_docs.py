@@ -5,8 +5,8 @@ Blocks by fence language:
 - ```python: executed; each page's Python blocks run in order in one shared namespace, in a fresh
   temporary working directory (shared with the page's shell blocks);
 - ```bash / ```sh / ```console: each line that calls `convcoach ...` or `python -m convcoach ...`
-  (after a `$ ` prompt in console blocks; `\\` continuations joined, `# comments` dropped) runs as
-  `sys.executable -m convcoach ...` in that directory and must exit 0; other lines (make, pip,
+  (after a `$ ` prompt in console blocks; `\\` continuations joined, `# comments` dropped) runs
+  through `convcoach.cli.main` in this process, in that directory, and must exit 0; other lines (make, pip,
   torchrun, createdb, ...) are not run;
 - ```text and any other language: output, not run.
 
@@ -35,8 +35,6 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -56,7 +54,6 @@ CHEAP = {
     "check": ["--quick", "--subset", "600"],
     "tune": ["--subset", "300", "--trials", "1", "--epochs", "1"],
 }
-TIMEOUT = 120
 
 
 @dataclass
@@ -150,20 +147,32 @@ def _write_fixtures(workdir: Path) -> None:
 
 
 def _run_cli(argv: list[str], workdir: Path, where: str, expect: list[str] | None) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "convcoach", *argv],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
+    """`convcoach ARGV` in this process (the page's directory is the working directory): what a user's
+    shell would print, without paying Python's and torch's start-up for every command of every page."""
+    import io
+    import logging
+
+    from convcoach.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(stderr)  # the CLI's log lines go to its stderr
+    logger = logging.getLogger("convcoach")
+    logger.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                returncode = main(list(argv))
+            except SystemExit as exc:  # argparse: --help, usage errors
+                returncode = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    assert Path.cwd().resolve() == workdir.resolve(), (
+        f"{where}: convcoach {shlex.join(argv)} changed the working directory"
     )
-    output = proc.stdout + proc.stderr
+    output = stdout.getvalue() + stderr.getvalue()
     if expect is None:
-        assert proc.returncode == 0, (
-            f"{where}: convcoach {shlex.join(argv)} exited {proc.returncode}:\n{output[-3000:]}"
-        )
+        assert returncode == 0, f"{where}: convcoach {shlex.join(argv)} exited {returncode}:\n{output[-3000:]}"
         return
     flat = " ".join(output.split())
     for line in expect:

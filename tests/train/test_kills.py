@@ -58,7 +58,8 @@ Trainer(config, callbacks=[Kill()]).fit()
 
 # test_resume's run (mixup, EMA, augmentation: all restored from last.pt) in one thread, as both processes
 # must compute alike; without the monitors, whose resume test_resume covers, to keep the 11 processes quick
-OPTIONS = {"threads": 1, "monitors": False}
+# augmentation and dropout: their random draws must continue where the killed run left them
+OPTIONS = {"threads": 1, "monitors": False, "augment": ["hflip", "translate:1"], "dropout": 0.2}
 # summary.json's figures that a resume must reproduce exactly
 SUMMARY_KEYS = ("epochs_run", "steps", "best_epoch", "best_val_acc", "test_accuracy", "test_loss", "final")
 

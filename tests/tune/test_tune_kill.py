@@ -71,6 +71,7 @@ def kill_during_trial(command: list[str], storage_url: str, study: str, number: 
     assert [t.state for t in trials_of(storage, study)][number] == RUNNING  # killed during that trial, not after
 
 
+@pytest.mark.parametrize("storage_url", ["sqlite"], indirect=True)  # the shared-study kill covers PostgreSQL
 def test_a_study_killed_in_trial_1_and_rerun_ends_as_an_uninterrupted_one(
     blobs_npz, tmp_path, storage_url, single_thread
 ):
