@@ -128,6 +128,32 @@ def interrupt_after_epoch(epoch: int):
     return InterruptAfterEpoch()
 
 
+def interrupt_at_step(step: int):
+    """A callback that raises KeyboardInterrupt at the end of optimizer step `step`: an in-process kill."""
+    from convcoach.train.callbacks import Callback
+
+    class InterruptAtStep(Callback):
+        order = 99  # after the checkpointer
+
+        def on_batch_end(self, trainer, loss):
+            if trainer.state.step == step:
+                raise KeyboardInterrupt
+
+    return InterruptAtStep()
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """A named set missing from its folder is an error here, never a download."""
+    from convcoach.errors import ConfigError
+
+    def refuse(name, target, mirror=None):
+        raise ConfigError(f"test: no download of {name}")
+
+    monkeypatch.setattr("convcoach.data.fetch.fetch", refuse)
+    monkeypatch.delenv("CONVCOACH_DATA", raising=False)
+
+
 def wait_for_epochs(run_dir: Path, count: int, timeout: float = 120.0) -> None:
     """Poll a running train until `count` epochs are logged in metrics.jsonl and saved in last.pt
     (the metrics row is written just before the checkpoint: a kill between them left no last.pt)."""

@@ -36,17 +36,6 @@ from convcoach.infer import load_trained, predict_paths
 from convcoach.report.run_files import load_run
 
 
-@pytest.fixture
-def offline(monkeypatch):
-    """A named set missing from its folder is an error here, never a download."""
-
-    def refuse(name, target, mirror=None):
-        raise ConfigError(f"test: no download of {name}")
-
-    monkeypatch.setattr("convcoach.data.fetch.fetch", refuse)
-    monkeypatch.delenv("CONVCOACH_DATA", raising=False)
-
-
 def cifar(folder: Path, **files: object):
     """load_data on a CIFAR-10 folder whose named files are replaced by `files` (batch dicts)."""
     write_cifar_set(folder, {name.replace("meta", "batches.meta"): value for name, value in files.items()})

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import small_config
+from conftest import interrupt_at_step, small_config
 
 from convcoach import Trainer
 from convcoach.cli import main
 from convcoach.data import BatchLoader, Normalizer, Split
 from convcoach.errors import ConfigError
-from convcoach.train.callbacks import Callback
 from convcoach.train.checkpoint import load_checkpoint
 
 RAW = Normalizer([0.0], [1 / 255])  # images come out as their uint8 values
@@ -97,24 +96,13 @@ def test_ddp_ranks_take_interleaved_shares_of_one_balanced_draw():
     assert ranks[0] == whole[0::2][: len(ranks[0])] and ranks[1] == whole[1::2][: len(ranks[1])]
 
 
-class _KillAt(Callback):
-    order = 99  # after the checkpointer
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_batch_end(self, trainer, loss):
-        if trainer.state.step == self.step:
-            raise KeyboardInterrupt
-
-
 def test_a_balanced_run_killed_mid_epoch_resumes_to_identical_weights(blobs_npz, tmp_path, single_thread):
     def config(out: str, **changes):
         return small_config(blobs_npz, tmp_path / out, sampler="balanced", checkpoint_every=3, report=False, **changes)
 
     Trainer(config("reference")).fit()
     with pytest.raises(KeyboardInterrupt):
-        Trainer(config("killed"), callbacks=[_KillAt(7)]).fit()
+        Trainer(config("killed"), callbacks=[interrupt_at_step(7)]).fit()
     assert load_checkpoint(tmp_path / "killed" / "last.pt")["loader_state"]["position"] == 2  # mid-epoch 2
     Trainer(config("killed", resume=str(tmp_path / "killed"))).fit()
     ours, theirs = (load_checkpoint(tmp_path / run / "last.pt")["model_state"] for run in ("killed", "reference"))

@@ -11,18 +11,6 @@ import pytest
 import torch
 
 from convcoach.data.sources import FASHION_CLASSES, SourceOptions, load_data
-from convcoach.errors import ConfigError
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """A set that is not where it should be must fail here, not go to the network."""
-
-    def refuse(name, target, mirror=None):
-        raise ConfigError(f"test: no download of {name}")
-
-    monkeypatch.setattr("convcoach.data.fetch.fetch", refuse)
-    monkeypatch.delenv("CONVCOACH_DATA", raising=False)
 
 
 def test_digits_is_the_bundled_8x8_set_with_a_fixed_test_split():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_blobs, small_config
+from conftest import interrupt_at_step, make_blobs, small_config
 
 from convcoach import Trainer
 from convcoach.cli import main
@@ -101,17 +101,6 @@ def test_accumulate_must_be_a_positive_integer(blobs_npz, tmp_path, capsys, valu
     assert not (tmp_path / "x").exists()
 
 
-class _KillAt(Callback):
-    order = 99  # after the checkpointer
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_batch_end(self, trainer, loss):
-        if trainer.state.step == self.step:
-            raise KeyboardInterrupt
-
-
 def test_a_run_killed_mid_epoch_resumes_from_a_step_boundary_to_identical_weights(blobs_npz, tmp_path, single_thread):
     # 5 micro-batches per epoch in groups of 2, 2, 1; mixup draws per micro-batch; saves after every step
     options = dict(
@@ -133,7 +122,7 @@ def test_a_run_killed_mid_epoch_resumes_from_a_step_boundary_to_identical_weight
     Trainer(_no_batchnorm(blobs_npz, tmp_path / "reference", **options), callbacks=[Saves()]).fit()
     assert saved_at == [2, 4] * 3  # mid-epoch saves only where a step ended (position 5 ends the epoch)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(_no_batchnorm(blobs_npz, tmp_path / "killed", **options), callbacks=[_KillAt(5)]).fit()
+        Trainer(_no_batchnorm(blobs_npz, tmp_path / "killed", **options), callbacks=[interrupt_at_step(5)]).fit()
     saved = load_checkpoint(tmp_path / "killed" / "last.pt")
     assert (saved["state"]["step"], saved["state"]["epoch"], saved["loader_state"]["position"]) == (4, 1, 2)
     Trainer(_no_batchnorm(blobs_npz, tmp_path / "killed", resume=str(tmp_path / "killed"), **options)).fit()
