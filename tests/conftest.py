@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +153,46 @@ def offline(monkeypatch):
 
     monkeypatch.setattr("convcoach.data.fetch.fetch", refuse)
     monkeypatch.delenv("CONVCOACH_DATA", raising=False)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process started under `pid`, children first (read from /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue  # the task ended while we looked
+        for child in children:
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
+def kill_tree(proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    """SIGKILL a launcher and everything it started (torchrun puts each worker in a session of its own, so
+    its process group is not enough), then wait until all have exited: a dying worker still holds locks."""
+    import os
+    import signal
+    import time
+
+    pids = [proc.pid, *descendants(proc.pid)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    deadline = time.time() + timeout
+    for pid in pids[1:]:
+        while time.time() < deadline:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z"):
+                    break  # exited, not yet reaped by its new parent
+            except OSError:
+                break
+            time.sleep(0.02)
+        else:
+            raise AssertionError(f"pid {pid} still alive {timeout:.0f} s after SIGKILL")
 
 
 def wait_for_epochs(run_dir: Path, count: int, timeout: float = 120.0) -> None:

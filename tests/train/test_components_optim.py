@@ -231,6 +231,13 @@ def test_auto_precision_is_bf16_when_native_and_the_timed_step_is_faster(monkeyp
     chosen, reason = precision.resolve_precision("auto", CPU, time_step)
     assert chosen == "bf16"
     assert "5 ms vs 10 ms" in reason
+    assert calls == ["fp32", "bf16"]  # 0.5x of fp32 in the first pair: a clear win, no more rounds
+
+
+def test_auto_precision_times_every_round_when_the_first_pair_is_close(monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    time_step, calls = _fake_timer(0.010, 0.0085)  # 0.85x: under the veto line but not a clear win
+    assert precision.resolve_precision("auto", CPU, time_step)[0] == "bf16"
     assert calls == ["fp32", "bf16"] * precision.TIMING_ROUNDS  # alternating, so both meet the same host state
 
 

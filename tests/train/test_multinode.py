@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import wait_for_epochs
+from conftest import kill_tree, wait_for_epochs
 
 from convcoach.train.checkpoint import load_checkpoint
 
@@ -57,23 +56,6 @@ def wait_for_listener(port: int, timeout: float = 60.0) -> None:
     raise AssertionError(f"no rendezvous store on port {port} after {timeout:.0f} s")
 
 
-def descendants(pid: int) -> list[int]:
-    return [
-        grandchild
-        for task in Path(f"/proc/{pid}/task").iterdir()
-        for child in (task / "children").read_text().split()
-        for grandchild in (int(child), *descendants(int(child)))
-    ]
-
-
-def kill_machine(launcher: subprocess.Popen) -> None:
-    """SIGKILL a launcher and its worker, as a machine that loses power (torchrun starts each worker in a
-    session of its own: killing the launcher's process group would leave the worker training)."""
-    for pid in [launcher.pid, *descendants(launcher.pid)]:
-        os.kill(pid, signal.SIGKILL)
-    launcher.wait()
-
-
 def finish(launchers: list[subprocess.Popen], logs: list[Path], timeout: float) -> list[int]:
     """The launchers' exit codes; a launcher still running after `timeout` seconds is a hang: killed, and failed."""
     try:
@@ -81,7 +63,7 @@ def finish(launchers: list[subprocess.Popen], logs: list[Path], timeout: float) 
     except subprocess.TimeoutExpired:
         for launcher in launchers:
             if launcher.poll() is None:
-                kill_machine(launcher)
+                kill_tree(launcher)
         pytest.fail(f"a launcher hung for {timeout:.0f} s:\n" + "\n".join(log.read_text()[-1500:] for log in logs))
 
 
@@ -101,7 +83,7 @@ def test_two_nodes_killed_mid_run_and_resumed_match_one_process(blobs_npz, tmp_p
     wait_for_listener(port)
     second = launch_node(port, [*train[4:], "--out", str(run)], logs[1])
     wait_for_epochs(run, 1)
-    kill_machine(second)
+    kill_tree(second)
     # the survivor's next all-reduce finds its peer gone (gloo: connection reset), its launcher stops it and exits
     assert finish([first], logs, timeout=60) != [0]
     assert load_checkpoint(run / "last.pt")["state"]["epoch"] < EPOCHS  # killed mid-run
