@@ -13,6 +13,7 @@ Each is evaluated on the test set after every epoch for the curve only: that tim
 clock (and out of convcoach's time budget). The clock starts before the peer loads its data.
 
     python benchmarks/peers.py [--only NAME ...] [--cap-minutes 8] [--out benchmarks/results/peers.json]
+                               [--keep EARLIER.json]
 """
 
 from __future__ import annotations
@@ -219,6 +220,9 @@ def main() -> None:
     parser.add_argument("--cap-minutes", type=float, default=8.0)
     parser.add_argument("--epochs", type=int, help="peers' epochs (default: what convcoach's time rule chose)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/peers.json"))
+    parser.add_argument(
+        "--keep", type=Path, help="an earlier result file: peers left out of --only are copied from it with its date"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     from utilization import host
@@ -242,6 +246,11 @@ def main() -> None:
         )
         result["peers"][name] = run
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.keep:  # peers that do not run convcoach's code (the tutorial) need not be rerun after a change
+        earlier = json.loads(args.keep.read_text())
+        for name, run in earlier["peers"].items():
+            if name not in result["peers"]:
+                result["peers"][name] = {**run, "measured": earlier["date"]}
     mine = result["peers"].get("convcoach", {})
     for run in result["peers"].values():
         for target in ("92", "93"):

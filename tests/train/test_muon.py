@@ -42,6 +42,40 @@ def test_orthogonalize_of_zero_is_zero_not_nan():
     assert torch.equal(orthogonalize(torch.zeros(3, 4)), torch.zeros(3, 4))
 
 
+def test_the_fused_iteration_is_the_textbook_quintic_one():
+    torch.manual_seed(0)
+    x = torch.randn(3, 8, 20)
+    a, b, c = 3.4445, -4.7750, 2.0315
+    expected = x / torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True)
+    for _ in range(3):
+        gram = expected @ expected.mT
+        expected = a * expected + (b * gram + c * gram @ gram) @ expected
+    assert torch.allclose(orthogonalize(x, 3), expected, atol=1e-5)
+    assert torch.allclose(orthogonalize(x[1], 3), expected[1], atol=1e-5)  # a 2-D matrix alone: the same
+
+
+def test_banks_of_one_shape_stepped_together_move_as_each_would_alone():
+    # three 8x4x3x3 banks (one stored channels_last, as the trainer's model is) and one of another shape
+    torch.manual_seed(0)
+    shapes = [(8, 4, 3, 3), (8, 4, 3, 3), (8, 4, 3, 3), (16, 8, 1, 1)]
+    together = [nn.Parameter(torch.randn(shape)) for shape in shapes]
+    together[1] = nn.Parameter(together[1].detach().contiguous(memory_format=torch.channels_last))
+    alone = [nn.Parameter(p.detach().clone()) for p in together]
+    grads = [[torch.randn(shape) for shape in shapes] for _ in range(3)]
+    batched = Muon([{"params": together, "orthogonal": True}], lr=0.05)
+    single = [Muon([{"params": [p], "orthogonal": True}], lr=0.05) for p in alone]
+    for step in grads:
+        for p, q, g in zip(together, alone, step):
+            p.grad, q.grad = g.clone(), g.clone()
+        batched.step()
+        for opt in single:
+            opt.step()
+    for p, q in zip(together, alone):
+        assert torch.allclose(p, q, atol=1e-6)
+        assert p.norm().item() == pytest.approx(batched.state[p]["norm"].item(), rel=1e-5)
+    assert together[1].is_contiguous(memory_format=torch.channels_last)
+
+
 def _conv_and_head() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
