@@ -26,12 +26,15 @@ def main() -> None:
             {
                 "flags": sys.argv[1:],
                 "test_accuracy": round(summary["test_accuracy"], 4),
+                "test_accuracy_without_tta": round(summary.get("test_accuracy_without_tta") or 0.0, 4),
                 "wall_seconds": round(wall, 1),
                 "train_seconds": summary["train_seconds"],
                 "epochs": summary["epochs_run"],
                 "time_budget": summary.get("time_budget"),
                 "precision": env["precision"],
                 "precision_reason": env["precision_reason"],
+                "threads": env.get("threads"),
+                "planned_epochs": env.get("planned_epochs"),
             },
             indent=2,
         )

@@ -68,18 +68,15 @@ class Muon(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if group["orthogonal"]:
-                by_shape: dict[torch.Size, list[torch.Tensor]] = {}
-                for p in params:
-                    by_shape.setdefault(p.shape, []).append(p)
-                for same in by_shape.values():  # one batched Newton-Schulz per filter shape
-                    self._orthogonal_step(same, group)
+            if group["orthogonal"] and params:
+                self._orthogonal_step(params, group)
             elif params:
                 self._sgd_step(params, group)
         return loss
 
     def _orthogonal_step(self, params: list[torch.Tensor], group: dict) -> None:
-        """Muon steps for filter banks of one shape, stacked into one batch of matrices."""
+        """Muon steps for a group's filter banks: the element-wise parts as one foreach kernel over every
+        bank, the Newton-Schulz iteration once per filter shape on the stack of that shape's banks."""
         for p in params:
             state = self.state[p]
             if not state:
@@ -91,15 +88,21 @@ class Muon(torch.optim.Optimizer):
         torch._foreach_mul_(buffers, momentum)
         torch._foreach_add_(buffers, grads)
         directions = torch._foreach_add(grads, buffers, alpha=momentum)  # Nesterov: one momentum step ahead
-        stacked = torch.stack([d.reshape(len(d), -1) for d in directions])
-        updates = orthogonalize(stacked, group["ns_steps"])
-        # the whole stack at once: W <- W - lr ||W0|| U / ||U||, then W's norm back to ||W0||
+        by_shape: dict[torch.Size, list[int]] = {}
+        for index, p in enumerate(params):
+            by_shape.setdefault(p.shape, []).append(index)
+        updates: list[torch.Tensor] = [directions[0]] * len(params)
+        for shape, indices in by_shape.items():
+            stacked = torch.stack([directions[i].reshape(shape[0], -1) for i in indices])
+            for i, update in zip(indices, orthogonalize(stacked, group["ns_steps"]).unbind(0)):
+                updates[i] = update.view(shape).to(params[i].dtype)
+        # W <- W - lr ||W0|| U / ||U||, then W's norm back to ||W0|| (a few kernels for every bank at once)
         norms = torch.stack([self.state[p]["norm"] for p in params])
-        scales = (group["lr"] * norms / torch.linalg.vector_norm(updates, dim=(1, 2)).clamp_min(1e-12)).view(-1, 1, 1)
-        weights = torch.stack([p.reshape(len(p), -1) for p in params]).float()
-        weights.addcmul_(updates, scales, value=-1.0)
-        weights.mul_((norms / torch.linalg.vector_norm(weights, dim=(1, 2)).clamp_min(1e-12)).view(-1, 1, 1))
-        torch._foreach_copy_(params, [w.view(p.shape) for w, p in zip(weights.unbind(0), params)])
+        scales = group["lr"] * norms / torch.stack(torch._foreach_norm(updates)).float().clamp_min(1e-12)
+        torch._foreach_mul_(updates, scales.tolist())
+        torch._foreach_sub_(params, updates)
+        keep = norms / torch.stack(torch._foreach_norm(params)).float().clamp_min(1e-12)
+        torch._foreach_mul_(params, keep.tolist())
 
     def _sgd_step(self, params: list[torch.Tensor], group: dict) -> None:
         buffers = [self.state[p].get("momentum_buffer") for p in params]
