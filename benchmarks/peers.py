@@ -12,6 +12,12 @@ Fashion-MNIST test accuracy, same machine, same data, same threads, one peer at 
 Each is evaluated on the test set after every epoch for the curve only: that time is left out of its
 clock (and out of convcoach's time budget). The clock starts before the peer loads its data.
 
+The peers take turns, one epoch each (a thread per peer, only one running at a time), and each clock
+counts only its own turns: this host's speed drifts by 20-40% over minutes, so peers run one after
+another were timed under different machines (session 17: the same step 13 s an epoch in the last
+peer, 17-18 s in the first two). Convcoach runs its first epoch alone; the others start when its
+time rule has planned the run, and train for the epochs it planned (or --epochs).
+
     python benchmarks/peers.py [--only NAME ...] [--cap-minutes 8] [--out benchmarks/results/peers.json]
                                [--keep EARLIER.json]
 """
@@ -22,6 +28,7 @@ import argparse
 import json
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -45,7 +52,8 @@ PRECISION = "bf16" if cpu_has_native_bf16() else "fp32"
 class Curve:
     """Test accuracy after each epoch against the peer's clock, with the evaluation's own time removed."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.start = time.perf_counter()
         self.paused = 0.0
         self.points: list[tuple[float, float]] = []
@@ -61,13 +69,51 @@ class Curve:
                 correct += int((model(x).argmax(1) == labels[i : i + 1000]).sum())
         model.train()
         self.points.append((round(clock, 1), correct / len(images)))
-        print(f"  {clock:6.1f} s  {correct / len(images):.4f}", file=sys.stderr, flush=True)
+        print(f"{self.name:>10}  {clock:6.1f} s  {correct / len(images):.4f}", file=sys.stderr, flush=True)
         took = time.perf_counter() - began
         self.paused += took
         return took
 
     def time_to(self, target: float) -> float | None:
         return next((t for t, acc in self.points if acc >= target), None)
+
+
+class Turns:
+    """One peer at a time, an epoch per turn, in the order they joined; `done_epoch` hands the turn on
+    and returns how long its caller then waited (time that is not that peer's)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.order: list[str] = []
+        self.current: str | None = None
+
+    def register(self, name: str) -> None:
+        """In the order before its thread starts, so the turn that ends next already passes to it."""
+        with self.cond:
+            self.order.append(name)
+            self.current = self.current or name
+
+    def wait(self, name: str) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.current == name)
+
+    def done_epoch(self, name: str, curve: Curve) -> None:
+        began = time.perf_counter()
+        with self.cond:
+            self.current = self.order[(self.order.index(name) + 1) % len(self.order)]
+            self.cond.notify_all()
+            self.cond.wait_for(lambda: self.current == name)
+        curve.paused += time.perf_counter() - began
+
+    def leave(self, name: str) -> None:
+        with self.cond:
+            index = self.order.index(name)
+            self.order.remove(name)
+            self.current = self.order[index % len(self.order)] if self.order else None
+            self.cond.notify_all()
+
+
+TURNS = Turns()
 
 
 def fashion():
@@ -77,19 +123,25 @@ def fashion():
 class TestEachEpoch(Callback):
     order = 98
 
-    def __init__(self, curve: Curve, bundle) -> None:
-        self.curve, self.bundle = curve, bundle
+    def __init__(self, curve: Curve, bundle, start_others) -> None:
+        self.curve, self.bundle, self.start_others = curve, bundle, start_others
 
     def on_epoch_end(self, trainer, metrics) -> None:
-        took = self.curve.record(trainer.model, self.bundle.test.images, self.bundle.test.labels, trainer.normalizer)
-        trainer.created_at += took  # the curve's evaluation is not the run's time
+        paused = self.curve.paused
+        self.curve.record(trainer.model, self.bundle.test.images, self.bundle.test.labels, trainer.normalizer)
+        if self.start_others is not None:
+            self.start_others(trainer.config.epochs)  # the epochs the time rule planned in epoch 1
+            self.start_others = None
+        TURNS.done_epoch("convcoach", self.curve)
+        trainer.created_at += self.curve.paused - paused  # the curve's and the other peers' time is not the run's
 
 
-def run_convcoach(cap: float) -> dict:
-    curve = Curve()
+def run_convcoach(cap: float, start_others) -> dict:
+    curve = Curve("convcoach")
     bundle = fashion()
     # the same bundle the Trainer would load (default data, 5% validation, seed 0), loaded once on its clock
-    trainer = Trainer(TrainConfig(quiet=True, report=False), data=bundle, callbacks=[TestEachEpoch(curve, bundle)])
+    callbacks = [TestEachEpoch(curve, bundle, start_others)]
+    trainer = Trainer(TrainConfig(quiet=True, report=False), data=bundle, callbacks=callbacks)
     summary = trainer.fit()
     return {"points": curve.points, "epochs": summary["epochs_run"], "final_tta": summary["test_accuracy"]}
 
@@ -110,7 +162,7 @@ def flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def run_lightning(cap: float, epochs: int) -> dict:
     import lightning as L
 
-    curve = Curve()
+    curve = Curve("lightning")
     bundle = fashion()
     normalizer = Normalizer.fit(bundle.train.images)
     config = TrainConfig(epochs=epochs).validate()
@@ -134,6 +186,8 @@ def run_lightning(cap: float, epochs: int) -> dict:
 
         def on_train_epoch_end(self) -> None:
             curve.record(self.net, test_images, test_labels, normalizer)
+            self.trainer.should_stop = curve.points[-1][0] > cap * 60
+            TURNS.done_epoch("lightning", curve)
 
     data = torch.utils.data.TensorDataset(bundle.train.images, bundle.train.labels)
     loader = torch.utils.data.DataLoader(data, batch_size=config.batch_size, shuffle=True)
@@ -146,7 +200,6 @@ def run_lightning(cap: float, epochs: int) -> dict:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        max_time={"minutes": cap},
     )
     trainer.fit(Module(), loader)
     return {"points": curve.points, "epochs": epochs}
@@ -165,7 +218,7 @@ class TutorialSet(torch.utils.data.Dataset):
 
 
 def run_tutorial(cap: float, epochs: int = 30) -> dict:
-    curve = Curve()
+    curve = Curve("tutorial")
     bundle = fashion()
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -185,11 +238,12 @@ def run_tutorial(cap: float, epochs: int = 30) -> dict:
         curve.record(model, bundle.test.images, bundle.test.labels, plain)
         if curve.points[-1][0] > cap * 60:
             break
+        TURNS.done_epoch("tutorial", curve)
     return {"points": curve.points, "epochs": len(curve.points)}
 
 
 def run_hand_loop(cap: float, epochs: int) -> dict:
-    curve = Curve()
+    curve = Curve("hand loop")
     bundle = fashion()
     normalizer = Normalizer.fit(bundle.train.images)
     config = TrainConfig(epochs=epochs, optimizer="nesterov").validate()
@@ -211,6 +265,7 @@ def run_hand_loop(cap: float, epochs: int) -> dict:
         curve.record(model, bundle.test.images, bundle.test.labels, normalizer)
         if curve.points[-1][0] > cap * 60:
             break
+        TURNS.done_epoch("hand loop", curve)
     return {"points": curve.points, "epochs": len(curve.points)}
 
 
@@ -228,24 +283,55 @@ def main() -> None:
     from utilization import host
 
     result: dict = {"host": host(), "precision": PRECISION, "date": time.strftime("%Y-%m-%d"), "peers": {}}
-    epochs = args.epochs
+    result["interleaved"] = "an epoch per turn; each clock counts its own turns"
+    runs: dict[str, dict] = {}
+    errors: list[BaseException] = []
+
+    def peer(name: str, epochs: int | None, start_others=None) -> None:
+        TURNS.wait(name)
+        try:
+            if name == "convcoach":
+                runs[name] = run_convcoach(args.cap_minutes, start_others)
+            elif name == "lightning":
+                runs[name] = run_lightning(args.cap_minutes, epochs or 20)
+            elif name == "tutorial":
+                runs[name] = run_tutorial(args.cap_minutes)
+            else:
+                runs[name] = run_hand_loop(args.cap_minutes, epochs or 20)
+            print(f"{name}: done", file=sys.stderr, flush=True)
+        except BaseException as exc:  # reported by main; the turn passes on either way
+            errors.append(exc)
+        finally:
+            TURNS.leave(name)
+
+    others = [name for name in args.only if name != "convcoach"]
+    threads: list[threading.Thread] = []
+
+    def start(names: list[str], epochs: int | None) -> None:
+        for name in names:
+            TURNS.register(name)
+            thread = threading.Thread(target=peer, args=(name, args.epochs or epochs), name=name)
+            thread.start()
+            threads.append(thread)
+
+    if "convcoach" in args.only:  # alone for its first epoch, then the others with the epochs it planned
+        start_others = lambda planned: start(others, planned)  # noqa: E731
+        TURNS.register("convcoach")
+        threads.append(threading.Thread(target=peer, args=("convcoach", None, start_others), name="convcoach"))
+        threads[0].start()
+    else:
+        start(others, None)
+    while any(thread.is_alive() for thread in threads):
+        for thread in list(threads):
+            thread.join()
+    if errors:
+        raise errors[0]
     for name in args.only:
-        print(name, file=sys.stderr, flush=True)
-        torch.manual_seed(0)
-        if name == "convcoach":
-            run = run_convcoach(args.cap_minutes)
-            epochs = epochs or run["epochs"]
-        elif name == "lightning":
-            run = run_lightning(args.cap_minutes, epochs or 20)
-        elif name == "tutorial":
-            run = run_tutorial(args.cap_minutes)
-        else:
-            run = run_hand_loop(args.cap_minutes, epochs or 20)
+        run = runs[name]
         run["seconds_to_92"], run["seconds_to_93"] = (
             next((t for t, a in run["points"] if a >= target), None) for target in (0.92, 0.93)
         )
         result["peers"][name] = run
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
     if args.keep:  # peers that do not run convcoach's code (the tutorial) need not be rerun after a change
         earlier = json.loads(args.keep.read_text())
         for name, run in earlier["peers"].items():
