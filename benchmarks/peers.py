@@ -41,6 +41,7 @@ from convcoach import TrainConfig, Trainer
 from convcoach.data import Normalizer, SourceOptions, load_data
 from convcoach.models.spec import build_model, model_spec
 from convcoach.precision import autocast, cpu_has_native_bf16
+from convcoach.train.budget import TimeBudget
 from convcoach.train.callbacks import Callback
 from convcoach.train.optim import create_optimizer
 from convcoach.train.schedules import create_scheduler
@@ -133,7 +134,11 @@ class TestEachEpoch(Callback):
             self.start_others(trainer.config.epochs)  # the epochs the time rule planned in epoch 1
             self.start_others = None
         TURNS.done_epoch("convcoach", self.curve)
-        trainer.created_at += self.curve.paused - paused  # the curve's and the other peers' time is not the run's
+        # the curve's and the other peers' time is not the run's: off the budget's clock and its epoch times
+        trainer.created_at += self.curve.paused - paused
+        for callback in trainer.callbacks:
+            if isinstance(callback, TimeBudget):
+                callback._clock += self.curve.paused - paused
 
 
 def run_convcoach(cap: float, start_others) -> dict:
@@ -147,6 +152,7 @@ def run_convcoach(cap: float, start_others) -> dict:
 
 
 def recipe_parts(config: TrainConfig, steps_per_epoch: int, epochs: int):
+    torch.manual_seed(0)  # the global generator: one peer runs at a time, so each starts from the same init
     model = build_model(model_spec(config, (1, 28, 28), 10)).to(memory_format=torch.channels_last)
     lr = effective_lr(config)
     optimizer = create_optimizer(config.optimizer, model, optim_settings(config, lr))
@@ -220,6 +226,7 @@ class TutorialSet(torch.utils.data.Dataset):
 def run_tutorial(cap: float, epochs: int = 30) -> dict:
     curve = Curve("tutorial")
     bundle = fashion()
+    torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
