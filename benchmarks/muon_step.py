@@ -1,5 +1,6 @@
 """Muon's optimizer step on the default net (15 conv filter banks + Nesterov SGD on the rest), against the
-same math with a few kernels per bank (the step before session 17), interleaved in one process.
+same math as the step was before session 17 (unfused Newton-Schulz, kernels per bank, per-tensor SGD),
+alternating in one process.
 
     python benchmarks/muon_step.py [--rounds 5] [--out benchmarks/results/muon_step.json]
 """
@@ -12,26 +13,77 @@ import time
 from pathlib import Path
 
 import torch
+from torch.optim.sgd import sgd
 
 from convcoach import TrainConfig
 from convcoach.models.spec import build_model, model_spec
-from convcoach.train.muon import Muon, orthogonalize, split_filters
+from convcoach.train.muon import NS_COEFFICIENTS, Muon, split_filters
+
+
+def unfused_orthogonalize(matrix: torch.Tensor, steps: int, eps: float = 1e-7) -> torch.Tensor:
+    """The quintic iteration written out (8 kernels an iteration), as before session 17."""
+    a, b, c = NS_COEFFICIENTS
+    x = matrix.float()
+    x = x / (torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True) + eps)
+    wide = x.shape[-2] <= x.shape[-1]
+    if not wide:
+        x = x.mT
+    for _ in range(steps):
+        gram = x @ x.mT
+        x = a * x + (b * gram + c * gram @ gram) @ x
+    return x if wide else x.mT
 
 
 class PerBank(Muon):
-    """The reference: each bank's momentum, update and renormalization as its own kernels."""
+    """The reference, the step before session 17: a stack and an unfused iteration per filter shape, then
+    each bank's update and renormalization as kernels of its own, and torch's per-tensor SGD for the rest."""
 
-    def _orthogonal_step(self, params: list[torch.Tensor], group: dict) -> None:
+    def step(self, closure: object = None) -> None:
+        with torch.no_grad():
+            for group in self.param_groups:
+                params = [p for p in group["params"] if p.grad is not None]
+                if not group["orthogonal"]:
+                    self._sgd_step(params, group)
+                    continue
+                by_shape: dict[torch.Size, list[torch.Tensor]] = {}
+                for p in params:
+                    by_shape.setdefault(p.shape, []).append(p)
+                for same in by_shape.values():
+                    self._shape_step(same, group)
+
+    def _shape_step(self, params: list[torch.Tensor], group: dict) -> None:
         for p in params:
-            state = self.state[p]
-            if not state:
-                state["momentum_buffer"] = torch.zeros_like(p)
-                state["norm"] = p.norm().float()
-            buffer = state["momentum_buffer"].mul_(group["momentum"]).add_(p.grad)
-            direction = p.grad.add(buffer, alpha=group["momentum"]).reshape(len(p), -1)
-            update = orthogonalize(direction, group["ns_steps"])
-            p.sub_((update * (group["lr"] * state["norm"] / update.norm().clamp_min(1e-12))).view(p.shape))
-            p.mul_(state["norm"] / p.norm().clamp_min(1e-12))
+            if not self.state[p]:
+                self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+                self.state[p]["norm"] = p.norm().float()
+        buffers = [self.state[p]["momentum_buffer"] for p in params]
+        grads = [p.grad for p in params]
+        torch._foreach_mul_(buffers, group["momentum"])
+        torch._foreach_add_(buffers, grads)
+        directions = torch._foreach_add(grads, buffers, alpha=group["momentum"])
+        updates = unfused_orthogonalize(torch.stack([d.reshape(len(d), -1) for d in directions]), group["ns_steps"])
+        scales = group["lr"] / torch.linalg.vector_norm(updates, dim=(1, 2)).clamp_min(1e-12)
+        for p, update, scale in zip(params, updates, scales):
+            norm = self.state[p]["norm"]
+            p.sub_((update.reshape(p.shape) * (scale * norm)).to(p.dtype))
+            p.mul_(norm / p.norm().clamp_min(1e-12))
+
+    def _sgd_step(self, params: list[torch.Tensor], group: dict) -> None:
+        buffers = [self.state[p].get("momentum_buffer") for p in params]
+        sgd(
+            params,
+            [p.grad for p in params],
+            buffers,
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            lr=group["lr"],
+            dampening=0.0,
+            nesterov=True,
+            maximize=False,
+            foreach=False,
+        )
+        for p, buf in zip(params, buffers):
+            self.state[p]["momentum_buffer"] = buf
 
 
 def optimizer(kind: type[Muon]) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
@@ -63,10 +115,10 @@ def main() -> None:
     from utilization import host
 
     (now, now_params), (before, before_params) = optimizer(Muon), optimizer(PerBank)
-    times: dict[str, list[float]] = {"foreach": [], "per_bank": []}
+    times: dict[str, list[float]] = {"now": [], "before": []}
     for _ in range(args.rounds):  # alternating: both see the same host state
-        times["foreach"].append(milliseconds(now))
-        times["per_bank"].append(milliseconds(before))
+        times["now"].append(milliseconds(now))
+        times["before"].append(milliseconds(before))
     difference = max((a - b).abs().max().item() for a, b in zip(now_params, before_params))
     result = {
         "host": host(),

@@ -54,6 +54,19 @@ def test_the_fused_iteration_is_the_textbook_quintic_one():
     assert torch.allclose(orthogonalize(x[1], 3), expected[1], atol=1e-5)  # a 2-D matrix alone: the same
 
 
+def test_a_step_leaves_every_gradient_as_backward_made_it():
+    # the coach's gradient monitor reads .grad after the step (torch's foreach Nesterov would have added
+    # the momentum into it)
+    model = _conv_and_head()
+    opt = create_optimizer("muon", model, OptimSettings(lr=0.5, momentum=0.9, weight_decay=5e-4, muon_lr=0.1))
+    for _ in range(2):
+        model.zero_grad()
+        model(torch.randn(8, 2, 6, 6)).logsumexp(1).sum().backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        opt.step()
+        assert all(torch.equal(p.grad, g) for p, g in zip(model.parameters(), grads))
+
+
 def test_banks_of_one_shape_stepped_together_move_as_each_would_alone():
     # three 8x4x3x3 banks (one stored channels_last, as the trainer's model is) and one of another shape
     torch.manual_seed(0)

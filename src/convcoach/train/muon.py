@@ -116,7 +116,7 @@ class Muon(torch.optim.Optimizer):
             dampening=0.0,
             nesterov=True,
             maximize=False,
-            foreach=True,  # torch picks the per-tensor loop on a CPU: ~30 small tensors, 4 kernels each
+            foreach=False,  # torch's foreach Nesterov adds the momentum into .grad in place: monitors read it after
         )
         for p, buf in zip(params, buffers):
             self.state[p]["momentum_buffer"] = buf
