@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-from torch.optim.sgd import sgd
 
 from convcoach import TrainConfig
 from convcoach.models.spec import build_model, model_spec
@@ -36,7 +35,7 @@ def unfused_orthogonalize(matrix: torch.Tensor, steps: int, eps: float = 1e-7) -
 
 class PerBank(Muon):
     """The reference, the step before session 17: a stack and an unfused iteration per filter shape, then
-    each bank's update and renormalization as kernels of its own, and torch's per-tensor SGD for the rest."""
+    each bank's update and renormalization as kernels of its own (the rest: Muon's own Nesterov SGD)."""
 
     def step(self, closure: object = None) -> None:
         with torch.no_grad():
@@ -67,23 +66,6 @@ class PerBank(Muon):
             norm = self.state[p]["norm"]
             p.sub_((update.reshape(p.shape) * (scale * norm)).to(p.dtype))
             p.mul_(norm / p.norm().clamp_min(1e-12))
-
-    def _sgd_step(self, params: list[torch.Tensor], group: dict) -> None:
-        buffers = [self.state[p].get("momentum_buffer") for p in params]
-        sgd(
-            params,
-            [p.grad for p in params],
-            buffers,
-            weight_decay=group["weight_decay"],
-            momentum=group["momentum"],
-            lr=group["lr"],
-            dampening=0.0,
-            nesterov=True,
-            maximize=False,
-            foreach=False,
-        )
-        for p, buf in zip(params, buffers):
-            self.state[p]["momentum_buffer"] = buf
 
 
 def optimizer(kind: type[Muon]) -> tuple[torch.optim.Optimizer, list[torch.Tensor]]:
