@@ -25,6 +25,7 @@ time rule has planned the run, and train for the epochs it planned (or --epochs)
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -322,7 +323,7 @@ def main() -> None:
             threads.append(thread)
 
     if "convcoach" in args.only:  # alone for its first epoch, then the others with the epochs it planned
-        start_others = lambda planned: start(others, planned)  # noqa: E731
+        start_others = functools.partial(start, others)  # called with the epochs convcoach planned
         TURNS.register("convcoach")
         threads.append(threading.Thread(target=peer, args=("convcoach", None, start_others), name="convcoach"))
         threads[0].start()

@@ -48,17 +48,17 @@ def _problem(path: Path, directory: bool) -> str | None:
 def prepare_out_dir(path: str | Path, option: str = "--out") -> Path:
     """`path` as a directory a command may write into (it need not exist yet), checked before the work starts:
     a ConfigError naming `option` and the path when it is a file, lies under a file, or is not writable."""
-    path = Path(path)
-    if problem := _problem(path, directory=True):
-        raise ConfigError(f"{option} {path}: {problem}")
-    return path
+    return _checked(Path(path), option, directory=True)
 
 
 def prepare_out_file(path: str | Path, option: str = "--out") -> Path:
     """`path` as a file a command may write (an existing file is replaced), checked before the work starts:
     a ConfigError naming `option` and the path when it is a directory, lies under a file, or is not writable."""
-    path = Path(path)
-    if problem := _problem(path, directory=False):
+    return _checked(Path(path), option, directory=False)
+
+
+def _checked(path: Path, option: str, directory: bool) -> Path:
+    if problem := _problem(path, directory=directory):
         raise ConfigError(f"{option} {path}: {problem}")
     return path
 

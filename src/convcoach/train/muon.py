@@ -68,10 +68,8 @@ class Muon(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
-            if group["orthogonal"] and params:
-                self._orthogonal_step(params, group)
-            elif params:
-                self._sgd_step(params, group)
+            if params:
+                (self._orthogonal_step if group["orthogonal"] else self._sgd_step)(params, group)
         return loss
 
     def _orthogonal_step(self, params: list[torch.Tensor], group: dict) -> None:
