@@ -3,7 +3,9 @@
 In one process, alternating: the achieved FLOP/s of a training step (forward + backward + the
 optimizer step; FLOPs counted by torch.utils.flop_counter on the step's forward and backward) of the
 default net and the long recipe's, in fp32 and bf16, against the measured peak of a large matmul on
-the same cores in the same precision. Then a torch.profiler breakdown of where the step's time goes.
+the same cores in the same precision. Then a torch.profiler breakdown of where the step's time goes,
+and the ceiling it implies: the step's FLOPs over the convolution kernels' own time alone (what the
+step would reach if BatchNorm, pooling, activations, the optimizer and Python cost nothing).
 
     python benchmarks/utilization.py [--batch 256] [--rounds 3] [--out benchmarks/results/utilization.json]
 """
@@ -103,20 +105,18 @@ CATEGORIES = [
 ]
 
 
-def profile(step: Step, precision: str) -> dict[str, float]:
-    """Share of the step's self CPU time per category of operator."""
+def profile(step: Step, precision: str, steps: int = 3) -> dict[str, float]:
+    """Self CPU time per category of operator, in ms per step (under the profiler)."""
     step(precision)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        for _ in range(3):
+        for _ in range(steps):
             step(precision)
-    shares: dict[str, float] = defaultdict(float)
-    total = 0.0
+    ms: dict[str, float] = defaultdict(float)
     for event in prof.key_averages():
-        total += event.self_cpu_time_total
         name = event.key.lower()
         category = next((c for c, keys in CATEGORIES if any(k in name for k in keys)), "other")
-        shares[category] += event.self_cpu_time_total
-    return {name: round(value / total, 3) for name, value in sorted(shares.items(), key=lambda kv: -kv[1])}
+        ms[category] += event.self_cpu_time_total / 1e3 / steps
+    return dict(sorted(ms.items(), key=lambda kv: -kv[1]))
 
 
 def main() -> None:
@@ -143,12 +143,19 @@ def main() -> None:
         for precision in precisions:
             seconds = min(step_s[(name, precision)])
             achieved = flops[name] / seconds
+            ms = profile(steps[name], precision)
+            total_ms = sum(ms.values())
+            # the ceiling: the step's FLOPs at the convolution kernels' own speed, everything else free
+            conv_alone = flops[name] / (ms["convolution"] / 1e3)
             entry[precision] = {
                 "step_ms": round(seconds * 1e3, 1),
                 "images_per_second": round(args.batch / seconds),
                 "achieved_gflops": round(achieved / 1e9, 1),
                 "of_matmul_peak": round(achieved / max(peak[precision]), 3),
-                "profile": profile(steps[name], precision),
+                "profile": {category: round(value / total_ms, 3) for category, value in ms.items()},
+                "profile_ms_per_step": {category: round(value, 2) for category, value in ms.items()},
+                "convolutions_alone_gflops": round(conv_alone / 1e9, 1),
+                "convolutions_alone_of_matmul_peak": round(conv_alone / max(peak[precision]), 3),
             }
         result["nets"][name] = entry
     print(json.dumps(result, indent=1))
