@@ -20,7 +20,8 @@ from convcoach.precision import autocast, cpu_has_native_bf16, resolve_precision
 MODELS = [
     ("resnet-14 width 16 (default)", {"depth": 14, "width": 16}),
     ("resnet-8 width 32", {"depth": 8, "width": 32}),
-    ("resnet-14 width 32 (long recipe)", {"depth": 14, "width": 32}),
+    ("resnet-14 width 32 (long recipe in fp32)", {"depth": 14, "width": 32}),
+    ("resnet-14 width 48 (long recipe in bf16)", {"depth": 14, "width": 48}),
     ("resnet-8 width 64", {"depth": 8, "width": 64}),
 ]
 

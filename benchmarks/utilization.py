@@ -29,7 +29,8 @@ from convcoach.precision import autocast, cpu_has_native_bf16
 from convcoach.train.optim import create_optimizer
 from convcoach.train.setup import effective_lr, optim_settings
 
-NETS = {"default": {}, "long recipe": {"depth": 14, "width": 32}}
+# the long recipe trains width 48 where bf16 is native and width 32 in fp32 (its `fp32:` block)
+NETS = {"default": {}, "long recipe": {"depth": 14, "width": 48}, "long recipe in fp32": {"depth": 14, "width": 32}}
 
 
 def host() -> dict:

@@ -395,7 +395,7 @@ def from_dict(values: dict[str, Any], cls: type = TrainConfig, source: str = "co
     """Build a config from a mapping; unknown keys are errors naming the nearest valid key."""
     fields = config_fields(cls)
     if "recipe" in fields and values.get("recipe"):
-        values = {**load_recipe(str(values["recipe"])), **values}
+        values = {**load_recipe(str(values["recipe"]), values), **values}
     kwargs = {}
     for key, value in values.items():
         norm_key = str(key).replace("-", "_")

@@ -69,6 +69,7 @@ def test_a_budgeted_run_cuts_its_epochs_and_still_anneals_the_lr(blobs_npz, tmp_
     assert summary["final"]["lr"] == pytest.approx(0.0, abs=1e-12)
     env = json.loads((tmp_path / "run" / "env.json").read_text())  # the rule and its outcome, readable
     assert env["epochs_rule"].startswith(f"as many of 200 epochs as fit in {BUDGET:g} minutes of wall time")
+    assert env["recipe_rule"] is None  # no recipe with an fp32 block
     assert env["planned_epochs"]["epochs"] == planned and env["planned_epochs"]["epoch_seconds"] > 0
 
 

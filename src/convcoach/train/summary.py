@@ -14,6 +14,7 @@ from ..evaluate.passes import Evaluation, evaluate
 from ..evaluate.trained import TrainedModel
 from ..evaluate.tta import TTAModel, parse_tta
 from ..files import write_json
+from ..recipes import recipe_rule
 from .callbacks import Checkpointer
 from .checkpoint import load_checkpoint, load_model_state
 from .distributed import unwrap
@@ -123,6 +124,8 @@ def write_env(trainer: Trainer) -> None:
             "threads": torch.get_num_threads(),
             "threads_reason": trainer.threads_reason,  # threads.py: the cores other work left free
             "epochs_rule": epochs_rule(trainer.config),  # train/budget.py adds "planned_epochs" after epoch 1
+            # a recipe's keys for fp32 runs (the long recipe's narrower net), and whether they applied
+            "recipe_rule": recipe_rule(trainer.config.recipe, trainer.config.precision, trainer.config.device),
             "processes": trainer.dist.world_size,  # DDP processes (1 without --nproc)
             "data_source": trainer.data.source,  # the folder, file or bundled set the data were read from
             "lr": trainer.base_lr,
