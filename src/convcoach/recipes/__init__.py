@@ -21,8 +21,8 @@ def recipe_names() -> list[str]:
     return sorted(path.stem for path in RECIPE_DIR.glob("*.yaml"))
 
 
-def _recipe_file(name: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """(path, the recipe's keys, its fp32 block); an unknown name is a ConfigError listing the shipped ones."""
+def _recipe_file(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the recipe's keys, its fp32 block); an unknown name is a ConfigError listing the shipped ones."""
     path = RECIPE_DIR / f"{name}.yaml"
     if not path.is_file():
         names = recipe_names()
@@ -33,7 +33,7 @@ def _recipe_file(name: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     block = values.pop(FP32_BLOCK, None) or {}
     if not isinstance(block, dict):
         raise ConfigError(f"{path}: '{FP32_BLOCK}' must be a mapping of keys, got {block!r}")
-    return path, values, block
+    return values, block
 
 
 def trains_in_fp32(precision: str, device: str) -> bool:
@@ -48,7 +48,7 @@ def trains_in_fp32(precision: str, device: str) -> bool:
 
 def load_recipe(name: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The recipe's keys, with its fp32 block applied where the run (`given` keys first) trains in fp32."""
-    _, values, block = _recipe_file(name)
+    values, block = _recipe_file(name)
     given = given or {}
     if block and trains_in_fp32(
         str(given.get("precision", values.get("precision", "auto"))), str(given.get("device", "auto"))
@@ -61,7 +61,7 @@ def recipe_rule(name: str | None, precision: str, device: str) -> str | None:
     """The recipe's fp32 rule in words, for env.json (None without a recipe or an fp32 block)."""
     if not name:
         return None
-    _, values, block = _recipe_file(name)
+    values, block = _recipe_file(name)
     if not block:
         return None
     keys = ", ".join(f"{key} {block[key]} (not {values.get(key)})" for key in block)
