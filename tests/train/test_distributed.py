@@ -49,7 +49,7 @@ def test_two_gloo_processes_match_one_process_loss_curve(blobs_npz, tmp_path):
     base = [sys.executable, "-m", "convcoach", "train", "--data", f"npz:{blobs_npz}", *ARGS]
     subprocess.run([*base, "--out", str(one)], check=True, capture_output=True)
     result = subprocess.run([*base, "--out", str(two), "--nproc", "2"], capture_output=True, text=True)
-    assert result.returncode == 0, [line for line in result.stderr.splitlines() if "error:" in line]
+    assert result.returncode == 0, result.stderr[-4000:]  # the workers' own output: an abort names its cause there
     single, double = _losses(one), _losses(two)
     assert len(single) == len(double) == 12  # 129 samples // 32 per global batch, 3 epochs
     # same samples per global batch, gradients averaged by DDP: equal up to float summation order
@@ -99,7 +99,7 @@ def test_precision_auto_under_ddp_times_the_bare_net_and_every_rank_follows_rank
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 0, [line for line in result.stderr.splitlines() if "error:" in line]
+    assert result.returncode == 0, result.stderr[-4000:]  # the workers' own output: an abort names its cause there
     env = json.loads((tmp_path / "run" / "env.json").read_text())
     assert env["precision"] in ("fp32", "bf16") and env["processes"] == 2
 
@@ -167,7 +167,7 @@ def test_distributed_run_killed_and_resumed_matches_an_uninterrupted_one(blobs_n
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 0, [line for line in result.stderr.splitlines() if "error:" in line]
+    assert result.returncode == 0, result.stderr[-4000:]  # the workers' own output: an abort names its cause there
     ours, theirs = (
         load_checkpoint(killed / "last.pt")["model_state"],
         load_checkpoint(reference / "last.pt")["model_state"],

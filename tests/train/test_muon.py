@@ -12,7 +12,8 @@ from conftest import small_config
 
 from convcoach import TrainConfig, Trainer
 from convcoach.errors import ConfigError
-from convcoach.train.muon import Muon, orthogonalize, split_filters
+from convcoach.train import muon
+from convcoach.train.muon import Muon, iteration_dtype, orthogonalize, split_filters
 from convcoach.train.optim import OptimSettings, create_optimizer
 from convcoach.train.setup import warn_unused
 
@@ -52,6 +53,26 @@ def test_the_fused_iteration_is_the_textbook_quintic_one():
         expected = a * expected + (b * gram + c * gram @ gram) @ expected
     assert torch.allclose(orthogonalize(x, 3), expected, atol=1e-5)
     assert torch.allclose(orthogonalize(x[1], 3), expected[1], atol=1e-5)  # a 2-D matrix alone: the same
+
+
+def test_a_bf16_iteration_lands_in_the_same_band_as_fp32():
+    torch.manual_seed(0)
+    x = torch.randn(2, 192, 1728)
+    fp32 = torch.linalg.svdvals(orthogonalize(x, 3))
+    bf16_result = orthogonalize(x, 3, dtype=torch.bfloat16)
+    assert bf16_result.dtype == torch.float32
+    bf16 = torch.linalg.svdvals(bf16_result)
+    assert (bf16 - fp32).abs().max() < 0.02  # same singular values to bf16's rounding
+    assert 0.7 < bf16.min() and bf16.max() < 1.25
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_large_filter_matrices_iterate_in_bf16_only_where_it_is_native(monkeypatch, native):
+    monkeypatch.setattr(muon, "cpu_has_native_bf16", lambda: native)
+    large = torch.zeros(3, 96, 864)  # 82,944 entries each: the long recipe's middle stage
+    small = torch.zeros(3, 64, 576)  # the default net's widest: fp32 (bf16 is no faster there)
+    assert iteration_dtype(large) == (torch.bfloat16 if native else torch.float32)
+    assert iteration_dtype(small) == torch.float32
 
 
 def test_a_step_leaves_every_gradient_as_backward_made_it():

@@ -12,6 +12,7 @@ import torch.fx
 import torch.nn as nn
 
 from ..errors import ConfigError
+from .conv import Conv2d
 
 FOLDABLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -31,11 +32,18 @@ def fold_bn(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
     layer.bias = nn.Parameter((bias * scale + shift).to(layer.weight.dtype))
 
 
+class _LayerTracer(torch.fx.Tracer):
+    """fx's tracer, with convcoach's own Conv2d kept whole like torch.nn's layers (a call_module node)."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, Conv2d) or super().is_leaf_module(m, module_qualified_name)
+
+
 def foldable_pairs(model: nn.Module) -> list[tuple[str, str]]:
     """(layer, bn) module names where the BN is the only consumer of a conv/linear output, found by
     tracing the forward pass with torch.fx (so the data flow, not the attribute order, decides)."""
     try:
-        graph = torch.fx.symbolic_trace(model).graph
+        graph = _LayerTracer().trace(model)
     except Exception as exc:  # fx cannot trace data-dependent Python control flow
         raise ConfigError(
             f"cannot fold BatchNorm in {type(model).__name__}: its forward pass does not trace ({type(exc).__name__})"

@@ -7,6 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .conv import Conv2d
 from .layers import activation, norm
 
 DOWNSAMPLES = ("stride", "pool", "conv_pool")
@@ -36,11 +37,11 @@ class BasicBlock(nn.Module):
         self.pool_input = nn.MaxPool2d(2, ceil_mode=True) if mode == "pool" else None
         self.pool_skip = nn.MaxPool2d(2, ceil_mode=True) if mode == "conv_pool" else None
         conv_stride = stride if mode == "stride" else 1
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, conv_stride, 1, bias=has_bias)
+        self.conv1 = Conv2d(in_channels, out_channels, 3, conv_stride, 1, bias=has_bias)
         self.pool1 = nn.MaxPool2d(2, ceil_mode=True) if mode == "conv_pool" else None
         self.norm1 = norm(norm_spec, out_channels)
         self.act1 = activation(act)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=has_bias)
+        self.conv2 = Conv2d(out_channels, out_channels, 3, 1, 1, bias=has_bias)
         self.norm2 = norm(norm_spec, out_channels)
         self.norm2.is_residual_last = True  # zero-init target (Goyal et al. 2017)
         self.act2 = activation(act)

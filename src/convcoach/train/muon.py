@@ -16,17 +16,26 @@ from collections.abc import Callable, Iterable
 import torch
 from torch.optim.sgd import sgd
 
+from ..precision import cpu_has_native_bf16
+
 # quintic Newton-Schulz coefficients that push singular values in (0, 1] quickly towards ~0.7-1.2
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+# filter matrices (out x in*k*k) of this many entries or more iterate in bf16 where it is native: on an
+# AMX Xeon a stack of three 192 x 1728 takes 3.2 ms instead of 12.8 and of 96 x 864 0.8 instead of 1.4,
+# while at 64 x 576 (the default net's widest) the two are even
+BF16_FROM = 65536
 
 
-def orthogonalize(matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
-    """Approximately U V^T for matrix = U S V^T (fp32 math; singular values land in ~[0.7, 1.2]);
-    a 3-D input is a batch of matrices, each orthogonalized on its own in the same few matmuls."""
+def orthogonalize(
+    matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Approximately U V^T for matrix = U S V^T (singular values land in ~[0.7, 1.2]), iterated in
+    `dtype` and returned in fp32; a 3-D input is a batch of matrices, each orthogonalized on its own in
+    the same few matmuls."""
     a, b, c = NS_COEFFICIENTS
     x = matrix.float()
     # spectral norm <= Frobenius norm = 1: inside the iteration's basin
-    x = x / (torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True) + eps)
+    x = (x / (torch.linalg.vector_norm(x, dim=(-2, -1), keepdim=True) + eps)).to(dtype)
     wide = x.shape[-2] <= x.shape[-1]
     if not wide:
         x = x.mT  # iterate on the small Gram matrix
@@ -38,8 +47,19 @@ def orthogonalize(matrix: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> to
         gram = torch.bmm(x, x.mT)
         poly = torch.baddbmm(gram, gram, gram, beta=b, alpha=c)  # b G + c G^2
         x = torch.baddbmm(x, poly, x, beta=a)  # a X + (b G + c G^2) X
-    x = x if batched else x.squeeze(0)
+    x = (x if batched else x.squeeze(0)).float()
     return x if wide else x.mT
+
+
+def iteration_dtype(matrix: torch.Tensor) -> torch.dtype:
+    """bf16 for a filter matrix of at least `BF16_FROM` entries where the device has native bf16
+    matmuls (the Newton-Schulz matmuls run 3-4x faster there, with the same singular values to 1e-3;
+    Jordan et al. iterate in bf16 too); fp32 for smaller matrices (bf16 is slower there) and elsewhere."""
+    if matrix[0].numel() < BF16_FROM:
+        return torch.float32
+    if matrix.device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 class Muon(torch.optim.Optimizer):
@@ -92,7 +112,8 @@ class Muon(torch.optim.Optimizer):
         updates: list[torch.Tensor] = [directions[0]] * len(params)
         for shape, indices in by_shape.items():
             stacked = torch.stack([directions[i].reshape(shape[0], -1) for i in indices])
-            for i, update in zip(indices, orthogonalize(stacked, group["ns_steps"]).unbind(0)):
+            orthogonal = orthogonalize(stacked, group["ns_steps"], dtype=iteration_dtype(stacked))
+            for i, update in zip(indices, orthogonal.unbind(0)):
                 updates[i] = update.view(shape).to(params[i].dtype)
         # W <- W - lr ||W0|| U / ||U||, then W's norm back to ||W0|| (a few kernels for every bank at once)
         norms = torch.stack([self.state[p]["norm"] for p in params])
