@@ -21,7 +21,7 @@ from ..precision import cpu_has_native_bf16
 # quintic Newton-Schulz coefficients that push singular values in (0, 1] quickly towards ~0.7-1.2
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 # filter matrices (out x in*k*k) of this many entries or more iterate in bf16 where it is native: on an
-# AMX Xeon a stack of three 192 x 1728 takes 3.2 ms instead of 12.8 and of 96 x 864 0.8 instead of 1.4,
+# AMX Xeon a stack of three 192 x 1728 takes 3.3 ms instead of 11.0 and of 96 x 864 0.9 instead of 1.5,
 # while at 64 x 576 (the default net's widest) the two are even
 BF16_FROM = 65536
 
@@ -53,7 +53,7 @@ def orthogonalize(
 
 def iteration_dtype(matrix: torch.Tensor) -> torch.dtype:
     """bf16 for a filter matrix of at least `BF16_FROM` entries where the device has native bf16
-    matmuls (the Newton-Schulz matmuls run 3-4x faster there, with the same singular values to 1e-3;
+    matmuls (the Newton-Schulz matmuls run 3-4x faster there, with the same singular values to ~0.01;
     Jordan et al. iterate in bf16 too); fp32 for smaller matrices (bf16 is slower there) and elsewhere."""
     if matrix[0].numel() < BF16_FROM:
         return torch.float32
