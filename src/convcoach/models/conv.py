@@ -39,7 +39,7 @@ class Conv2d(nn.Conv2d):
 
 
 def _takes_matmul_path(conv: nn.Conv2d, input: torch.Tensor) -> bool:
-    if isinstance(input, torch.fx.Proxy) or torch.compiler.is_compiling() or input.device.type != "cpu":
+    if isinstance(input, torch.fx.Proxy) or input.device.type != "cpu" or _compiling():
         return False
     if not (conv.training and torch.is_grad_enabled() and conv.weight.requires_grad and input.dim() == 4):
         return False
@@ -47,12 +47,24 @@ def _takes_matmul_path(conv: nn.Conv2d, input: torch.Tensor) -> bool:
         return False
     if conv.padding_mode != "zeros" or conv.stride[0] != conv.stride[1] or conv.out_channels < WIDE:
         return False
-    autocast_bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
-    if not (autocast_bf16 or (input.dtype == torch.bfloat16 and conv.weight.dtype == torch.bfloat16)):
+    if not (_autocast_bf16() or (input.dtype == torch.bfloat16 and conv.weight.dtype == torch.bfloat16)):
         return False
     stride = conv.stride[0]
     height, width = ((size - 1) // stride + 1 for size in input.shape[-2:])
     return height * width <= SMALL_MAP
+
+
+def _compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(is_compiling and is_compiling())
+
+
+def _autocast_bf16() -> bool:
+    """CPU autocast is on in bf16 (torch >= 2.4 takes the device type; 2.2-2.3 have the cpu_ functions)."""
+    try:
+        return torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    except (AttributeError, TypeError):
+        return torch.is_autocast_cpu_enabled() and torch.get_autocast_cpu_dtype() == torch.bfloat16
 
 
 class ShiftedConv3x3(torch.autograd.Function):
