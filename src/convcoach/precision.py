@@ -47,6 +47,15 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def has_native_bf16(device: torch.device) -> bool:
+    """Native bf16 on this device: AVX512-BF16 or AMX on a CPU; on CUDA, Ampere on (torch's default
+    check also says yes where the GPU only emulates bf16)."""
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and cpu_has_native_bf16()
+
+
 def resolve_precision(
     name: str, device: torch.device, time_step: Callable[[str], float] | None = None
 ) -> tuple[str, str]:
@@ -54,11 +63,9 @@ def resolve_precision(
     bf16 when it is clearly slower."""
     if device.type == "cuda":
         if name == "auto":
-            with torch.cuda.device(device):  # native bf16 (Ampere on), not emulated, on this run's GPU
-                native = torch.cuda.is_bf16_supported(including_emulation=False)
             return (
                 ("bf16", "CUDA device supports bf16")
-                if native
+                if has_native_bf16(device)  # on this run's GPU
                 else ("fp16", "CUDA without native bf16: fp16 with a grad scaler")
             )
         return name, "requested"

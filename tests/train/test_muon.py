@@ -10,9 +10,8 @@ import torch
 import torch.nn as nn
 from conftest import small_config
 
-from convcoach import TrainConfig, Trainer
+from convcoach import TrainConfig, Trainer, precision
 from convcoach.errors import ConfigError
-from convcoach.train import muon
 from convcoach.train.muon import Muon, iteration_dtype, orthogonalize, split_filters
 from convcoach.train.optim import OptimSettings, create_optimizer
 from convcoach.train.setup import warn_unused
@@ -68,7 +67,7 @@ def test_a_bf16_iteration_lands_in_the_same_band_as_fp32():
 
 @pytest.mark.parametrize("native", [True, False])
 def test_large_filter_matrices_iterate_in_bf16_only_where_it_is_native(monkeypatch, native):
-    monkeypatch.setattr(muon, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     large = torch.zeros(3, 96, 864)  # 82,944 entries each: the long recipe's middle stage
     small = torch.zeros(3, 64, 576)  # the default net's widest: fp32 (bf16 is no faster there)
     assert iteration_dtype(large) == (torch.bfloat16 if native else torch.float32)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch.optim.sgd import sgd
 
-from ..precision import cpu_has_native_bf16
+from ..precision import has_native_bf16
 
 # quintic Newton-Schulz coefficients that push singular values in (0, 1] quickly towards ~0.7-1.2
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -55,11 +55,8 @@ def iteration_dtype(matrix: torch.Tensor) -> torch.dtype:
     """bf16 for a filter matrix of at least `BF16_FROM` entries where the device has native bf16
     matmuls (the Newton-Schulz matmuls run 3-4x faster there, with the same singular values to ~0.01;
     Jordan et al. iterate in bf16 too); fp32 for smaller matrices (bf16 is slower there) and elsewhere."""
-    if matrix[0].numel() < BF16_FROM:
-        return torch.float32
-    if matrix.device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    native = matrix[0].numel() >= BF16_FROM and has_native_bf16(matrix.device)
+    return torch.bfloat16 if native else torch.float32
 
 
 class Muon(torch.optim.Optimizer):
