@@ -822,14 +822,34 @@ CATALOGUE: list[Fault] = [
         clip_grad=1e-4,
     ),
     F(
-        "fresh2_exp_schedule",
+        # written with the --augment strength rule, after the second fresh set's first run
+        "augment_rotate_180",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--augment",
+        "flips and rotations of up to 180 degrees",
+        augment=["hflip", "rotate:180"],
+    ),
+    F(
+        "augment_translate_12_cnn",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--augment",
+        "a CNN with shifts of up to 12 px on 28-px images",
+        model="cnn",
+        optimizer="adam",
+        augment=["hflip", "translate:12"],
+    ),
+    F(
+        # written after the second fresh set's first run, which had "exp:0.5" here: exp's gamma is per epoch,
+        # so that run ended at 1/16 of its peak LR and was no fault (the coach called it healthy)
+        "exp_schedule_0.001",
         "optimization",
         {"lr_too_low", "not_converged", "plateau"},
         "--schedule",
-        "Nesterov SGD with the LR halved every iteration (exp:0.5)",
-        fresh=True,
+        "Nesterov SGD with the LR cut 1000x every epoch (exp:0.001)",
         optimizer="nesterov",
-        schedule="exp:0.5",
+        schedule="exp:0.001",
     ),
     F(
         "fresh2_momentum_0.999",

@@ -259,3 +259,138 @@ def test_steps_that_overshoot_are_evidence_of_a_too_high_lr():
     verdict = _run({}, losses=[2.3 + 0.05 * (i % 3) for i in range(90)], epochs=LOW_FIT, monitors=rows)
     assert verdict.facts.alpha == 1.8 and verdict.facts.uphill == 1.0
     assert verdict.causes[0] == "lr_too_high" and "steps overshoot" in verdict.findings[0].evidence
+
+
+def test_every_regularizer_option_has_a_usual_strength():
+    usual = {"dropconnect": 0.5, "stochastic_depth": 0.1, "input_noise": 0.1, "cutout": 14, "max_norm": 3.0}
+    assert strong_regularizers(usual) == []
+    strong = strong_regularizers(
+        {"dropconnect": 0.9, "stochastic_depth": 0.9, "input_noise": 3.0, "cutout": 24, "max_norm": 0.01}
+    )
+    assert [str(s) for s in strong] == [
+        "--max-norm 0.01 is 300x smaller than the usual 3",
+        "--input-noise 3 is 30x the usual 0.1",
+        "--stochastic-depth 0.9 is 4x the usual 0.2",
+        "--dropconnect 0.9 is 2x the usual 0.5",
+        "--cutout 24 is 2x the usual 14",
+    ]
+    assert strong[0].fix == "--max-norm 3"
+    # cutout's usual square is half the images' side: 24 px is far past it at 28 px, not at 64
+    assert strong_regularizers({"cutout": 24}, side=64) == []
+
+
+def test_input_noise_that_holds_the_net_back_is_over_regularization_not_unnormalized_inputs():
+    noisy = {"kind": "monitor", "monitor": "activations", "step": 5, "layers": {"input": {"mean": 0.02, "std": 3.17}}}
+    verdict = _run(
+        {"input_noise": 3.0},
+        epochs=[(0.5, 0.55, 1.4), (0.6, 0.62, 1.2), (0.66, 0.66, 1.1)],
+        summary={"train_accuracy_by_mode": {"train": 0.72, "eval": 0.66}},
+        monitors=[noisy],
+    )
+    assert verdict.findings[0].cause == "over_regularized"
+    assert verdict.findings[0].title == "over-regularized: --input-noise 3 is 30x the usual 0.1"
+    # std 3.17 is sqrt(1 + 3^2): the noise, not the normalization
+    assert "inputs_not_normalized" not in verdict.causes
+
+
+def _clip_rows(norm: float, max_norm: float) -> list[dict]:
+    layers = {"conv": {"grad_norm": max_norm}}
+    return [
+        {
+            "kind": "monitor",
+            "monitor": "gradients",
+            "step": s,
+            "layers": layers,
+            "clip_grad": {"norm": norm, "max_norm": max_norm},
+        }
+        for s in (5, 10, 15)
+    ]
+
+
+def test_clipping_far_below_the_gradient_norm_is_a_too_small_step_with_its_own_fix():
+    flat = [2.4 - 0.05 * i / 90 for i in range(90)]
+    verdict = _run(
+        {"clip_grad": 1e-4, "optimizer": "nesterov"},
+        losses=flat,
+        epochs=[(0.1, 0.1, 2.4), (0.1, 0.1, 2.4), (0.1, 0.1, 2.4)],
+        monitors=_clip_rows(0.35, 1e-4),
+    )
+    top = verdict.findings[0]
+    assert (top.cause, top.title) == ("lr_too_low", "steps too small: gradient clipping scales every step down")
+    assert top.evidence.startswith("--clip-grad 0.0001 against a median gradient norm of 0.35: each step is 3500x")
+    assert top.fixes[:2] == [
+        "--clip-grad 1 (above the usual norm: clipping then only catches spikes)",
+        "no --clip-grad",
+    ]
+    # clipping only the spikes (norm about the cap) is not a fault
+    assert _run({"clip_grad": 1.0}, losses=flat, monitors=_clip_rows(0.9, 1.0)).findings[0].title != top.title
+
+
+def test_a_schedule_that_ends_the_lr_in_its_first_quarter_is_named():
+    lrs = [0.8 * 0.001 ** (i / 30) for i in range(90)]  # exp:0.001 at 30 iterations an epoch
+    losses = [2.4 - 1.4 * min(i, 20) / 20 for i in range(90)]
+    fit = {"train_accuracy_by_mode": {"train": 0.85, "eval": 0.84}}
+    verdict = _run(
+        {"schedule": "exp:0.001"},
+        losses=losses,
+        lrs=lrs,
+        epochs=[(0.7, 0.7, 0.9), (0.8, 0.8, 0.7), (0.84, 0.82, 0.6)],
+        summary=fit,
+    )
+    top = verdict.findings[0]
+    assert top.cause == "lr_too_low"
+    assert top.evidence.startswith("the LR fell under 1% of its peak 23% into the run (--schedule exp:0.001)")
+    assert top.fixes[0] == "--schedule onecycle (anneals to ~0 only at the end)"
+    # one-cycle reaches ~0 only at its end
+    onecycle = [0.8 * math.sin(math.pi * min(i / 89, 1)) ** 2 for i in range(90)]
+    assert "lr_too_low" not in _run({}, losses=losses, lrs=onecycle, summary=fit).causes
+
+
+def test_momentum_far_past_0_9_is_a_too_large_step():
+    verdict = _run(
+        {"optimizer": "momentum", "momentum": 0.999, "lr": 0.1},
+        epochs=[(0.5, 0.5, 1.5), (0.62, 0.62, 1.3), (0.7, 0.71, 1.2)],
+    )
+    top = verdict.findings[0]
+    assert top.cause == "lr_too_high"
+    assert "--momentum 0.999 carries each gradient into ~1000 steps (1 / (1 - momentum)), 100x the usual 0.9's 10" in (
+        top.evidence
+    )
+    assert top.fixes[0] == "--momentum 0.9 (its usual value; the step then matches the LR again)"
+    # the EMA convention does not multiply the step
+    ema = {"optimizer": "momentum", "momentum": 0.999, "momentum_convention": "ema"}
+    assert "lr_too_high" not in _run(ema, epochs=[(0.5, 0.5, 1.5), (0.62, 0.62, 1.3), (0.7, 0.71, 1.2)]).causes
+
+
+def test_a_run_of_a_few_accumulated_steps_that_learned_little_warns_and_names_accumulate():
+    verdict = _run(
+        {"accumulate": 32, "batch_size": 64, "epochs": 4},
+        losses=[2.5, 2.48, 2.45, 2.41],
+        epochs=[(0.15, 0.2, 2.3), (0.2, 0.24, 2.2), (0.22, 0.25, 2.2), (0.22, 0.28, 2.1)],
+        summary={"train_accuracy_by_mode": {"train": 0.28, "eval": 0.29}},
+    )
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("too_short", "warn")
+    assert top.title == "too few optimizer steps to learn: 29% of the training images right"
+    assert top.fixes[:2] == ["--accumulate 1 (32x the optimizer steps)", "--batch-size 62 (more steps per epoch)"]
+
+
+def test_an_augmentation_op_far_past_its_default_is_named_with_the_list_to_use_instead():
+    assert strong_regularizers({"augment": ["hflip", "translate:2", "rotate:10", "erase:0.5"]}) == []
+    strong = strong_regularizers({"augment": ["hflip", "rotation:180", "rrc:0.05"]})
+    assert [str(s) for s in strong] == [
+        "--augment rotate 180 is 18x the usual 10",
+        "--augment resized_crop 0.05 is 7x smaller than the usual 0.35",
+    ]
+    assert strong[0].fix == "--augment hflip,rotation:10,rrc:0.05"
+    # a shift is judged by the image's side: 12 px is a third of 28 px, not of 96
+    assert [s.fix for s in strong_regularizers({"augment": ["translate:12"]})] == ["--augment translate:4"]
+    assert strong_regularizers({"augment": ["translate:12"]}, side=96) == []
+    verdict = _run(
+        {"augment": ["hflip", "rotate:180"]},
+        epochs=[(0.5, 0.55, 1.4), (0.6, 0.62, 1.2), (0.64, 0.64, 1.1)],
+        summary={"train_accuracy_by_mode": {"train": 0.66, "eval": 0.64}},
+    )
+    top = verdict.findings[0]
+    assert (top.cause, top.title) == ("over_regularized", "over-regularized: --augment rotate 180 is 18x the usual 10")
+    assert top.fixes[0].startswith("--augment hflip,rotate:10 (the usual value")

@@ -53,25 +53,45 @@ class Strong:
     usual: float
     times: float  # value / usual
     kind: str = ""  # --reg's penalty: l1, l2, elastic
+    below: bool = False  # smaller is stronger (--max-norm): `times` is usual / value
+    replace: str | None = None  # the fix when it is not the flag at its usual value (one --augment op)
+    op: str = ""  # the --augment op it reads
 
     @property
     def fix(self) -> str:
+        if self.replace:
+            return self.replace
         return f"{self.flag} {self.kind}:{self.usual:g}" if self.kind else f"{self.flag} {self.usual:g}"
 
     def __str__(self) -> str:
+        flag = f"--augment {self.op}" if self.op else self.flag
         shown = f"{self.kind}:{self.value:g}" if self.kind else f"{self.value:g}"
-        return f"{self.flag} {shown} is {self.times:.0f}x the usual {self.usual:g}"
+        relation = "smaller than the" if self.below else "the"
+        return f"{flag} {shown} is {self.times:.0f}x {relation} usual {self.usual:g}"
 
 
 USUAL_DECAY = {"adamw": 0.05}  # decoupled decay; every other optimizer: 5e-4 (the lectures' SGD setting)
 USUAL_REG = {"l2": 1e-4, "l1": 1e-5, "elastic": 1e-5}  # lambda of the summed penalty
-# option -> (usual value, multiple of it that counts as far past it); probabilities and alphas are capped
-BOUNDED = {"dropout": (0.5, 1.6), "mixup": (0.4, 5), "cutmix": (1.0, 2.5), "label_smoothing": (0.1, 4)}
+# option -> (usual value, multiple of it that counts as far past it); probabilities and alphas are capped.
+# DropConnect 0.5 (Wan et al. 2013); stochastic depth 0.2 for the last block of a short ResNet (Huang et
+# al. 2016 use 0.5 at 110 layers); input noise 0.1 of the normalized pixels' std of 1.
+BOUNDED = {
+    "dropout": (0.5, 1.6),
+    "mixup": (0.4, 5),
+    "cutmix": (1.0, 2.5),
+    "label_smoothing": (0.1, 4),
+    "dropconnect": (0.5, 1.6),
+    "stochastic_depth": (0.2, 2.5),
+    "input_noise": (0.1, 10),
+}
 STRONG_TIMES = 20  # weight decay and penalties: this many times the usual is far past it
+USUAL_MAX_NORM = 3.0  # Srivastava et al. 2014: c of 3-4; a cap STRONG_TIMES smaller holds every unit down
+CUTOUT_SHARE = (0.5, 1.6)  # DeVries & Taylor 2017: a square half the image's side (16 px at 32); 1.6x is 80%
 
 
-def strong_regularizers(options: dict[str, Any]) -> list[Strong]:
-    """The regularizers the options set far past their usual strength, strongest (in multiples) first."""
+def strong_regularizers(options: dict[str, Any], side: int | None = None) -> list[Strong]:
+    """The regularizers the options set far past their usual strength, strongest (in multiples) first;
+    `side` is the images' side in pixels (cutout's usual square is half of it; 28 when not known)."""
     found = []
     decay = options.get("weight_decay") or 0.0
     usual = USUAL_DECAY.get(options.get("optimizer", ""), 5e-4)
@@ -87,7 +107,73 @@ def strong_regularizers(options: dict[str, Any]) -> list[Strong]:
         value = options.get(key) or 0.0
         if value >= times * usual_value:
             found.append(Strong(f"--{key.replace('_', '-')}", value, usual_value, value / usual_value))
+    cutout = options.get("cutout") or 0
+    usual_cutout = round(CUTOUT_SHARE[0] * (side or options.get("image_size") or 28))
+    if cutout and cutout >= CUTOUT_SHARE[1] * usual_cutout:
+        found.append(Strong("--cutout", cutout, usual_cutout, cutout / usual_cutout))
+    cap = options.get("max_norm")
+    if cap and cap * STRONG_TIMES <= USUAL_MAX_NORM:  # smaller is stronger
+        found.append(Strong("--max-norm", cap, USUAL_MAX_NORM, USUAL_MAX_NORM / cap, below=True))
+    found += strong_augmentation(options, side or options.get("image_size") or 28)
     return sorted(found, key=lambda s: -s.times)
+
+
+# --augment op (and aliases) -> (argument index, usual value, multiple that is far past it, smaller is stronger);
+# the usual values are the ops' defaults (rotate 10 degrees, noise 0.1, elastic 2 px, randaugment magnitude 9)
+AUGMENT_STRENGTH: dict[str, tuple[int, float, float, bool]] = {
+    "rotate": (0, 10, 4.5, False),
+    "shear": (0, 10, 4.5, False),
+    "affine": (0, 10, 4.5, False),
+    "scale": (0, 0.1, 5, False),
+    "stretch": (0, 0.1, 5, False),
+    "noise": (0, 0.1, 10, False),
+    "elastic": (0, 2, 4, False),
+    "jitter": (0, 0.4, 2.25, False),
+    "brightness": (0, 0.4, 2.25, False),
+    "contrast": (0, 0.4, 2.25, False),
+    "randaugment": (1, 9, 2.9, False),
+    "resized_crop": (0, 0.35, 5, True),
+}
+AUGMENT_ALIASES = {
+    "rotation": "rotate",
+    "zoom": "scale",
+    "gaussian_noise": "noise",
+    "color_jitter": "jitter",
+    "rand_augment": "randaugment",
+    "rrc": "resized_crop",
+    "crop": "translate",
+}
+
+
+def strong_augmentation(options: dict[str, Any], side: int) -> list[Strong]:
+    """The --augment ops set far past their usual strength; translations and cutout by the image's side
+    (a shift of a third of it, a square of 80% of it)."""
+    specs = [str(spec) for spec in options.get("augment") or []]
+    found = []
+    for index, spec in enumerate(specs):
+        name, *args = spec.strip().lower().split(":")
+        name = AUGMENT_ALIASES.get(name, name)
+        limits = AUGMENT_STRENGTH.get(name)
+        if name == "translate":
+            limits = (0, max(2.0, round(side / 8)), max(2.0, side / 3) / max(2.0, round(side / 8)), False)
+        elif name == "cutout":
+            limits = (0, round(CUTOUT_SHARE[0] * side), CUTOUT_SHARE[1], False)
+        if limits is None or len(args) <= limits[0]:
+            continue
+        position, usual, times, below = limits
+        try:
+            value = float(args[position])
+        except ValueError:
+            continue
+        if value <= 0 or (value * times > usual if below else value < times * usual):
+            continue
+        usual_args = [*args[:position], f"{usual:g}", *args[position + 1 :]]
+        fixed = [*specs[:index], ":".join([spec.split(":")[0], *usual_args]), *specs[index + 1 :]]
+        multiple = usual / value if below else value / usual
+        found.append(
+            Strong("--augment", value, usual, multiple, below=below, replace=f"--augment {','.join(fixed)}", op=name)
+        )
+    return found
 
 
 # the options that make up for rare classes, as fixes (advise drops the one a run already has)

@@ -17,6 +17,8 @@ from .run_facts import accuracy_by_mode, data_facts, model_facts
 if TYPE_CHECKING:
     from ..train.loop import Trainer
 
+LR_LOW = 0.01  # share of its peak under which the LR no longer moves the weights (lr_low_from)
+
 
 @dataclass
 class Facts:
@@ -34,6 +36,10 @@ class Facts:
     late_drop: float | None = None  # over the last third, relative to the start (plateau)
     loss_noise: float | None = None  # late losses' spread around their running mean, / their mean
     lr_held: bool = True  # the LR at the end is at least half its peak (no decay yet)
+    lr_low_from: float | None = None  # share of the run after which the LR stays under 1% of its peak (None: never)
+    clip_scale: float | None = None  # median of --clip-grad's max norm / the gradient's norm before it (<= 1)
+    clip_norm: float | None = None  # median global gradient norm before clipping
+    image_side: int | None = None  # the images' smaller side in pixels
     train_acc: float | None = None
     mode_train_acc: float | None = None  # the final model on the same training images in train mode...
     mode_eval_acc: float | None = None  # ...and in eval mode (BatchNorm's running statistics, no dropout)
@@ -104,6 +110,8 @@ def measure(record: RunRecord) -> Facts:
     facts.test_in_train, facts.val_in_train = data.get("test_in_train"), data.get("val_in_train")
     facts.repeated_in_train = data.get("repeated_in_train")
     facts.batchnorm_layers, facts.batchnorm_momentum = model.get("batchnorm_layers"), model.get("batchnorm_momentum")
+    shape = data.get("shape") or []
+    facts.image_side = min(shape[1:]) if len(shape) == 3 else None
     _curve_facts(facts, record.iterations)
     _epoch_facts(facts, record.epochs)
     if facts.mode_eval_acc is not None and facts.val_acc is not None:
@@ -144,6 +152,10 @@ def _curve_facts(facts: Facts, iterations: list[dict[str, Any]]) -> None:
         facts.loss_noise = statistics.pstdev(residual) / max(statistics.fmean(third), 1e-12)
     lrs = [float(r["lr"]) for r in iterations if "lr" in r]
     facts.lr_held = bool(lrs) and lrs[-1] >= 0.5 * max(lrs)
+    if lrs and max(lrs) > 0:
+        high = [i for i, lr in enumerate(lrs) if lr >= LR_LOW * max(lrs)]
+        if high and high[-1] + 1 < len(lrs):
+            facts.lr_low_from = (high[-1] + 1) / len(lrs)
     if lrs and facts.lr_peak:
         facts.lr_reached = max(lrs) / facts.lr_peak
     if len(finite) >= 20:
@@ -222,6 +234,11 @@ def _monitor_facts(facts: Facts, monitors: dict[str, list[dict[str, Any]]]) -> N
         elif len(norms) >= 2 and norms[-1] > 0:
             ratios.append(norms[0] / norms[-1])
     facts.grad_ratio = statistics.median(ratios) if ratios else None
+    clipped = [row["clip_grad"] for row in monitors.get("gradients", []) if isinstance(row.get("clip_grad"), dict)]
+    norms = [c["norm"] for c in clipped if isinstance(c.get("norm"), float) and math.isfinite(c["norm"])]
+    if norms and clipped[0].get("max_norm"):
+        facts.clip_norm = statistics.median(norms)
+        facts.clip_scale = min(1.0, clipped[0]["max_norm"] / max(facts.clip_norm, 1e-30))
 
 
 @dataclass

@@ -26,7 +26,7 @@ def _train_fit(facts: Facts) -> float | None:
 def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
     """The net cannot fit its own training images, is not overfitting, and an option regularizes far
     past its usual strength: that option is the cause."""
-    strong = strong_regularizers(facts.options)
+    strong = strong_regularizers(facts.options, facts.image_side)
     fit = _train_fit(facts)
     if not strong or fit is None or fit >= FITS:
         return None
@@ -51,7 +51,7 @@ def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
         f"over-regularized: {first}",
         f"the net gets only {_pct(fit)} of its own training images right"
         + (f" (validation {_pct(facts.val_acc)})" if facts.val_acc is not None else "")
-        + f": the penalty holds it back from fitting, not overfitting{start}",
+        + f": the regularization holds it back from fitting, not overfitting{start}",
         fixes + ["more capacity once the regularizer is back to its usual value (--width)"],
     )
 

@@ -100,6 +100,20 @@ def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
     )
 
 
+USUAL_CARRY = 10  # 1 / (1 - 0.9): the usual momentum's multiplier of the step
+
+
+def _momentum_multiplier(options: dict) -> float | None:
+    """1 / (1 - momentum) where it is at least 10x the usual (heavy-ball or Nesterov momentum summed as
+    v = rho * v + g, which scales the LR's effective step by that much)."""
+    rho = options.get("momentum")
+    if options.get("optimizer") not in ("momentum", "nesterov") or options.get("momentum_convention") == "ema":
+        return None
+    if not isinstance(rho, int | float) or not 0 <= rho < 1 or 1 / (1 - rho) < 10 * USUAL_CARRY:
+        return None
+    return 1 / (1 - rho)
+
+
 @RULES.register("lr_too_high", order=10)
 def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     if _found(found, "exploding", "symmetric_init", "warmup_too_long", "over_regularized"):
@@ -137,6 +151,13 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
         evidence.append(
             f"steps overshoot: along each update the loss ends higher than it started (alpha {facts.alpha:.2g})"
         )
+    carried = _momentum_multiplier(facts.options)
+    if carried:
+        evidence.append(
+            f"--momentum {facts.options['momentum']:g} carries each gradient into ~{carried:.0f} steps "
+            f"(1 / (1 - momentum)), {carried / USUAL_CARRY:.0f}x the usual 0.9's {USUAL_CARRY:.0f}"
+        )
+        fixes = ["--momentum 0.9 (its usual value; the step then matches the LR again)", *fixes[:2]]
     spikes = facts.loss_spikes is not None and facts.loss_spikes > 0.05
     if spikes:
         evidence.append(f"{facts.loss_spikes:.0%} of the steps jump the loss above 1.5x its recent median")
@@ -210,7 +231,9 @@ def vanishing(facts: Facts, found: list[Finding]) -> Finding | None:
 def inputs_not_normalized(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.input_mean is None or facts.input_std is None:
         return None
-    if abs(facts.input_mean) <= 0.25 and 0.5 <= facts.input_std <= 2.0:
+    noise = facts.options.get("input_noise") or 0.0  # added after normalization: std sqrt(1 + noise^2)
+    std = math.sqrt(max(facts.input_std**2 - noise**2, 0.0))
+    if abs(facts.input_mean) <= 0.25 and 0.5 <= std <= 2.0:
         return None
     pretrained = facts.options.get("pretrained")
     if pretrained:  # the weights' statistics are part of the network: its first layer expects them
@@ -265,13 +288,26 @@ def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
 def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.diverged or facts.iterations >= MIN_ITERATIONS:
         return None
+    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    options = facts.options
+    fixes = []
+    if (options.get("accumulate") or 1) > 1:
+        fixes.append(f"--accumulate 1 ({options['accumulate']}x the optimizer steps)")
+    batch = options.get("batch_size")
+    if batch and facts.train_count and batch * (options.get("accumulate") or 1) * 8 > facts.train_count:
+        fixes.append(f"--batch-size {max(16, min(256, facts.train_count // 32))} (more steps per epoch)")
+    fixes.append("more steps: more --epochs or more data (--subset)")
+    poor = fit is not None and fit < 0.9 and (options.get("epochs") or 0) > 1
     return Finding(
         "too_short",
-        "info",
-        "too short to read the curves",
-        f"only {facts.iterations} optimizer steps (fewer than {MIN_ITERATIONS}): "
-        "the curve rules (learning rate, over- and underfitting) were skipped",
-        ["more steps: more --epochs, more data (--subset) or a smaller --batch-size"],
+        "warn" if poor else "info",
+        f"too few optimizer steps to learn: {_pct(fit)} of the training images right"
+        if poor
+        else "too short to read the curves",
+        f"only {facts.iterations} optimizer steps (fewer than {MIN_ITERATIONS})"
+        + (f" in {options['epochs']} epochs" if options.get("epochs") else "")
+        + ": the curve rules (learning rate, over- and underfitting) were skipped",
+        fixes,
     )
 
 
@@ -293,9 +329,56 @@ def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
     )
 
 
+CLIP_TIGHT = 0.01  # --clip-grad scaling the typical step below this share of the gradient's own
+LR_GONE_BY = 0.25  # the LR under 1% of its peak from this share of the run on: the schedule ended it early
+
+
+def _clipped_away(facts: Facts) -> Finding | None:
+    """--clip-grad far below the gradient's usual norm: every step is scaled down, as by a tiny LR."""
+    if facts.clip_scale is None or facts.clip_scale > CLIP_TIGHT or facts.clip_norm is None:
+        return None
+    loose = 10 ** math.ceil(math.log10(max(facts.clip_norm, 1e-12)))
+    return Finding(
+        "lr_too_low",
+        "warn",
+        "steps too small: gradient clipping scales every step down",
+        f"--clip-grad {facts.options.get('clip_grad'):g} against a median gradient norm of {facts.clip_norm:.3g}: "
+        f"each step is {1 / facts.clip_scale:.0f}x smaller than the LR asks; "
+        f"loss {facts.loss_start:.3g} -> {facts.loss_end:.3g} ({facts.loss_drop:.1%})",
+        [
+            f"--clip-grad {loose:g} (above the usual norm: clipping then only catches spikes)",
+            "no --clip-grad",
+        ],
+    )
+
+
+def _schedule_ended(facts: Facts) -> Finding | None:
+    """The schedule drove the LR to ~0 early and the net stopped short of fitting its training set."""
+    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    gone = facts.lr_low_from
+    if gone is None or gone > LR_GONE_BY or fit is None or fit >= 0.9 or (facts.late_drop or 0) > FLAT:
+        return None
+    schedule = facts.options.get("schedule")
+    return Finding(
+        "lr_too_low",
+        "warn",
+        "learning rate too low for most of the run: the schedule decays it too early",
+        f"the LR fell under 1% of its peak {_pct(gone)} into the run (--schedule {schedule}) and stayed there; "
+        f"the last third cut the loss by only {(facts.late_drop or 0):.1%} of its start, "
+        f"with {_pct(fit)} of the training images right",
+        ["--schedule onecycle (anneals to ~0 only at the end)", "--schedule cosine"],
+    )
+
+
 @RULES.register("lr_too_low", order=90, curve=True)
 def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
-    if not _flat(facts) or facts.diverged or _found(found, *STRUCTURAL):
+    if facts.diverged or _found(found, *STRUCTURAL):
+        return None
+    if (_flat(facts) or _at_chance(facts)) and (clipped := _clipped_away(facts)):
+        return clipped
+    if ended := _schedule_ended(facts):
+        return ended
+    if not _flat(facts):
         return None
     if facts.loss_drop is not None and facts.loss_drop < -FLAT:
         return None  # a rising loss is not a too-small step
