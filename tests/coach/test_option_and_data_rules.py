@@ -394,3 +394,8 @@ def test_an_augmentation_op_far_past_its_default_is_named_with_the_list_to_use_i
     top = verdict.findings[0]
     assert (top.cause, top.title) == ("over_regularized", "over-regularized: --augment rotate 180 is 18x the usual 10")
     assert top.fixes[0].startswith("--augment hflip,rotate:10 (the usual value")
+
+
+def test_momentum_0_99_at_a_small_lr_is_a_usual_pairing_and_not_blamed():
+    poor = [(0.5, 0.5, 1.5), (0.62, 0.62, 1.3), (0.7, 0.71, 1.2)]
+    assert "lr_too_high" not in _run({"optimizer": "nesterov", "momentum": 0.99, "lr": 0.01}, epochs=poor).causes

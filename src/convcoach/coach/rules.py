@@ -101,15 +101,19 @@ def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
 
 
 USUAL_CARRY = 10  # 1 / (1 - 0.9): the usual momentum's multiplier of the step
+HIGH_EFFECTIVE_LR = 20  # lr / (1 - momentum) above this is large even for a BatchNorm net (0.8 / 0.1 = 8)
 
 
 def _momentum_multiplier(options: dict) -> float | None:
-    """1 / (1 - momentum) where it is at least 10x the usual (heavy-ball or Nesterov momentum summed as
-    v = rho * v + g, which scales the LR's effective step by that much)."""
-    rho = options.get("momentum")
+    """1 / (1 - momentum) where it is at least 10x the usual and makes the effective step lr / (1 - momentum)
+    large (heavy-ball or Nesterov momentum summed as v = rho * v + g scales the LR's step by that much;
+    lr 0.01 at momentum 0.99 is a usual pairing and is not blamed)."""
+    rho, lr = options.get("momentum"), options.get("lr")
     if options.get("optimizer") not in ("momentum", "nesterov") or options.get("momentum_convention") == "ema":
         return None
     if not isinstance(rho, int | float) or not 0 <= rho < 1 or 1 / (1 - rho) < 10 * USUAL_CARRY:
+        return None
+    if isinstance(lr, int | float) and lr / (1 - rho) < HIGH_EFFECTIVE_LR:
         return None
     return 1 / (1 - rho)
 
