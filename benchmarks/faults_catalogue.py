@@ -984,15 +984,17 @@ CATALOGUE: list[Fault] = [
     ),
     F("fresh2_healthy_resnet_batch_128", "healthy", set(), what="the ResNet at batch 128", fresh=True, batch_size=128),
     # --- fresh, third set (session 20): written after the rules above were frozen, before running it ---
+    # (a step schedule that multiplies the LR by 10 was planned here: convcoach refuses it, exit 2)
     F(
-        "fresh3_step_gamma_10",
+        "fresh3_resnet_no_norm",
         "optimization",
         {"lr_too_high", "exploding"},
-        "--schedule",
-        "Nesterov SGD whose step schedule multiplies the LR by 10 at epochs 1 and 2",
+        "--lr",
+        "the ResNet without BatchNorm at Nesterov SGD lr 0.8 (its BatchNorm setting)",
         fresh=True,
+        norm="none",
         optimizer="nesterov",
-        schedule="step:1,2:10",
+        lr=0.8,
     ),
     F(
         "fresh3_rmsprop_lr_1e-6",

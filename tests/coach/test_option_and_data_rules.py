@@ -399,3 +399,20 @@ def test_an_augmentation_op_far_past_its_default_is_named_with_the_list_to_use_i
 def test_momentum_0_99_at_a_small_lr_is_a_usual_pairing_and_not_blamed():
     poor = [(0.5, 0.5, 1.5), (0.62, 0.62, 1.3), (0.7, 0.71, 1.2)]
     assert "lr_too_high" not in _run({"optimizer": "nesterov", "momentum": 0.99, "lr": 0.01}, epochs=poor).causes
+
+
+def test_a_first_loss_far_above_ln_c_names_the_init_unless_the_inputs_explain_it():
+    losses = [11.24] + [4.5 - 0.2 * i / 90 for i in range(89)]
+    poor = [(0.3, 0.3, 5.0), (0.38, 0.35, 4.5), (0.41, 0.36, 4.4)]
+    verdict = _run({"init": "normal:1", "model": "mlp"}, losses=losses, epochs=poor)
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("exploding", "warn")
+    assert top.evidence.startswith("the loss at iteration 1 is 11.2 against ln(10) = 2.3 for an untrained net")
+    assert top.fixes[0] == "--init kaiming"
+    # raw pixels explain a huge first loss: that is the inputs' rule
+    raw = {"kind": "monitor", "monitor": "activations", "step": 5, "layers": {"input": {"mean": 72.9, "std": 90.0}}}
+    unnormalized = _run({"preprocess": "none"}, losses=losses, epochs=poor, monitors=[raw])
+    assert unnormalized.findings[0].cause == "inputs_not_normalized"
+    # a net that fits anyway gets a note
+    fits = _run({}, losses=losses, epochs=[(0.9, 0.88, 0.4), (0.95, 0.9, 0.3), (0.97, 0.9, 0.3)])
+    assert [(f.cause, f.severity) for f in fits.findings if f.cause == "exploding"] == [("exploding", "info")]

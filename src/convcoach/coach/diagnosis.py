@@ -31,6 +31,7 @@ class Facts:
     diverged: bool = False
     stop_message: str | None = None
     loss_start: float | None = None
+    loss_first: float | None = None  # iteration 1's loss: the initial weights' (ln C for a net that guesses evenly)
     loss_end: float | None = None
     loss_drop: float | None = None  # (start - end) / start: first vs last epoch's mean training loss (else iterations)
     late_drop: float | None = None  # over the last third, relative to the start (plateau)
@@ -136,6 +137,8 @@ def _curve_facts(facts: Facts, iterations: list[dict[str, Any]]) -> None:
     if not all(math.isfinite(v) for v in losses):
         facts.diverged = True
     finite = [v for v in losses if math.isfinite(v)]
+    if math.isfinite(losses[0]):
+        facts.loss_first = losses[0]
     if len(finite) < 2:
         return
     head, tail = max(1, min(5, len(finite) // 10)), max(1, min(20, len(finite) // 5))

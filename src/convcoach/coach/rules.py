@@ -64,8 +64,33 @@ def _found(found: list[Finding], *causes: str) -> bool:
     return any(f.cause in causes for f in found)
 
 
+INIT_LOSS = 3  # a first loss this many times ln(C) (and 2 nats above it): the init starts confidently wrong
+
+
+def _normal_inputs(facts: Facts) -> bool:
+    """The input batches look normalized (or were not measured): a huge first loss is then the weights'."""
+    if facts.input_mean is None or facts.input_std is None:
+        return True
+    noise = facts.options.get("input_noise") or 0.0
+    std = math.sqrt(max(facts.input_std**2 - noise**2, 0.0))
+    return abs(facts.input_mean) <= 0.25 and 0.5 <= std <= 2.0
+
+
 def _init_blowup(facts: Facts) -> list[str]:
     evidence = []
+    expected = -math.log(facts.chance) if facts.chance else None
+    first = facts.loss_first
+    if (
+        expected
+        and first is not None
+        and first > max(INIT_LOSS * expected, expected + 2)
+        and not facts.options.get("reg")  # a penalty in the loss is over_regularized's to read
+        and _normal_inputs(facts)
+    ):
+        evidence.append(
+            f"the loss at iteration 1 is {first:.3g} against ln({facts.classes}) = {expected:.2g} for an untrained "
+            "net that guesses evenly: the initial weights make it confidently wrong"
+        )
     if facts.saturated_max is not None and facts.saturated_max >= 0.5:
         evidence.append(
             f"{_pct(facts.saturated_max)} of a tanh/sigmoid layer's outputs are saturated: init std too large"
@@ -86,10 +111,13 @@ def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
         evidence.append("gradient norms became NaN/inf")
     if not evidence:
         return None
+    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    # a first loss far above ln(C) alone, in a run that fits anyway, is worth a note, not a warning
+    only_loss = len(evidence) == 1 and evidence[0].startswith("the loss at iteration 1") and (fit or 0) >= 0.9
     tanh = facts.options.get("activation") in ("tanh", "sigmoid") or facts.saturated_max is not None
     return Finding(
         "exploding",
-        "fail" if facts.diverged else "warn",
+        "fail" if facts.diverged else "info" if only_loss else "warn",
         "exploding or saturated activations: the init's weights are too large",
         "; ".join(evidence) + ("; then the loss diverged" if facts.diverged else ""),
         [
@@ -235,9 +263,7 @@ def vanishing(facts: Facts, found: list[Finding]) -> Finding | None:
 def inputs_not_normalized(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.input_mean is None or facts.input_std is None:
         return None
-    noise = facts.options.get("input_noise") or 0.0  # added after normalization: std sqrt(1 + noise^2)
-    std = math.sqrt(max(facts.input_std**2 - noise**2, 0.0))
-    if abs(facts.input_mean) <= 0.25 and 0.5 <= std <= 2.0:
+    if _normal_inputs(facts):  # input noise added after normalization counts as std sqrt(1 + noise^2)
         return None
     pretrained = facts.options.get("pretrained")
     if pretrained:  # the weights' statistics are part of the network: its first layer expects them
