@@ -372,7 +372,7 @@ def test_a_run_of_a_few_accumulated_steps_that_learned_little_warns_and_names_ac
     top = verdict.findings[0]
     assert (top.cause, top.severity) == ("too_short", "warn")
     assert top.title == "too few optimizer steps to learn: 29% of the training images right"
-    assert top.fixes[:2] == ["--accumulate 1 (32x the optimizer steps)", "--batch-size 62 (more steps per epoch)"]
+    assert top.fixes[:2] == ["--accumulate 1 (32x the optimizer steps)", "--batch-size 32 (more steps per epoch)"]
 
 
 def test_an_augmentation_op_far_past_its_default_is_named_with_the_list_to_use_instead():

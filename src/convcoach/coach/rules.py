@@ -325,7 +325,8 @@ def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
         fixes.append(f"--accumulate 1 ({options['accumulate']}x the optimizer steps)")
     batch = options.get("batch_size")
     if batch and facts.train_count and batch * (options.get("accumulate") or 1) * 8 > facts.train_count:
-        fixes.append(f"--batch-size {max(16, min(256, facts.train_count // 32))} (more steps per epoch)")
+        smaller = 2 ** int(math.log2(max(facts.train_count // 32, 1)))  # ~32 steps an epoch, a power of 2
+        fixes.append(f"--batch-size {max(16, min(256, smaller))} (more steps per epoch)")
     fixes.append("more steps: more --epochs or more data (--subset)")
     poor = fit is not None and fit < 0.9 and (options.get("epochs") or 0) > 1
     return Finding(
