@@ -93,6 +93,7 @@ def strong_regularizers(options: dict[str, Any], side: int | None = None) -> lis
     """The regularizers the options set far past their usual strength, strongest (in multiples) first;
     `side` is the images' side in pixels (cutout's usual square is half of it; 28 when not known)."""
     found = []
+    side = side or options.get("image_size") or 28
     decay = options.get("weight_decay") or 0.0
     usual = USUAL_DECAY.get(options.get("optimizer", ""), 5e-4)
     if decay >= STRONG_TIMES * usual:
@@ -108,13 +109,13 @@ def strong_regularizers(options: dict[str, Any], side: int | None = None) -> lis
         if value >= times * usual_value:
             found.append(Strong(f"--{key.replace('_', '-')}", value, usual_value, value / usual_value))
     cutout = options.get("cutout") or 0
-    usual_cutout = round(CUTOUT_SHARE[0] * (side or options.get("image_size") or 28))
+    usual_cutout = round(CUTOUT_SHARE[0] * side)
     if cutout and cutout >= CUTOUT_SHARE[1] * usual_cutout:
         found.append(Strong("--cutout", cutout, usual_cutout, cutout / usual_cutout))
     cap = options.get("max_norm")
     if cap and cap * STRONG_TIMES <= USUAL_MAX_NORM:  # smaller is stronger
         found.append(Strong("--max-norm", cap, USUAL_MAX_NORM, USUAL_MAX_NORM / cap, below=True))
-    found += strong_augmentation(options, side or options.get("image_size") or 28)
+    found += strong_augmentation(options, side)
     return sorted(found, key=lambda s: -s.times)
 
 
