@@ -8,6 +8,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..data.augment import AUGMENTS
+from ..registry import parse_spec
+
 MAX_FIXES = 3
 OPTION = re.compile(r"--([a-z][a-z0-9-]*)[ =]([^\s;)]+)")
 UNTOUCHED = {"", None}
@@ -109,9 +112,9 @@ def strong_regularizers(options: dict[str, Any], side: int | None = None) -> lis
         if value >= times * usual_value:
             found.append(Strong(f"--{key.replace('_', '-')}", value, usual_value, value / usual_value))
     cutout = options.get("cutout") or 0
-    usual_cutout = round(CUTOUT_SHARE[0] * side)
-    if cutout and cutout >= CUTOUT_SHARE[1] * usual_cutout:
-        found.append(Strong("--cutout", cutout, usual_cutout, cutout / usual_cutout))
+    usual = usual_cutout(side)
+    if cutout and cutout >= CUTOUT_SHARE[1] * usual:
+        found.append(Strong("--cutout", cutout, usual, cutout / usual))
     cap = options.get("max_norm")
     if cap and cap * STRONG_TIMES <= USUAL_MAX_NORM:  # smaller is stronger
         found.append(Strong("--max-norm", cap, USUAL_MAX_NORM, USUAL_MAX_NORM / cap, below=True))
@@ -135,15 +138,30 @@ AUGMENT_STRENGTH: dict[str, tuple[int, float, float, bool]] = {
     "randaugment": (1, 9, 2.9, False),
     "resized_crop": (0, 0.35, 5, True),
 }
-AUGMENT_ALIASES = {
-    "rotation": "rotate",
-    "zoom": "scale",
-    "gaussian_noise": "noise",
-    "color_jitter": "jitter",
-    "rand_augment": "randaugment",
-    "rrc": "resized_crop",
-    "crop": "translate",
-}
+
+
+def usual_cutout(side: int) -> int:
+    """Cutout's usual square: half the image's side (DeVries & Taylor 2017: 16 px at 32)."""
+    return round(CUTOUT_SHARE[0] * side)
+
+
+def _canonical(name: str) -> str | None:
+    """The name an --augment op is measured under, for the op or any alias of it (AUGMENTS knows them)."""
+    if name not in AUGMENTS:
+        return None
+    builder = AUGMENTS.get(name)
+    return next((key for key in (*AUGMENT_STRENGTH, "translate", "cutout") if AUGMENTS.get(key) is builder), None)
+
+
+def _limits(op: str, side: int) -> tuple[int, float, float, bool] | None:
+    """AUGMENT_STRENGTH's entry for an op, with translate (usual an eighth of the side, far past at a
+    third) and cutout measured by the image's side."""
+    if op == "translate":
+        usual = max(2.0, round(side / 8))
+        return (0, usual, max(2.0, side / 3) / usual, False)
+    if op == "cutout":
+        return (0, usual_cutout(side), CUTOUT_SHARE[1], False)
+    return AUGMENT_STRENGTH.get(op)
 
 
 def strong_augmentation(options: dict[str, Any], side: int) -> list[Strong]:
@@ -152,13 +170,9 @@ def strong_augmentation(options: dict[str, Any], side: int) -> list[Strong]:
     specs = [str(spec) for spec in options.get("augment") or []]
     found = []
     for index, spec in enumerate(specs):
-        name, *args = spec.strip().lower().split(":")
-        name = AUGMENT_ALIASES.get(name, name)
-        limits = AUGMENT_STRENGTH.get(name)
-        if name == "translate":
-            limits = (0, max(2.0, round(side / 8)), max(2.0, side / 3) / max(2.0, round(side / 8)), False)
-        elif name == "cutout":
-            limits = (0, round(CUTOUT_SHARE[0] * side), CUTOUT_SHARE[1], False)
+        name, args = parse_spec(spec)
+        op = _canonical(name)
+        limits = _limits(op, side) if op else None
         if limits is None or len(args) <= limits[0]:
             continue
         position, usual, times, below = limits
@@ -172,7 +186,7 @@ def strong_augmentation(options: dict[str, Any], side: int) -> list[Strong]:
         fixed = [*specs[:index], ":".join([spec.split(":")[0], *usual_args]), *specs[index + 1 :]]
         multiple = usual / value if below else value / usual
         found.append(
-            Strong("--augment", value, usual, multiple, below=below, replace=f"--augment {','.join(fixed)}", op=name)
+            Strong("--augment", value, usual, multiple, below=below, replace=f"--augment {','.join(fixed)}", op=op)
         )
     return found
 

@@ -9,17 +9,11 @@ import math
 from .advice import strong_regularizers
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
-from .rules import _pct
+from .rules import FITS, _pct, train_fit
 
-FITS = 0.9  # training accuracy (eval mode, on training images) a net that is not held back reaches
 SMALL_GAP = 0.05  # train - validation accuracy (or a quarter of the training error) that is not overfitting
 BN_BATCH = 8  # images per process below which BatchNorm's batch statistics are noise
 WARMUP_REACHED = 0.5  # share of the peak LR a run must reach
-
-
-def _train_fit(facts: Facts) -> float | None:
-    """Accuracy on training images in eval mode (no dropout, no mixing), else the running training accuracy."""
-    return facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
 
 
 @RULES.register("over_regularized", order=5)
@@ -27,7 +21,7 @@ def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
     """The net cannot fit its own training images, is not overfitting, and an option regularizes far
     past its usual strength: that option is the cause."""
     strong = strong_regularizers(facts.options, facts.image_side)
-    fit = _train_fit(facts)
+    fit = train_fit(facts)
     if not strong or fit is None or fit >= FITS:
         return None
     if facts.val_acc is not None and fit - facts.val_acc > max(SMALL_GAP, 0.25 * (1 - fit)):

@@ -38,6 +38,14 @@ PLATEAU_SHARE = 0.1  # the last third adding less than this share of the loss's 
 LOSS_BLOWUP = 10  # a validation loss above this many times ln(C) is an exploded model, not a bad fit
 
 
+FITS = 0.9  # training accuracy (eval mode, on training images) a net that is not held back reaches
+
+
+def train_fit(facts: Facts) -> float | None:
+    """Accuracy on training images in eval mode (no dropout, no mixing), else the running training accuracy."""
+    return facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+
+
 def _pct(value: float) -> str:
     return f"{value:.0%}"
 
@@ -111,9 +119,9 @@ def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
         evidence.append("gradient norms became NaN/inf")
     if not evidence:
         return None
-    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    fit = train_fit(facts)
     # a first loss far above ln(C) alone, in a run that fits anyway, is worth a note, not a warning
-    only_loss = len(evidence) == 1 and evidence[0].startswith("the loss at iteration 1") and (fit or 0) >= 0.9
+    only_loss = len(evidence) == 1 and evidence[0].startswith("the loss at iteration 1") and (fit or 0) >= FITS
     tanh = facts.options.get("activation") in ("tanh", "sigmoid") or facts.saturated_max is not None
     return Finding(
         "exploding",
@@ -318,7 +326,7 @@ def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
 def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.diverged or facts.iterations >= MIN_ITERATIONS:
         return None
-    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    fit = train_fit(facts)
     options = facts.options
     fixes = []
     if (options.get("accumulate") or 1) > 1:
@@ -328,7 +336,7 @@ def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
         smaller = 2 ** int(math.log2(max(facts.train_count // 32, 1)))  # ~32 steps an epoch, a power of 2
         fixes.append(f"--batch-size {max(16, min(256, smaller))} (more steps per epoch)")
     fixes.append("more steps: more --epochs or more data (--subset)")
-    poor = fit is not None and fit < 0.9 and (options.get("epochs") or 0) > 1
+    poor = fit is not None and fit < FITS and (options.get("epochs") or 0) > 1
     return Finding(
         "too_short",
         "warn" if poor else "info",
@@ -347,7 +355,7 @@ def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
     """At chance on validation while the training images are being learned (memorized)."""
     if _found(found, *STRUCTURAL) or not _at_chance(facts):
         return None
-    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    fit = train_fit(facts)
     if fit is None or fit < (facts.chance or 0) + 0.1 or fit <= facts.best_val_acc + 0.1:
         return None  # at chance on its own training images too: not learning at all (at_chance)
     return Finding(
@@ -385,9 +393,9 @@ def _clipped_away(facts: Facts) -> Finding | None:
 
 def _schedule_ended(facts: Facts) -> Finding | None:
     """The schedule drove the LR to ~0 early and the net stopped short of fitting its training set."""
-    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    fit = train_fit(facts)
     gone = facts.lr_low_from
-    if gone is None or gone > LR_GONE_BY or fit is None or fit >= 0.9 or (facts.late_drop or 0) > FLAT:
+    if gone is None or gone > LR_GONE_BY or fit is None or fit >= FITS or (facts.late_drop or 0) > FLAT:
         return None
     schedule = facts.options.get("schedule")
     return Finding(
@@ -484,7 +492,7 @@ def _overfit_fixes(facts: Facts) -> list[str]:
 def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.gap is None or facts.gap < 0.1 or _found(found, *STRUCTURAL):
         return None
-    train = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    train = train_fit(facts)
     # a growing gap counts once the training set is memorized or the validation loss stopped falling
     # (early in training the running training accuracy lags behind)
     settled = bool(facts.val_loss_stalled) or (train or 0.0) >= 0.98
@@ -532,7 +540,7 @@ def plateau(facts: Facts, found: list[Finding]) -> Finding | None:
 @RULES.register("underfitting", order=120, curve=True)
 def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     """High training error once the loss has slowed down (while it still falls fast, it is too early to tell)."""
-    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    fit = train_fit(facts)
     if any(f.severity != "info" for f in found) or fit is None or fit >= 0.8 or _flat(facts):
         return None
     if facts.late_drop is None or facts.late_drop >= 0.05:
@@ -562,7 +570,7 @@ def at_chance(facts: Facts, found: list[Finding]) -> Finding | None:
     """The last word: no rule found a cause, yet the model scores no better than guessing."""
     if any(f.severity != "info" for f in found) or not _at_chance(facts):
         return None
-    fit = facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
+    fit = train_fit(facts)
     on_train = f"; {_pct(fit)} on its own training images" if fit is not None else ""
     return Finding(
         "at_chance",
