@@ -154,11 +154,12 @@ def _curve_facts(facts: Facts, iterations: list[dict[str, Any]]) -> None:
         residual = [v - m for v, m in zip(third, running)]
         facts.loss_noise = statistics.pstdev(residual) / max(statistics.fmean(third), 1e-12)
     lrs = [float(r["lr"]) for r in iterations if "lr" in r]
-    facts.lr_held = bool(lrs) and lrs[-1] >= 0.5 * max(lrs)
-    if lrs and max(lrs) > 0:
-        high = [i for i, lr in enumerate(lrs) if lr >= LR_LOW * max(lrs)]
-        if high and high[-1] + 1 < len(lrs):
-            facts.lr_low_from = (high[-1] + 1) / len(lrs)
+    peak = max(lrs, default=0.0)
+    facts.lr_held = bool(lrs) and lrs[-1] >= 0.5 * peak
+    if peak > 0:
+        last_high = next(i for i in range(len(lrs) - 1, -1, -1) if lrs[i] >= LR_LOW * peak)
+        if last_high + 1 < len(lrs):
+            facts.lr_low_from = (last_high + 1) / len(lrs)
     if lrs and facts.lr_peak:
         facts.lr_reached = max(lrs) / facts.lr_peak
     if len(finite) >= 20:
