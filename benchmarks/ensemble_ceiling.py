@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from utilization import host
 
+from convcoach import TrainConfig
 from convcoach.infer import evaluate_trained, load_trained
 
 
@@ -26,9 +27,8 @@ def accuracy(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
     return round(float((probabilities.argmax(1) == labels).float().mean()), 4)
 
 
-def describe(path: Path) -> str:
-    """The run's distinguishing options, from its summary: width, stem, augmentation, seed, epochs."""
-    config = load_trained(path).config
+def describe(path: Path, config: TrainConfig) -> str:
+    """The run's distinguishing options (its config and summary): width, stem, augmentation, seed, epochs."""
     summary = json.loads((path / "summary.json").read_text()) if (path / "summary.json").is_file() else {}
     stem = config.model_options.get("stem", "pool_early")
     return (
@@ -50,7 +50,7 @@ def main() -> None:
         name = str(run)
         probabilities[name] = result.probabilities.float()
         labels, classes = result.labels, trained.classes
-        runs.append({"run": name, "what": describe(run), "test_accuracy": round(result.accuracy, 4)})
+        runs.append({"run": name, "what": describe(run, trained.config), "test_accuracy": round(result.accuracy, 4)})
     pairs = [
         {"runs": [a, b], "test_accuracy": accuracy(probabilities[a] + probabilities[b], labels)}
         for a, b in itertools.combinations(probabilities, 2)
