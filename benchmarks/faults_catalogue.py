@@ -1302,6 +1302,174 @@ CATALOGUE: list[Fault] = [
         fresh=True,
         stochastic_depth=0.1,
     ),
+    # --- fresh, fifth set (session 21): options no set had touched, and a second dataset (digits); written
+    # before its first run ---
+    F(
+        "fresh5_ema_0.9999",
+        "optimization",
+        {"eval_mismatch"},
+        "--ema",
+        "the ResNet validated through a weight average of decay 0.9999 over a 128-step run",
+        fresh=True,
+        ema=0.9999,
+    ),
+    F(
+        "fresh5_base_batch_1",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--base-batch-size",
+        "the ResNet at Nesterov lr 0.1 scaled to batch 64 from a base batch of 1 (peak 6.4)",
+        fresh=True,
+        optimizer="nesterov",
+        lr=0.1,
+        base_batch_size=1,
+    ),
+    F(
+        "fresh5_muon_lr_3",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--muon-lr",
+        "the default ResNet with Muon's relative step at 3",
+        fresh=True,
+        muon_lr=3.0,
+    ),
+    F(
+        "fresh5_momentum_ema_lr_3e-4",
+        "optimization",
+        {"lr_too_low", "not_converged"},
+        "--lr",
+        "the ResNet at momentum 0.9 in the ema form (steps 10x smaller than the sum form) at lr 3e-4",
+        fresh=True,
+        optimizer="momentum",
+        momentum_convention="ema",
+        lr=3e-4,
+    ),
+    F(
+        "fresh5_patience_1",
+        "optimization",
+        {"not_converged", "too_short"},
+        "--patience",
+        "a CNN stopped by patience 1 with min_delta 0.05 while it still learned",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        epochs=10,
+        patience=1,
+        min_delta=0.05,
+    ),
+    F(
+        "fresh5_time_budget_3s",
+        "optimization",
+        {"not_converged", "too_short"},
+        "--time-budget",
+        "the ResNet given a 3-second time budget",
+        fresh=True,
+        time_budget=0.05,
+    ),
+    F(
+        "fresh5_digits_sgd_lr_30",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "a CNN on sklearn's digits at plain SGD lr 30",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="cnn",
+        optimizer="sgd",
+        lr=30.0,
+    ),
+    F(
+        "fresh5_digits_mlp_width_2",
+        "regularization",
+        {"underfitting"},
+        "--width",
+        "an MLP 2 units wide on sklearn's digits",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="mlp",
+        depth=1,
+        width=2,
+        optimizer="adam",
+        lr=3e-3,
+        epochs=8,
+    ),
+    F(
+        "fresh5_cutmix_2_small_cnn",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--cutmix",
+        "a CNN 8 channels wide with CutMix at alpha 2 on every batch",
+        fresh=True,
+        model="cnn",
+        width=8,
+        optimizer="adam",
+        cutmix=2.0,
+    ),
+    F(
+        "fresh5_dim_test",
+        "data",
+        {"test_differs"},
+        None,
+        "test images at 40% contrast on a light grey background",
+        fresh=True,
+        data="dim_test",
+    ),
+    F(
+        "fresh5_healthy_digits_cnn",
+        "healthy",
+        set(),
+        what="a CNN with Adam on sklearn's digits",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        epochs=6,
+    ),
+    F(
+        "fresh5_healthy_digits_mlp_nesterov",
+        "healthy",
+        set(),
+        what="an MLP with Nesterov SGD on sklearn's digits",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="mlp",
+        optimizer="nesterov",
+        lr=0.05,
+        epochs=8,
+    ),
+    F(
+        "fresh5_healthy_resnet_ema_0.99",
+        "healthy",
+        set(),
+        what="the ResNet validated through a weight average of decay 0.99",
+        fresh=True,
+        ema=0.99,
+    ),
+    F(
+        "fresh5_healthy_cnn_momentum_ema",
+        "healthy",
+        set(),
+        what="a CNN at momentum 0.9 in the ema form at lr 0.1",
+        fresh=True,
+        model="cnn",
+        optimizer="momentum",
+        momentum_convention="ema",
+        lr=0.1,
+        epochs=5,
+    ),
+    F(
+        "fresh5_healthy_resnet_patience_3",
+        "healthy",
+        set(),
+        what="the ResNet with patience 3 over 6 epochs",
+        fresh=True,
+        patience=3,
+        epochs=6,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -1449,6 +1617,11 @@ def _shuffled(s: Source, rng: np.random.Generator) -> Source:
     return Source(s.x, rng.permutation(s.y), s.tx, s.ty, s.classes)
 
 
+def _dim_test(s: Source, rng: np.random.Generator) -> Source:
+    tx = (s.tx.astype(np.float32) * 0.4 + 140).round().astype(np.uint8)
+    return Source(s.x, s.y, tx, s.ty, s.classes)
+
+
 def _rolled_test(s: Source, rng: np.random.Generator) -> Source:
     return Source(s.x, s.y, np.roll(s.tx, 8, axis=-1), s.ty, s.classes)
 
@@ -1483,6 +1656,7 @@ def _duplicated_n(unique: int) -> Callable[[Source, np.random.Generator], Source
 
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
     "rolled_test": _rolled_test,
+    "dim_test": _dim_test,
     "noise70": _noise(0.7),
     "rare_bag": _rare("Bag", 9),
     "leaked30": _leaked_share(0.3),
@@ -1500,9 +1674,14 @@ DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
 }
 
 
+BUILTIN = {"digits"}  # convcoach's own sets, named as they are (no npz built)
+
+
 def make_data(key: str, folder: Path, source: Source) -> str:
     """Build the fault's data under `folder`; returns the --data spec."""
     rng = np.random.default_rng(1)
+    if key in BUILTIN:
+        return key
     if key == "corrupt_folder":
         return _corrupt_folder(folder / key, source, rng)
     made = DATASETS[key](source, rng)

@@ -17,6 +17,7 @@ import torch.nn as nn
 
 from ..config import TrainConfig
 from ..errors import ConfigError
+from ..precision import autocast, resolve_precision
 from ..registry import spec_check
 from .losses import LossFn
 from .optim import OptimSettings, create_optimizer, default_lr
@@ -57,10 +58,13 @@ def train_steps(
     stop: Callable[[float, torch.Tensor, torch.Tensor], bool] | None = None,
     explode: float = EXPLODE,
     warmup: int = 0,
+    precision: str = "fp32",
 ) -> list[float]:
     """Up to `steps` optimizer steps; the per-step losses, cut short by NaN, by a loss above `explode` x
     the first one (the lectures' abort rule) or when `stop(loss, logits, y)` says so. `warmup`: the
-    LR rises linearly over that many steps, as the run's --warmup does."""
+    LR rises linearly over that many steps, as the run's --warmup does; `precision`: the forward's
+    autocast (fp32 or bf16)."""
+    device = next(model.parameters()).device
     peaks = [group["lr"] for group in optimizer.param_groups]
     losses: list[float] = []
     for step in range(steps):
@@ -68,8 +72,9 @@ def train_steps(
             for group, peak in zip(optimizer.param_groups, peaks):
                 group["lr"] = peak * min(1.0, (step + 1) / warmup)
         x, y = batches(step)
-        logits = model(x)
-        loss = loss_fn(logits, y)
+        with autocast(precision, device):
+            logits = model(x)
+            loss = loss_fn(logits, y)
         value = loss.item()
         losses.append(value)
         if (
@@ -93,12 +98,14 @@ def sweep(
     train_loss_fn: LossFn,
     grid: list[float],
     warmup: int = 0,
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """One short run per LR of `grid` from a copy of `template`; each run's probe loss before/after."""
+    device = next(template.parameters()).device
 
     def probe_loss(model: nn.Module) -> float:
-        with torch.no_grad():
-            return loss_fn(model(probe[0]), probe[1]).item()
+        with torch.no_grad(), autocast(precision, device):
+            return loss_fn(model(probe[0]), probe[1]).float().item()
 
     before = probe_loss(template)
     runs: list[dict[str, Any]] = []
@@ -119,7 +126,13 @@ def sweep(
             continue
         model = copy.deepcopy(template)
         losses = train_steps(
-            model, make_optimizer(model, lr), batches.__getitem__, train_loss_fn, len(batches), warmup=warmup
+            model,
+            make_optimizer(model, lr),
+            batches.__getitem__,
+            train_loss_fn,
+            len(batches),
+            warmup=warmup,
+            precision=precision,
         )
         after = probe_loss(model)
         exploded = not all(math.isfinite(v) for v in losses + [after]) or max(losses + [after]) > EXPLODE * losses[0]
@@ -231,6 +244,15 @@ def plan_for(config: TrainConfig, train_size: int, per_decade: int = 2) -> Sweep
     return SweepPlan(max(1, min(config.batch_size, 256, train_size // 2)), per_decade=per_decade)
 
 
+def sweep_precision(config: TrainConfig, device: torch.device) -> str:
+    """The range test's precision: the run's own where it trains in bf16 (`--precision auto` on native
+    bf16, untimed: ~2.3x faster steps on an AVX512-BF16 CPU); fp32 otherwise (fp16 would need the
+    run's grad scaler)."""
+    if config.precision != "auto":
+        return "bf16" if config.precision == "bf16" else "fp32"
+    return "bf16" if resolve_precision("auto", device)[0] == "bf16" else "fp32"
+
+
 @spec_check("lr")
 def _check_lr(value: float | str | None, config: object) -> None:
     if value is None or value == "auto":
@@ -295,5 +317,6 @@ def auto_lr(
             train_loss_fn,
             grid,
             warmup=min(config.warmup, plan.steps),
+            precision=sweep_precision(config, device),
         )
     return choose(runs)
