@@ -416,3 +416,108 @@ def test_a_first_loss_far_above_ln_c_names_the_init_unless_the_inputs_explain_it
     # a net that fits anyway gets a note
     fits = _run({}, losses=losses, epochs=[(0.9, 0.88, 0.4), (0.95, 0.9, 0.3), (0.97, 0.9, 0.3)])
     assert [(f.cause, f.severity) for f in fits.findings if f.cause == "exploding"] == [("exploding", "info")]
+
+
+# --- session 21: the step-size options, early stopping, the time budget, a gap that still pays ---
+
+
+def test_an_lr_scaled_up_by_a_tiny_base_batch_names_base_batch_size_and_the_lr_to_give():
+    # --lr 0.1 at batch 64 from --base-batch-size 1: a peak of 6.4
+    verdict = _run(
+        {"optimizer": "nesterov", "lr": 0.1, "base_batch_size": 1, "batch_size": 64},
+        summary={"lr": 6.4, "stop_reason": "diverged", "stop_message": "loss is nan at step 12"},
+    )
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("lr_too_high", "fail")
+    assert "--base-batch-size 1 scales --lr 0.1 by batch/base = 64x to a peak of 6.4" in top.evidence
+    assert top.fixes[:2] == [
+        "--base-batch-size 64 (no scaling: the peak is then the lr you set)",
+        "--lr 0.01 (a tenth; if the loss then falls steadily, the LR was the cause)",  # not 0.64: --lr is scaled
+    ]
+
+
+def test_muons_relative_step_far_above_its_usual_value_is_the_fix_not_lr():
+    verdict = _run(
+        {"optimizer": "muon", "muon_lr": 3.0},
+        summary={"lr": 0.8, "stop_reason": "diverged", "stop_message": "loss is nan at step 30"},
+    )
+    top = verdict.findings[0]
+    assert "--muon-lr 3 moves each filter bank by 300% of its norm per step, 150x above the usual 0.02" in (
+        top.evidence
+    )
+    assert top.fixes[0] == "--muon-lr 0.02 (its usual value; Muon's lr drives only the other weights)"
+    low = _run({"optimizer": "muon", "muon_lr": 1e-4}, losses=[2.3 - 0.001 * i for i in range(90)], epochs=LOW_FIT)
+    assert low.findings[0].cause == "lr_too_low"
+    assert low.findings[0].fixes[0].startswith("--muon-lr 0.02")
+
+
+def test_an_adaptive_optimizer_far_above_its_usual_lr_that_does_not_fit_is_a_too_high_lr():
+    fit = {"lr": 0.05, "train_accuracy_by_mode": {"train": 0.86, "eval": 0.86}}
+    epochs = [(0.6, 0.62, 1.0), (0.75, 0.74, 0.8), (0.85, 0.82, 0.6)]
+    top = _run({"optimizer": "adamw", "lr": 0.05}, epochs=epochs, summary=fit).findings[0]
+    assert (top.cause, top.severity) == ("lr_too_high", "warn")
+    assert top.evidence.startswith("adamw moves each weight by about lr per step whatever its gradient: lr 0.05 is 50x")
+    assert top.fixes[0].startswith("--lr 0.005 (a tenth")
+    # 10x the usual, or a net that fits its training images, is no evidence
+    ten = {**fit, "lr": 0.01}
+    assert "lr_too_high" not in _run({"optimizer": "adam", "lr": 0.01}, epochs=epochs, summary=ten).causes
+    fits = {"lr": 0.05, "train_accuracy_by_mode": {"train": 0.95, "eval": 0.95}}
+    assert "lr_too_high" not in _run({"optimizer": "adam", "lr": 0.05}, epochs=epochs, summary=fits).causes
+
+
+def test_early_stopping_that_cut_a_run_still_at_its_best_is_not_converged():
+    epochs = [(0.45, 0.42, 1.6), (0.72, 0.70, 0.9), (0.8, 0.77, 0.7), (0.83, 0.78, 0.66)]
+    summary = {"stop_message": "val_acc has not improved for 1 epochs", "train_accuracy_by_mode": {"eval": 0.82}}
+    verdict = _run({"patience": 1, "min_delta": 0.05, "epochs": 10}, epochs=epochs, summary=summary)
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("not_converged", "warn")
+    assert top.evidence == (
+        "--patience 1 stopped it after epoch 4 of 10 at validation 78%; its last epoch gained 1.0 points, "
+        "under --min-delta 0.05"
+    )
+    assert top.fixes == ["--min-delta 0 (any gain counts)", "--patience 5 (early stopping waits longer)"]
+    # validation past its best and the LR annealed: the stop was right
+    worse = [*epochs[:3], (0.83, 0.76, 0.72)]
+    lrs = [0.1 * (1 - i / 90) ** 3 for i in range(90)]
+    late = _run({"patience": 1, "epochs": 10}, epochs=worse, summary=summary, lrs=lrs)
+    assert "not_converged" not in late.causes
+
+
+def test_a_time_budget_that_cut_most_epochs_from_an_unfit_net_is_too_short():
+    summary = {
+        "time_budget": {"minutes": 0.05, "planned_epochs": 1, "asked_epochs": 4},
+        "train_accuracy_by_mode": {"eval": 0.58},
+    }
+    # the budget re-planned the run, so its config says 1 epoch; the summary keeps the 4 asked
+    verdict = _run({"epochs": 1, "time_budget": 0.05}, losses=[2.5 - 0.04 * i for i in range(31)], summary=summary)
+    top = verdict.findings[0]
+    assert (top.cause, top.severity, top.title) == (
+        "too_short",
+        "warn",
+        "too short: the time budget cut the run to 1 of 4 epochs",
+    )
+    assert (
+        top.evidence
+        == "--time-budget 0.05 minutes fit 1 of the 4 epochs asked (31 steps); 58% of the training images right"
+    )
+    assert top.fixes[0] == "--time-budget 0.2 (all 4 epochs at the measured pace)"
+    fitted = {**summary, "train_accuracy_by_mode": {"eval": 0.95}}
+    assert "too_short" not in _run({"epochs": 1, "time_budget": 0.05}, summary=fitted).causes
+
+
+def test_a_memorized_training_set_is_only_a_note_while_validation_still_gains():
+    fit = {"train_accuracy_by_mode": {"eval": 0.98}}
+    rising = [(0.62, 0.62, 1.0), (0.9, 0.74, 0.8), (0.95, 0.82, 0.6), (0.97, 0.849, 0.5), (0.98, 0.863, 0.45)]
+    top = _run({"epochs": 5}, epochs=rising, summary=fit).findings[0]
+    assert (top.cause, top.severity) == ("overfitting", "info")
+    assert top.evidence.endswith("validation still rose 1.4 points in the last epoch")
+    stalled = [*rising[:4], (0.98, 0.85, 0.52)]  # the validation loss past its low: the gap is harm now
+    assert _run({"epochs": 5}, epochs=stalled, summary=fit).findings[0].severity == "warn"
+
+
+def test_an_underfitting_net_gets_its_mixing_regularizers_turned_off_first():
+    fit = {"train_accuracy_by_mode": {"eval": 0.3}}
+    flat = [2.3 - 1.2 * min(i, 40) / 40 for i in range(90)]
+    top = _run({"cutmix": 2.0, "width": 8, "epochs": 4}, losses=flat, epochs=LOW_FIT, summary=fit).findings[0]
+    assert top.cause == "underfitting"
+    assert top.fixes[:2] == ["--cutmix 0 (a net that underfits needs no regularizer)", "--width 16"]

@@ -30,6 +30,8 @@ class Facts:
     val_count: int = 0
     diverged: bool = False
     stop_message: str | None = None
+    budget_epochs: int | None = None  # the epochs --time-budget planned (summary.json "time_budget")...
+    budget_asked: int | None = None  # ...of the --epochs asked
     loss_start: float | None = None
     loss_first: float | None = None  # iteration 1's loss: the initial weights' (ln C for a net that guesses evenly)
     loss_end: float | None = None
@@ -100,6 +102,8 @@ def measure(record: RunRecord) -> Facts:
     by_mode = summary.get("train_accuracy_by_mode") or {}
     facts.mode_train_acc, facts.mode_eval_acc = by_mode.get("train"), by_mode.get("eval")
     facts.stop_message = summary.get("stop_message")
+    budget = summary.get("time_budget") or {}
+    facts.budget_epochs, facts.budget_asked = budget.get("planned_epochs"), budget.get("asked_epochs")
     facts.test_acc = summary.get("test_accuracy")
     facts.test_count = (summary.get("data") or {}).get("test", 0) or 0
     facts.test_per_class = summary.get("test_per_class_accuracy")

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import math
 
+from ..config import TrainConfig
+from ..train.lr_finder import ADAPTIVE
+from ..train.optim import DEFAULT_LR
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 
@@ -51,8 +54,57 @@ def _pct(value: float) -> str:
 
 
 def _lr(facts: Facts, times: float) -> str:
-    """The run's peak LR times `times`, as an option."""
-    return f"--lr {facts.lr_peak * times:.2g}" if facts.lr_peak else f"--lr {times:g}x the current"
+    """The run's peak LR times `times`, as the --lr to give (where --base-batch-size scaled --lr up or
+    down to the peak, the --lr that gives that peak)."""
+    if not facts.lr_peak:
+        return f"--lr {times:g}x the current"
+    scale = _batch_scale(facts) or 1.0
+    return f"--lr {facts.lr_peak / scale * times:.2g}"
+
+
+def _batch_scale(facts: Facts) -> float | None:
+    """peak / --lr where --base-batch-size scaled the configured LR (at least 1.5x either way), else None."""
+    lr, base = facts.options.get("lr"), facts.options.get("base_batch_size")
+    if not base or not isinstance(lr, int | float) or lr <= 0 or not facts.lr_peak:
+        return None
+    scale = facts.lr_peak / lr
+    return scale if max(scale, 1 / scale) >= 1.5 else None
+
+
+USUAL_MUON_LR = TrainConfig().muon_lr
+FAR = 10  # a step-size option this many times its usual value is far off
+ADAPTIVE_FAR = 20  # an adaptive optimizer's LR this many times its usual one (Adam: 0.02 against 1e-3)
+
+
+def _step_options(facts: Facts, high: bool) -> tuple[list[str], list[str]]:
+    """(evidence, fixes) from the options that set the step size, for steps too large (`high`) or too
+    small: --base-batch-size's scaling of --lr, Muon's relative step, an adaptive optimizer's LR (Adam-family
+    steps move every weight by about lr whatever the gradient's scale, so their usual LR holds for any net)."""
+    options, evidence, fixes = facts.options, [], []
+    scale = _batch_scale(facts)
+    if scale is not None and (scale >= 4 if high else scale <= 0.25):
+        batch = (options.get("batch_size") or 0) * (options.get("accumulate") or 1)
+        evidence.append(
+            f"--base-batch-size {options['base_batch_size']} scales --lr {options['lr']:g} by "
+            f"batch/base = {scale:.3g}x to a peak of {facts.lr_peak:.3g}"
+        )
+        fixes.append(f"--base-batch-size {batch} (no scaling: the peak is then the lr you set)")
+    muon = options.get("muon_lr")
+    if options.get("optimizer") == "muon" and isinstance(muon, int | float) and muon > 0:
+        times = muon / USUAL_MUON_LR
+        if times >= FAR if high else times <= 1 / FAR:
+            evidence.append(
+                f"--muon-lr {muon:g} moves each filter bank by {muon:.0%} of its norm per step, "
+                f"{max(times, 1 / times):.0f}x {'above' if high else 'below'} the usual {USUAL_MUON_LR:g}"
+            )
+            fixes.append(f"--muon-lr {USUAL_MUON_LR:g} (its usual value; Muon's lr drives only the other weights)")
+    name, lr = options.get("optimizer"), facts.lr_peak
+    if high and name in ADAPTIVE and lr and lr >= ADAPTIVE_FAR * DEFAULT_LR[name]:
+        evidence.append(
+            f"{name} moves each weight by about lr per step whatever its gradient: lr {lr:.2g} is "
+            f"{lr / DEFAULT_LR[name]:.0f}x the usual {DEFAULT_LR[name]:g}"
+        )
+    return evidence, fixes
 
 
 def _at_chance(facts: Facts) -> bool:
@@ -163,13 +215,16 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
         "--warmup 200",
         "--norm batch",
     ]
+    stepped, step_fixes = _step_options(facts, high=True)
+    fixes = step_fixes + fixes
     if facts.diverged:
         return Finding(
             "lr_too_high",
             "fail",
             "learning rate too high: the loss exploded",
             (facts.stop_message or "the loss became NaN/inf")
-            + (f" at lr {facts.lr_peak:.3g}" if facts.lr_peak else ""),
+            + (f" at lr {facts.lr_peak:.3g}" if facts.lr_peak else "")
+            + "".join(f"; {item}" for item in stepped),
             fixes,
         )
     ratio = facts.update_ratio
@@ -191,6 +246,7 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
         evidence.append(
             f"steps overshoot: along each update the loss ends higher than it started (alpha {facts.alpha:.2g})"
         )
+    evidence += stepped
     carried = _momentum_multiplier(facts.options)
     if carried:
         evidence.append(
@@ -202,6 +258,7 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     if spikes:
         evidence.append(f"{facts.loss_spikes:.0%} of the steps jump the loss above 1.5x its recent median")
     poor = _flat(facts) or (facts.loss_noise or 0) > 0.3 or (facts.train_acc is not None and facts.train_acc < 0.8)
+    poor = poor or (bool(stepped) and (train_fit(facts) or 0.0) < FITS)  # the options say why it fits poorly
     if not evidence or not (poor or died) or (len(evidence) == 1 and spikes and not _flat(facts)):
         return None
     if facts.loss_start is not None and facts.loss_end is not None:
@@ -322,10 +379,29 @@ def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
     )
 
 
+def _budget_cut(facts: Facts) -> Finding | None:
+    """--time-budget fit fewer epochs than asked and the net is far from fitting its training images."""
+    options, planned = facts.options, facts.budget_epochs
+    asked, minutes, fit = facts.budget_asked or options.get("epochs"), options.get("time_budget"), train_fit(facts)
+    if not (planned and asked and minutes) or planned >= asked or fit is None or fit >= FITS:
+        return None
+    more = minutes * asked / planned
+    return Finding(
+        "too_short",
+        "warn" if planned <= asked / 2 else "info",
+        f"too short: the time budget cut the run to {planned} of {asked} epochs",
+        f"--time-budget {minutes:g} minutes fit {planned} of the {asked} epochs asked ({facts.iterations} steps); "
+        f"{_pct(fit)} of the training images right",
+        [f"--time-budget {more:.2g} (all {asked} epochs at the measured pace)", "--model cnn (a faster net)"],
+    )
+
+
 @RULES.register("too_short", order=70)
 def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
-    if facts.diverged or facts.iterations >= MIN_ITERATIONS:
+    if facts.diverged:
         return None
+    if facts.iterations >= MIN_ITERATIONS:
+        return _budget_cut(facts)
     fit = train_fit(facts)
     options = facts.options
     fixes = []
@@ -427,13 +503,18 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
     updates = (
         f"; each step changes the weights by {ratio:.1e} of their norm (healthy ~1e-3)" if ratio is not None else ""
     )
+    stepped, step_fixes = _step_options(facts, high=False)
     return Finding(
         "lr_too_low",
         "warn",
         "learning rate too low: the loss barely moves",
         f"loss {facts.loss_start:.3g} -> {facts.loss_end:.3g} over {facts.iterations} iterations "
-        f"({facts.loss_drop:.1%}){updates}",
-        [f"{_lr(facts, 10)} (10x; convcoach check sweeps the range)", "--lr auto (a sweep picks it before training)"],
+        f"({facts.loss_drop:.1%}){updates}" + "".join(f"; {item}" for item in stepped),
+        [
+            *step_fixes,
+            f"{_lr(facts, 10)} (10x; convcoach check sweeps the range)",
+            "--lr auto (a sweep picks it before training)",
+        ],
     )
 
 
@@ -448,10 +529,44 @@ def _remaining_gain(vals: list[float]) -> float:
     return min(gain, 0.5 * (1 - vals[-1]))
 
 
+def _stopped_too_soon(facts: Facts) -> Finding | None:
+    """Early stopping (--patience) ended the run before its planned epochs while validation was still
+    at its best (the last epoch's gain fell under --min-delta) or the LR schedule had not yet decayed."""
+    options, vals = facts.options, facts.val_accs
+    patience, planned = options.get("patience"), options.get("epochs")
+    if not patience or "has not improved" not in (facts.stop_message or "") or len(vals) < 2:
+        return None
+    if planned and len(vals) >= planned:
+        return None
+    at_best = vals[-1] >= max(vals[:-1])
+    if not (at_best or facts.lr_held) or (train_fit(facts) or 0.0) >= 0.98:
+        return None
+    delta = options.get("min_delta") or 0.0
+    why = (
+        f"its last epoch gained {100 * (vals[-1] - vals[-2]):.1f} points, under --min-delta {delta:g}"
+        if at_best and delta
+        else "the LR was still at least half its peak: the schedule had not decayed it"
+    )
+    fixes = [f"--patience {max(5, 3 * patience)} (early stopping waits longer)"]
+    if at_best and delta:
+        fixes.insert(0, "--min-delta 0 (any gain counts)")
+    return Finding(
+        "not_converged",
+        "warn",
+        "not converged: early stopping ended the run while it still improved",
+        f"--patience {patience} stopped it after epoch {len(vals)}"
+        + (f" of {planned}" if planned else "")
+        + f" at validation {_pct(vals[-1])}; {why}",
+        fixes,
+    )
+
+
 @RULES.register("not_converged", order=95, curve=True)
 def not_converged(facts: Facts, found: list[Finding]) -> Finding | None:
     """Still improving fast when it stopped: more epochs would pay."""
     vals = facts.val_accs
+    if not _found(found, *STRUCTURAL) and (stopped := _stopped_too_soon(facts)):
+        return stopped
     if _found(found, *STRUCTURAL) or len(vals) < 2 or vals[-1] - vals[-2] < STILL_RISING:
         return None
     if (facts.train_acc or 0) >= 0.98 or facts.val_loss_stalled:
@@ -500,6 +615,15 @@ def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     rising = facts.val_loss_rise is not None and facts.val_loss_rise >= 0.1
     if not (growing or rising):
         return None
+    vals = facts.val_accs
+    # memorized, yet validation still gains and its loss is at its lowest: a gap to watch, not yet harm
+    improving = (
+        not rising
+        and not facts.val_loss_stalled
+        and len(vals) >= 2
+        and vals[-1] - vals[-2] >= STILL_RISING / 2
+        and facts.val_loss_min_epoch == len(vals)
+    )
     evidence = (
         f"training accuracy {_pct(train or 0)} vs validation {_pct(facts.val_acc or 0)} "
         f"(gap {facts.gap * 100:.0f} points"
@@ -507,9 +631,11 @@ def overfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     evidence += f", {facts.gap_growth * 100:.0f} more than at epoch {facts.gap_min_epoch})" if growing else ")"
     if rising:
         evidence += f"; validation loss up {_pct(facts.val_loss_rise)} since epoch {facts.val_loss_min_epoch}"
+    if improving:
+        evidence += f"; validation still rose {100 * (vals[-1] - vals[-2]):.1f} points in the last epoch"
     return Finding(
         "overfitting",
-        "warn",
+        "info" if improving else "warn",
         f"overfitting: the net memorizes its {facts.train_count or ''} training images".replace("  ", " "),
         evidence,
         _overfit_fixes(facts),
@@ -557,12 +683,23 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
         + (f" (validation {_pct(facts.val_acc)})" if facts.val_acc is not None else "")
         + f" and the loss fell only {facts.late_drop:.1%} over the last third",
         [
+            *_regularizers_off(options),
             f"--width {2 * width}" if width else "--width 64 (more channels)",
             "--model resnet (deeper, with skip links)",
             "--norm batch",
             f"--epochs {2 * options['epochs']}" if options.get("epochs") else "more epochs",
         ],
     )
+
+
+MIXING = ("mixup", "cutmix", "dropout", "dropconnect", "stochastic_depth")
+
+
+def _regularizers_off(options: dict) -> list[str]:
+    """A net that cannot fit its training images needs no regularizer: each mixing or dropping option
+    that is on, off (the lectures: reduce regularization before anything else when training error is high)."""
+    on = [name for name in MIXING if isinstance(options.get(name), int | float) and options[name] > 0]
+    return [f"--{name.replace('_', '-')} 0 (a net that underfits needs no regularizer)" for name in on]
 
 
 @RULES.register("at_chance", order=130, curve=True)

@@ -130,10 +130,15 @@ class TimeBudget(Callback):
                 trainer.replan(self.planned)
 
     def on_summary(self, trainer: Trainer, summary: dict[str, Any]) -> None:
-        summary["time_budget"] = {"minutes": self.seconds / 60, "planned_epochs": self.planned}
+        summary["time_budget"] = {
+            "minutes": self.seconds / 60,
+            "planned_epochs": self.planned,
+            "asked_epochs": self._configured or None,  # --epochs, before the plan cut it
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"planned": self.planned}
+        return {"planned": self.planned, "configured": self._configured}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.planned = state["planned"]
+        self._configured = state.get("configured", 0)  # older checkpoints kept only the plan
