@@ -246,7 +246,7 @@ def plan_for(config: TrainConfig, train_size: int, per_decade: int = 2) -> Sweep
 
 def sweep_precision(config: TrainConfig, device: torch.device) -> str:
     """The range test's precision: the run's own where it trains in bf16 (`--precision auto` on native
-    bf16, untimed: ~2.3x faster steps on an AVX512-BF16 CPU); fp32 otherwise (fp16 would need the
+    bf16, untimed: the test runs 1.4-2.2x faster on an AVX512-BF16 CPU); fp32 otherwise (fp16 would need the
     run's grad scaler)."""
     if config.precision != "auto":
         return "bf16" if config.precision == "bf16" else "fp32"
