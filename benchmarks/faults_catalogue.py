@@ -1471,6 +1471,159 @@ CATALOGUE: list[Fault] = [
         patience=3,
         epochs=6,
     ),
+    # --- fresh, sixth set (session 21): written after fresh5's rules, before its first run; half on
+    # sklearn's digits (8x8 px), built as npz files like the Fashion-MNIST variants ---
+    F(
+        "fresh6_digits_label_noise_50",
+        "data",
+        {"label_noise"},
+        None,
+        "a CNN on digits with half the training labels replaced at random",
+        fresh=True,
+        data="digits:noise50",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        epochs=6,
+    ),
+    F(
+        "fresh6_digits_inverted_test",
+        "data",
+        {"test_differs"},
+        None,
+        "a CNN on digits whose test images are inverted",
+        fresh=True,
+        data="digits:inverted_test",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        epochs=6,
+    ),
+    F(
+        "fresh6_digits_translate_3",
+        "regularization",
+        {"over_regularized"},
+        "--augment",
+        "a CNN on 8-px digits shifted up to 3 px (the usual 2 px is for 28 px)",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        augment=["translate:3"],
+        epochs=6,
+    ),
+    F(
+        "fresh6_digits_rare_3",
+        "data",
+        {"class_imbalance", "classes_missed"},
+        None,
+        "a CNN on digits with five training images of the digit 3",
+        fresh=True,
+        data="digits:rare3",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        epochs=6,
+    ),
+    F(
+        "fresh6_digits_leaked_test",
+        "data",
+        {"split_leakage"},
+        None,
+        "a CNN on digits whose test split is copied from its training images",
+        fresh=True,
+        data="digits:leaked",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        epochs=6,
+    ),
+    F(
+        "fresh6_step_schedule_0.001",
+        "optimization",
+        {"lr_too_low", "not_converged"},
+        "--schedule",
+        "the ResNet with a step schedule that cuts the LR 1000x after epoch 1",
+        fresh=True,
+        schedule="step:1:0.001",
+    ),
+    F(
+        "fresh6_vgg_no_norm_lr_0.8",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "a VGG without BatchNorm at Nesterov lr 0.8",
+        fresh=True,
+        model="vgg",
+        norm="none",
+        optimizer="nesterov",
+        lr=0.8,
+    ),
+    F(
+        "fresh6_rmsprop_lr_0.03_cnn",
+        "optimization",
+        {"lr_too_high"},
+        "--lr",
+        "a CNN at RMSprop lr 0.03",
+        fresh=True,
+        model="cnn",
+        optimizer="rmsprop",
+        lr=0.03,
+    ),
+    F(
+        "fresh6_class_weight_100",
+        "data",
+        {"classes_missed"},
+        "--class-weights",
+        "the ResNet with a loss weight of 100 on T-shirts and 1 on the rest",
+        fresh=True,
+        class_weights=["100"] + ["1"] * 9,
+    ),
+    F(
+        "fresh6_healthy_digits_cnn_translate_1",
+        "healthy",
+        set(),
+        what="a CNN on digits with 1-px shifts",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        augment=["translate:1"],
+        epochs=6,
+    ),
+    F(
+        "fresh6_healthy_resnet_step_schedule",
+        "healthy",
+        set(),
+        what="the ResNet with the LR cut 10x after epochs 2 and 3",
+        fresh=True,
+        schedule="step:2,3",
+    ),
+    F(
+        "fresh6_healthy_vgg_adamw_3e-3",
+        "healthy",
+        set(),
+        what="a VGG at AdamW lr 3e-3",
+        fresh=True,
+        model="vgg",
+        optimizer="adamw",
+        lr=3e-3,
+        epochs=5,
+    ),
+    F(
+        "fresh6_healthy_digits_mlp_adam",
+        "healthy",
+        set(),
+        what="an MLP with Adam on digits",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="mlp",
+        optimizer="adam",
+        epochs=8,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -1577,6 +1730,16 @@ def fashion(n_train: int = 3000, n_test: int = 1000, seed: int = 0) -> Source:
     return Source(raw.train_x[pick], raw.train_y[pick], raw.test_x[test], raw.test_y[test], list(raw.classes))
 
 
+def digits() -> Source:
+    """sklearn's digits as convcoach loads them: 0-255, its fixed 80/20 split."""
+    from convcoach.config import TrainConfig
+    from convcoach.data.bundle import SourceOptions
+    from convcoach.data.sources import SOURCES
+
+    raw = SOURCES.get("digits")(None, SourceOptions.from_config(TrainConfig()))
+    return Source(raw.train_x, raw.train_y, raw.test_x, raw.test_y, list(raw.classes))
+
+
 def _noise(share: float) -> Callable[[Source, np.random.Generator], Source]:
     def make(s: Source, rng: np.random.Generator) -> Source:
         y = s.y.copy()
@@ -1658,6 +1821,7 @@ def _duplicated_n(unique: int) -> Callable[[Source, np.random.Generator], Source
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
     "rolled_test": _rolled_test,
     "dim_test": _dim_test,
+    "rare3": _rare("3", 5),
     "noise70": _noise(0.7),
     "rare_bag": _rare("Bag", 9),
     "leaked30": _leaked_share(0.3),
@@ -1683,10 +1847,12 @@ def make_data(key: str, folder: Path, source: Source) -> str:
     rng = np.random.default_rng(1)
     if key in BUILTIN:
         return key
+    if key.startswith("digits:"):  # a variant of sklearn's digits instead of Fashion-MNIST
+        source = digits()
     if key == "corrupt_folder":
         return _corrupt_folder(folder / key, source, rng)
-    made = DATASETS[key](source, rng)
-    path = folder / f"{key}.npz"
+    made = DATASETS[key.removeprefix("digits:")](source, rng)
+    path = folder / f"{key.replace(':', '-')}.npz"
     np.savez(path, x=made.x[:, 0], y=made.y, x_test=made.tx[:, 0], y_test=made.ty, classes=np.array(made.classes))
     return f"npz:{path}"
 
