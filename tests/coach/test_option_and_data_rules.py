@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from convcoach.coach.advice import advise, in_effect, strong_regularizers
+from convcoach.coach.advice import advise, in_effect, strong_regularizers, weight_skew
 from convcoach.coach.diagnosis import RunRecord, diagnose
 
 CLASSES = [f"c{i}" for i in range(10)]
@@ -521,3 +521,28 @@ def test_an_underfitting_net_gets_its_mixing_regularizers_turned_off_first():
     top = _run({"cutmix": 2.0, "width": 8, "epochs": 4}, losses=flat, epochs=LOW_FIT, summary=fit).findings[0]
     assert top.cause == "underfitting"
     assert top.fixes[:2] == ["--cutmix 0 (a net that underfits needs no regularizer)", "--width 16"]
+
+
+def test_class_weights_that_favor_one_class_name_the_weights_not_the_nets_size():
+    per_class = {name: (0.99 if name == "c0" else 0.0 if name in ("c3", "c6") else 0.45) for name in CLASSES}
+    summary = {
+        "test_accuracy": 0.44,
+        "test_per_class_accuracy": per_class,
+        "data": {"train_class_counts": [200] * 10},
+        "train_accuracy_by_mode": {"eval": 0.45},
+    }
+    flat = [2.3 - 1.2 * min(i, 40) / 40 for i in range(90)]
+    weights = ["100"] + ["1"] * 9
+    epochs = [(0.3, 0.3, 2.0), (0.4, 0.4, 1.8), (0.45, 0.43, 1.7)]
+    verdict = _run({"class_weights": weights}, losses=flat, epochs=epochs, summary=summary)
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("classes_missed", "warn")
+    assert top.title == "classes the model never predicts right: the class weights favor c0"
+    assert top.evidence.endswith("; --class-weights gives c0 100x the loss share of c1")
+    assert top.fixes[0] == "--class-weights none (every image counts alike)"
+    assert "underfitting" not in verdict.causes
+    # weights that undo an imbalance give every class the same share: not skewed
+    assert weight_skew({"class_weights": ["1", "20"]}, [400, 20], ["a", "b"]) is None
+    assert str(weight_skew({"class_weights": ["1", "0"]}, [400, 20], ["a", "b"])) == (
+        "--class-weights gives b no share of the loss"
+    )

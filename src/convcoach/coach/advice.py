@@ -4,12 +4,15 @@ effect and keeps at most three, in the rules' ranked order."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..data.augment import AUGMENTS
+from ..errors import ConfigError
 from ..registry import parse_spec
+from ..train.class_weights import parse_class_weights
 
 MAX_FIXES = 3
 OPTION = re.compile(r"--([a-z][a-z0-9-]*)[ =]([^\s;)]+)")
@@ -204,3 +207,40 @@ def imbalance_compensation(options: dict[str, Any]) -> str | None:
     if weights != ["none"]:
         return f"--class-weights {','.join(weights)}"
     return "--sampler balanced" if options.get("sampler") == "balanced" else None
+
+
+SKEWED_WEIGHTS = 10  # one class's share of the loss this many times another's
+
+
+@dataclass
+class WeightSkew:
+    """Explicit --class-weights that give one class far more of the loss than another."""
+
+    heavy: str
+    light: str
+    ratio: float  # inf where a class has weight 0
+
+    def __str__(self) -> str:
+        if math.isinf(self.ratio):
+            return f"--class-weights gives {self.light} no share of the loss"
+        return f"--class-weights gives {self.heavy} {self.ratio:.0f}x the loss share of {self.light}"
+
+
+def weight_skew(options: dict[str, Any], counts: list[int] | None, names: list[str]) -> WeightSkew | None:
+    """The heaviest and lightest class by loss share (weight x training count) under explicit
+    --class-weights, when one is SKEWED_WEIGHTS times the other: weights that undo an imbalance
+    (inverse frequency) give every class the same share and are not skewed."""
+    try:
+        weights = parse_class_weights([str(v) for v in options.get("class_weights") or ["none"]])
+    except ConfigError:
+        return None
+    if isinstance(weights, str):
+        return None
+    counts = counts or [1] * len(weights)
+    if len(counts) != len(weights) or len(names) != len(weights):
+        return None
+    shares = [w * n for w, n in zip(weights, counts)]
+    heavy = max(range(len(shares)), key=shares.__getitem__)
+    light = min(range(len(shares)), key=shares.__getitem__)
+    ratio = shares[heavy] / shares[light] if shares[light] > 0 else math.inf
+    return WeightSkew(names[heavy], names[light], ratio) if ratio >= SKEWED_WEIGHTS else None

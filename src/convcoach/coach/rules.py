@@ -10,6 +10,7 @@ import math
 from ..config import TrainConfig
 from ..train.lr_finder import ADAPTIVE
 from ..train.optim import DEFAULT_LR
+from .advice import weight_skew
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 
@@ -669,6 +670,8 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     fit = train_fit(facts)
     if any(f.severity != "info" for f in found) or fit is None or fit >= 0.8 or _flat(facts):
         return None
+    if weight_skew(facts.options, facts.train_counts, list(facts.test_per_class or {})):
+        return None  # a loss weighted to favor some classes trades accuracy away: classes_missed reads it
     if facts.late_drop is None or facts.late_drop >= 0.05:
         return None
     options = facts.options

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from .advice import weight_skew
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 from .rules import _pct
@@ -85,14 +86,22 @@ def classes_missed(facts: Facts, found: list[Finding]) -> Finding | None:
     missed = [name for name, acc in weak.items() if acc < MISSED_CLASS]
     listed = ", ".join(f"{name} {_pct(acc)}" for name, acc in sorted(weak.items(), key=lambda item: item[1]))
     title = "classes the model never predicts right" if missed else "classes the model rarely predicts right"
+    fixes = [
+        "count the images per class (convcoach check: the data check) and add images of these classes",
+        "see which classes take their images: convcoach eval --checkpoint RUN (confusion.png)",
+        "check these classes' labels and images in the training split",
+    ]
+    evidence = f"test accuracy per class: {listed}, against {_pct(overall)} overall"
+    skew = weight_skew(facts.options, facts.train_counts, list(per_class))
+    if skew:  # the loss itself was told to favor some classes
+        title = f"{title}: the class weights favor {skew.heavy}"
+        evidence += f"; {skew}"
+        fixes = ["--class-weights none (every image counts alike)", "--class-weights balanced (by the class counts)"]
     return Finding(
         "classes_missed",
-        "warn" if missed else "info",  # a hard class (Fashion-MNIST's shirts) is rarely right in a healthy run too
+        # a hard class (Fashion-MNIST's shirts) is rarely right in a healthy run too
+        "warn" if missed or skew else "info",
         title,
-        f"test accuracy per class: {listed}, against {_pct(overall)} overall",
-        [
-            "count the images per class (convcoach check: the data check) and add images of these classes",
-            "see which classes take their images: convcoach eval --checkpoint RUN (confusion.png)",
-            "check these classes' labels and images in the training split",
-        ],
+        evidence,
+        fixes,
     )
