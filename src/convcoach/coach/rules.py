@@ -543,11 +543,12 @@ def _stopped_too_soon(facts: Facts) -> Finding | None:
     if not (at_best or facts.lr_held) or (train_fit(facts) or 0.0) >= 0.98:
         return None
     delta = options.get("min_delta") or 0.0
-    why = (
-        f"its last epoch gained {100 * (vals[-1] - vals[-2]):.1f} points, under --min-delta {delta:g}"
-        if at_best and delta
-        else "the LR was still at least half its peak: the schedule had not decayed it"
-    )
+    if at_best and delta:
+        why = f"its last epoch gained {100 * (vals[-1] - vals[-2]):.1f} points, under --min-delta {delta:g}"
+    elif facts.lr_held:
+        why = "the LR was still at least half its peak: the schedule had not decayed it"
+    else:
+        why = "its last epoch matched its best"
     fixes = [f"--patience {max(5, 3 * patience)} (early stopping waits longer)"]
     if at_best and delta:
         fixes.insert(0, "--min-delta 0 (any gain counts)")
