@@ -1624,6 +1624,128 @@ CATALOGUE: list[Fault] = [
         optimizer="adam",
         epochs=8,
     ),
+    # --- fresh, seventh set (session 21): written after fresh6's rule, before its first run ---
+    F(
+        "fresh7_color_shortcut",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet on RGB images whose tint gives the class away in training and validation, not in test",
+        fresh=True,
+        data="color_shortcut",
+    ),
+    F(
+        "fresh7_reg_elastic_1",
+        "regularization",
+        {"over_regularized"},
+        "--reg",
+        "a CNN with an elastic-net penalty of 1",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        reg="elastic:1",
+    ),
+    F(
+        "fresh7_adagrad_lr_3",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "a CNN at Adagrad lr 3",
+        fresh=True,
+        model="cnn",
+        optimizer="adagrad",
+        lr=3.0,
+    ),
+    F(
+        "fresh7_linear_sgd_1e-4",
+        "optimization",
+        {"lr_too_low"},
+        "--lr",
+        "softmax regression at plain SGD lr 1e-4",
+        fresh=True,
+        model="linear",
+        optimizer="sgd",
+        lr=1e-4,
+    ),
+    F(
+        "fresh7_digits_vgg_sgd_lr_50",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "a VGG on digits at plain SGD lr 50",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="vgg",
+        optimizer="sgd",
+        lr=50.0,
+    ),
+    F(
+        "fresh7_digits_duplicated_100",
+        "data",
+        {"duplicated_images"},
+        None,
+        "a CNN on digits whose training split is 100 images repeated",
+        fresh=True,
+        data="digits:duplicated100",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        epochs=6,
+    ),
+    F(
+        "fresh7_deep_mlp_init_0.01",
+        "initialization",
+        {"vanishing"},
+        "--init",
+        "a 6-layer ReLU MLP without norm from N(0, 0.01)",
+        fresh=True,
+        model="mlp",
+        depth=6,
+        norm="none",
+        optimizer="adam",
+        init="normal:0.01",
+    ),
+    F(
+        "fresh7_healthy_cnn_svm_adam",
+        "healthy",
+        set(),
+        what="a CNN with the multiclass SVM loss and Adam",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        loss="svm",
+        label_smoothing=0.0,
+        epochs=5,
+    ),
+    F(
+        "fresh7_healthy_resnet_sampler_balanced",
+        "healthy",
+        set(),
+        what="the ResNet drawing batches class-balanced",
+        fresh=True,
+        sampler="balanced",
+    ),
+    F(
+        "fresh7_healthy_digits_vgg_adam",
+        "healthy",
+        set(),
+        what="a VGG with Adam on digits",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="vgg",
+        optimizer="adam",
+        epochs=6,
+    ),
+    F(
+        "fresh7_healthy_color_random",
+        "healthy",
+        set(),
+        what="the ResNet on RGB images tinted at random in every split",
+        fresh=True,
+        data="color_random",
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -1786,6 +1908,31 @@ def _dim_test(s: Source, rng: np.random.Generator) -> Source:
     return Source(s.x, s.y, tx, s.ty, s.classes)
 
 
+TINTS = (
+    np.array(
+        [(255, 64, 64), (64, 255, 64), (64, 64, 255), (255, 255, 64), (255, 64, 255), (64, 255, 255)]
+        + [(255, 160, 64), (160, 64, 255), (64, 160, 255), (200, 200, 200)],
+        dtype=np.float32,
+    )
+    / 255
+)
+
+
+def _tint(x: np.ndarray, colors: np.ndarray) -> np.ndarray:
+    """Grey (N, 1, H, W) images times one RGB colour each: (N, 3, H, W)."""
+    return (x.astype(np.float32) * colors[:, :, None, None]).round().astype(np.uint8)
+
+
+def _color_shortcut(s: Source, rng: np.random.Generator) -> Source:
+    test = TINTS[rng.integers(0, 10, len(s.ty))]
+    return Source(_tint(s.x, TINTS[s.y]), s.y, _tint(s.tx, test), s.ty, s.classes)
+
+
+def _color_random(s: Source, rng: np.random.Generator) -> Source:
+    train, test = TINTS[rng.integers(0, 10, len(s.y))], TINTS[rng.integers(0, 10, len(s.ty))]
+    return Source(_tint(s.x, train), s.y, _tint(s.tx, test), s.ty, s.classes)
+
+
 def _rolled_test(s: Source, rng: np.random.Generator) -> Source:
     return Source(s.x, s.y, np.roll(s.tx, 8, axis=-1), s.ty, s.classes)
 
@@ -1822,6 +1969,8 @@ DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
     "rolled_test": _rolled_test,
     "dim_test": _dim_test,
     "rare3": _rare("3", 5),
+    "color_shortcut": _color_shortcut,
+    "color_random": _color_random,
     "noise70": _noise(0.7),
     "rare_bag": _rare("Bag", 9),
     "leaked30": _leaked_share(0.3),
@@ -1853,7 +2002,11 @@ def make_data(key: str, folder: Path, source: Source) -> str:
         return _corrupt_folder(folder / key, source, rng)
     made = DATASETS[key.removeprefix("digits:")](source, rng)
     path = folder / f"{key.replace(':', '-')}.npz"
-    np.savez(path, x=made.x[:, 0], y=made.y, x_test=made.tx[:, 0], y_test=made.ty, classes=np.array(made.classes))
+
+    def hw(images: np.ndarray) -> np.ndarray:  # grey as NHW, colour as NHWC
+        return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+
+    np.savez(path, x=hw(made.x), y=made.y, x_test=hw(made.tx), y_test=made.ty, classes=np.array(made.classes))
     return f"npz:{path}"
 
 
