@@ -546,3 +546,26 @@ def test_class_weights_that_favor_one_class_name_the_weights_not_the_nets_size()
     assert str(weight_skew({"class_weights": ["1", "0"]}, [400, 20], ["a", "b"])) == (
         "--class-weights gives b no share of the loss"
     )
+
+
+def test_the_first_loss_is_judged_against_the_runs_own_loss_at_chance():
+    # the multiclass SVM starts near C - 1 = 9, not ln(10): 9.4 is a normal start, 40 is not
+    epochs = [(0.5, 0.5, 1.5), (0.62, 0.62, 1.3), (0.7, 0.71, 1.2)]
+    normal = _run({"loss": "svm"}, losses=[9.4] + [9.0 - 0.09 * i for i in range(89)], epochs=epochs)
+    assert "exploding" not in normal.causes
+    wild = _run({"loss": "svm"}, losses=[40.0] + [9.0 - 0.09 * i for i in range(89)], epochs=epochs)
+    exploding = next(f for f in wild.findings if f.cause == "exploding")
+    assert exploding.evidence.startswith("the loss at iteration 1 is 40 against 10 - 1 = 9 for an untrained net")
+
+
+def test_a_net_at_chance_whose_small_steps_barely_lowered_the_loss_has_too_low_an_lr():
+    updates = [{"kind": "monitor", "monitor": "updates", "step": 50, "layers": {"0": {"update_ratio": 7.8e-5}}}]
+    at_chance = [(0.12, 0.107, 2.9), (0.11, 0.105, 2.9), (0.105, 0.107, 2.9)]
+    losses = [3.2 - 0.19 * i / 89 for i in range(90)]  # 6% lower over the run: not flat, yet nothing learned
+    fit = {"train_accuracy_by_mode": {"eval": 0.105}}
+    top = _run({"model": "linear", "optimizer": "sgd"}, losses=losses, epochs=at_chance, monitors=updates, summary=fit)
+    assert top.findings[0].cause == "lr_too_low"
+    # the same small steps on a net that learned: no verdict on the LR
+    learned = [(0.6, 0.6, 1.2), (0.7, 0.7, 1.0), (0.75, 0.74, 0.9)]
+    fits = {"train_accuracy_by_mode": {"eval": 0.75}}
+    assert "lr_too_low" not in _run({}, losses=losses, epochs=learned, monitors=updates, summary=fits).causes

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,16 @@ from ..data.augment import AUGMENTS
 from ..errors import ConfigError
 from ..registry import parse_spec
 from ..train.class_weights import parse_class_weights
+
+# loss name -> (expected initial loss for C classes, how it is written): an untrained net that scores
+# every class alike (the initial_loss check, and the diagnosis's first-loss rule)
+EXPECTED_INITIAL_LOSS: dict[str, tuple[Callable[[int], float], str]] = {
+    "cross_entropy": (math.log, "ln({C})"),
+    "softmax": (math.log, "ln({C})"),
+    "kl": (math.log, "ln({C})"),
+    "svm": (lambda c: c - 1.0, "{C} - 1"),  # every margin is ~1 when all scores are ~0
+    "hinge": (lambda c: c - 1.0, "{C} - 1"),
+}
 
 MAX_FIXES = 3
 OPTION = re.compile(r"--([a-z][a-z0-9-]*)[ =]([^\s;)]+)")

@@ -4,12 +4,10 @@ a batch too small for its statistics, a warm-up the run never finishes, and a sy
 
 from __future__ import annotations
 
-import math
-
 from .advice import strong_regularizers
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
-from .rules import FITS, _pct, train_fit
+from .rules import FITS, _pct, chance_loss, train_fit
 
 SMALL_GAP = 0.05  # train - validation accuracy (or a quarter of the training error) that is not overfitting
 BN_BATCH = 8  # images per process below which BatchNorm's batch statistics are noise
@@ -27,16 +25,13 @@ def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.val_acc is not None and fit - facts.val_acc > max(SMALL_GAP, 0.25 * (1 - fit)):
         return None  # its training error is far below its validation error: overfitting, not held back
     first = strong[0]
-    expected = -math.log(facts.chance) if facts.chance else None
+    expected, written = chance_loss(facts) or (None, "")
     dominated = first.flag == "--reg" and expected and facts.loss_start and facts.loss_start > 10 * expected
     if facts.diverged and not dominated:
         return None  # a divergence is the learning rate's unless the penalty dwarfs the data loss
-    start = (
-        f"; the training loss starts at {facts.loss_start:.3g} against ln({facts.classes}) = {expected:.2g} "
-        "for the data alone"
-        if dominated
-        else ""
-    )
+    start = ""
+    if dominated:
+        start = f"; the training loss starts at {facts.loss_start:.3g} against {written} for the data alone"
     fixes = [f"{first.fix} (the usual value; if training accuracy then rises, {first.flag} was the cause)"]
     fixes += [s.fix for s in strong[1:]]
     return Finding(

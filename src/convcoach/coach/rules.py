@@ -10,7 +10,7 @@ import math
 from ..config import TrainConfig
 from ..train.lr_finder import ADAPTIVE
 from ..train.optim import DEFAULT_LR
-from .advice import weight_skew
+from .advice import EXPECTED_INITIAL_LOSS, weight_skew
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 
@@ -137,9 +137,20 @@ def _normal_inputs(facts: Facts) -> bool:
     return abs(facts.input_mean) <= 0.25 and 0.5 <= std <= 2.0
 
 
+def chance_loss(facts: Facts) -> tuple[float, str] | None:
+    """The loss of an untrained net that scores every class alike, and how it is written ("ln(10) = 2.3";
+    "10 - 1 = 9" for the multiclass SVM), for the run's --loss."""
+    known = EXPECTED_INITIAL_LOSS.get(str(facts.options.get("loss") or "cross_entropy"))
+    if not facts.classes or known is None:
+        return None
+    value = known[0](facts.classes)
+    return value, f"{known[1].format(C=facts.classes)} = {value:.2g}"
+
+
 def _init_blowup(facts: Facts) -> list[str]:
     evidence = []
-    expected = -math.log(facts.chance) if facts.chance else None
+    chance = chance_loss(facts)
+    expected, written = chance if chance else (None, "")
     first = facts.loss_first
     if (
         expected
@@ -149,7 +160,7 @@ def _init_blowup(facts: Facts) -> list[str]:
         and _normal_inputs(facts)
     ):
         evidence.append(
-            f"the loss at iteration 1 is {first:.3g} against ln({facts.classes}) = {expected:.2g} for an untrained "
+            f"the loss at iteration 1 is {first:.3g} against {written} for an untrained "
             "net that guesses evenly: the initial weights make it confidently wrong"
         )
     if facts.saturated_max is not None and facts.saturated_max >= 0.5:
@@ -232,9 +243,8 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     evidence = []
     if ratio is not None and ratio > HEALTHY_UPDATE[1]:
         evidence.append(f"each step changes the weights by {ratio:.2g} of their norm (healthy ~1e-3)")
-    blown = (
-        facts.val_loss_max is not None and facts.chance and facts.val_loss_max > LOSS_BLOWUP * -math.log(facts.chance)
-    )
+    chance = chance_loss(facts)
+    blown = facts.val_loss_max is not None and chance is not None and facts.val_loss_max > LOSS_BLOWUP * chance[0]
     if blown:
         evidence.append(f"the validation loss reached {facts.val_loss_max:.3g}")
     died = facts.dead_max is not None and facts.dead_max >= 0.5 and (facts.dead_rise or 0.0) >= 0.4
@@ -494,11 +504,14 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
         return clipped
     if ended := _schedule_ended(facts):
         return ended
-    if not _flat(facts):
+    ratio = facts.update_ratio
+    # a loss that barely moves; or one that moves little (under 3x FLAT) while the net is still at
+    # chance and its steps are below the healthy size
+    slow = facts.loss_drop is not None and facts.loss_drop < 3 * FLAT and ratio is not None
+    if not (_flat(facts) or (slow and ratio < HEALTHY_UPDATE[0] and _at_chance(facts))):
         return None
     if facts.loss_drop is not None and facts.loss_drop < -FLAT:
         return None  # a rising loss is not a too-small step
-    ratio = facts.update_ratio
     if ratio is not None and ratio >= HEALTHY_UPDATE[0]:
         return None
     updates = (

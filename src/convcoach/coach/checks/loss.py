@@ -8,7 +8,7 @@ noise that the first steps do not keep, not a property of the init."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -18,19 +18,12 @@ import torch.nn as nn
 from ...models.dropconnect import DropConnectLinear
 from ...registry import parse_spec
 from ...train.regularizers import Penalty, parse_reg, penalized_parameters
+from ..advice import EXPECTED_INITIAL_LOSS
 from ..check_report import CheckResult
 from ..context import CheckContext
 from . import CHECKS
 from .dataset import MEAN_TOLERANCE, STD_RANGE
 
-# loss name -> (expected initial loss for C classes, how it is written)
-EXPECTED_INITIAL_LOSS: dict[str, tuple[Callable[[int], float], str]] = {
-    "cross_entropy": (math.log, "ln({C})"),
-    "softmax": (math.log, "ln({C})"),
-    "kl": (math.log, "ln({C})"),
-    "svm": (lambda c: c - 1.0, "{C} - 1"),  # every margin is ~1 when all scores are ~0
-    "hinge": (lambda c: c - 1.0, "{C} - 1"),
-}
 # |loss - expected| allowed: relative + absolute, since a few classes give a small ln(C) that
 # He-initialized scores (std ~1) move by a few tenths without any bug
 PASS_TOLERANCE, WARN_TOLERANCE = (0.15, 0.25), (1.0, 0.0)  # warn up to twice the expected loss

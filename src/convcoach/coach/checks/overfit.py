@@ -13,10 +13,11 @@ import torch
 import torch.nn as nn
 
 from ...data.splits import stratified_subset
+from ..advice import EXPECTED_INITIAL_LOSS
 from ..check_report import CheckResult
 from ..context import CheckContext, train_steps
 from . import CHECKS
-from .loss import EXPECTED_INITIAL_LOSS, channel_moments, init_fix, input_cause, without_dropout
+from .loss import channel_moments, init_fix, input_cause, without_dropout
 from .lr_sweep import batch_factor
 
 HEALTHY, HEALTHY_UPDATE = 1e-3, (1e-4, 3e-2)  # update/weight ratio per step: ~1e-3 (cs231n), the diagnosis's bounds
