@@ -569,3 +569,17 @@ def test_a_net_at_chance_whose_small_steps_barely_lowered_the_loss_has_too_low_a
     learned = [(0.6, 0.6, 1.2), (0.7, 0.7, 1.0), (0.75, 0.74, 0.9)]
     fits = {"train_accuracy_by_mode": {"eval": 0.75}}
     assert "lr_too_low" not in _run({}, losses=losses, epochs=learned, monitors=updates, summary=fits).causes
+
+
+def test_batchnorm_statistics_a_few_steps_old_are_the_short_runs_not_an_eval_mismatch():
+    summary = {"train_accuracy_by_mode": {"train": 0.56, "eval": 0.31}, "model_facts": {"batchnorm_momentum": 0.1}}
+    epochs = [(0.2, 0.2, 2.2), (0.3, 0.28, 2.0), (0.4, 0.3, 1.9), (0.5, 0.31, 1.8)]
+    short = _run({"epochs": 4}, losses=[2.4 - 0.1 * i for i in range(8)], epochs=epochs, summary=summary)
+    assert (short.findings[0].cause, short.findings[0].severity) == ("too_short", "warn")
+    assert "eval_mismatch" not in short.causes
+    # frozen running statistics (momentum ~0) are a mismatch however short the run
+    frozen = {**summary, "model_facts": {"batchnorm_momentum": 0.0}}
+    assert (
+        _run({"epochs": 4}, losses=[2.4 - 0.1 * i for i in range(8)], epochs=epochs, summary=frozen).findings[0].cause
+        == "eval_mismatch"
+    )

@@ -368,6 +368,8 @@ def eval_mismatch(facts: Facts, found: list[Finding]) -> Finding | None:
     if _found(found, "bn_small_batch", "lr_too_high", "over_regularized"):
         return None
     momentum = facts.batchnorm_momentum
+    if facts.iterations < MIN_ITERATIONS and (momentum is None or momentum >= 0.01):
+        return None  # running statistics a few steps from their init: too_short names the cause
     fixes = []
     if momentum is not None and momentum < 0.01:
         fixes.append(
