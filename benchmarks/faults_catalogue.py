@@ -1922,12 +1922,17 @@ class Source:
     classes: list[str] = field(default_factory=list)
 
 
-def fashion(n_train: int = 3000, n_test: int = 1000, seed: int = 0) -> Source:
+def _raw(name: str) -> Any:
+    """A built-in source as convcoach reads it (its own train/test split)."""
     from convcoach.config import TrainConfig
     from convcoach.data.bundle import SourceOptions
     from convcoach.data.sources import SOURCES
 
-    raw = SOURCES.get("fashion-mnist")(None, SourceOptions.from_config(TrainConfig()))
+    return SOURCES.get(name)(None, SourceOptions.from_config(TrainConfig()))
+
+
+def fashion(n_train: int = 3000, n_test: int = 1000, seed: int = 0) -> Source:
+    raw = _raw("fashion-mnist")
     rng = np.random.default_rng(seed)
     pick = rng.permutation(len(raw.train_y))[:n_train]
     test = rng.permutation(len(raw.test_y))[:n_test]
@@ -1936,11 +1941,7 @@ def fashion(n_train: int = 3000, n_test: int = 1000, seed: int = 0) -> Source:
 
 def digits() -> Source:
     """sklearn's digits as convcoach loads them: 0-255, its fixed 80/20 split."""
-    from convcoach.config import TrainConfig
-    from convcoach.data.bundle import SourceOptions
-    from convcoach.data.sources import SOURCES
-
-    raw = SOURCES.get("digits")(None, SourceOptions.from_config(TrainConfig()))
+    raw = _raw("digits")
     return Source(raw.train_x, raw.train_y, raw.test_x, raw.test_y, list(raw.classes))
 
 
