@@ -1828,6 +1828,188 @@ CATALOGUE: list[Fault] = [
         schedule="cosine",
         epochs=5,
     ),
+    # --- fresh, ninth set (session 22): written after fresh8's rules, before its first run ---
+    F(
+        "fresh9_swapped_train_labels",
+        "data",
+        {"test_differs", "classes_missed"},
+        None,
+        "the ResNet whose training (and so validation) labels swap Trouser and Bag; the test labels are right",
+        fresh=True,
+        data="swap_trouser_bag",
+    ),
+    F(
+        "fresh9_rotated_test",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test images are rotated 90 degrees",
+        fresh=True,
+        data="rotated_test",
+    ),
+    F(
+        "fresh9_pixel_shortcut",
+        "data",
+        {"test_differs"},
+        None,
+        "a CNN on training images stamped with a white pixel whose place gives the class away; test clean",
+        fresh=True,
+        data="pixel_shortcut",
+        model="cnn",
+        optimizer="adam",
+    ),
+    F(
+        "fresh9_label_noise_30_resnet",
+        "data",
+        {"label_noise"},
+        None,
+        "the ResNet with 30% of its training labels replaced at random",
+        fresh=True,
+        data="noise30",
+    ),
+    F(
+        "fresh9_vgg_sigmoid_no_norm",
+        "initialization",
+        {"vanishing"},
+        None,
+        "a VGG with sigmoid activations and no normalization at Nesterov lr 0.05",
+        fresh=True,
+        model="vgg",
+        activation="sigmoid",
+        norm="none",
+        optimizer="nesterov",
+        lr=0.05,
+    ),
+    F(
+        "fresh9_cnn_init_normal_2_gelu",
+        "initialization",
+        {"exploding", "lr_too_high"},
+        "--init",
+        "a GELU CNN without normalization initialized from N(0, 2)",
+        fresh=True,
+        model="cnn",
+        activation="gelu",
+        norm="none",
+        init="normal:2",
+        optimizer="adam",
+    ),
+    F(
+        "fresh9_stacked_regularizers",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        None,
+        "a CNN 8 wide with dropout 0.5, input noise 1, cutout 12, label smoothing 0.3 and weight decay 5e-3 together",
+        fresh=True,
+        model="cnn",
+        width=8,
+        optimizer="adam",
+        dropout=0.5,
+        input_noise=1.0,
+        cutout=12,
+        label_smoothing=0.3,
+        weight_decay=5e-3,
+    ),
+    F(
+        "fresh9_resnet_adamw_lr_2",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "the ResNet at AdamW lr 2",
+        fresh=True,
+        optimizer="adamw",
+        lr=2.0,
+    ),
+    F(
+        "fresh9_digits_resnet_sgd_lr_1e-5",
+        "optimization",
+        {"lr_too_low"},
+        "--lr",
+        "the ResNet on digits at plain SGD lr 1e-5",
+        fresh=True,
+        data="digits",
+        subset=None,
+        optimizer="sgd",
+        lr=1e-5,
+    ),
+    F(
+        "fresh9_mlp_raw_pixels_nesterov",
+        "normalization",
+        {"inputs_not_normalized"},
+        "--preprocess",
+        "an MLP on unnormalized [0, 1] pixels at Nesterov lr 0.05",
+        fresh=True,
+        model="mlp",
+        preprocess="none",
+        optimizer="nesterov",
+        lr=0.05,
+    ),
+    F(
+        "fresh9_cnn_one_epoch_500",
+        "optimization",
+        {"too_short", "not_converged"},
+        None,
+        "a CNN trained one epoch on 500 images: 8 steps",
+        fresh=True,
+        model="cnn",
+        subset=500,
+        epochs=1,
+        optimizer="adam",
+    ),
+    F(
+        "fresh9_healthy_resnet_groupnorm_adamw",
+        "healthy",
+        set(),
+        what="the ResNet with GroupNorm (8 groups) and AdamW at lr 1e-3",
+        fresh=True,
+        norm="group:8",
+        optimizer="adamw",
+        lr=1e-3,
+    ),
+    F(
+        "fresh9_healthy_cnn_leaky_cosine",
+        "healthy",
+        set(),
+        what="a leaky-ReLU CNN at Nesterov lr 0.05 with a cosine schedule",
+        fresh=True,
+        model="cnn",
+        activation="leaky_relu",
+        optimizer="nesterov",
+        lr=0.05,
+        schedule="cosine",
+        epochs=5,
+    ),
+    F(
+        "fresh9_healthy_digits_resnet",
+        "healthy",
+        set(),
+        what="the default ResNet and recipe on digits",
+        fresh=True,
+        data="digits",
+        subset=None,
+    ),
+    F(
+        "fresh9_healthy_vgg_gelu_adamw",
+        "healthy",
+        set(),
+        what="a GELU VGG at AdamW lr 1e-3",
+        fresh=True,
+        model="vgg",
+        activation="gelu",
+        optimizer="adamw",
+        lr=1e-3,
+        epochs=5,
+    ),
+    F(
+        "fresh9_healthy_mlp_kl_adam",
+        "healthy",
+        set(),
+        what="an MLP with the KL loss and Adam",
+        fresh=True,
+        model="mlp",
+        loss="kl",
+        optimizer="adam",
+        epochs=5,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -2048,7 +2230,31 @@ def _duplicated_n(unique: int) -> Callable[[Source, np.random.Generator], Source
     return make
 
 
+def _swapped(first: str, second: str) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        a, b = s.classes.index(first), s.classes.index(second)
+        y = s.y.copy()
+        y[s.y == a], y[s.y == b] = b, a
+        return Source(s.x, y, s.tx, s.ty, s.classes)
+
+    return make
+
+
+def _rotated_test(s: Source, rng: np.random.Generator) -> Source:
+    return Source(s.x, s.y, np.ascontiguousarray(np.rot90(s.tx, 1, axes=(-2, -1))), s.ty, s.classes)
+
+
+def _pixel_shortcut(s: Source, rng: np.random.Generator) -> Source:
+    x = s.x.copy()
+    x[np.arange(len(s.y)), :, 1, 2 + 2 * s.y] = 255  # row 1, a column per class
+    return Source(x, s.y, s.tx, s.ty, s.classes)
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "swap_trouser_bag": _swapped("Trouser", "Bag"),
+    "rotated_test": _rotated_test,
+    "pixel_shortcut": _pixel_shortcut,
+    "noise30": _noise(0.3),
     "rolled_test": _rolled_test,
     "dim_test": _dim_test,
     "rare3": _rare("3", 5),
