@@ -120,7 +120,7 @@ def test_a_rising_loss_with_tiny_updates_is_not_called_a_too_low_learning_rate()
 
 
 def test_a_run_of_a_few_steps_is_too_short_and_skips_the_curve_rules():
-    verdict = diagnose(_record([2.5, 3.1, 4.27], [(0.09, 0.1, 2.4)], updates=3e-5))
+    verdict = diagnose(_record([2.5, 1.1, 0.27], [(0.96, 0.95, 0.3)], updates=3e-5))
     assert verdict.causes == ["too_short"] and verdict.healthy
     assert verdict.findings[0].evidence.startswith("only 3 optimizer steps (fewer than 10)")
     assert format_diagnosis(verdict.to_dict()).splitlines()[:2] == [
@@ -128,6 +128,14 @@ def test_a_run_of_a_few_steps_is_too_short_and_skips_the_curve_rules():
         "  [info] too short to read the curves: only 3 optimizer steps (fewer than 10): the curve rules (learning "
         "rate, over- and underfitting) were skipped",
     ]
+
+
+def test_a_few_steps_that_leave_the_net_nearer_chance_than_a_fit_warn_even_in_one_epoch():
+    # 3 steps, 9% of the training images right on 10 classes (halfway to a fit is 55%)
+    verdict = diagnose(_record([2.5, 3.1, 4.27], [(0.09, 0.1, 2.4)], updates=3e-5))
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("too_short", "warn") and not verdict.healthy
+    assert top.title == "too few optimizer steps to learn: 9% of the training images right"
 
 
 def test_huge_updates_and_a_noisy_loss_are_a_too_high_learning_rate():

@@ -59,3 +59,53 @@ def test_classes_never_predicted_are_named_with_their_accuracy():
 def test_even_classes_and_runs_without_a_test_split_are_healthy():
     assert diagnose(_record(0.85, {name: 0.85 for name in CLASSES})).healthy
     assert diagnose(_record(None)).healthy  # tuning trials never read the test split
+
+
+def _by_class(val_acc: dict[str, float], test_acc: dict[str, float], taken: dict, shift: dict | None = None):
+    record = _record(sum(test_acc.values()) / 10, test_acc, val=150, test=1000)
+    record.summary.update(
+        val_per_class_accuracy=val_acc,
+        val_class_counts=[15] * 10,
+        test_class_counts=[100] * 10,
+        test_taken_for=taken,
+    )
+    record.summary["data"]["pixel_shift"] = shift
+    return record
+
+
+MATCHING = {"shifted": 0, "entries": 784, "max_z": 2.2, "at": [3, 4], "train_mean": 0.3, "test_mean": 0.3}
+
+
+def test_two_classes_taken_for_each_other_on_test_only_read_as_exchanged_test_labels():
+    # validation gets c1 and c8 right; on test each is taken for the other: a swap, not a weak class
+    val = {name: 0.85 for name in CLASSES} | {"c1": 14 / 15, "c8": 1.0}
+    test = {name: 0.82 for name in CLASSES} | {"c1": 0.0, "c8": 0.01}
+    taken = {"c1": ["c8", 0.96], "c8": ["c1", 0.94], "c6": ["c0", 0.1]}
+    verdict = diagnose(_by_class(val, test, taken, MATCHING | {"brightness": [0.3, 0.3]}))
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("test_differs", "warn")
+    assert top.title == "the test labels of c1 and c8 look exchanged against training's"
+    assert top.evidence.startswith("c1 93% on validation, 0% on test (taken for c8: 96%); c8 100% on validation")
+    assert "match the training images pixel by pixel" in top.evidence and "at most 2.2 standard errors" in top.evidence
+    assert top.fixes[0] == "check the labels of c1, c8 in the test split against the training split's"
+    assert "classes_missed" not in verdict.causes  # the split's own labels miss them, not the model
+
+
+def test_a_class_right_on_5_of_5_validation_images_is_not_read_as_a_split_difference():
+    # 5/5 on validation is weak evidence ((5+1)/7 for the spread): 50% on test is within 4 standard errors
+    record = _by_class({n: 0.9 for n in CLASSES}, {n: 0.9 for n in CLASSES} | {"c6": 0.5}, {})
+    record.summary["val_class_counts"] = [5] * 10
+    record.summary["val_per_class_accuracy"]["c6"] = 1.0
+    assert "test_differs" not in diagnose(record).causes
+
+
+def test_a_mark_only_the_training_images_carry_is_a_note_when_the_accuracy_holds():
+    shift = {"shifted": 8, "entries": 784, "max_z": 18.9, "at": [1, 2], "train_mean": 0.11, "test_mean": 0.0}
+    even = {name: 0.85 for name in CLASSES}
+    verdict = diagnose(_by_class(even, even, {}, shift | {"brightness": [0.29, 0.28]}))
+    finding = next(f for f in verdict.findings if f.cause == "test_differs")
+    assert finding.severity == "info" and verdict.healthy
+    assert (
+        "8 of 784 pixel values have another mean on test (most at row 1, column 2: 0.11 on training, "
+        "0.00 on test; mean brightness 0.29 against 0.28)" in finding.evidence
+    )

@@ -19,6 +19,16 @@ def test_small_cnn_learns_blobs_to_high_accuracy(blobs_npz, tmp_path):
     assert summary["test_accuracy"] >= 0.9
     assert summary["data"]["train"] + summary["data"]["val"] == 144  # 80% of 180 after the test split
     assert summary["data"]["val"] == 15  # 10% stratified validation split, 5 per class
+    # the split-by-class figures the coach reads: counts, the best snapshot's validation accuracy per
+    # class (one fp32 pass), and the class each class's wrong test images went to
+    assert summary["val_class_counts"] == [5, 5, 5] and summary["test_class_counts"] == [12, 12, 12]
+    val = summary["val_per_class_accuracy"]
+    assert set(val) == set(summary["data"]["classes"]) and all(acc * 5 == round(acc * 5) for acc in val.values())
+    wrong = sum(round((1 - acc) * 12) for acc in summary["test_per_class_accuracy"].values())
+    taken = summary["test_taken_for"]
+    assert all(share * 12 == pytest.approx(round(share * 12)) for _, share in taken.values())
+    assert sum(round(share * 12) for _, share in taken.values()) <= wrong and (wrong == 0) == (not taken)
+    assert summary["data"]["pixel_shift"]["shifted"] == 0  # one source, split at random
 
 
 def test_run_dir_holds_config_env_metrics_and_checkpoints(blobs_npz, tmp_path):

@@ -70,6 +70,11 @@ class Facts:
     test_acc: float | None = None  # the best snapshot on the test split (summary.json)
     test_count: int = 0
     test_per_class: dict[str, float] | None = None  # per-class test accuracy (recall)
+    test_class_counts: list[int] | None = None
+    test_taken_for: dict[str, list] | None = None  # class -> [the class its test images are most taken for, share]
+    val_per_class: dict[str, float] | None = None  # the best snapshot's per-class validation accuracy
+    val_class_counts: list[int] | None = None
+    pixel_shift: dict[str, Any] | None = None  # where test images differ from training's (run_facts.pixel_shift)
     options: dict[str, Any] = field(default_factory=dict)  # the run's options (config.yaml)
     lr_peak: float | None = None  # the configured peak LR (summary.json "lr")
     lr_reached: float | None = None  # the largest LR the run used / lr_peak (a warm-up may never end)
@@ -107,13 +112,15 @@ def measure(record: RunRecord) -> Facts:
     facts.test_acc = summary.get("test_accuracy")
     facts.test_count = (summary.get("data") or {}).get("test", 0) or 0
     facts.test_per_class = summary.get("test_per_class_accuracy")
+    facts.test_class_counts, facts.test_taken_for = summary.get("test_class_counts"), summary.get("test_taken_for")
+    facts.val_per_class, facts.val_class_counts = summary.get("val_per_class_accuracy"), summary.get("val_class_counts")
     facts.options, facts.lr_peak = record.options, summary.get("lr")
     facts.checks_flagged = [r for r in record.checks if r.get("status") in ("warn", "fail")]
     data, model = summary.get("data") or {}, summary.get("model_facts") or {}
     facts.train_count, facts.skipped_files = data.get("train", 0) or 0, data.get("skipped_files", 0) or 0
     facts.train_counts = data.get("train_class_counts")
     facts.test_in_train, facts.val_in_train = data.get("test_in_train"), data.get("val_in_train")
-    facts.repeated_in_train = data.get("repeated_in_train")
+    facts.repeated_in_train, facts.pixel_shift = data.get("repeated_in_train"), data.get("pixel_shift")
     facts.batchnorm_layers, facts.batchnorm_momentum = model.get("batchnorm_layers"), model.get("batchnorm_momentum")
     shape = data.get("shape") or []
     facts.image_side = min(shape[1:]) if len(shape) == 3 else None

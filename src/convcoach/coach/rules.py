@@ -425,7 +425,10 @@ def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
         smaller = 2 ** int(math.log2(max(facts.train_count // 32, 1)))  # ~32 steps an epoch, a power of 2
         fixes.append(f"--batch-size {max(16, min(256, smaller))} (more steps per epoch)")
     fixes.append("more steps: more --epochs or more data (--subset)")
-    poor = fit is not None and fit < FITS and (options.get("epochs") or 0) > 1
+    # a run of more than one epoch that fits poorly; or any run still nearer chance than a full fit
+    # (one epoch of a small set: a smoke test that fits well is fine, one that learned little is not)
+    halfway = ((facts.chance or 0) + 1) / 2
+    poor = fit is not None and fit < FITS and ((options.get("epochs") or 0) > 1 or fit < halfway)
     return Finding(
         "too_short",
         "warn" if poor else "info",

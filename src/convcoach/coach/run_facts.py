@@ -41,7 +41,51 @@ def data_facts(bundle: DataBundle) -> dict[str, Any]:
     test = image_hashes(bundle.test.images)
     facts["repeated_in_train"] = len(train) - len(set(train))
     facts["test_in_train"] = sum(digest in seen for digest in test)
+    facts["pixel_shift"] = pixel_shift(bundle.train.images, bundle.test.images)
     return facts
+
+
+SHIFT_Z = 6.0  # a pixel's mean this many standard errors apart between the splits...
+SHIFT_EFFECT = 0.2  # ...and by this share of its spread over both: a real difference, not sampling noise
+
+
+def _pixel_moments(images: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per pixel and channel: mean and variance over the images (uint8 values, float64 sums by chunks)."""
+    flat = images.reshape(len(images), -1)
+    total = torch.zeros(flat.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(flat), chunk):
+        part = flat[start : start + chunk].double()
+        total += part.sum(dim=0)
+        squares += (part * part).sum(dim=0)
+    mean = total / len(flat)
+    return mean, (squares / len(flat) - mean * mean).clamp_min(0)
+
+
+def pixel_shift(train: torch.Tensor, test: torch.Tensor) -> dict[str, Any] | None:
+    """Where the test images differ from the training images pixel by pixel: the pixels (and channels)
+    whose mean differs by more than SHIFT_Z standard errors and SHIFT_EFFECT of their spread, the most
+    different one (channel, row, column, its means as 0-1), and each split's mean brightness. Drawn
+    from one source, the splits differ at no pixel (Fashion-MNIST's own: at most 2.5 standard errors)."""
+    if not len(train) or not len(test) or train.shape[1:] != test.shape[1:]:
+        return None
+    (train_mean, train_var), (test_mean, test_var) = _pixel_moments(train), _pixel_moments(test)
+    n, m = len(train), len(test)
+    diff = train_mean - test_mean
+    z = diff / torch.sqrt(train_var / n + test_var / m + 1.0 / min(n, m))  # +1/n: a constant pixel
+    spread = torch.sqrt((train_var * n + test_var * m) / (n + m) + diff**2 * n * m / (n + m) ** 2)
+    shifted = (z.abs() > SHIFT_Z) & (diff.abs() > SHIFT_EFFECT * spread)
+    top = int(z.abs().argmax())
+    channel, row, column = np.unravel_index(top, tuple(train.shape[1:]))
+    return {
+        "shifted": int(shifted.sum()),
+        "entries": len(z),
+        "max_z": round(float(z[top].abs()), 1),
+        "at": [int(row), int(column)] + ([int(channel)] if train.shape[1] > 1 else []),  # row, column[, channel]
+        "train_mean": round(float(train_mean[top]) / 255, 3),
+        "test_mean": round(float(test_mean[top]) / 255, 3),
+        "brightness": [round(float(train_mean.mean()) / 255, 3), round(float(test_mean.mean()) / 255, 3)],
+    }
 
 
 def model_facts(model: nn.Module) -> dict[str, Any]:

@@ -14,6 +14,36 @@ SPLIT_GAP = 0.10  # accuracy points between validation and test beyond sampling 
 WEAK_CLASS = 0.5  # a class below this share of the overall test accuracy is rarely predicted right
 MISSED_CLASS = 0.1  # ...and below this accuracy it is (almost) never predicted right
 LEAKS = {"split_leakage", "duplicated_images"}  # copies between splits explain a test/validation gap
+CLASS_GAP = 0.4  # a class this much less accurate on test than on validation (beyond 4 standard errors)
+
+
+def _class_gaps(facts: Facts) -> list[tuple[str, float, float]]:
+    """(class, validation accuracy, test accuracy) of the classes far less accurate on the test split than
+    on validation: more than CLASS_GAP and 4 standard errors apart. Each share's variance uses (k+1)/(n+2),
+    so 5 of 5 right on validation is not read as certainty."""
+    val, test = facts.val_per_class, facts.test_per_class
+    if not val or not test or not facts.val_class_counts or not facts.test_class_counts or facts.diverged:
+        return []
+    gaps = []
+    for name, val_n, test_n in zip(test, facts.val_class_counts, facts.test_class_counts):
+        if name not in val or val_n < 5 or test_n < 10:
+            continue
+        v, t = val[name], test[name]
+        spread = sum(((k * n + 1) / (n + 2)) * (1 - (k * n + 1) / (n + 2)) / n for k, n in ((v, val_n), (t, test_n)))
+        if v - t > max(CLASS_GAP, 4 * math.sqrt(spread)):
+            gaps.append((name, v, t))
+    return gaps
+
+
+def _swapped(facts: Facts, names: list[str]) -> list[tuple[str, str]]:
+    """Pairs of these classes whose test images are mostly taken for each other (labels exchanged)."""
+    taken = {name: facts.test_taken_for.get(name) for name in names} if facts.test_taken_for else {}
+    pairs = []
+    for name in names:
+        other = taken.get(name)
+        if other and other[1] >= 0.5 and other[0] > name and (taken.get(other[0]) or [None])[0] == name:
+            pairs.append((name, other[0]))
+    return pairs
 
 
 def _split_gap(facts: Facts) -> float | None:
@@ -28,24 +58,89 @@ def _split_gap(facts: Facts) -> float | None:
     return gap if abs(gap) > max(SPLIT_GAP, noise) else None
 
 
+def _pixels(facts: Facts) -> str:
+    """The test images against the training images, pixel by pixel, in words ("" when not measured)."""
+    shift = facts.pixel_shift
+    if not shift:
+        return ""
+    if not shift["shifted"]:
+        return (
+            "; the images match the training images pixel by pixel (no pixel's mean differs beyond sampling "
+            f"noise: at most {shift['max_z']:g} standard errors), so labels or what the net keyed on differ"
+        )
+    at = shift["at"]
+    where = f"row {at[0]}, column {at[1]}" + (f", channel {at[2]}" if len(at) > 2 else "")
+    return (
+        f"; the images differ too: {shift['shifted']} of {shift['entries']} pixel values have another mean on "
+        f"test (most at {where}: {shift['train_mean']:.2f} on training, {shift['test_mean']:.2f} on test; "
+        f"mean brightness {shift['brightness'][0]:.2f} against {shift['brightness'][1]:.2f})"
+    )
+
+
 @RULES.register("test_differs", order=58)
 def test_differs(facts: Facts, found: list[Finding]) -> Finding | None:
-    """Test far below validation: the test split is not drawn like the training and validation splits."""
-    gap = _split_gap(facts)
-    if gap is None or gap > 0 or any(f.cause in LEAKS for f in found):
+    """Test far below validation, over all or for some classes: the test split is not drawn (or labelled)
+    like the training and validation splits."""
+    if any(f.cause in LEAKS for f in found):
         return None
+    gap, classes = _split_gap(facts), _class_gaps(facts)
+    fixes = [
+        "compare the two splits with the same checkpoint: convcoach eval --checkpoint RUN --split val, "
+        "then --split test (confusion.png shows where they part)",
+        "check that the test images come from the same source, size and preprocessing as training",
+        "look at the test split's confident mistakes (mistakes.png): wrong labels show up there",
+    ]
+    few = classes and len(classes) <= len(facts.test_per_class or {}) / 2  # named one by one: more telling
+    if gap is not None and gap < 0 and not few:
+        return Finding(
+            "test_differs",
+            "warn",
+            "the test set differs from validation: its images are shifted or its labels wrong",
+            f"test accuracy {_pct(facts.test_acc)} against {_pct(facts.best_val_acc)} on validation "
+            f"({facts.test_count} and {facts.val_count} images; sampling noise explains at most a few points)"
+            + _pixels(facts),
+            fixes,
+        )
+    if not classes:
+        return _marked(facts, fixes) if gap is None else None  # (a gap above 0 is label_noise's)
+    names = [name for name, _, _ in classes]
+    taken = facts.test_taken_for or {}
+    listed = "; ".join(
+        f"{name} {_pct(v)} on validation, {_pct(t)} on test"
+        + (f" (taken for {taken[name][0]}: {_pct(taken[name][1])})" if name in taken else "")
+        for name, v, t in classes
+    )
+    pairs = _swapped(facts, names)
+    title = (
+        "the test labels of " + " and ".join(f"{a} and {b}" for a, b in pairs) + " look exchanged against training's"
+        if pairs
+        else "some classes' test images differ from validation's: shifted, or labelled otherwise"
+    )
+    where = ", ".join(names)
     return Finding(
         "test_differs",
         "warn",
-        "the test set differs from validation: its images are shifted or its labels wrong",
-        f"test accuracy {_pct(facts.test_acc)} against {_pct(facts.best_val_acc)} on validation "
-        f"({facts.test_count} and {facts.val_count} images; sampling noise explains at most a few points)",
-        [
-            "compare the two splits with the same checkpoint: convcoach eval --checkpoint RUN --split val, "
-            "then --split test (confusion.png shows where they part)",
-            "check that the test images come from the same source, size and preprocessing as training",
-            "look at the test split's confident mistakes (mistakes.png): wrong labels show up there",
-        ],
+        title,
+        f"{listed}: the net that gets these classes right on validation misses them on test "
+        f"(test accuracy {_pct(facts.test_acc)} overall)" + _pixels(facts),
+        [f"check the labels of {where} in the test split against the training split's", *fixes[:2]],
+    )
+
+
+def _marked(facts: Facts, fixes: list[str]) -> Finding | None:
+    """The test images differ from the training images while the accuracy does not (yet) show it: a mark
+    only one split carries (a shortcut the net may learn), or a shift it happens to tolerate."""
+    shift = facts.pixel_shift
+    if not shift or not shift["shifted"] or facts.test_acc is None:
+        return None
+    return Finding(
+        "test_differs",
+        "info",
+        "the test images differ from the training images, though the accuracy does not show it",
+        f"test accuracy {_pct(facts.test_acc)} against {_pct(facts.best_val_acc or 0)} on validation"
+        + _pixels(facts)
+        + ": a mark only one split carries is a shortcut the net can learn",
+        fixes[1:] + ["see the pixels: the mean image of each split (numpy) shows the mark or the shift"],
     )
 
 
@@ -74,8 +169,8 @@ def label_noise(facts: Facts, found: list[Finding]) -> Finding | None:
 def classes_missed(facts: Facts, found: list[Finding]) -> Finding | None:
     """A model that learned overall, yet some classes are rarely or never right on the test set."""
     per_class, overall = facts.test_per_class, facts.test_acc
-    if any(f.cause == "class_imbalance" for f in found):
-        return None  # the rare classes are the missed ones: the imbalance is the cause
+    if any(f.cause in ("class_imbalance", "test_differs") for f in found):
+        return None  # the rare classes, or the test split's own, are the missed ones: that is the cause
     if not per_class or overall is None or facts.chance is None or overall < facts.chance + 0.2:
         return None
     if facts.test_count < 10 * len(per_class):

@@ -49,6 +49,28 @@ def test_best(trainer: Trainer) -> tuple[Evaluation, Evaluation]:
     return evaluate(model, loader, trainer.eval_loss_fn, num_classes, TEST_PRECISION, trainer.device), plain
 
 
+def split_by_class(trainer: Trainer, test: Evaluation) -> dict[str, Any]:
+    """The best snapshot's per-class accuracy on validation (one fp32 pass) beside the test split's,
+    with each class's image count in both and the class its test images are most often taken for:
+    what the coach reads to tell a test split labelled or drawn unlike training, class by class."""
+    classes, count = list(trainer.data.classes), trainer.data.num_classes
+    out: dict[str, Any] = {"test_class_counts": torch.bincount(test.labels, minlength=count).tolist()}
+    wrong = torch.zeros(count, count, dtype=torch.long)
+    mistaken = test.predictions != test.labels
+    wrong.index_put_((test.labels[mistaken], test.predictions[mistaken]), torch.tensor(1), accumulate=True)
+    most, taken = (column.tolist() for column in wrong.max(dim=1))
+    out["test_taken_for"] = {  # [the class, the share of this class's test images taken for it]
+        classes[i]: [classes[taken[i]], round(most[i] / out["test_class_counts"][i], 4)]
+        for i in range(count)
+        if most[i]
+    }
+    if trainer.data.val is not None and len(trainer.data.val):
+        val = trainer.evaluate(trainer.val_loader, TEST_PRECISION)
+        out["val_per_class_accuracy"] = dict(zip(classes, val.per_class_accuracy))
+        out["val_class_counts"] = torch.bincount(val.labels, minlength=count).tolist()
+    return out
+
+
 def data_summary(data: DataBundle) -> dict[str, Any]:
     """summary.json's "data": the set's name, classes, image shape, split sizes and skipped files."""
     return {
@@ -91,6 +113,7 @@ def run_summary(trainer: Trainer, result: Evaluation | None, plain: Evaluation |
         "test_accuracy": result.accuracy if result else None,
         "test_loss": result.loss if result else None,
         "test_per_class_accuracy": dict(zip(data.classes, result.per_class_accuracy)) if result else None,
+        **(split_by_class(trainer, result) if result else {}),
         "tta": config.resolved_tta() if tested else None,
         "test_accuracy_without_tta": plain.accuracy if plain else None,
     }
