@@ -2010,6 +2010,163 @@ CATALOGUE: list[Fault] = [
         optimizer="adam",
         epochs=5,
     ),
+    # --- fresh, tenth set (session 22): written after fresh9's rules, before its first run ---
+    F(
+        "fresh10_folder_rare_bag",
+        "data",
+        {"class_imbalance", "classes_missed"},
+        None,
+        "the ResNet on a folder of PNGs with 3 bags against 80 images of each other class",
+        fresh=True,
+        data="folder_rare_bag",
+        subset=None,
+        epochs=6,
+    ),
+    F(
+        "fresh10_test_labels_30_wrong",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test labels are 30% replaced at random (training labels clean)",
+        fresh=True,
+        data="test_noise30",
+    ),
+    F(
+        "fresh10_upside_down_train",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet trained (and validated) on upside-down images, tested on upright ones",
+        fresh=True,
+        data="vflip_train",
+    ),
+    F(
+        "fresh10_tanh_mlp_sgd_lr_3",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "a tanh MLP at plain SGD lr 3",
+        fresh=True,
+        model="mlp",
+        activation="tanh",
+        optimizer="sgd",
+        lr=3.0,
+    ),
+    F(
+        "fresh10_resnet_warmup_5000",
+        "optimization",
+        {"warmup_too_long"},
+        "--warmup",
+        "the default ResNet with a 5000-iteration warm-up in a 124-iteration run",
+        fresh=True,
+        warmup=5000,
+    ),
+    F(
+        "fresh10_resnet_nesterov_decay_0.1",
+        "regularization",
+        {"over_regularized"},
+        "--weight-decay",
+        "the ResNet at Nesterov SGD with weight decay 0.1",
+        fresh=True,
+        optimizer="nesterov",
+        weight_decay=0.1,
+    ),
+    F(
+        "fresh10_linear_adam_lr_10",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "softmax regression at Adam lr 10",
+        fresh=True,
+        model="linear",
+        optimizer="adam",
+        lr=10.0,
+    ),
+    F(
+        "fresh10_digits_deep_sigmoid_mlp",
+        "initialization",
+        {"vanishing"},
+        None,
+        "an 8-layer sigmoid MLP without norm on digits at Nesterov lr 0.05",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="mlp",
+        depth=8,
+        activation="sigmoid",
+        norm="none",
+        optimizer="nesterov",
+        lr=0.05,
+    ),
+    F(
+        "fresh10_cnn_exp_schedule_0.01",
+        "optimization",
+        {"lr_too_low", "not_converged"},
+        "--schedule",
+        "a CNN at Nesterov lr 0.05 whose LR falls 100x every epoch (exp:0.01)",
+        fresh=True,
+        model="cnn",
+        optimizer="nesterov",
+        lr=0.05,
+        schedule="exp:0.01",
+    ),
+    F(
+        "fresh10_healthy_folder_resnet",
+        "healthy",
+        set(),
+        what="the default ResNet on a folder of 1,500 PNGs",
+        fresh=True,
+        data="folder",
+        subset=None,
+    ),
+    F(
+        "fresh10_healthy_resnet_mixup_0.2",
+        "healthy",
+        set(),
+        what="the ResNet at width 32 with Nesterov SGD and mixup 0.2",
+        fresh=True,
+        width=32,
+        optimizer="nesterov",
+        mixup=0.2,
+        epochs=5,
+    ),
+    F(
+        "fresh10_healthy_cnn_elu_rmsprop",
+        "healthy",
+        set(),
+        what="an ELU CNN at RMSprop lr 1e-3",
+        fresh=True,
+        model="cnn",
+        activation="elu",
+        optimizer="rmsprop",
+        lr=1e-3,
+        epochs=5,
+    ),
+    F(
+        "fresh10_healthy_digits_cnn_momentum_cosine",
+        "healthy",
+        set(),
+        what="a CNN on digits at momentum SGD lr 0.05 with a cosine schedule",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="cnn",
+        optimizer="momentum",
+        lr=0.05,
+        schedule="cosine",
+        epochs=8,
+    ),
+    F(
+        "fresh10_healthy_vgg_smoothing_dropout",
+        "healthy",
+        set(),
+        what="a VGG with label smoothing 0.2 and dropout 0.3",
+        fresh=True,
+        model="vgg",
+        label_smoothing=0.2,
+        dropout=0.3,
+        epochs=5,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -2250,7 +2407,23 @@ def _pixel_shortcut(s: Source, rng: np.random.Generator) -> Source:
     return Source(x, s.y, s.tx, s.ty, s.classes)
 
 
+def _test_noise(share: float) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        ty = s.ty.copy()
+        flip = rng.random(len(ty)) < share
+        ty[flip] = rng.integers(0, 10, flip.sum())
+        return Source(s.x, s.y, s.tx, ty, s.classes)
+
+    return make
+
+
+def _vflip_train(s: Source, rng: np.random.Generator) -> Source:
+    return Source(np.ascontiguousarray(s.x[:, :, ::-1]), s.y, s.tx, s.ty, s.classes)
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "test_noise30": _test_noise(0.3),
+    "vflip_train": _vflip_train,
     "swap_trouser_bag": _swapped("Trouser", "Bag"),
     "rotated_test": _rotated_test,
     "pixel_shortcut": _pixel_shortcut,
@@ -2290,6 +2463,10 @@ def make_data(key: str, folder: Path, source: Source) -> str:
         source = digits()
     if key == "corrupt_folder":
         return _corrupt_folder(folder / key, source, rng)
+    if key == "folder":
+        return _corrupt_folder(folder / key, source, rng, per_class=150, corrupt=0.0)
+    if key == "folder_rare_bag":
+        return _corrupt_folder(folder / key, source, rng, per_class=80, corrupt=0.0, counts={"Bag": 3})
     made = DATASETS[key.removeprefix("digits:")](source, rng)
     path = folder / f"{key.replace(':', '-')}.npz"
 
@@ -2300,17 +2477,25 @@ def make_data(key: str, folder: Path, source: Source) -> str:
     return f"npz:{path}"
 
 
-def _corrupt_folder(root: Path, source: Source, rng: np.random.Generator, per_class: int = 60) -> str:
+def _corrupt_folder(
+    root: Path,
+    source: Source,
+    rng: np.random.Generator,
+    per_class: int = 60,
+    corrupt: float = 0.3,
+    counts: dict[str, int] | None = None,
+) -> str:
+    """A class-per-folder tree of PNGs (`per_class` each, or `counts[name]`), `corrupt` of them truncated."""
     from PIL import Image
 
     for label, name in enumerate(source.classes):
         target = root / name.replace("/", "-")
         target.mkdir(parents=True, exist_ok=True)
-        for index in np.flatnonzero(source.y == label)[:per_class]:
+        for index in np.flatnonzero(source.y == label)[: (counts or {}).get(name, per_class)]:
             buffer = io.BytesIO()
             Image.fromarray(source.x[index, 0]).save(buffer, format="PNG")
             data = buffer.getvalue()
-            if rng.random() < 0.3:
+            if rng.random() < corrupt:
                 data = data[: len(data) // 3]  # truncated: unreadable
             (target / f"{index}.png").write_bytes(data)
     return str(root)
