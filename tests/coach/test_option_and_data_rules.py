@@ -583,3 +583,40 @@ def test_batchnorm_statistics_a_few_steps_old_are_the_short_runs_not_an_eval_mis
         _run({"epochs": 4}, losses=[2.4 - 0.1 * i for i in range(8)], epochs=epochs, summary=frozen).findings[0].cause
         == "eval_mismatch"
     )
+
+
+def test_a_schedule_that_ends_the_lr_halfway_is_named_and_a_late_step_cut_is_not():
+    lrs = [0.05 * 0.01 ** (i // 30) for i in range(120)]  # exp:0.01 at 30 iterations an epoch, 4 epochs
+    losses = [2.4 - 1.4 * min(i, 40) / 40 for i in range(120)]
+    fit = {"train_accuracy_by_mode": {"train": 0.78, "eval": 0.78}}
+    epochs = [(0.56, 0.56, 1.2), (0.76, 0.76, 0.7), (0.78, 0.77, 0.7), (0.78, 0.77, 0.7)]
+    top = _run({"schedule": "exp:0.01", "epochs": 4}, losses=losses, lrs=lrs, epochs=epochs, summary=fit).findings[0]
+    assert (top.cause, top.title) == (
+        "lr_too_low",
+        "learning rate too low for much of the run: the schedule decays it too early",
+    )
+    assert top.evidence.startswith("the LR fell under 1% of its peak 50% into the run (--schedule exp:0.01)")
+    # a 10x step schedule that reaches 1% of its peak only for the last epoch of four is not named
+    steps = [0.05 * (1 if i < 60 else 0.1 if i < 90 else 0.0099) for i in range(120)]
+    assert "lr_too_low" not in _run({"schedule": "step:2,3"}, losses=losses, lrs=steps, summary=fit).causes
+
+
+def _overshooting(ratio: float, spikes: bool, fit: float):
+    losses = [1.0 + 0.3 * math.exp(-i / 30) for i in range(90)]
+    for i in range(12, 90, 14):  # 6 jumps to twice the running loss: ~7% of the steps spike
+        losses[i] = 2.2 if spikes else losses[i]
+    updates = [{"kind": "monitor", "monitor": "updates", "step": 50, "layers": {"0": {"update_ratio": ratio}}}]
+    epochs = [(fit - 0.1, fit - 0.1, 0.9), (fit - 0.03, fit - 0.04, 0.8), (fit, fit - 0.03, 0.75)]
+    summary = {"train_accuracy_by_mode": {"train": fit, "eval": fit}, "lr": 3.0}
+    return _run({"optimizer": "sgd", "lr": 3.0}, losses=losses, epochs=epochs, monitors=updates, summary=summary)
+
+
+def test_big_steps_and_a_spiky_loss_together_are_a_too_high_lr_below_a_fit():
+    top = _overshooting(0.0357, True, 0.81).findings[0]
+    assert top.cause == "lr_too_high" and top.fixes[0].startswith("--lr 0.3 (a tenth")
+    assert top.evidence.startswith("each step changes the weights by 0.036 of their norm (healthy ~1e-3)")
+    assert "of the steps jump the loss above 1.5x its recent median" in top.evidence
+    # either sign alone, or both in a net that fits, is not enough
+    assert "lr_too_high" not in _overshooting(0.0357, False, 0.81).causes
+    assert "lr_too_high" not in _overshooting(0.012, True, 0.81).causes
+    assert "lr_too_high" not in _overshooting(0.0357, True, 0.93).causes

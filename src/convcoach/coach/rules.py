@@ -270,6 +270,10 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
         evidence.append(f"{facts.loss_spikes:.0%} of the steps jump the loss above 1.5x its recent median")
     poor = _flat(facts) or (facts.loss_noise or 0) > 0.3 or (facts.train_acc is not None and facts.train_acc < 0.8)
     poor = poor or (bool(stepped) and (train_fit(facts) or 0.0) < FITS)  # the options say why it fits poorly
+    # two signs of overshooting at once (steps past 3e-2 of the weights and a spiky loss) in a net that
+    # fits < 90%: healthy runs here step at ~1e-2 without spikes
+    overshoot = ratio is not None and ratio > HEALTHY_UPDATE[1] and spikes
+    poor = poor or (overshoot and (train_fit(facts) or 0.0) < FITS)
     if not evidence or not (poor or died) or (len(evidence) == 1 and spikes and not _flat(facts)):
         return None
     if facts.loss_start is not None and facts.loss_end is not None:
@@ -461,7 +465,9 @@ def labels_no_signal(facts: Facts, found: list[Finding]) -> Finding | None:
 
 
 CLIP_TIGHT = 0.01  # --clip-grad scaling the typical step below this share of the gradient's own
-LR_GONE_BY = 0.25  # the LR under 1% of its peak from this share of the run on: the schedule ended it early
+# the LR under 1% of its peak from this share of the run on: the schedule ended it early (cosine and
+# one-cycle reach 1% in the last ~6%, a 10x step schedule's second cut at 3 of 4 epochs stays at 1%)
+LR_GONE_BY = 0.6
 
 
 def _clipped_away(facts: Facts) -> Finding | None:
@@ -493,7 +499,7 @@ def _schedule_ended(facts: Facts) -> Finding | None:
     return Finding(
         "lr_too_low",
         "warn",
-        "learning rate too low for most of the run: the schedule decays it too early",
+        "learning rate too low for much of the run: the schedule decays it too early",
         f"the LR fell under 1% of its peak {_pct(gone)} into the run (--schedule {schedule}) and stayed there; "
         f"the last third cut the loss by only {(facts.late_drop or 0):.1%} of its start, "
         f"with {_pct(fit)} of the training images right",

@@ -45,32 +45,35 @@ def data_facts(bundle: DataBundle) -> dict[str, Any]:
     return facts
 
 
+CHUNK_BYTES = 64 << 20
 SHIFT_Z = 6.0  # a pixel's mean this many standard errors apart between the splits...
 SHIFT_EFFECT = 0.2  # ...and by this share of its spread over both: a real difference, not sampling noise
+SHIFT_IMAGES = 20_000  # at most this many images of a split, evenly spaced (folders come sorted by class)
 
 
-def _pixel_moments(images: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per pixel and channel: mean and variance over the images (uint8 values, float64 sums by chunks)."""
-    flat = images.reshape(len(images), -1)
-    total = torch.zeros(flat.shape[1], dtype=torch.float64)
+def _pixel_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Per pixel and channel: mean and variance over the images (uint8 values, float64 sums in chunks
+    of ~64 MB), and how many images they came from."""
+    picked, size = images[:: -(-len(images) // SHIFT_IMAGES)], images[0].numel()
+    total = torch.zeros(size, dtype=torch.float64)
     squares = torch.zeros_like(total)
-    for start in range(0, len(flat), chunk):
-        part = flat[start : start + chunk].double()
+    chunk = max(1, CHUNK_BYTES // (8 * size))
+    for start in range(0, len(picked), chunk):
+        part = picked[start : start + chunk].reshape(-1, size).double()
         total += part.sum(dim=0)
         squares += (part * part).sum(dim=0)
-    mean = total / len(flat)
-    return mean, (squares / len(flat) - mean * mean).clamp_min(0)
+    mean = total / len(picked)
+    return mean, (squares / len(picked) - mean * mean).clamp_min(0), len(picked)
 
 
 def pixel_shift(train: torch.Tensor, test: torch.Tensor) -> dict[str, Any] | None:
     """Where the test images differ from the training images pixel by pixel: the pixels (and channels)
     whose mean differs by more than SHIFT_Z standard errors and SHIFT_EFFECT of their spread, the most
-    different one (channel, row, column, its means as 0-1), and each split's mean brightness. Drawn
+    different one (row, column[, channel], its means as 0-1), and each split's mean brightness. Drawn
     from one source, the splits differ at no pixel (Fashion-MNIST's own: at most 2.5 standard errors)."""
     if not len(train) or not len(test) or train.shape[1:] != test.shape[1:]:
         return None
-    (train_mean, train_var), (test_mean, test_var) = _pixel_moments(train), _pixel_moments(test)
-    n, m = len(train), len(test)
+    (train_mean, train_var, n), (test_mean, test_var, m) = _pixel_moments(train), _pixel_moments(test)
     diff = train_mean - test_mean
     z = diff / torch.sqrt(train_var / n + test_var / m + 1.0 / min(n, m))  # +1/n: a constant pixel
     spread = torch.sqrt((train_var * n + test_var * m) / (n + m) + diff**2 * n * m / (n + m) ** 2)
@@ -97,9 +100,6 @@ def model_facts(model: nn.Module) -> dict[str, Any]:
         "batchnorm_momentum": min((m.momentum for m in batchnorm if m.momentum is not None), default=None),
         "dropout": max(dropout, default=0.0),
     }
-
-
-CHUNK_BYTES = 64 << 20
 
 
 def _chunks(x: torch.Tensor, size: int) -> list[tuple[int, torch.Tensor]]:
