@@ -2328,6 +2328,88 @@ CATALOGUE: list[Fault] = [
         precision="fp32",
         batch_size=32,
     ),
+    # --- fresh, twelfth set (session 22): written after fresh11's first run, before its own ---
+    F(
+        "fresh12_test_noisy_copies",
+        "data",
+        {"split_leakage"},
+        None,
+        "the ResNet whose test split is 30% training images with Gaussian noise of std 15 (no byte-identical copy)",
+        fresh=True,
+        data="noisy_leak30",
+    ),
+    F(
+        "fresh12_train_noisy_duplicates",
+        "data",
+        {"duplicated_images"},
+        None,
+        "the ResNet on 200 images, each 10 times with its own noise of std 10 (no byte-identical copy)",
+        fresh=True,
+        data="noisy_duplicated200",
+    ),
+    F(
+        "fresh12_shirts_labelled_tshirt",
+        "data",
+        {"class_imbalance", "classes_missed"},
+        None,
+        "the ResNet whose training shirts are all labelled T-shirt/top: no Shirt image left to learn from",
+        fresh=True,
+        data="shirt_as_tshirt",
+    ),
+    F(
+        "fresh12_resnet_50_images",
+        "regularization",
+        {"overfitting"},
+        None,
+        "the ResNet on 50 training images for 30 epochs",
+        fresh=True,
+        subset=50,
+        epochs=30,
+        batch_size=16,
+    ),
+    F(
+        "fresh12_smoothing_0.5_mixup_1",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        None,
+        "a CNN 8 wide with label smoothing 0.5 and mixup at alpha 1",
+        fresh=True,
+        model="cnn",
+        width=8,
+        optimizer="adam",
+        label_smoothing=0.5,
+        mixup=1.0,
+    ),
+    F(
+        "fresh12_healthy_resnet_val_0.2",
+        "healthy",
+        set(),
+        what="the ResNet with a 20% validation split",
+        fresh=True,
+        val_fraction=0.2,
+    ),
+    F(
+        "fresh12_healthy_digits_cnn_translate",
+        "healthy",
+        set(),
+        what="a CNN on digits with Adam and 1-px shifts",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        augment=["translate:1"],
+        epochs=8,
+    ),
+    F(
+        "fresh12_healthy_resnet_ema_cosine",
+        "healthy",
+        set(),
+        what="the ResNet with a weight average of decay 0.99 and a cosine schedule",
+        fresh=True,
+        ema=0.99,
+        schedule="cosine",
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -2592,7 +2674,42 @@ def _zoomed_test(s: Source, rng: np.random.Generator) -> Source:
     return Source(s.x, s.y, np.ascontiguousarray(center.repeat(2, axis=2).repeat(2, axis=3)), s.ty, s.classes)
 
 
+def _noisy(images: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    return (images.astype(np.float32) + rng.normal(0, std, images.shape)).clip(0, 255).round().astype(np.uint8)
+
+
+def _noisy_leak(share: float) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        count = int(share * len(s.ty))
+        tx, ty = s.tx.copy(), s.ty.copy()
+        copied = rng.permutation(len(s.y))[:count]
+        tx[:count], ty[:count] = _noisy(s.x[copied], 15, rng), s.y[copied]
+        return Source(s.x, s.y, tx, ty, s.classes)
+
+    return make
+
+
+def _noisy_duplicated(unique: int) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        chosen = np.tile(rng.permutation(len(s.y))[:unique], 2000 // unique)
+        return Source(_noisy(s.x[chosen], 10, rng), s.y[chosen], s.tx, s.ty, s.classes)
+
+    return make
+
+
+def _merged(moved: str, into: str) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        y = s.y.copy()
+        y[y == s.classes.index(moved)] = s.classes.index(into)
+        return Source(s.x, y, s.tx, s.ty, s.classes)
+
+    return make
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "noisy_leak30": _noisy_leak(0.3),
+    "noisy_duplicated200": _noisy_duplicated(200),
+    "shirt_as_tshirt": _merged("Shirt", "T-shirt/top"),
     "noisy_test": _noisy_test,
     "zoomed_test": _zoomed_test,
     "rare_bag30": _rare("Bag", 30),
