@@ -1,10 +1,11 @@
-"""run_facts.pixel_shift: where the test images differ from the training images, pixel by pixel."""
+"""run_facts: where the test images differ from the training images pixel by pixel (pixel_shift), and near-copies
+between the splits that byte hashes miss (near_copies)."""
 
 from __future__ import annotations
 
 import torch
 
-from convcoach.coach.run_facts import pixel_shift
+from convcoach.coach.run_facts import near_copies, pixel_shift
 
 
 def _images(n: int, seed: int, channels: int = 1) -> torch.Tensor:
@@ -33,3 +34,36 @@ def test_an_inverted_test_split_differs_everywhere_and_colour_images_name_the_ch
     assert shift["shifted"] == 192 and len(shift["at"]) == 3
     assert shift["brightness"][0] < 0.26 and shift["brightness"][1] > 0.74
     assert pixel_shift(train, _images(10, 2, channels=1)) is None  # shapes differ: nothing to compare
+
+
+def _shapes(n: int, seed: int) -> torch.Tensor:
+    """Distinct 16 x 16 images: random smooth blobs (no two alike)."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 1, 4, 4, generator=generator)
+    return (torch.nn.functional.interpolate(coarse, size=16, mode="bilinear") * 255).to(torch.uint8)
+
+
+def _noised(images: torch.Tensor, std: float, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (images.float() + torch.randn(images.shape, generator=generator) * std).clamp(0, 255).to(torch.uint8)
+
+
+def test_splits_drawn_alike_have_about_5_percent_near_either_way():
+    near = near_copies(_shapes(3000, 0), _shapes(300, 1), _shapes(400, 2))
+    assert near["val_count"] == 300 and near["test_count"] == 400
+    assert 0.0 <= near["test_near"] <= 0.12 and 0.0 <= near["val_near"] <= 0.12
+
+
+def test_noisy_copies_of_training_images_in_the_test_split_are_found():
+    train = _shapes(3000, 0)
+    test = torch.cat([_noised(train[:120], 6, 3), _shapes(280, 2)])  # 30% near-copies, no byte-identical one
+    near = near_copies(train, _shapes(300, 1), test)
+    assert near["test_near"] >= 0.3 and near["val_near"] <= 0.12
+
+
+def test_noisy_duplicates_within_training_put_validation_at_copy_level():
+    originals = _shapes(200, 0)
+    pool = _noised(originals.repeat(16, 1, 1, 1), 4, 5)  # 200 images, each 16 times with its own noise
+    near = near_copies(pool[:3000], pool[3000:], _shapes(400, 2))
+    assert near["val_near"] >= 0.9 and near["val_median"] >= 0.99 and near["val_median"] > near["test_q99"]
+    assert near_copies(pool[:3000], pool[3000:3040], _shapes(400, 2)) is None  # under 50 validation images

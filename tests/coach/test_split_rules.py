@@ -109,3 +109,33 @@ def test_a_mark_only_the_training_images_carry_is_a_note_when_the_accuracy_holds
         "8 of 784 pixel values have another mean on test (most at row 1, column 2: 0.11 on training, "
         "0.00 on test; mean brightness 0.29 against 0.28)" in finding.evidence
     )
+
+
+def _near(test_acc: float = 0.87, **near):
+    record = _record(test_acc, val=150, test=1000)
+    base = {"test_near": 0.05, "val_near": 0.05, "test_count": 1000, "val_count": 150, "val_line": 0.985}
+    record.summary["data"].update(near_copies=base | {"val_median": 0.957, "test_q99": 0.992} | near)
+    return diagnose(record)
+
+
+def test_test_images_closer_to_training_than_validation_is_are_near_copies_leaked():
+    finding = next(f for f in _near(test_near=0.25).findings if f.cause == "split_leakage")
+    assert finding.severity == "warn" and finding.title.startswith("test images are near-copies of training images")
+    assert finding.evidence.startswith(
+        "25% of 1000 test images sit closer to a training image than 95% of validation images do "
+        "(fingerprint cosine above 0.985; about 5% when the splits are drawn alike)"
+    )
+    # 99% on test against 86% on validation: the copies, not noisy labels, lift the test score
+    assert "label_noise" in _near(0.99).causes and "label_noise" not in _near(0.99, test_near=0.25).causes
+    assert "split_leakage" not in _near(test_near=0.07).causes  # Fashion-MNIST's own splits: 7%
+
+
+def test_validation_at_copy_level_is_a_training_split_of_near_duplicates_and_a_shifted_test_is_not():
+    verdict = _near(val_near=1.0, val_median=0.998, test_q99=0.984)
+    finding = next(f for f in verdict.findings if f.cause == "duplicated_images")
+    assert finding.title == "the training set repeats near-copies of its images: validation overstates"
+    assert "their median fingerprint cosine 0.998 is above the test images' 99th percentile (0.984)" in (
+        finding.evidence
+    )
+    # an inverted test split leaves validation the closer one too, at its natural level
+    assert "duplicated_images" not in _near(val_near=1.0, val_median=0.957, test_q99=0.38).causes

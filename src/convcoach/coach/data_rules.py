@@ -4,6 +4,7 @@ and a class far rarer than the others."""
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from .advice import IMBALANCE_FIXES, imbalance_compensation
@@ -15,6 +16,37 @@ SKIPPED_WARN = 0.01  # share of the files that could not be read
 REPEATED_WARN = 0.2  # share of training images that repeat another
 LEAKED_WARN = 0.01  # share of test (or validation) images found in training
 RARE = 0.2  # a class with fewer than this share of the median class count is rare
+NEAR_SHARE = 0.15  # test images closer to training than 95% of validation images: ~5% when drawn alike
+NEAR_COPY = 0.99  # a median fingerprint cosine at which validation images are near-copies of training ones
+
+
+def _near_test(facts: Facts) -> str | None:
+    """Words for test images that are near-copies of training images (run_facts.near_copies), or None."""
+    near = facts.near_copies
+    if not near:
+        return None
+    share, count = near["test_near"], near["test_count"]
+    if share < NEAR_SHARE or (share - 0.05) / math.sqrt(0.05 * 0.95 / count) < 4:
+        return None
+    return (
+        f"{share:.0%} of {count} test images sit closer to a training image than 95% of validation images do "
+        f"(fingerprint cosine above {near['val_line']:.3f}; about 5% when the splits are drawn alike): "
+        "near-copies that byte hashes miss (re-encoded, noised or resized)"
+    )
+
+
+def _near_train(facts: Facts) -> str | None:
+    """Words for a training split that repeats near-copies of its images, or None. A test split unlike
+    training also leaves validation the closer one; only near-copies put its median at copy level."""
+    near = facts.near_copies
+    if not near or near["val_near"] < 0.5 or near["val_median"] < max(NEAR_COPY, near["test_q99"]):
+        return None
+    return (
+        f"{near['val_near']:.0%} of {near['val_count']} validation images sit closer to a training image than 95% "
+        f"of test images do; their median fingerprint cosine {near['val_median']:.3f} is above the test images' "
+        f"99th percentile ({near['test_q99']:.3f}): the training split holds near-copies of its own images, "
+        "and validation, drawn from it, has twins in training"
+    )
 
 
 @RULES.register("files_skipped", order=52)
@@ -37,7 +69,24 @@ def files_skipped(facts: Facts, found: list[Finding]) -> Finding | None:
 def split_leakage(facts: Facts, found: list[Finding]) -> Finding | None:
     leaked, tested = facts.test_in_train, facts.test_count
     if leaked is None or not tested or leaked / tested < LEAKED_WARN:
-        return None
+        near = _near_test(facts)
+        if not near:
+            return None
+        return Finding(
+            "split_leakage",
+            "warn",
+            "test images are near-copies of training images: the test score is inflated",
+            near
+            + (
+                f"; test accuracy {_pct(facts.test_acc)} against {_pct(facts.best_val_acc)} on validation"
+                if facts.test_acc is not None and facts.best_val_acc is not None
+                else ""
+            ),
+            [
+                "de-duplicate before splitting: compare downscaled copies of the images, not their bytes",
+                "draw the test split from images never in training (another source, day or person)",
+            ],
+        )
     return Finding(
         "split_leakage",
         "fail" if leaked / tested >= 0.1 else "warn",
@@ -57,7 +106,19 @@ def split_leakage(facts: Facts, found: list[Finding]) -> Finding | None:
 def duplicated_images(facts: Facts, found: list[Finding]) -> Finding | None:
     repeated, total = facts.repeated_in_train, facts.train_count
     if repeated is None or not total or repeated / total < REPEATED_WARN:
-        return None
+        near = _near_train(facts)
+        if not near:
+            return None
+        return Finding(
+            "duplicated_images",
+            "warn",
+            "the training set repeats near-copies of its images: validation overstates",
+            near,
+            [
+                "de-duplicate the training images by their downscaled copies, then collect more distinct ones",
+                "augmentation stands in for distinct images (--augment hflip,translate:2)",
+            ],
+        )
     unique = total - repeated
     val = ""
     if facts.val_in_train and facts.val_count:

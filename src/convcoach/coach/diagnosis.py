@@ -75,6 +75,7 @@ class Facts:
     val_per_class: dict[str, float] | None = None  # the best snapshot's per-class validation accuracy
     val_class_counts: list[int] | None = None
     pixel_shift: dict[str, Any] | None = None  # where test images differ from training's (run_facts.pixel_shift)
+    near_copies: dict[str, Any] | None = None  # near-copies between the splits (run_facts.near_copies)
     options: dict[str, Any] = field(default_factory=dict)  # the run's options (config.yaml)
     lr_peak: float | None = None  # the configured peak LR (summary.json "lr")
     lr_reached: float | None = None  # the largest LR the run used / lr_peak (a warm-up may never end)
@@ -121,6 +122,7 @@ def measure(record: RunRecord) -> Facts:
     facts.train_counts = data.get("train_class_counts")
     facts.test_in_train, facts.val_in_train = data.get("test_in_train"), data.get("val_in_train")
     facts.repeated_in_train, facts.pixel_shift = data.get("repeated_in_train"), data.get("pixel_shift")
+    facts.near_copies = data.get("near_copies")
     facts.batchnorm_layers, facts.batchnorm_momentum = model.get("batchnorm_layers"), model.get("batchnorm_momentum")
     shape = data.get("shape") or []
     facts.image_side = min(shape[1:]) if len(shape) == 3 else None

@@ -42,7 +42,59 @@ def data_facts(bundle: DataBundle) -> dict[str, Any]:
     facts["repeated_in_train"] = len(train) - len(set(train))
     facts["test_in_train"] = sum(digest in seen for digest in test)
     facts["pixel_shift"] = pixel_shift(bundle.train.images, bundle.test.images)
+    if bundle.val is not None and bundle.val.images is not None:
+        facts["near_copies"] = near_copies(bundle.train.images, bundle.val.images, bundle.test.images)
     return facts
+
+
+NEAR_SIDE = 16  # fingerprints: each image pooled to at most 16 x 16 px, centred and scaled to unit norm
+NEAR_QUERIES = 2000  # validation and test images compared (evenly spaced)
+NEAR_TRAIN = 200_000  # training images they are compared with (evenly spaced)
+
+
+def _fingerprints(images: torch.Tensor, limit: int) -> torch.Tensor:
+    """(N, d) unit vectors of the images pooled to NEAR_SIDE px (brightness and contrast taken out)."""
+    picked = images[:: -(-len(images) // limit)]
+    side = min(NEAR_SIDE, *picked.shape[-2:])
+    parts = []
+    for start in range(0, len(picked), 4096):
+        pooled = torch.nn.functional.adaptive_avg_pool2d(picked[start : start + 4096].float(), side).flatten(1)
+        pooled = pooled - pooled.mean(dim=1, keepdim=True)
+        parts.append(pooled / pooled.norm(dim=1, keepdim=True).clamp_min(1e-6))
+    return torch.cat(parts)
+
+
+def _nearest(queries: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+    """Each query's largest cosine similarity to the pool."""
+    best = torch.full((len(queries),), -1.0)
+    for start in range(0, len(pool), 16384):
+        best = torch.maximum(best, (queries @ pool[start : start + 16384].T).max(dim=1).values)
+    return best
+
+
+def near_copies(train: torch.Tensor, val: torch.Tensor, test: torch.Tensor) -> dict[str, Any] | None:
+    """Near-copies between the splits that hashing misses (re-encoded, noised, resized): each validation
+    and test image's nearest training image by the cosine of their fingerprints. Validation is drawn
+    from the training split, so its similarities are the baseline: `test_near` is the share of test
+    images closer to training than 95% of validation images are (~5% when the test split is drawn
+    alike; near-copies push it up), `val_near` the share of validation images closer than 95% of test
+    images (near-duplicates within the training split push it up, and so does a test split unlike
+    training: `val_median` against `test_q99` tells the two apart)."""
+    if len(val) < 50 or len(test) < 50 or val.shape[1:] != train.shape[1:] or test.shape[1:] != train.shape[1:]:
+        return None
+    pool = _fingerprints(train, NEAR_TRAIN)
+    to_val = _nearest(_fingerprints(val, NEAR_QUERIES), pool)
+    to_test = _nearest(_fingerprints(test, NEAR_QUERIES), pool)
+    val_line, test_line = float(to_val.quantile(0.95)), float(to_test.quantile(0.95))
+    return {
+        "test_near": round(float((to_test > val_line).float().mean()), 4),
+        "val_near": round(float((to_val > test_line).float().mean()), 4),
+        "test_count": len(to_test),
+        "val_count": len(to_val),
+        "val_line": round(val_line, 4),
+        "val_median": round(float(to_val.median()), 4),
+        "test_q99": round(float(to_test.quantile(0.99)), 4),
+    }
 
 
 CHUNK_BYTES = 64 << 20
