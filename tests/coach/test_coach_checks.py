@@ -529,3 +529,19 @@ def test_overfit_leaves_zero_initialized_residual_branches_out_of_the_update_rat
     assert float(np.median(list(ratios.values()))) < details["update_ratio"] / 10
     result = run_checks(config, only=["overfit"], budget=FAST).get("overfit")
     assert "6 layers had no gradient at step 1 only, behind a zero-initialized scale" in result.message
+
+
+def test_noisy_copies_of_training_images_in_the_test_split_warn_before_training(tmp_path):
+    # no byte-identical copy, so the hash finds none; 16-px fingerprints against validation's baseline do
+    x, y = make_blobs(n_per_class=200)
+    x_test, y_test = make_blobs(n_per_class=40, seed=1)
+    noise = np.random.default_rng(2).normal(0, 3, x_test[:60].shape)
+    x_test[:60] = np.clip(x[:60].astype(np.float64) + noise, 0, 255).astype(x.dtype)
+    y_test[:60] = y[:60]
+    result = _data_checks(_npz(tmp_path / "d.npz", x, y, x_test, y_test), tmp_path, val_fraction=0.2).get(
+        "data_duplicates"
+    )
+    assert result.details["test_in_train"] == 0 and result.status == "warn"
+    assert result.details["near_copies"]["test_near"] >= 0.3
+    assert result.message.startswith(f"{result.details['near_copies']['test_near']:.0%} of 120 test images sit closer")
+    assert result.fix == "remove the near-copies from the test split"

@@ -20,9 +20,8 @@ NEAR_SHARE = 0.15  # test images closer to training than 95% of validation image
 NEAR_COPY = 0.99  # a median fingerprint cosine at which validation images are near-copies of training ones
 
 
-def _near_test(facts: Facts) -> str | None:
+def near_test_words(near: dict | None) -> str | None:
     """Words for test images that are near-copies of training images (run_facts.near_copies), or None."""
-    near = facts.near_copies
     if not near:
         return None
     share, count = near["test_near"], near["test_count"]
@@ -35,10 +34,9 @@ def _near_test(facts: Facts) -> str | None:
     )
 
 
-def _near_train(facts: Facts) -> str | None:
+def near_train_words(near: dict | None) -> str | None:
     """Words for a training split that repeats near-copies of its images, or None. A test split unlike
     training also leaves validation the closer one; only near-copies put its median at copy level."""
-    near = facts.near_copies
     if not near or near["val_near"] < 0.5 or near["val_median"] < max(NEAR_COPY, near["test_q99"]):
         return None
     return (
@@ -69,7 +67,7 @@ def files_skipped(facts: Facts, found: list[Finding]) -> Finding | None:
 def split_leakage(facts: Facts, found: list[Finding]) -> Finding | None:
     leaked, tested = facts.test_in_train, facts.test_count
     if leaked is None or not tested or leaked / tested < LEAKED_WARN:
-        near = _near_test(facts)
+        near = near_test_words(facts.near_copies)
         if not near:
             return None
         return Finding(
@@ -106,7 +104,7 @@ def split_leakage(facts: Facts, found: list[Finding]) -> Finding | None:
 def duplicated_images(facts: Facts, found: list[Finding]) -> Finding | None:
     repeated, total = facts.repeated_in_train, facts.train_count
     if repeated is None or not total or repeated / total < REPEATED_WARN:
-        near = _near_train(facts)
+        near = near_train_words(facts.near_copies)
         if not near:
             return None
         return Finding(

@@ -1,5 +1,6 @@
 """Check 7: the data. Inputs normalized (per-channel mean ~0, std ~1), classes balanced, no test
-images duplicated in training (by hash), labels in range and related to the images (1-NN on pixels)."""
+images duplicated in training (by hash, and near-copies by 16-px fingerprints), labels in range and
+related to the images (1-NN on pixels)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import torch.nn.functional as F
 from ..advice import IMBALANCE_FIXES, imbalance_compensation
 from ..check_report import CheckResult
 from ..context import CheckContext
-from ..run_facts import image_hashes
+from ..data_rules import near_test_words, near_train_words
+from ..run_facts import image_hashes, near_copies
 from . import CHECKS
 
 MEAN_TOLERANCE, STD_RANGE = 0.2, (0.5, 2.0)
@@ -97,6 +99,23 @@ def duplicates(context: CheckContext) -> CheckResult:
     train_hashes = image_hashes(bundle.train.images)
     repeated = len(train_hashes) - len(set(train_hashes))
     details = {"test_in_train": leaked, "test_images": len(test), "repeated_in_train": repeated}
+    near = None
+    if bundle.val is not None and bundle.val.images is not None and bundle.test.images is not None:
+        near = near_copies(bundle.train.images, bundle.val.images, bundle.test.images)
+    if near:
+        details["near_copies"] = near
+    words = near_test_words(near) or near_train_words(near)
+    if leaked == 0 and words:
+        leak = near_test_words(near) is not None
+        return CheckResult(
+            "data_duplicates",
+            "warn",
+            words,
+            "remove the near-copies from the test split"
+            if leak
+            else "de-duplicate the training images by their downscaled copies",
+            details,
+        )
     if leaked == 0:
         return CheckResult(
             "data_duplicates",
