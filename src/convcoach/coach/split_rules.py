@@ -112,7 +112,7 @@ def test_differs(facts: Facts, found: list[Finding]) -> Finding | None:
     )
     pairs = _swapped(facts, names)
     title = (
-        "the test labels of " + " and ".join(f"{a} and {b}" for a, b in pairs) + " look exchanged against training's"
+        "the test labels of " + ", ".join(f"{a} and {b}" for a, b in pairs) + " look exchanged against training's"
         if pairs
         else "some classes' test images differ from validation's: shifted, or labelled otherwise"
     )
@@ -140,7 +140,11 @@ def _marked(facts: Facts, fixes: list[str]) -> Finding | None:
         f"test accuracy {_pct(facts.test_acc)} against {_pct(facts.best_val_acc or 0)} on validation"
         + _pixels(facts)
         + ": a mark only one split carries is a shortcut the net can learn",
-        fixes[1:] + ["see the pixels: the mean image of each split (numpy) shows the mark or the shift"],
+        [
+            f"look at the training images at row {shift['at'][0]}, column {shift['at'][1]}: a watermark, border "
+            "or stamp there can give the class away",
+            fixes[1],
+        ],
     )
 
 
