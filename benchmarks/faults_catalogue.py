@@ -2410,6 +2410,132 @@ CATALOGUE: list[Fault] = [
         ema=0.99,
         schedule="cosine",
     ),
+    # --- fresh, thirteenth set (session 22): written after fresh12's rules, before its first run ---
+    F(
+        "fresh13_test_hard_classes",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet tested on T-shirts, pullovers, coats and shirts only (the hardest classes)",
+        fresh=True,
+        data="test_hard_classes",
+    ),
+    F(
+        "fresh13_saturated_train",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet on training images at 3x contrast (clipped), tested on plain ones",
+        fresh=True,
+        data="saturated_train",
+    ),
+    F(
+        "fresh13_resnet_dropout_0.99",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--dropout",
+        "the ResNet with dropout 0.99 before its classifier",
+        fresh=True,
+        dropout=0.99,
+    ),
+    F(
+        "fresh13_resnet_max_norm_0.001",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--max-norm",
+        "the ResNet whose units' weight vectors are capped at norm 0.001",
+        fresh=True,
+        optimizer="nesterov",
+        max_norm=0.001,
+    ),
+    F(
+        "fresh13_digits_resnet_adamw_lr_1",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "the ResNet on digits at AdamW lr 1",
+        fresh=True,
+        data="digits",
+        subset=None,
+        optimizer="adamw",
+        lr=1.0,
+    ),
+    F(
+        "fresh13_cnn_momentum_lr_3e-6",
+        "optimization",
+        {"lr_too_low"},
+        "--lr",
+        "a CNN at momentum SGD lr 3e-6",
+        fresh=True,
+        model="cnn",
+        optimizer="momentum",
+        lr=3e-6,
+    ),
+    F(
+        "fresh13_vgg_adamw_warmup_2000",
+        "optimization",
+        {"warmup_too_long"},
+        "--warmup",
+        "a VGG at AdamW 1e-3 with a 2000-iteration warm-up in a 124-iteration run",
+        fresh=True,
+        model="vgg",
+        optimizer="adamw",
+        lr=1e-3,
+        warmup=2000,
+    ),
+    F(
+        "fresh13_resnet_no_norm_init_0.5",
+        "initialization",
+        {"exploding", "lr_too_high"},
+        "--init",
+        "the ResNet without normalization, initialized from N(0, 0.5), Nesterov lr 0.05",
+        fresh=True,
+        norm="none",
+        init="normal:0.5",
+        optimizer="nesterov",
+        lr=0.05,
+    ),
+    F(
+        "fresh13_healthy_resnet_crop_jitter",
+        "healthy",
+        set(),
+        what="the ResNet with flips, resized crops and colour jitter",
+        fresh=True,
+        augment=["hflip", "resized_crop", "jitter:0.2"],
+        epochs=5,
+    ),
+    F(
+        "fresh13_healthy_cnn_sampler_balanced",
+        "healthy",
+        set(),
+        what="a CNN at Adam drawing balanced batches from balanced data",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        sampler="balanced",
+        epochs=5,
+    ),
+    F(
+        "fresh13_healthy_mlp_adamw_warmup",
+        "healthy",
+        set(),
+        what="an MLP at AdamW with a 20-step warm-up and a cosine schedule",
+        fresh=True,
+        model="mlp",
+        optimizer="adamw",
+        warmup=20,
+        schedule="cosine",
+        epochs=5,
+    ),
+    F(
+        "fresh13_healthy_resnet_depth_20",
+        "healthy",
+        set(),
+        what="a 20-layer ResNet with Nesterov SGD",
+        fresh=True,
+        depth=20,
+        optimizer="nesterov",
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -2706,7 +2832,21 @@ def _merged(moved: str, into: str) -> Callable[[Source, np.random.Generator], So
     return make
 
 
+def _test_only(names: tuple[str, ...]) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        keep = np.isin(s.ty, [s.classes.index(name) for name in names])
+        return Source(s.x, s.y, s.tx[keep], s.ty[keep], s.classes)
+
+    return make
+
+
+def _saturated_train(s: Source, rng: np.random.Generator) -> Source:
+    return Source((s.x.astype(np.float32) * 3).clip(0, 255).astype(np.uint8), s.y, s.tx, s.ty, s.classes)
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "test_hard_classes": _test_only(("T-shirt/top", "Pullover", "Coat", "Shirt")),
+    "saturated_train": _saturated_train,
     "noisy_leak30": _noisy_leak(0.3),
     "noisy_duplicated200": _noisy_duplicated(200),
     "shirt_as_tshirt": _merged("Shirt", "T-shirt/top"),
