@@ -620,3 +620,16 @@ def test_big_steps_and_a_spiky_loss_together_are_a_too_high_lr_below_a_fit():
     assert "lr_too_high" not in _overshooting(0.0357, False, 0.81).causes
     assert "lr_too_high" not in _overshooting(0.012, True, 0.81).causes
     assert "lr_too_high" not in _overshooting(0.0357, True, 0.93).causes
+
+
+def test_dropout_0_99_that_blows_up_the_first_loss_and_diverges_is_the_dropouts_not_the_inits():
+    # inverted dropout scales each kept unit by 1 / (1 - p) = 100: logits, loss and steps blow up from step 1
+    losses = [8.4, 30.0, 250.0]
+    summary = {"stop_reason": "diverged", "stop_message": "loss became NaN at iteration 4"}
+    verdict = _run({"dropout": 0.99}, losses=losses, epochs=[(0.09, 0.1, 9.0)], summary=summary)
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("over_regularized", "fail") and "exploding" not in verdict.causes
+    assert top.title == "over-regularized: --dropout 0.99 is 2x the usual 0.5"
+    assert (
+        "inverted dropout multiplies each kept unit by 1 / (1 - 0.99) = 100, so the first loss was 8.4" in top.evidence
+    )

@@ -139,3 +139,35 @@ def test_validation_at_copy_level_is_a_training_split_of_near_duplicates_and_a_s
     )
     # an inverted test split leaves validation the closer one too, at its natural level
     assert "duplicated_images" not in _near(val_near=1.0, val_median=0.957, test_q99=0.38).causes
+
+
+def test_a_test_split_of_four_classes_is_drawn_unlike_training_whatever_its_accuracy():
+    val = {name: 0.9 for name in CLASSES} | {"c0": 0.75, "c2": 0.57, "c4": 0.8, "c6": 0.47}
+    test = {name: 0.0 for name in CLASSES} | {"c0": 0.88, "c2": 0.79, "c4": 0.83, "c6": 0.63}
+    record = _by_class(val, test, {})
+    record.summary.update(test_class_counts=[100, 0, 114, 0, 86, 0, 96, 0, 0, 0], test_accuracy=0.78)
+    record.summary["data"]["train_class_counts"] = [200] * 10
+    finding = next(f for f in diagnose(record).findings if f.cause == "test_differs")
+    assert (
+        finding.severity == "warn" and finding.title == "the test split's classes are drawn unlike the training split's"
+    )
+    assert finding.evidence.startswith(
+        "the test split holds 4 of the 10 classes (none of c1, c3, c5, c7, c8, c9); its class shares are 60% apart "
+        "from the training split's (total variation); validation's per-class accuracy weighted by the test's class "
+        "shares gives 64%, test 78%"
+    )
+    # a class rare in training and absent from a small test draw is the imbalance's, not the split's
+    record.summary.update(test_class_counts=[100] * 9 + [0], test_per_class_accuracy=val)
+    record.summary["data"]["train_class_counts"] = [200] * 9 + [3]
+    assert "test_differs" not in diagnose(record).causes
+
+
+def test_test_images_shifted_as_a_whole_warn_even_when_the_accuracy_holds():
+    shift = {"shifted": 614, "entries": 784, "max_z": 40.0, "at": [17, 17], "train_mean": 0.92, "test_mean": 0.61}
+    even = {name: 0.78 for name in CLASSES}
+    verdict = diagnose(_by_class(even, even, {}, shift | {"brightness": [0.43, 0.28]}))
+    finding = next(f for f in verdict.findings if f.cause == "test_differs")
+    assert finding.severity == "warn" and not verdict.healthy
+    assert finding.title == "the test images are drawn unlike the training images, though the accuracy holds so far"
+    assert "614 of 784 pixel values have another mean on test" in finding.evidence
+    assert "mean brightness 0.43 against 0.28" in finding.evidence

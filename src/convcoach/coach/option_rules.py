@@ -27,11 +27,19 @@ def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
     first = strong[0]
     expected, written = chance_loss(facts) or (None, "")
     dominated = first.flag == "--reg" and expected and facts.loss_start and facts.loss_start > 10 * expected
-    if facts.diverged and not dominated:
+    # inverted dropout multiplies each kept unit by 1 / (1 - p): 100x at 0.99, logits and steps with it
+    scaled = first.flag == "--dropout" and first.value >= 0.9
+    if facts.diverged and not (dominated or scaled):
         return None  # a divergence is the learning rate's unless the penalty dwarfs the data loss
     start = ""
     if dominated:
         start = f"; the training loss starts at {facts.loss_start:.3g} against {written} for the data alone"
+    elif scaled:
+        start = (
+            f"; inverted dropout multiplies each kept unit by 1 / (1 - {first.value:g}) = {1 / (1 - first.value):.0f}"
+            + (f", so the first loss was {facts.loss_first:.3g} against {written}" if facts.loss_first else "")
+            + ("; then the loss diverged" if facts.diverged else "")
+        )
     fixes = [f"{first.fix} (the usual value; if training accuracy then rises, {first.flag} was the cause)"]
     fixes += [s.fix for s in strong[1:]]
     return Finding(

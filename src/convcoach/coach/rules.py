@@ -178,6 +178,8 @@ def _init_blowup(facts: Facts) -> list[str]:
 def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
     """Activations that grow (or saturate) layer by layer from the init: the init's scale is the cause,
     also of a divergence that follows."""
+    if _found(found, "over_regularized"):
+        return None  # a penalty that dwarfs the data loss, or dropout's 1 / (1 - p), explains a large first loss
     evidence = _init_blowup(facts)
     if facts.grad_nonfinite and not facts.diverged:
         evidence.append("gradient norms became NaN/inf")

@@ -58,6 +58,40 @@ def _split_gap(facts: Facts) -> float | None:
     return gap if abs(gap) > max(SPLIT_GAP, noise) else None
 
 
+MIX_DISTANCE = 0.3  # total variation between the training and test class shares: drawn otherwise
+BROAD_SHIFT = 0.25  # share of pixel values whose mean moved: the test images as a whole, not a mark
+
+
+def _class_mix(facts: Facts) -> str | None:
+    """Words for a test split whose classes are drawn unlike the training split's (common training classes
+    missing from test, or shares far apart), or None."""
+    train, test, names = facts.train_counts, facts.test_class_counts, list(facts.test_per_class or {})
+    if not train or not test or len(train) != len(test) or len(names) != len(test):
+        return None
+    if sum(test) < 10 * len(test) or not sum(train):
+        return None  # a handful of images per class cannot tell
+    usual = sorted(train)[len(train) // 2]
+    missing = [name for name, n, m in zip(names, train, test) if m == 0 and n >= 0.2 * usual]
+    distance = 0.5 * sum(abs(n / sum(train) - m / sum(test)) for n, m in zip(train, test))
+    if not missing and distance < MIX_DISTANCE:
+        return None
+    held = [name for name, m in zip(names, test) if m]
+    expected = None
+    if facts.val_per_class:  # validation's per-class accuracy, weighted by the test split's class shares
+        expected = sum(facts.val_per_class.get(name, 0.0) * m for name, m in zip(names, test)) / sum(test)
+    absent = f"the test split holds {len(held)} of the {len(names)} classes (none of {', '.join(missing)}); "
+    return (
+        (absent if missing else "")
+        + f"its class shares are {distance:.0%} apart from the training split's (total variation)"
+        + (
+            f"; validation's per-class accuracy weighted by the test's class shares gives {_pct(expected)}, "
+            f"test {_pct(facts.test_acc)}: the test accuracy measures those classes"
+            if expected is not None and facts.test_acc is not None
+            else ""
+        )
+    )
+
+
 def _pixels(facts: Facts) -> str:
     """The test images against the training images, pixel by pixel, in words ("" when not measured)."""
     shift = facts.pixel_shift
@@ -91,6 +125,18 @@ def test_differs(facts: Facts, found: list[Finding]) -> Finding | None:
         "look at the test split's confident mistakes (mistakes.png): wrong labels show up there",
     ]
     few = classes and len(classes) <= len(facts.test_per_class or {}) / 2  # named one by one: more telling
+    mix = _class_mix(facts)
+    if mix and not few:
+        return Finding(
+            "test_differs",
+            "warn",
+            "the test split's classes are drawn unlike the training split's",
+            mix + _pixels(facts),
+            [
+                "draw the test split with the same classes and shares as training (a stratified split)",
+                "judge the run by per-class accuracy: convcoach eval --checkpoint RUN (confusion.png)",
+            ],
+        )
     if gap is not None and gap < 0 and not few:
         return Finding(
             "test_differs",
@@ -133,13 +179,20 @@ def _marked(facts: Facts, fixes: list[str]) -> Finding | None:
     shift = facts.pixel_shift
     if not shift or not shift["shifted"] or facts.test_acc is None:
         return None
+    measured = f"test accuracy {_pct(facts.test_acc)} against {_pct(facts.best_val_acc or 0)} on validation"
+    if shift["shifted"] >= BROAD_SHIFT * shift["entries"]:  # the images as a whole: another source or processing
+        return Finding(
+            "test_differs",
+            "warn",
+            "the test images are drawn unlike the training images, though the accuracy holds so far",
+            measured + _pixels(facts) + ": the test score measures other images than the net was trained on",
+            fixes[1:2] + ["preprocess both splits the same way (the same camera, resizing, contrast and file format)"],
+        )
     return Finding(
         "test_differs",
         "info",
         "the test images differ from the training images, though the accuracy does not show it",
-        f"test accuracy {_pct(facts.test_acc)} against {_pct(facts.best_val_acc or 0)} on validation"
-        + _pixels(facts)
-        + ": a mark only one split carries is a shortcut the net can learn",
+        measured + _pixels(facts) + ": a mark only one split carries is a shortcut the net can learn",
         [
             f"look at the training images at row {shift['at'][0]}, column {shift['at'][1]}: a watermark, border "
             "or stamp there can give the class away",
