@@ -337,6 +337,9 @@ class Trainer:
         `on_run_end` callbacks (the report)."""
         barrier(self.dist)  # rank 0 has written best.pt
         if not self.dist.is_main:
+            # the group is torn down by every rank at once, after rank 0's test pass and summary: a rank
+            # that destroys it while another still holds its connections can abort (gloo's teardown)
+            barrier(self.dist)
             shutdown(self.dist)
             self.summary = {"status": "completed", "rank": self.dist.rank}
             return self.summary
@@ -346,6 +349,7 @@ class Trainer:
         self.summary = summary
         write_json(self.run_dir / "summary.json", summary)
         self.emit("on_run_end", summary)
+        barrier(self.dist)  # the other ranks wait here to tear the group down together
         shutdown(self.dist)
         torch.set_num_threads(self.threads_before)  # the caller's count again (threads.py lowered it)
         self.release_run_dir()
