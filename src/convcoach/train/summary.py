@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..evaluate.metrics import confusion_matrix
 from ..evaluate.passes import Evaluation, evaluate
 from ..evaluate.trained import TrainedModel
 from ..evaluate.tta import TTAModel, parse_tta
@@ -55,9 +56,7 @@ def split_by_class(trainer: Trainer, test: Evaluation) -> dict[str, Any]:
     what the coach reads to tell a test split labelled or drawn unlike training, class by class."""
     classes, count = list(trainer.data.classes), trainer.data.num_classes
     out: dict[str, Any] = {"test_class_counts": torch.bincount(test.labels, minlength=count).tolist()}
-    wrong = torch.zeros(count, count, dtype=torch.long)
-    mistaken = test.predictions != test.labels
-    wrong.index_put_((test.labels[mistaken], test.predictions[mistaken]), torch.tensor(1), accumulate=True)
+    wrong = confusion_matrix(test.predictions, test.labels, count).fill_diagonal_(0)  # the mistakes only
     most, taken = (column.tolist() for column in wrong.max(dim=1))
     out["test_taken_for"] = {  # [the class, the share of this class's test images taken for it]
         classes[i]: [classes[taken[i]], round(most[i] / out["test_class_counts"][i], 4)]

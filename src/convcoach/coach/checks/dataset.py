@@ -104,15 +104,14 @@ def duplicates(context: CheckContext) -> CheckResult:
         near = near_copies(bundle.train.images, bundle.val.images, bundle.test.images)
     if near:
         details["near_copies"] = near
-    words = near_test_words(near) or near_train_words(near)
-    if leaked == 0 and words:
-        leak = near_test_words(near) is not None
+    copied, repeats = near_test_words(near), near_train_words(near)
+    if leaked == 0 and (copied or repeats):
         return CheckResult(
             "data_duplicates",
             "warn",
-            words,
+            copied or repeats,
             "remove the near-copies from the test split"
-            if leak
+            if copied
             else "de-duplicate the training images by their downscaled copies",
             details,
         )
