@@ -210,6 +210,12 @@ class TrainConfig:
     clip_grad: float | None = option(
         None, "before every optimizer step, scale the gradients down to this global L2 norm if above it", above=0
     )
+    sam: float = option(
+        0.0,
+        "sharpness-aware minimization: the step takes its gradient at the weights moved this far (L2) "
+        "up the loss (e.g. 0.05); two passes a step; 0 is off",
+        low=0,
+    )
     epochs: int | None = option(
         None,
         "passes over the training split (none: the default recipe's rule, as many of 30 as fit in "
@@ -319,6 +325,11 @@ class TrainConfig:
             raise ConfigError(
                 f"tta '{self.tta}' draws the training augmentation, and augment is none: "
                 "give --augment or another --tta"
+            )
+        if self.sam and self.accumulate > 1:
+            raise ConfigError(
+                f"sam {self.sam} takes two passes over each batch and accumulate {self.accumulate} splits it: "
+                "give one of them (e.g. --batch-size smaller than the effective batch, with --accumulate 1)"
             )
         if self.channels not in (None, 1, 3):
             raise ConfigError(f"channels must be 1 (gray) or 3 (RGB); got {self.channels}")

@@ -156,7 +156,7 @@ class ActivationMonitor(SampledMonitor):
         self.histograms: dict[str, torch.Tensor] = {}
 
     def capture(self, name: str, module: nn.Module, output: torch.Tensor) -> None:
-        if _ExtraPass.active:  # an instrument's extra forward, not the step's
+        if _ExtraPass.active or name in self.captured:  # an instrument's extra forward, or --sam's second pass
             return
         self.captured[name] = unit_stats(module, output)
         self.histograms[name] = activation_histogram(output)

@@ -41,6 +41,7 @@ from .optim import create_optimizer
 from .precision_choice import choose_precision
 from .regularizers import parse_reg, penalized_parameters
 from .resume import resumed_run
+from .sam import Perturbation, frozen_running_stats
 from .schedules import create_scheduler, multiplier
 from .setup import build_run, config_lr, optim_settings, warn_unused
 from .signals import Interrupted, StopRequest, explain_interrupt
@@ -124,6 +125,8 @@ class Trainer:
             self.optimizer, config.schedule, self.total_steps, self.steps_per_epoch, config.warmup
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.sam = Perturbation(params, config.sam) if config.sam else None
         self.state = TrainState()
         self.saved_step: int | None = None  # the iteration last.pt holds
         self.test_result: Evaluation | None = None  # the best snapshot on the test split, set by finish()
@@ -222,19 +225,42 @@ class Trainer:
     ) -> tuple[float, torch.Tensor]:
         """Forward and backward of one (micro-)batch; the optimizer steps after its group's last (`micro`).
         Returns this process's loss on the batch and the logits."""
+        if self.sam is not None:
+            return self._sam_step(x, y)
         if micro.first:
             self.optimizer.zero_grad(set_to_none=True)
         with no_sync(self.model, not micro.last):  # DDP: micro-batches that do not step skip the all-reduce
-            with autocast(self.precision, self.device):
-                logits = self.model(x)
-                loss = self.loss_fn(logits, y)
-            if self.penalty is not None:
-                loss = loss + self.penalty(self.penalty_params)
+            loss, logits = self._loss(x, y)
             # the group's gradients sum to the mean over its micro-batches (equal-sized: over its images)
             scaled = loss / micro.group_size if micro.group_size > 1 else loss
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
         if micro.last:
             self._optimizer_step()
+        return loss.item(), logits.detach()
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with autocast(self.precision, self.device):
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+        if self.penalty is not None:
+            loss = loss + self.penalty(self.penalty_params)
+        return loss, logits
+
+    def _sam_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """--sam: the gradient at w (kept local under DDP) moves the weights up the loss; the gradient
+        there steps the optimizer from w (train/sam.py). Returns the loss and logits at w."""
+        assert self.sam is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        with no_sync(self.model, True):
+            loss, logits = self._loss(x, y)
+            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        self.sam.ascend(self.scaler.get_scale() if self.scaler is not None else 1.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        with frozen_running_stats(self.model):
+            moved, _ = self._loss(x, y)
+            (self.scaler.scale(moved) if self.scaler is not None else moved).backward()
+        self.sam.descend()
+        self._optimizer_step()
         return loss.item(), logits.detach()
 
     def _optimizer_step(self) -> None:
