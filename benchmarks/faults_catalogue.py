@@ -2536,6 +2536,141 @@ CATALOGUE: list[Fault] = [
         depth=20,
         optimizer="nesterov",
     ),
+    # --- fresh, fourteenth set (session 23): written after fresh13's rules, before its first run ---
+    F(
+        "fresh14_blurred_test",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test images are blurred (two 3x3 box filters)",
+        fresh=True,
+        data="blurred_test",
+    ),
+    F(
+        "fresh14_shrunk_test",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test images are shrunk to 14 px in the middle of a black 28-px frame",
+        fresh=True,
+        data="shrunk_test",
+    ),
+    F(
+        "fresh14_rare_coat_and_pullover",
+        "data",
+        {"class_imbalance", "classes_missed"},
+        None,
+        "the ResNet with 8 coats and 8 pullovers against ~300 images of each other class",
+        fresh=True,
+        data="rare_coat_pullover",
+    ),
+    F(
+        "fresh14_vgg_label_noise_40",
+        "data",
+        {"label_noise"},
+        None,
+        "a VGG whose training labels are 40% replaced at random",
+        fresh=True,
+        data="noise40",
+        model="vgg",
+        val_fraction=0.2,
+    ),
+    F(
+        "fresh14_resnet_sam_rho_5",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--sam",
+        "the ResNet with sharpness-aware minimization at rho 5 (the usual 0.05)",
+        fresh=True,
+        sam=5.0,
+    ),
+    F(
+        "fresh14_muon_lr_1e-6",
+        "optimization",
+        {"lr_too_low", "underfitting"},
+        "--muon-lr",
+        "the default Muon ResNet whose conv filters turn 1e-6 rad a step (muon_lr 1e-6): only the head learns",
+        fresh=True,
+        muon_lr=1e-6,
+    ),
+    F(
+        "fresh14_cnn_step_schedule_after_1",
+        "optimization",
+        {"lr_too_low", "not_converged", "plateau"},
+        "--schedule",
+        "a CNN at Nesterov lr 0.05 whose LR drops 1000x after the first epoch (step:1:0.001)",
+        fresh=True,
+        model="cnn",
+        optimizer="nesterov",
+        lr=0.05,
+        schedule="step:1:0.001",
+    ),
+    F(
+        "fresh14_digits_linear_sgd_lr_100",
+        "optimization",
+        {"exploding", "lr_too_high"},
+        "--lr",
+        "softmax regression on digits at plain SGD lr 100",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="linear",
+        optimizer="sgd",
+        lr=100.0,
+    ),
+    F(
+        "fresh14_cnn_adamw_decay_5",
+        "regularization",
+        {"over_regularized"},
+        "--weight-decay",
+        "a CNN at AdamW with decoupled weight decay 5",
+        fresh=True,
+        model="cnn",
+        optimizer="adamw",
+        weight_decay=5.0,
+    ),
+    F(
+        "fresh14_healthy_resnet_sam_0.05",
+        "healthy",
+        set(),
+        what="the ResNet with sharpness-aware minimization at rho 0.05",
+        fresh=True,
+        sam=0.05,
+        epochs=5,
+    ),
+    F(
+        "fresh14_healthy_cnn_cutmix_0.5",
+        "healthy",
+        set(),
+        what="a CNN at Adam with cutmix at alpha 0.5",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        cutmix=0.5,
+        epochs=5,
+    ),
+    F(
+        "fresh14_healthy_digits_vgg_nesterov",
+        "healthy",
+        set(),
+        what="a VGG on digits at Nesterov lr 0.05",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="vgg",
+        optimizer="nesterov",
+        lr=0.05,
+        epochs=6,
+    ),
+    F(
+        "fresh14_healthy_resnet_width_32_adam",
+        "healthy",
+        set(),
+        what="the ResNet at width 32 with Adam",
+        fresh=True,
+        width=32,
+        optimizer="adam",
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -2844,7 +2979,39 @@ def _saturated_train(s: Source, rng: np.random.Generator) -> Source:
     return Source((s.x.astype(np.float32) * 3).clip(0, 255).astype(np.uint8), s.y, s.tx, s.ty, s.classes)
 
 
+def _blurred_test(s: Source, rng: np.random.Generator) -> Source:
+    tx = s.tx.astype(np.float32)
+    for _ in range(2):  # a 3x3 box filter twice: close to a Gaussian of std ~1.2 px
+        padded = np.pad(tx, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+        h, w = tx.shape[2:]
+        tx = sum(padded[:, :, i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
+    return Source(s.x, s.y, tx.round().astype(np.uint8), s.ty, s.classes)
+
+
+def _shrunk_test(s: Source, rng: np.random.Generator) -> Source:
+    n, c, h, w = s.tx.shape
+    small = s.tx.reshape(n, c, h // 2, 2, w // 2, 2).astype(np.float32).mean(axis=(3, 5))
+    tx = np.zeros_like(s.tx)
+    tx[:, :, h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2] = small.round().astype(np.uint8)
+    return Source(s.x, s.y, tx, s.ty, s.classes)
+
+
+def _rare_many(names: tuple[str, ...], keep_count: int) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        chosen = np.ones(len(s.y), dtype=bool)
+        for name in names:
+            members = np.flatnonzero(s.y == s.classes.index(name))
+            chosen[members[keep_count:]] = False
+        return Source(s.x[chosen], s.y[chosen], s.tx, s.ty, s.classes)
+
+    return make
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "blurred_test": _blurred_test,
+    "shrunk_test": _shrunk_test,
+    "rare_coat_pullover": _rare_many(("Coat", "Pullover"), 8),
+    "noise40": _noise(0.4),
     "test_hard_classes": _test_only(("T-shirt/top", "Pullover", "Coat", "Shirt")),
     "saturated_train": _saturated_train,
     "noisy_leak30": _noisy_leak(0.3),
