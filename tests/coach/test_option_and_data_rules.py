@@ -633,3 +633,41 @@ def test_dropout_0_99_that_blows_up_the_first_loss_and_diverges_is_the_dropouts_
     assert (
         "inverted dropout multiplies each kept unit by 1 / (1 - 0.99) = 100, so the first loss was 8.4" in top.evidence
     )
+
+
+def _still(ratio: float) -> list[dict]:
+    return [
+        {
+            "kind": "monitor",
+            "monitor": "updates",
+            "step": s,
+            "layers": {str(k): {"update_ratio": ratio} for k in range(5)},
+        }
+        for s in (20, 40, 60)
+    ]
+
+
+def test_most_layers_standing_still_under_a_tiny_muon_step_is_a_too_low_lr_though_the_head_learned():
+    # the loss fell 46% (the head, on lr 0.8) and then stalled at 75% fit; the filters step 1e-6 of their norm
+    losses = [2.48 - 1.15 * (1 - math.exp(-6 * i / 90)) for i in range(90)]
+    fit = [(0.70, 0.69, 1.0), (0.74, 0.73, 0.9), (0.75, 0.73, 0.9)]
+    options = {"optimizer": "muon", "muon_lr": 1e-6}
+    summary = {"lr": 0.8, "train_accuracy_by_mode": {"train": 0.75, "eval": 0.75}}
+    verdict = _run(options, losses=losses, epochs=fit, summary=summary, monitors=_still(7.6e-7))
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("lr_too_low", "warn")
+    assert top.evidence.startswith("each step changes the median layer's weights by 7.6e-07 of their norm")
+    assert "--muon-lr 1e-06 moves each filter bank by 0% of its norm per step, 20000x below" in top.evidence
+    assert top.fixes[0].startswith("--muon-lr 0.02")
+    # steps of a healthy size, or a net that fits: not this
+    assert "lr_too_low" not in _run(options, losses=losses, epochs=fit, summary=summary, monitors=_still(1e-3)).causes
+    fitted = {"lr": 0.8, "train_accuracy_by_mode": {"train": 0.95, "eval": 0.95}}
+    assert "lr_too_low" not in _run(options, losses=losses, epochs=fit, summary=fitted, monitors=_still(7.6e-7)).causes
+
+
+def test_sam_far_past_its_usual_rho_is_the_regularizer_that_holds_the_net_back():
+    assert strong_regularizers({"sam": 0.05}) == [] and strong_regularizers({"sam": 0.3}) == []
+    verdict = _run({"sam": 5.0}, epochs=LOW_FIT, summary={"train_accuracy_by_mode": {"train": 0.2, "eval": 0.2}})
+    top = verdict.findings[0]
+    assert top.title == "over-regularized: --sam 5 is 100x the usual 0.05"
+    assert top.fixes[0].startswith("--sam 0.05 (the usual value; if training accuracy then rises, --sam was the cause)")

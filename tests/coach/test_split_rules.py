@@ -173,3 +173,32 @@ def test_test_images_shifted_as_a_whole_warn_even_when_the_accuracy_holds():
     assert finding.title == "the test images are drawn unlike the training images, though the accuracy holds so far"
     assert "614 of 784 pixel values have another mean on test" in finding.evidence
     assert "mean brightness 0.43 against 0.28" in finding.evidence
+
+
+def test_a_test_gap_from_classes_rare_in_training_is_the_imbalance_not_a_test_split_that_differs():
+    # c3 and c4 have 6 training images against 250 (so ~0 on validation); the balanced test set holds
+    # 100 of each and the net misses them: 74% on test against 89% on validation
+    val = {name: 0.89 for name in CLASSES} | {"c3": 0.0, "c4": 0.0}
+    test = {name: 0.89 for name in CLASSES} | {"c3": 0.05, "c4": 0.05}
+    record = _by_class(val, test, {})
+    record.summary.update(test_accuracy=0.722, val_class_counts=[75] * 3 + [0, 0] + [75] * 5)
+    record.summary["data"].update(val=600, train_class_counts=[250] * 3 + [6, 6] + [250] * 5)
+    verdict = diagnose(record)
+    assert verdict.findings[0].cause == "class_imbalance"
+    assert "c3 6 (5% right on test), c4 6 (5% right on test)" in verdict.findings[0].evidence
+    assert "test_differs" not in verdict.causes
+    # the same rare classes, and the common classes 20 points worse on test too: the split differs as well
+    record.summary["test_per_class_accuracy"] = {name: 0.69 for name in CLASSES} | {"c3": 0.05, "c4": 0.05}
+    record.summary["test_accuracy"] = 0.562
+    assert "test_differs" in diagnose(record).causes
+
+
+def test_classes_missed_on_test_whose_images_differ_put_the_images_first_and_the_labels_second():
+    val = {name: 0.9 for name in CLASSES}
+    test = val | {"c1": 0.19, "c5": 0.04}
+    taken = {"c1": ["c3", 0.69], "c5": ["c7", 0.47]}  # not taken for each other: no exchanged pair
+    shift = {"shifted": 72, "entries": 784, "max_z": 9.1, "at": [0, 19], "train_mean": 0.04, "test_mean": 0.12}
+    top = diagnose(_by_class(val, test, taken, shift | {"brightness": [0.28, 0.28]})).findings[0]
+    assert top.cause == "test_differs" and "the images differ too: 72 of 784 pixel values" in top.evidence
+    assert top.fixes[0].startswith("check that the test images come from the same source")
+    assert top.fixes[1] == "check the labels of c1, c5 in the test split against the training split's"

@@ -100,6 +100,7 @@ BOUNDED = {
     "dropconnect": (0.5, 1.6),
     "stochastic_depth": (0.2, 2.5),
     "input_noise": (0.1, 10),
+    "sam": (0.05, 10),  # Foret et al. 2021: rho 0.05 (CIFAR-10); 10x moves the weights far off before each gradient
 }
 STRONG_TIMES = 20  # weight decay and penalties: this many times the usual is far past it
 USUAL_MAX_NORM = 3.0  # Srivastava et al. 2014: c of 3-4; a cap STRONG_TIMES smaller holds every unit down

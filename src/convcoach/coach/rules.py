@@ -509,6 +509,31 @@ def _schedule_ended(facts: Facts) -> Finding | None:
     )
 
 
+STILL_UPDATE = HEALTHY_UPDATE[0] / 10  # a median step this far below the healthy size: most weights stand still
+
+
+def _most_weights_still(facts: Facts) -> Finding | None:
+    """Most layers' steps are far too small (the median over layers) while the net falls short of fitting
+    its training set and has stopped improving: the loss fell only because a few layers (a head on a
+    larger LR, say) learned. Flat and at-chance runs are read by the rule's other branches."""
+    ratio, fit = facts.update_ratio, train_fit(facts)
+    if ratio is None or ratio >= STILL_UPDATE or fit is None or fit >= FITS or _flat(facts):
+        return None
+    if facts.late_drop is None or facts.late_drop >= FLAT:
+        return None  # still falling: too early to call
+    stepped, step_fixes = _step_options(facts, high=False)
+    return Finding(
+        "lr_too_low",
+        "warn",
+        "learning rate too low for most layers: their weights barely move",
+        f"each step changes the median layer's weights by {ratio:.1e} of their norm (healthy ~1e-3), "
+        f"and the net gets only {_pct(fit)} of its training images right; the loss fell "
+        f"{facts.loss_drop:.1%} over the run, {facts.late_drop:.1%} in the last third, through the few "
+        "layers that move" + "".join(f"; {item}" for item in stepped),
+        [*step_fixes, f"{_lr(facts, 10)} (10x; convcoach check sweeps the range)"],
+    )
+
+
 @RULES.register("lr_too_low", order=90, curve=True)
 def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.diverged or _found(found, *STRUCTURAL):
@@ -517,6 +542,8 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
         return clipped
     if ended := _schedule_ended(facts):
         return ended
+    if frozen := _most_weights_still(facts):
+        return frozen
     ratio = facts.update_ratio
     # a loss that barely moves; or one that moves little (under 3x FLAT) while the net is still at
     # chance and its steps are below the healthy size

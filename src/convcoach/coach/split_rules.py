@@ -4,8 +4,10 @@ unlike validation, noisy training labels, and classes the model rarely or never 
 from __future__ import annotations
 
 import math
+import statistics
 
 from .advice import weight_skew
+from .data_rules import RARE
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 from .rules import _pct
@@ -56,6 +58,28 @@ def _split_gap(facts: Facts) -> float | None:
     noise = 4 * math.sqrt(val * (1 - val) / facts.val_count + test * (1 - test) / facts.test_count)
     gap = test - val
     return gap if abs(gap) > max(SPLIT_GAP, noise) else None
+
+
+def _rare_explain(facts: Facts) -> bool:
+    """Classes rare in training (class_imbalance's: under RARE of the median count) explain the test's
+    shortfall: over the other classes, test and validation agree within SPLIT_GAP and 4 standard errors.
+    Validation, drawn from the training split, holds almost none of the rare classes; a balanced test
+    split holds its share of them, and the net never learned them."""
+    counts, names = facts.train_counts, list(facts.test_per_class or {})
+    val, val_n, test_n = facts.val_per_class, facts.val_class_counts, facts.test_class_counts
+    if not counts or not val or not val_n or not test_n or not (len(counts) == len(names) == len(test_n)):
+        return False
+    median = statistics.median(counts)
+    common = [i for i, n in enumerate(counts) if n >= RARE * median]
+    if len(common) == len(counts):
+        return False
+    seen_val, seen_test = sum(val_n[i] for i in common), sum(test_n[i] for i in common)
+    if seen_val < 20 or seen_test < 20:
+        return False
+    v = sum(val.get(names[i], 0.0) * val_n[i] for i in common) / seen_val
+    t = sum(facts.test_per_class[names[i]] * test_n[i] for i in common) / seen_test
+    noise = 4 * math.sqrt(v * (1 - v) / seen_val + t * (1 - t) / seen_test)
+    return v - t <= max(SPLIT_GAP, noise)
 
 
 MIX_DISTANCE = 0.3  # total variation between the training and test class shares: drawn otherwise
@@ -137,7 +161,7 @@ def test_differs(facts: Facts, found: list[Finding]) -> Finding | None:
                 "judge the run by per-class accuracy: convcoach eval --checkpoint RUN (confusion.png)",
             ],
         )
-    if gap is not None and gap < 0 and not few:
+    if gap is not None and gap < 0 and not few and not _rare_explain(facts):
         return Finding(
             "test_differs",
             "warn",
@@ -162,14 +186,16 @@ def test_differs(facts: Facts, found: list[Finding]) -> Finding | None:
         if pairs
         else "some classes' test images differ from validation's: shifted, or labelled otherwise"
     )
-    where = ", ".join(names)
+    labels = f"check the labels of {', '.join(names)} in the test split against the training split's"
+    shifted = bool(facts.pixel_shift and facts.pixel_shift["shifted"])
     return Finding(
         "test_differs",
         "warn",
         title,
         f"{listed}: the net that gets these classes right on validation misses them on test "
         f"(test accuracy {_pct(facts.test_acc)} overall)" + _pixels(facts),
-        [f"check the labels of {where} in the test split against the training split's", *fixes[:2]],
+        # labels first, unless the images themselves differ and no two classes look exchanged
+        [fixes[1], labels, fixes[0]] if shifted and not pairs else [labels, *fixes[:2]],
     )
 
 
