@@ -2671,6 +2671,162 @@ CATALOGUE: list[Fault] = [
         width=32,
         optimizer="adam",
     ),
+    # --- fresh, fifteenth set (session 23): written after fresh14's rules, before its first run ---
+    F(
+        "fresh15_gamma_test",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test images are gamma-brightened (each pixel's square root)",
+        fresh=True,
+        data="gamma_test",
+    ),
+    F(
+        "fresh15_noisy_train",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet trained (and validated) on images with Gaussian noise of std 60 grey levels, tested on clean ones",
+        fresh=True,
+        data="noisy_train60",
+    ),
+    F(
+        "fresh15_labels_shifted_30",
+        "data",
+        {"label_noise"},
+        None,
+        "the ResNet whose training labels are moved to the next class for 30% of the images",
+        fresh=True,
+        data="shift30",
+        val_fraction=0.2,
+    ),
+    F(
+        "fresh15_digits_rare_7",
+        "data",
+        {"class_imbalance", "classes_missed"},
+        None,
+        "a CNN on digits with 3 training images of 7 against ~140 of each other digit",
+        fresh=True,
+        data="digits:rare7",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        epochs=6,
+    ),
+    F(
+        "fresh15_mlp_warmup_1500_cosine",
+        "optimization",
+        {"warmup_too_long"},
+        "--warmup",
+        "an MLP at Adam with a 1500-iteration warm-up and a cosine schedule in a 124-iteration run",
+        fresh=True,
+        model="mlp",
+        optimizer="adam",
+        warmup=1500,
+        schedule="cosine",
+    ),
+    F(
+        "fresh15_sigmoid_mlp_12_xavier",
+        "initialization",
+        {"vanishing"},
+        None,
+        "a 12-layer sigmoid MLP without norm, Xavier init, Nesterov lr 0.05",
+        fresh=True,
+        model="mlp",
+        depth=12,
+        activation="sigmoid",
+        norm="none",
+        init="xavier",
+        optimizer="nesterov",
+        lr=0.05,
+    ),
+    F(
+        "fresh15_cnn_batch_1024",
+        "optimization",
+        {"not_converged", "too_short"},
+        None,
+        "a CNN at Adam with batch 1024 on 2,000 images: 8 steps in the run",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        batch_size=1024,
+    ),
+    F(
+        "fresh15_vgg_input_noise_5",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--input-noise",
+        "a VGG with Gaussian input noise of std 5 (normalized units)",
+        fresh=True,
+        model="vgg",
+        input_noise=5.0,
+    ),
+    F(
+        "fresh15_mlp_adagrad_lr_10",
+        "optimization",
+        {"exploding", "lr_too_high"},
+        "--lr",
+        "an MLP at Adagrad lr 10",
+        fresh=True,
+        model="mlp",
+        optimizer="adagrad",
+        lr=10.0,
+    ),
+    F(
+        "fresh15_resnet_sgd_lr_3e-4",
+        "optimization",
+        {"lr_too_low", "not_converged"},
+        "--lr",
+        "the ResNet at plain SGD lr 3e-4",
+        fresh=True,
+        optimizer="sgd",
+        lr=3e-4,
+    ),
+    F(
+        "fresh15_healthy_resnet_sam_0.1_nesterov",
+        "healthy",
+        set(),
+        what="the ResNet at Nesterov SGD with sharpness-aware minimization at rho 0.1",
+        fresh=True,
+        optimizer="nesterov",
+        sam=0.1,
+        epochs=5,
+    ),
+    F(
+        "fresh15_healthy_vgg_cutout_8",
+        "healthy",
+        set(),
+        what="a VGG with 8-px cutout",
+        fresh=True,
+        model="vgg",
+        cutout=8,
+        epochs=5,
+    ),
+    F(
+        "fresh15_healthy_digits_resnet_adamw",
+        "healthy",
+        set(),
+        what="the ResNet on digits at AdamW lr 1e-3",
+        fresh=True,
+        data="digits",
+        subset=None,
+        optimizer="adamw",
+        lr=1e-3,
+        epochs=6,
+    ),
+    F(
+        "fresh15_healthy_cnn_smoothing_0.2_cosine",
+        "healthy",
+        set(),
+        what="a CNN at Nesterov lr 0.05 with label smoothing 0.2 and a cosine schedule",
+        fresh=True,
+        model="cnn",
+        optimizer="nesterov",
+        lr=0.05,
+        label_smoothing=0.2,
+        schedule="cosine",
+        epochs=5,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -3007,7 +3163,32 @@ def _rare_many(names: tuple[str, ...], keep_count: int) -> Callable[[Source, np.
     return make
 
 
+def _gamma_test(s: Source, rng: np.random.Generator) -> Source:
+    return Source(s.x, s.y, (np.sqrt(s.tx / 255.0) * 255).round().astype(np.uint8), s.ty, s.classes)
+
+
+def _noisy_train(std: float) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        return Source(_noisy(s.x, std, rng), s.y, s.tx, s.ty, s.classes)
+
+    return make
+
+
+def _shifted_labels(share: float) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        y = s.y.copy()
+        moved = rng.random(len(y)) < share
+        y[moved] = (y[moved] + 1) % len(s.classes)
+        return Source(s.x, y, s.tx, s.ty, s.classes)
+
+    return make
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "gamma_test": _gamma_test,
+    "noisy_train60": _noisy_train(60),
+    "shift30": _shifted_labels(0.3),
+    "rare7": _rare("7", 3),
     "blurred_test": _blurred_test,
     "shrunk_test": _shrunk_test,
     "rare_coat_pullover": _rare_many(("Coat", "Pullover"), 8),
