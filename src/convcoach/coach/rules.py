@@ -519,7 +519,7 @@ def _most_weights_still(facts: Facts) -> Finding | None:
     ratio, fit = facts.update_ratio, train_fit(facts)
     if ratio is None or ratio >= STILL_UPDATE or fit is None or fit >= FITS or _flat(facts):
         return None
-    if facts.late_drop is None or facts.late_drop >= FLAT:
+    if facts.late_drop is None or facts.late_drop >= FLAT or facts.loss_drop is None:
         return None  # still falling: too early to call
     stepped, step_fixes = _step_options(facts, high=False)
     return Finding(

@@ -44,8 +44,8 @@ class Perturbation:
     def descend(self) -> None:
         """Back to w, bit for bit where the step started."""
         with torch.no_grad():
-            if self.moved:
-                torch._foreach_copy_(self.moved, self.saved)
+            for p, saved in zip(self.moved, self.saved, strict=True):
+                p.copy_(saved)
         self.moved, self.saved = [], []
 
 
