@@ -134,6 +134,14 @@ def test_test_images_closer_to_training_than_validation_is_are_near_copies_leake
     assert "split_leakage" not in _near(test_near=0.07).causes  # Fashion-MNIST's own splits: 7%
 
 
+def test_clean_test_images_closer_than_a_noised_validation_split_are_not_near_copies():
+    # training (and so validation) noised: validation sits far from training (median 0.884), clean test
+    # images closer (25% above validation's 95th percentile 0.947), but none at copy level (99th: 0.974)
+    verdict = _near(0.87, test_near=0.251, val_line=0.947, val_median=0.884, test_q99=0.974)
+    assert "split_leakage" not in verdict.causes
+    assert "split_leakage" in _near(0.87, test_near=0.251, val_line=0.947, val_median=0.884, test_q99=0.999).causes
+
+
 def test_validation_at_copy_level_is_a_training_split_of_near_duplicates_and_a_shifted_test_is_not():
     verdict = _near(val_near=1.0, val_median=0.998, test_q99=0.984)
     finding = next(f for f in verdict.findings if f.cause == "duplicated_images")

@@ -21,11 +21,16 @@ NEAR_COPY = 0.99  # a median fingerprint cosine at which validation images are n
 
 
 def near_test_words(near: dict | None) -> str | None:
-    """Words for test images that are near-copies of training images (run_facts.near_copies), or None."""
+    """Words for test images that are near-copies of training images (run_facts.near_copies), or None.
+    Closer than validation is not enough: the closest test images must be at copy level too (their 99th
+    percentile cosine >= NEAR_COPY). Validation drawn from a noised or otherwise processed training split
+    sits farther from training than clean test images do, with no copy among them."""
     if not near:
         return None
     share, count = near["test_near"], near["test_count"]
     if share < NEAR_SHARE or (share - 0.05) / math.sqrt(0.05 * 0.95 / count) < 4:
+        return None
+    if near.get("test_q99", 1.0) < NEAR_COPY:
         return None
     return (
         f"{share:.0%} of {count} test images sit closer to a training image than 95% of validation images do "
