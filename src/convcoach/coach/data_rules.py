@@ -20,6 +20,12 @@ NEAR_SHARE = 0.15  # test images closer to training than 95% of validation image
 NEAR_COPY = 0.99  # a median fingerprint cosine at which validation images are near-copies of training ones
 
 
+def rare_classes(counts: list[int]) -> list[int]:
+    """The indices of the classes with fewer than RARE of the median class's training images."""
+    median = statistics.median(counts)
+    return [i for i, n in enumerate(counts) if n < RARE * median]
+
+
 def near_test_words(near: dict | None) -> str | None:
     """Words for test images that are near-copies of training images (run_facts.near_copies), or None.
     Closer than validation is not enough: the closest test images must be at copy level too (their 99th
@@ -145,7 +151,7 @@ def class_imbalance(facts: Facts, found: list[Finding]) -> Finding | None:
         return None
     median = statistics.median(counts)
     names = list(facts.test_per_class)
-    rare = [(names[i], n) for i, n in enumerate(counts) if i < len(names) and n < RARE * median]
+    rare = [(names[i], counts[i]) for i in rare_classes(counts) if i < len(names)]
     if not rare:
         return None
     listed = ", ".join(f"{name} {n} ({_pct(facts.test_per_class[name])} right on test)" for name, n in rare)

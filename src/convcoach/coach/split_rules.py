@@ -4,10 +4,9 @@ unlike validation, noisy training labels, and classes the model rarely or never 
 from __future__ import annotations
 
 import math
-import statistics
 
 from .advice import weight_skew
-from .data_rules import RARE
+from .data_rules import rare_classes
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 from .rules import _pct
@@ -69,10 +68,10 @@ def _rare_explain(facts: Facts) -> bool:
     val, val_n, test_n = facts.val_per_class, facts.val_class_counts, facts.test_class_counts
     if not counts or not val or not val_n or not test_n or not (len(counts) == len(names) == len(test_n)):
         return False
-    median = statistics.median(counts)
-    common = [i for i, n in enumerate(counts) if n >= RARE * median]
-    if len(common) == len(counts):
+    rare = rare_classes(counts)
+    if not rare:
         return False
+    common = [i for i in range(len(counts)) if i not in rare]
     seen_val, seen_test = sum(val_n[i] for i in common), sum(test_n[i] for i in common)
     if seen_val < 20 or seen_test < 20:
         return False

@@ -232,8 +232,7 @@ class Trainer:
         with no_sync(self.model, not micro.last):  # DDP: micro-batches that do not step skip the all-reduce
             loss, logits = self._loss(x, y)
             # the group's gradients sum to the mean over its micro-batches (equal-sized: over its images)
-            scaled = loss / micro.group_size if micro.group_size > 1 else loss
-            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            self._backward(loss / micro.group_size if micro.group_size > 1 else loss)
         if micro.last:
             self._optimizer_step()
         return loss.item(), logits.detach()
@@ -246,6 +245,9 @@ class Trainer:
             loss = loss + self.penalty(self.penalty_params)
         return loss, logits
 
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()  # fp16: the scaled loss
+
     def _sam_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
         """--sam: the gradient at w (kept local under DDP) moves the weights up the loss; the gradient
         there steps the optimizer from w (train/sam.py). Returns the loss and logits at w."""
@@ -253,12 +255,11 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         with no_sync(self.model, True):
             loss, logits = self._loss(x, y)
-            (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            self._backward(loss)
         self.sam.ascend(self.scaler.get_scale() if self.scaler is not None else 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         with frozen_running_stats(self.model):
-            moved, _ = self._loss(x, y)
-            (self.scaler.scale(moved) if self.scaler is not None else moved).backward()
+            self._backward(self._loss(x, y)[0])
         self.sam.descend()
         self._optimizer_step()
         return loss.item(), logits.detach()
