@@ -2971,6 +2971,142 @@ CATALOGUE: list[Fault] = [
         schedule="step:4,6",
         epochs=8,
     ),
+    # --- fresh, seventeenth set (session 24): written after fresh16's first run, before its own ---
+    F(
+        "fresh17_test_sneakers_inverted",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test Sneaker images (only those) are inverted",
+        fresh=True,
+        data="sneaker_inverted_test",
+    ),
+    F(
+        "fresh17_test_flipped_train_copies",
+        "data",
+        {"split_leakage"},
+        None,
+        "the ResNet whose test split is 30% mirrored copies of training images",
+        fresh=True,
+        data="flipped_leak30",
+    ),
+    F(
+        "fresh17_train_labels_cycled_3",
+        "data",
+        {"test_differs", "classes_missed"},
+        None,
+        "the ResNet with T-shirt, Trouser and Pullover labels cycled in training only",
+        fresh=True,
+        data="cycled_3",
+    ),
+    F(
+        "fresh17_resnet_image_size_8",
+        "data",
+        {"underfitting"},
+        "--image-size",
+        "the ResNet on images resized from 28 to 8 px",
+        fresh=True,
+        image_size=8,
+    ),
+    F(
+        "fresh17_patience_1_min_delta_0.05",
+        "optimization",
+        {"not_converged", "too_short"},
+        "--min-delta",
+        "a CNN at Adam for 10 epochs that stops when validation accuracy gains under 5 points",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        epochs=10,
+        patience=1,
+        min_delta=0.05,
+    ),
+    F(
+        "fresh17_linear_adam_lr_1e-5",
+        "optimization",
+        {"lr_too_low"},
+        "--lr",
+        "softmax regression at Adam lr 1e-5",
+        fresh=True,
+        model="linear",
+        optimizer="adam",
+        lr=1e-5,
+    ),
+    F(
+        "fresh17_cnn_mixup_cutmix_5",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "mix",
+        "a CNN at Adam with mixup 5 and cutmix 5",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        mixup=5.0,
+        cutmix=5.0,
+    ),
+    F(
+        "fresh17_muon_weight_decay_1",
+        "regularization",
+        {"over_regularized"},
+        "--weight-decay",
+        "the default ResNet and Muon with weight decay 1",
+        fresh=True,
+        weight_decay=1.0,
+    ),
+    F(
+        "fresh17_adam_beta1_0.999",
+        "optimization",
+        {"lr_too_high", "exploding", "plateau", "not_converged"},
+        "--momentum",
+        "a CNN at Adam lr 1e-3 with beta1 (--momentum) 0.999",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        momentum=0.999,
+    ),
+    F(
+        "fresh17_healthy_resnet_channels_3",
+        "healthy",
+        set(),
+        what="the default ResNet on the gray images replicated to 3 channels",
+        fresh=True,
+        channels=3,
+        epochs=5,
+    ),
+    F(
+        "fresh17_healthy_mlp_lsuv_depth_4",
+        "healthy",
+        set(),
+        what="a 4-layer MLP with LSUV initialization at Adam",
+        fresh=True,
+        model="mlp",
+        depth=4,
+        init="lsuv",
+        optimizer="adam",
+        epochs=5,
+    ),
+    F(
+        "fresh17_healthy_cnn_instance_norm_adam",
+        "healthy",
+        set(),
+        what="a CNN with instance norm at Adam",
+        fresh=True,
+        model="cnn",
+        norm="instance",
+        optimizer="adam",
+        epochs=5,
+    ),
+    F(
+        "fresh17_healthy_digits_resnet_cosine",
+        "healthy",
+        set(),
+        what="the ResNet on digits with Muon and a cosine schedule",
+        fresh=True,
+        data="digits",
+        subset=None,
+        schedule="cosine",
+        epochs=8,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -3332,7 +3468,46 @@ def _down4_test(s: Source, rng: np.random.Generator) -> Source:
     return Source(s.x, s.y, np.ascontiguousarray(np.roll(s.tx, 4, axis=2)), s.ty, s.classes)
 
 
+def _one_class_inverted_test(name: str) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        tx = s.tx.copy()
+        chosen = s.ty == s.classes.index(name)
+        tx[chosen] = 255 - tx[chosen]
+        return Source(s.x, s.y, tx, s.ty, s.classes)
+
+    return make
+
+
+def _flipped_leak(share: float) -> Callable[[Source, np.random.Generator], Source]:
+    """`share` of the test split replaced by training images mirrored left to right, with their labels."""
+
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        tx, ty = s.tx.copy(), s.ty.copy()
+        slots = rng.permutation(len(ty))[: int(share * len(ty))]
+        copied = rng.permutation(len(s.y))[: len(slots)]
+        tx[slots], ty[slots] = s.x[copied][..., ::-1], s.y[copied]
+        return Source(s.x, s.y, tx, ty, s.classes)
+
+    return make
+
+
+def _cycled(names: tuple[str, ...]) -> Callable[[Source, np.random.Generator], Source]:
+    """Training labels moved around a cycle of classes (each to the next); the test split untouched."""
+
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        y = s.y.copy()
+        ids = [s.classes.index(n) for n in names]
+        for here, there in zip(ids, ids[1:] + ids[:1]):
+            y[s.y == here] = there
+        return Source(s.x, y, s.tx, s.ty, s.classes)
+
+    return make
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "sneaker_inverted_test": _one_class_inverted_test("Sneaker"),
+    "flipped_leak30": _flipped_leak(0.3),
+    "cycled_3": _cycled(("T-shirt/top", "Trouser", "Pullover")),
     "down4_test": _down4_test,
     "no_sandal": _rare("Sandal", 0),
     "gamma_test": _gamma_test,
