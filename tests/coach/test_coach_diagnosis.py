@@ -383,11 +383,14 @@ def test_activations_shrinking_below_a_fifth_are_vanishing():
 )
 def test_dead_relus_warn_from_half_and_fail_from_90_percent(dead, severity):
     layers = {"relu1": {"mean": 0.2, "std": 0.5, "dead": 0.1}, "relu2": {"mean": 0.1, "std": 0.3, "dead": dead}}
-    verdict = _healthy_with(_activations(layers))
+    short_of_fitting = [(0.6, 0.62, 0.8), (0.8, 0.8, 0.5), (0.85, 0.84, 0.45)]
+    verdict = diagnose(_record(_decaying(), short_of_fitting, updates=1e-3, monitors=[_activations(layers)]))
     if severity is None:
         assert verdict.findings == []
         return
     assert verdict.causes == ["dead_units"] and verdict.findings[0].severity == severity
+    # in a net that fits 95% of its training images anyway, the same dead units are a note
+    assert [(f.cause, f.severity) for f in _healthy_with(_activations(layers)).findings] == [("dead_units", "info")]
     assert verdict.findings[0].evidence == (
         f"{dead:.0%} of the units of activation layer 2 of 2 ('relu2') output zero for a whole batch: "
         "they pass no gradient"

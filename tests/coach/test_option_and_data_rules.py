@@ -357,9 +357,60 @@ def test_momentum_far_past_0_9_is_a_too_large_step():
         top.evidence
     )
     assert top.fixes[0] == "--momentum 0.9 (its usual value; the step then matches the LR again)"
-    # the EMA convention does not multiply the step
+    # the EMA convention does not multiply the step: it averages the gradients over that window instead
     ema = {"optimizer": "momentum", "momentum": 0.999, "momentum_convention": "ema"}
-    assert "lr_too_high" not in _run(ema, epochs=[(0.5, 0.5, 1.5), (0.62, 0.62, 1.3), (0.7, 0.71, 1.2)]).causes
+    top = _run(ema, epochs=[(0.5, 0.5, 1.5), (0.62, 0.62, 1.3), (0.7, 0.71, 1.2)]).findings[0]
+    assert "carries each gradient" not in top.evidence and "the mean of the last ~1000 gradients" in top.evidence
+
+
+def test_adam_with_beta1_far_past_0_9_follows_a_stale_mean_of_the_gradients():
+    poor = [(0.5, 0.5, 1.5), (0.66, 0.65, 1.2), (0.72, 0.72, 1.1)]
+    steps = [
+        {"kind": "monitor", "monitor": "step_size", "step": s, "layers": {"model": {"alpha": a}}}
+        for s, a in ((10, 1.4), (20, 0.3))
+    ]
+    adam = {"optimizer": "adam", "momentum": 0.999, "lr": 1e-3}
+    verdict = _run(adam, epochs=poor, monitors=steps, summary={"lr": 1e-3})
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("lr_too_high", "warn")
+    assert (
+        "--momentum 0.999 makes each step the mean of the last ~1000 gradients (1 / (1 - momentum)), 100x the "
+        "usual 0.9's: the steps run on where the gradient has turned; 50% of the measured steps went uphill"
+    ) in top.evidence
+    assert top.fixes[0] == "--momentum 0.9 (its usual value; the step then follows the gradient again)"
+    usual = _run({**adam, "momentum": 0.95}, epochs=poor, monitors=steps, summary={"lr": 1e-3})
+    assert "lr_too_high" not in usual.causes
+
+
+def test_units_that_die_in_a_net_that_fits_its_training_images_are_only_a_note():
+    def activations(step: int, dead: float) -> dict:
+        layers = {"input": {"mean": 0.0, "std": 1.0}, "fc": {"mean": 0.1, "std": 0.5, "dead": dead}}
+        return {"kind": "monitor", "monitor": "activations", "step": step, "layers": layers}
+
+    fits = [(0.9, 0.9, 0.3), (0.97, 0.96, 0.1), (0.99, 0.985, 0.06)]
+    verdict = _run(
+        {},
+        epochs=fits,
+        monitors=[activations(1, 0.0), activations(50, 0.5)],
+        summary={"train_accuracy_by_mode": {"train": 0.998, "eval": 0.998}},
+    )
+    assert "lr_too_high" not in verdict.causes and verdict.healthy
+    note = next(f for f in verdict.findings if f.cause == "dead_units")
+    assert note.severity == "info" and note.evidence.startswith("50% of the units of")
+
+
+def test_images_shrunk_to_a_few_pixels_underfit_and_name_their_own_size():
+    losses = [2.3 - 1.3 * (1 - math.exp(-5 * i / 90)) for i in range(90)]
+    fit = [(0.6, 0.6, 1.2), (0.74, 0.73, 0.95), (0.79, 0.78, 0.9)]
+    shrunk = {"data": {"shape": [1, 8, 8], "source_shape": [1, 28, 28]}, "train_accuracy_by_mode": {"eval": 0.8}}
+    top = _run({"image_size": 8}, losses=losses, epochs=fit, summary=shrunk).findings[0]
+    assert (top.cause, top.severity) == ("underfitting", "warn")
+    assert "the images were resized from 28 to 8 px, which leaves 8% of their pixels" in top.evidence
+    assert top.fixes[0] == "--image-size 28 (the images' own size)"
+    # photos resized from 500 to 64 px keep what a classifier needs: no such finding
+    photos = {"data": {"shape": [3, 64, 64], "source_shape": [3, 500, 500]}, "train_accuracy_by_mode": {"eval": 0.8}}
+    verdict = _run({"image_size": 64}, losses=losses, epochs=fit, summary=photos)
+    assert not any("--image-size" in fix for f in verdict.findings for fix in f.fixes)
 
 
 def test_a_run_of_a_few_accumulated_steps_that_learned_little_warns_and_names_accumulate():

@@ -67,3 +67,10 @@ def test_noisy_duplicates_within_training_put_validation_at_copy_level():
     near = near_copies(pool[:3000], pool[3000:], _shapes(400, 2))
     assert near["val_near"] >= 0.9 and near["val_median"] >= 0.99 and near["val_median"] > near["test_q99"]
     assert near_copies(pool[:3000], pool[3000:3040], _shapes(400, 2)) is None  # under 50 validation images
+
+
+def test_mirrored_copies_of_training_images_in_the_test_split_are_found():
+    train = _shapes(3000, 0)
+    test = torch.cat([train[:120].flip(-1), _shapes(280, 2)])  # 30% mirror images of training images
+    near = near_copies(train, _shapes(300, 1), test)
+    assert near["test_near"] >= 0.3 and near["test_q99"] >= 0.999 and near["val_near"] <= 0.12

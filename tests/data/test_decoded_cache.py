@@ -141,3 +141,8 @@ def test_without_room_on_disk_the_files_are_streamed(tmp_path, monkeypatch):
     root = folder(tmp_path / "photos", per_class=5)
     bundle = load_data(f"imagefolder:{root}", SourceOptions(image_size=16, memory_limit_gb=1e-9), val_fraction=0.0)
     assert bundle.train.images is None and not bundle.train.mapped and len(bundle.train.files) == 12
+
+
+def test_a_folder_resized_on_decoding_keeps_its_first_files_size(tmp_path):
+    bundle = load_data(f"imagefolder:{folder(tmp_path / 'photos', per_class=4)}", SourceOptions(image_size=16))
+    assert bundle.shape == (3, 16, 16) and bundle.source_shape == (3, 80, 96)  # (C, H, W) of 96 x 80 photos

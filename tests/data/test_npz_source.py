@@ -221,3 +221,12 @@ def test_image_size_resizes_train_and_test(tmp_path):
     row = torch.tensor([0, 0, 0, 0, 255, 255, 255, 255], dtype=torch.uint8)
     assert torch.equal(bundle.train.images, row.expand(4, 1, 8, 8))
     assert torch.equal(bundle.test.images, row.flip(0).expand(4, 1, 8, 8))
+
+
+def test_the_stored_shape_is_kept_beside_the_resized_one(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, x=rng.integers(0, 256, (40, 28, 28), dtype=np.uint8), y=np.arange(40) % 2)
+    bundle = load_data(f"npz:{path}", SourceOptions(image_size=8), val_fraction=0.0)
+    assert bundle.shape == (1, 8, 8) and bundle.source_shape == (1, 28, 28)
+    assert load_data(f"npz:{path}", SourceOptions(), val_fraction=0.0).source_shape == (1, 28, 28)

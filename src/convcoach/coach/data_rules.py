@@ -41,7 +41,7 @@ def near_test_words(near: dict | None) -> str | None:
     return (
         f"{share:.0%} of {count} test images sit closer to a training image than 95% of validation images do "
         f"(fingerprint cosine above {near['val_line']:.3f}; about 5% when the splits are drawn alike): "
-        "near-copies that byte hashes miss (re-encoded, noised or resized)"
+        "near-copies that byte hashes miss (re-encoded, noised, resized or mirrored)"
     )
 
 

@@ -43,6 +43,7 @@ class Facts:
     clip_scale: float | None = None  # median of --clip-grad's max norm / the gradient's norm before it (<= 1)
     clip_norm: float | None = None  # median global gradient norm before clipping
     image_side: int | None = None  # the images' smaller side in pixels
+    source_side: int | None = None  # their smaller side as stored, before --image-size
     train_acc: float | None = None
     mode_train_acc: float | None = None  # the final model on the same training images in train mode...
     mode_eval_acc: float | None = None  # ...and in eval mode (BatchNorm's running statistics, no dropout)
@@ -126,6 +127,8 @@ def measure(record: RunRecord) -> Facts:
     facts.batchnorm_layers, facts.batchnorm_momentum = model.get("batchnorm_layers"), model.get("batchnorm_momentum")
     shape = data.get("shape") or []
     facts.image_side = min(shape[1:]) if len(shape) == 3 else None
+    stored = data.get("source_shape") or []
+    facts.source_side = min(stored[1:]) if len(stored) == 3 else None
     _curve_facts(facts, record.iterations)
     _epoch_facts(facts, record.epochs)
     if facts.mode_eval_acc is not None and facts.val_acc is not None:

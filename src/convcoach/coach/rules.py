@@ -220,6 +220,19 @@ def _momentum_multiplier(options: dict) -> float | None:
     return 1 / (1 - rho)
 
 
+def _averaged_window(options: dict) -> float | None:
+    """1 / (1 - beta) where an averaged momentum (Adam's beta1, SGD's momentum in the ema form) is at least
+    10x the usual window: the step keeps its size but follows the mean of that many past gradients, so it
+    keeps going where the gradient has already turned away."""
+    rho, name = options.get("momentum"), options.get("optimizer")
+    averaged = name in ("adam", "adamw") or (
+        name in ("momentum", "nesterov") and options.get("momentum_convention") == "ema"
+    )
+    if not averaged or not isinstance(rho, int | float) or not 0 <= rho < 1 or 1 / (1 - rho) < 10 * USUAL_CARRY:
+        return None
+    return 1 / (1 - rho)
+
+
 @RULES.register("lr_too_high", order=10)
 def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     if _found(found, "exploding", "symmetric_init", "warmup_too_long", "over_regularized"):
@@ -267,6 +280,15 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
             f"(1 / (1 - momentum)), {carried / USUAL_CARRY:.0f}x the usual 0.9's {USUAL_CARRY:.0f}"
         )
         fixes = ["--momentum 0.9 (its usual value; the step then matches the LR again)", *fixes[:2]]
+    window = _averaged_window(facts.options)
+    if window:
+        uphill = f"; {facts.uphill:.0%} of the measured steps went uphill" if facts.uphill else ""
+        evidence.append(
+            f"--momentum {facts.options['momentum']:g} makes each step the mean of the last ~{window:.0f} "
+            f"gradients (1 / (1 - momentum)), {window / USUAL_CARRY:.0f}x the usual 0.9's: the steps run on "
+            f"where the gradient has turned{uphill}"
+        )
+        fixes = ["--momentum 0.9 (its usual value; the step then follows the gradient again)", *fixes[:2]]
     spikes = facts.loss_spikes is not None and facts.loss_spikes > 0.05
     if spikes:
         evidence.append(f"{facts.loss_spikes:.0%} of the steps jump the loss above 1.5x its recent median")
@@ -276,6 +298,8 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     # fits < 90%: healthy runs here step at ~1e-2 without spikes
     overshoot = ratio is not None and ratio > HEALTHY_UPDATE[1] and spikes
     poor = poor or (overshoot and (train_fit(facts) or 0.0) < FITS)
+    # units that died in a net that still fits its training images cost it nothing worth a warning
+    died = died and (train_fit(facts) or 0.0) < FITS
     if not evidence or not (poor or died) or (len(evidence) == 1 and spikes and not _flat(facts)):
         return None
     if facts.loss_start is not None and facts.loss_end is not None:
@@ -293,9 +317,11 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
 def dead_units(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.dead_max is None or facts.dead_max < 0.5 or _found(found, "lr_too_high", "symmetric_init"):
         return None
+    # a net that fits its training images anyway loses nothing it needs: worth a note, not a warning
+    fits = (train_fit(facts) or 0.0) >= FITS
     return Finding(
         "dead_units",
-        "fail" if facts.dead_max >= 0.9 else "warn",
+        "info" if fits else "fail" if facts.dead_max >= 0.9 else "warn",
         "dead ReLUs: most units never fire",
         f"{_pct(facts.dead_max)} of the units of {facts.dead_layer} output zero for a whole batch: "
         "they pass no gradient",
@@ -721,25 +747,35 @@ def plateau(facts: Facts, found: list[Finding]) -> Finding | None:
 @RULES.register("underfitting", order=120, curve=True)
 def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     """High training error once the loss has slowed down (while it still falls fast, it is too early to tell)."""
-    fit = train_fit(facts)
-    if any(f.severity != "info" for f in found) or fit is None or fit >= 0.8 or _flat(facts):
+    fit, shrunk = train_fit(facts), _shrunk(facts)
+    # images shrunk to a few pixels hold the net back below the usual fit, not only below 80%
+    if any(f.severity != "info" for f in found) or fit is None or fit >= (FITS if shrunk else 0.8) or _flat(facts):
         return None
     if weight_skew(facts.options, facts.train_counts, list(facts.test_per_class or {})):
         return None  # a loss weighted to favor some classes trades accuracy away: classes_missed reads it
-    if facts.late_drop is None or facts.late_drop >= 0.05:
+    if facts.late_drop is None or facts.late_drop >= (2 if shrunk else 1) * 0.05:
         return None
     options = facts.options
     width = options.get("width")
     # less than halfway from chance to every training image right is far off; above it, a note
     halfway = (facts.chance or 0.0) + 0.5 * (1 - (facts.chance or 0.0))
+    lost = (
+        f"; the images were resized from {facts.source_side} to {facts.image_side} px, which leaves "
+        f"{(facts.image_side / facts.source_side) ** 2:.0%} of their pixels: "
+        "detail that tells the classes apart is gone"
+        if shrunk
+        else ""
+    )
     return Finding(
         "underfitting",
-        "warn" if fit < halfway else "info",
+        "warn" if fit < halfway or shrunk else "info",
         "underfitting: the net is too small or too short to fit its training set",
         f"training accuracy only {_pct(fit)}"
         + (f" (validation {_pct(facts.val_acc)})" if facts.val_acc is not None else "")
-        + f" and the loss fell only {facts.late_drop:.1%} over the last third",
+        + f" and the loss fell only {facts.late_drop:.1%} over the last third"
+        + lost,
         [
+            *([f"--image-size {facts.source_side} (the images' own size)"] if shrunk else []),
             *_regularizers_off(options),
             f"--width {2 * width}" if width else "--width 64 (more channels)",
             "--model resnet (deeper, with skip links)",
@@ -747,6 +783,16 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
             f"--epochs {2 * options['epochs']}" if options.get("epochs") else "more epochs",
         ],
     )
+
+
+SMALL_IMAGES = 32  # px: resized below this side (and to half the stored one or less), detail is lost
+
+
+def _shrunk(facts: Facts) -> bool:
+    """The run resized its images to half their stored side or less, and under SMALL_IMAGES px
+    (a photo folder resized from 500 to 64 px keeps what a classifier needs; Fashion-MNIST at 8 px does not)."""
+    side, stored = facts.image_side, facts.source_side
+    return bool(side and stored and 2 * side <= stored and side < SMALL_IMAGES)
 
 
 MIXING = ("mixup", "cutmix", "dropout", "dropconnect", "stochastic_depth")

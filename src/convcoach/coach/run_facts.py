@@ -72,19 +72,27 @@ def _nearest(queries: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
     return best
 
 
+def _nearest_either_way(queries: torch.Tensor, pool: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Each query's largest cosine to the pool, as it is or mirrored left to right (a mirrored copy is a
+    copy: flipping is the commonest augmentation, and scraped sets hold both)."""
+    side = min(NEAR_SIDE, *images.shape[-2:])
+    mirrored = queries.reshape(len(queries), -1, side, side).flip(-1).reshape(len(queries), -1)
+    return torch.maximum(_nearest(queries, pool), _nearest(mirrored, pool))
+
+
 def near_copies(train: torch.Tensor, val: torch.Tensor, test: torch.Tensor) -> dict[str, Any] | None:
-    """Near-copies between the splits that hashing misses (re-encoded, noised, resized): each validation
-    and test image's nearest training image by the cosine of their fingerprints. Validation is drawn
-    from the training split, so its similarities are the baseline: `test_near` is the share of test
-    images closer to training than 95% of validation images are (~5% when the test split is drawn
-    alike; near-copies push it up), `val_near` the share of validation images closer than 95% of test
-    images (near-duplicates within the training split push it up, and so does a test split unlike
-    training: `val_median` against `test_q99` tells the two apart)."""
+    """Near-copies between the splits that hashing misses (re-encoded, noised, resized, mirrored): each
+    validation and test image's nearest training image, as it is or mirrored, by the cosine of their
+    fingerprints. Validation is drawn from the training split, so its similarities are the baseline:
+    `test_near` is the share of test images closer to training than 95% of validation images are (~5%
+    when the test split is drawn alike; near-copies push it up), `val_near` the share of validation
+    images closer than 95% of test images (near-duplicates within the training split push it up, and
+    so does a test split unlike training: `val_median` against `test_q99` tells the two apart)."""
     if len(val) < 50 or len(test) < 50 or val.shape[1:] != train.shape[1:] or test.shape[1:] != train.shape[1:]:
         return None
     pool = _fingerprints(train, NEAR_TRAIN)
-    to_val = _nearest(_fingerprints(val, NEAR_QUERIES), pool)
-    to_test = _nearest(_fingerprints(test, NEAR_QUERIES), pool)
+    to_val = _nearest_either_way(_fingerprints(val, NEAR_QUERIES), pool, val)
+    to_test = _nearest_either_way(_fingerprints(test, NEAR_QUERIES), pool, test)
     val_line, test_line = float(to_val.quantile(0.95)), float(to_test.quantile(0.95))
     return {
         "test_near": round(float((to_test > val_line).float().mean()), 4),

@@ -161,7 +161,8 @@ def _imagefolder(arg: str | None, options: SourceOptions) -> RawData:
         listed = {"train": imagefolder.list_files(root, classes)}
     all_files = [f for files, _ in listed.values() for f in files]
     channels = options.channels or imagefolder.decide_channels(all_files)
-    size = (options.image_size,) * 2 if options.image_size else imagefolder.first_size(all_files)
+    stored = imagefolder.first_size(all_files)
+    size = (options.image_size,) * 2 if options.image_size else stored
     log.info(
         "image folder %s: %d classes, %d files, %d channel(s), %dx%d",
         root,
@@ -172,6 +173,7 @@ def _imagefolder(arg: str | None, options: SourceOptions) -> RawData:
     )
     empty = np.empty(0, np.int64)
     raw = RawData(None, empty, None, empty, classes, shape=(channels, *size), source=str(root.resolve()))
+    raw.source_shape = (channels, *stored)
     if len(all_files) * channels * size[0] * size[1] > options.memory_limit_gb * 2**30:
         # too large for memory: keep file lists, decode in DataLoader workers
         raw.train_files, raw.train_y = listed["train"]
@@ -249,7 +251,8 @@ def load_data(spec: str, options: SourceOptions, val_fraction: float = 0.1, subs
     if val is not None:
         val = Split(conform(val.images.numpy(), options), val.labels)
     shape = tuple(train.images.shape[1:])
-    return _checked(DataBundle(spec, raw.classes, train, val, test, shape, raw.skipped, raw.source))
+    stored = raw.source_shape or tuple(raw.train_x.shape[1:])
+    return _checked(DataBundle(spec, raw.classes, train, val, test, shape, raw.skipped, raw.source, stored))
 
 
 def _owned(array: np.ndarray) -> np.ndarray:
@@ -317,7 +320,9 @@ def _streaming_bundle(
     train = _mapped(Split(None, torch.from_numpy(labels), list(files), raw.shape), strict)
     test = _mapped(Split(None, torch.from_numpy(np.asarray(raw.test_y)), list(raw.test_files), raw.shape), strict)
     val = _mapped(val, strict) if val is not None else None
-    return _checked(DataBundle(spec, raw.classes, train, val, test, raw.shape, source=raw.source))
+    return _checked(
+        DataBundle(spec, raw.classes, train, val, test, raw.shape, source=raw.source, source_shape=raw.source_shape)
+    )
 
 
 def _mapped(split: Split, strict: bool) -> Split:

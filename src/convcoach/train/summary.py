@@ -76,6 +76,7 @@ def data_summary(data: DataBundle) -> dict[str, Any]:
         "name": data.name,
         "classes": data.classes,
         "shape": list(data.shape),
+        "source_shape": list(data.source_shape) if data.source_shape else None,
         "train": len(data.train),
         "val": len(data.val) if data.val else 0,
         "test": len(data.test),
