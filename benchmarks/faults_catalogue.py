@@ -3107,6 +3107,164 @@ CATALOGUE: list[Fault] = [
         schedule="cosine",
         epochs=8,
     ),
+    # --- fresh, eighteenth set (session 24): written after fresh17's fixes, before its own first run ---
+    F(
+        "fresh18_test_sandal_sneaker_swapped",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test split has the Sandal and Sneaker labels exchanged (training is right)",
+        fresh=True,
+        data="test_swap_sandal_sneaker",
+    ),
+    F(
+        "fresh18_bags_repeated_20x",
+        "data",
+        {"class_imbalance", "duplicated_images"},
+        None,
+        "the ResNet on a training split where every Bag image appears 20 times",
+        fresh=True,
+        data="bags_x20",
+    ),
+    F(
+        "fresh18_test_half_upside_down",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test split has half its images upside down",
+        fresh=True,
+        data="half_vflipped_test",
+    ),
+    F(
+        "fresh18_train_low_contrast",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet trained on low-contrast images (x 0.3 + 90) and tested on the usual ones",
+        fresh=True,
+        data="low_contrast_train",
+    ),
+    F(
+        "fresh18_ankle_boot_weight_0",
+        "data",
+        {"classes_missed"},
+        "--class-weights",
+        "the ResNet with class weights that give Ankle boot a weight of 0",
+        fresh=True,
+        class_weights=["1", "1", "1", "1", "1", "1", "1", "1", "1", "0"],
+    ),
+    F(
+        "fresh18_mlp_plain_sgd_lr_0.003",
+        "optimization",
+        {"lr_too_low"},
+        "--lr",
+        "an MLP at plain SGD lr 0.003",
+        fresh=True,
+        model="mlp",
+        optimizer="sgd",
+        lr=0.003,
+    ),
+    F(
+        "fresh18_deep_mlp_no_norm_sgd_0.5",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        None,
+        "an 8-layer MLP without normalization at plain SGD lr 0.5",
+        fresh=True,
+        model="mlp",
+        depth=8,
+        norm="none",
+        optimizer="sgd",
+        lr=0.5,
+    ),
+    F(
+        "fresh18_vgg_nesterov_lr_3",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "a VGG at Nesterov lr 3",
+        fresh=True,
+        model="vgg",
+        optimizer="nesterov",
+        lr=3.0,
+    ),
+    F(
+        "fresh18_resnet_randaugment_3_30",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--augment",
+        "the ResNet with RandAugment at 3 ops of magnitude 30",
+        fresh=True,
+        augment=["randaugment:3:30"],
+    ),
+    F(
+        "fresh18_mlp_init_normal_0.001_depth_6",
+        "initialization",
+        {"vanishing"},
+        "--init",
+        "a 6-layer MLP initialized from N(0, 0.001)",
+        fresh=True,
+        model="mlp",
+        depth=6,
+        init="normal:0.001",
+        optimizer="nesterov",
+        lr=0.05,
+    ),
+    F(
+        "fresh18_healthy_resnet_accumulate_2_batch_32",
+        "healthy",
+        set(),
+        what="the ResNet at batch 32 with 2 batches accumulated per step",
+        fresh=True,
+        batch_size=32,
+        accumulate=2,
+    ),
+    F(
+        "fresh18_healthy_vgg_adamw_cosine_warmup_20",
+        "healthy",
+        set(),
+        what="a VGG at AdamW lr 1e-3, cosine schedule after a 20-step warm-up",
+        fresh=True,
+        model="vgg",
+        optimizer="adamw",
+        lr=1e-3,
+        schedule="cosine",
+        warmup=20,
+        epochs=5,
+    ),
+    F(
+        "fresh18_healthy_mlp_gelu_nesterov",
+        "healthy",
+        set(),
+        what="a GELU MLP at Nesterov lr 0.05",
+        fresh=True,
+        model="mlp",
+        activation="gelu",
+        optimizer="nesterov",
+        lr=0.05,
+        epochs=5,
+    ),
+    F(
+        "fresh18_healthy_digits_cnn_adam_translate_erase",
+        "healthy",
+        set(),
+        what="a CNN on digits at Adam with 1-px shifts and random erasing",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        augment=["translate:1", "erase:0.5"],
+        epochs=8,
+    ),
+    F(
+        "fresh18_healthy_resnet_image_size_32",
+        "healthy",
+        set(),
+        what="the ResNet on the images enlarged from 28 to 32 px",
+        fresh=True,
+        image_size=32,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -3504,7 +3662,43 @@ def _cycled(names: tuple[str, ...]) -> Callable[[Source, np.random.Generator], S
     return make
 
 
+def _test_swapped(first: str, second: str) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        a, b = s.classes.index(first), s.classes.index(second)
+        ty = s.ty.copy()
+        ty[s.ty == a], ty[s.ty == b] = b, a
+        return Source(s.x, s.y, s.tx, ty, s.classes)
+
+    return make
+
+
+def _repeated(name: str, times: int) -> Callable[[Source, np.random.Generator], Source]:
+    """Every training image of one class `times` times over."""
+
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        chosen = np.flatnonzero(s.y == s.classes.index(name))
+        rows = np.concatenate([np.arange(len(s.y))] + [chosen] * (times - 1))
+        return Source(s.x[rows], s.y[rows], s.tx, s.ty, s.classes)
+
+    return make
+
+
+def _half_vflipped_test(s: Source, rng: np.random.Generator) -> Source:
+    tx = s.tx.copy()
+    half = rng.permutation(len(tx))[: len(tx) // 2]
+    tx[half] = tx[half][:, :, ::-1]
+    return Source(s.x, s.y, tx, s.ty, s.classes)
+
+
+def _low_contrast_train(s: Source, rng: np.random.Generator) -> Source:
+    return Source((s.x.astype(np.float32) * 0.3 + 90).round().astype(np.uint8), s.y, s.tx, s.ty, s.classes)
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "test_swap_sandal_sneaker": _test_swapped("Sandal", "Sneaker"),
+    "bags_x20": _repeated("Bag", 20),
+    "half_vflipped_test": _half_vflipped_test,
+    "low_contrast_train": _low_contrast_train,
     "sneaker_inverted_test": _one_class_inverted_test("Sneaker"),
     "flipped_leak30": _flipped_leak(0.3),
     "cycled_3": _cycled(("T-shirt/top", "Trouser", "Pullover")),
