@@ -367,7 +367,7 @@ def test_adam_with_beta1_far_past_0_9_follows_a_stale_mean_of_the_gradients():
     poor = [(0.5, 0.5, 1.5), (0.66, 0.65, 1.2), (0.72, 0.72, 1.1)]
     steps = [
         {"kind": "monitor", "monitor": "step_size", "step": s, "layers": {"model": {"alpha": a}}}
-        for s, a in ((10, 1.4), (20, 0.3))
+        for s, a in ((10, 1.4), (20, -0.9), (30, -0.8))  # one step in three uphill; the median stops short
     ]
     adam = {"optimizer": "adam", "momentum": 0.999, "lr": 1e-3}
     verdict = _run(adam, epochs=poor, monitors=steps, summary={"lr": 1e-3})
@@ -375,7 +375,7 @@ def test_adam_with_beta1_far_past_0_9_follows_a_stale_mean_of_the_gradients():
     assert (top.cause, top.severity) == ("lr_too_high", "warn")
     assert (
         "--momentum 0.999 makes each step the mean of the last ~1000 gradients (1 / (1 - momentum)), 100x the "
-        "usual 0.9's: the steps run on where the gradient has turned; 50% of the measured steps went uphill"
+        "usual 0.9's: the steps run on where the gradient has turned; 33% of the measured steps went uphill"
     ) in top.evidence
     assert top.fixes[0] == "--momentum 0.9 (its usual value; the step then follows the gradient again)"
     usual = _run({**adam, "momentum": 0.95}, epochs=poor, monitors=steps, summary={"lr": 1e-3})
@@ -722,3 +722,44 @@ def test_sam_far_past_its_usual_rho_is_the_regularizer_that_holds_the_net_back()
     top = verdict.findings[0]
     assert top.title == "over-regularized: --sam 5 is 100x the usual 0.05"
     assert top.fixes[0].startswith("--sam 0.05 (the usual value; if training accuracy then rises, --sam was the cause)")
+
+
+def _stepping(update_ratio: float, alpha: float) -> list[dict]:
+    """Monitor rows: every layer's update ratio, and the step-size instrument's alpha, at two steps."""
+    rows = []
+    for step in (10, 50):
+        layers = {"0": {"update_ratio": update_ratio}, "1": {"update_ratio": update_ratio}}
+        rows.append({"kind": "monitor", "monitor": "updates", "step": step, "layers": layers})
+        rows.append({"kind": "monitor", "monitor": "step_size", "step": step, "layers": {"model": {"alpha": alpha}}})
+    return rows
+
+
+SLOWED = [2.7 - 0.8 * (1 - math.exp(-8 * i / 90)) for i in range(90)]  # -30%, flat over the last third
+POOR = [(0.16, 0.16, 2.3), (0.31, 0.31, 2.0), (0.37, 0.37, 1.9), (0.38, 0.38, 1.9)]
+
+
+def test_small_steps_that_cover_none_of_the_way_down_in_a_net_short_of_fitting_are_a_too_low_lr():
+    fit = {"train_accuracy_by_mode": {"eval": 0.43}, "lr": 0.003}
+    verdict = _run({"optimizer": "sgd", "lr": 0.003, "model": "mlp"}, SLOWED, POOR, fit, _stepping(3.2e-4, -0.992))
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("lr_too_low", "warn")
+    assert top.evidence.startswith(
+        "each step changes the weights by 3.2e-04 of their norm (healthy ~1e-3) and goes 1% of the way to the "
+        "lowest loss along its own direction (median alpha -0.992; -1 is no move, 0 lands on the minimum); "
+        "the net gets only 43% of its training images right"
+    )
+    assert top.fixes[0] == "--lr 0.03 (10x; convcoach check sweeps the range)"
+    # a net too small steps at the usual size: its poor fit stays underfitting's
+    small = _run({"model": "mlp", "width": 2}, SLOWED, POOR, fit, _stepping(1.6e-3, -0.99))
+    assert small.causes[0] == "underfitting"
+
+
+def test_steps_that_land_past_the_minimum_in_a_net_short_of_fitting_are_a_too_high_lr():
+    fit = {"train_accuracy_by_mode": {"eval": 0.57}, "lr": 0.5}
+    verdict = _run({"optimizer": "sgd", "lr": 0.5, "model": "mlp"}, SLOWED, POOR, fit, _stepping(6.6e-3, 0.23))
+    top = verdict.findings[0]
+    assert (top.cause, top.severity) == ("lr_too_high", "warn")
+    assert "steps overshoot: along each update the loss passes its lowest point (median alpha 0.23; " in top.evidence
+    # healthy runs stop short of the minimum (alpha -1 to -0.2)
+    short = _run({"optimizer": "sgd", "lr": 0.5, "model": "mlp"}, SLOWED, POOR, fit, _stepping(6.6e-3, -0.3))
+    assert "lr_too_high" not in short.causes

@@ -202,6 +202,7 @@ def exploding(facts: Facts, found: list[Finding]) -> Finding | None:
     )
 
 
+PAST_MINIMUM = 0.0  # median alpha above this: steps land beyond the loss's minimum along their direction
 USUAL_CARRY = 10  # 1 / (1 - 0.9): the usual momentum's multiplier of the step
 HIGH_EFFECTIVE_LR = 20  # lr / (1 - momentum) above this is large even for a BatchNorm net (0.8 / 0.1 = 8)
 
@@ -271,6 +272,11 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.alpha is not None and facts.alpha > 1:
         evidence.append(
             f"steps overshoot: along each update the loss ends higher than it started (alpha {facts.alpha:.2g})"
+        )
+    elif facts.alpha is not None and facts.alpha > PAST_MINIMUM:
+        evidence.append(
+            f"steps overshoot: along each update the loss passes its lowest point (median alpha {facts.alpha:.2g}; "
+            "0 lands on it, and healthy runs stop short of it, at -1 to -0.2)"
         )
     evidence += stepped
     carried = _momentum_multiplier(facts.options)
@@ -560,6 +566,32 @@ def _most_weights_still(facts: Facts) -> Finding | None:
     )
 
 
+SHORT_STEP = -0.98  # median alpha at or below: each step covers under 2% of the way to the minimum ahead
+TYPICAL_UPDATE = 1e-3  # the update/weight ratio healthy runs step at (cs231n)
+
+
+def _short_steps(facts: Facts) -> Finding | None:
+    """Steps below the usual size that each cover almost none of the way to the minimum along their own
+    direction (Cockpit's alpha near -1), in a net that fits under halfway from chance and has stopped
+    improving: the LR holds it back, not its capacity (a net too small steps at the usual size)."""
+    ratio, fit, alpha, chance = facts.update_ratio, train_fit(facts), facts.alpha, facts.chance or 0.0
+    if ratio is None or alpha is None or fit is None or facts.late_drop is None or facts.loss_drop is None:
+        return None
+    if fit >= chance + 0.5 * (1 - chance) or facts.late_drop >= FLAT or ratio >= TYPICAL_UPDATE or alpha > SHORT_STEP:
+        return None
+    stepped, step_fixes = _step_options(facts, high=False)
+    return Finding(
+        "lr_too_low",
+        "warn",
+        "learning rate too low: each step covers almost none of the way down",
+        f"each step changes the weights by {ratio:.1e} of their norm (healthy ~1e-3) and goes "
+        f"{1 + alpha:.0%} of the way to the lowest loss along its own direction (median alpha {alpha:.3g}; "
+        f"-1 is no move, 0 lands on the minimum); the net gets only {_pct(fit)} of its training images right "
+        f"and the loss fell {facts.late_drop:.1%} in the last third" + "".join(f"; {item}" for item in stepped),
+        [*step_fixes, f"{_lr(facts, 10)} (10x; convcoach check sweeps the range)", "--lr auto"],
+    )
+
+
 @RULES.register("lr_too_low", order=90, curve=True)
 def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.diverged or _found(found, *STRUCTURAL):
@@ -570,6 +602,8 @@ def lr_too_low(facts: Facts, found: list[Finding]) -> Finding | None:
         return ended
     if frozen := _most_weights_still(facts):
         return frozen
+    if short := _short_steps(facts):
+        return short
     ratio = facts.update_ratio
     # a loss that barely moves; or one that moves little (under 3x FLAT) while the net is still at
     # chance and its steps are below the healthy size
