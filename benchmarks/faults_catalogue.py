@@ -3265,6 +3265,149 @@ CATALOGUE: list[Fault] = [
         fresh=True,
         image_size=32,
     ),
+    # --- fresh, nineteenth set (session 24): written after fresh18's fixes, before its own first run ---
+    F(
+        "fresh19_test_white_border",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test images carry a 2-px white frame",
+        fresh=True,
+        data="framed_test",
+    ),
+    F(
+        "fresh19_long_tail",
+        "data",
+        {"class_imbalance", "classes_missed"},
+        None,
+        "the ResNet on a long-tailed training split (each class half the previous one's count)",
+        fresh=True,
+        data="long_tail",
+        subset=None,
+    ),
+    F(
+        "fresh19_test_2pct_training_copies",
+        "data",
+        {"split_leakage"},
+        None,
+        "the ResNet whose test split holds 2% exact copies of training images",
+        fresh=True,
+        data="leaked2",
+    ),
+    F(
+        "fresh19_mlp_width_16_dropout_0.5",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--dropout",
+        "a one-layer MLP 16 units wide with dropout 0.5",
+        fresh=True,
+        model="mlp",
+        depth=1,
+        width=16,
+        dropout=0.5,
+        optimizer="adam",
+    ),
+    F(
+        "fresh19_vgg_500_images_25_epochs",
+        "regularization",
+        {"overfitting"},
+        None,
+        "a VGG on 500 images for 25 epochs without augmentation or weight decay",
+        fresh=True,
+        model="vgg",
+        subset=500,
+        epochs=25,
+        augment=["none"],
+        weight_decay=0.0,
+    ),
+    F(
+        "fresh19_digits_mlp_sgd_lr_2",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "an MLP on digits at plain SGD lr 2",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="mlp",
+        optimizer="sgd",
+        lr=2.0,
+        epochs=6,
+    ),
+    F(
+        "fresh19_tanh_cnn_init_normal_0.3",
+        "initialization",
+        {"exploding"},
+        "--init",
+        "a tanh CNN without normalization initialized from N(0, 0.3)",
+        fresh=True,
+        model="cnn",
+        activation="tanh",
+        norm="none",
+        init="normal:0.3",
+        optimizer="adam",
+    ),
+    F(
+        "fresh19_train_moved_right_3",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet trained on images moved 3 px right, tested on the usual ones",
+        fresh=True,
+        data="right3_train",
+    ),
+    F(
+        "fresh19_healthy_resnet_val_fraction_0.01",
+        "healthy",
+        set(),
+        what="the ResNet with a 1% validation split",
+        fresh=True,
+        val_fraction=0.01,
+    ),
+    F(
+        "fresh19_healthy_cnn_silu_adamw_erase",
+        "healthy",
+        set(),
+        what="a SiLU CNN at AdamW with random erasing",
+        fresh=True,
+        model="cnn",
+        activation="silu",
+        optimizer="adamw",
+        augment=["hflip", "erase:0.5"],
+        epochs=5,
+    ),
+    F(
+        "fresh19_healthy_mlp_depth_3_adam_no_smoothing",
+        "healthy",
+        set(),
+        what="a 3-layer MLP at Adam without label smoothing",
+        fresh=True,
+        model="mlp",
+        depth=3,
+        optimizer="adam",
+        label_smoothing=0.0,
+        epochs=5,
+    ),
+    F(
+        "fresh19_healthy_digits_vgg_adamw",
+        "healthy",
+        set(),
+        what="a VGG on digits at AdamW",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="vgg",
+        optimizer="adamw",
+        epochs=8,
+    ),
+    F(
+        "fresh19_healthy_resnet_image_size_20",
+        "healthy",
+        set(),
+        what="the ResNet on the images resized from 28 to 20 px",
+        fresh=True,
+        image_size=20,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -3694,7 +3837,28 @@ def _low_contrast_train(s: Source, rng: np.random.Generator) -> Source:
     return Source((s.x.astype(np.float32) * 0.3 + 90).round().astype(np.uint8), s.y, s.tx, s.ty, s.classes)
 
 
+def _framed_test(s: Source, rng: np.random.Generator) -> Source:
+    tx = s.tx.copy()
+    tx[..., :2, :], tx[..., -2:, :], tx[..., :, :2], tx[..., :, -2:] = 255, 255, 255, 255
+    return Source(s.x, s.y, tx, s.ty, s.classes)
+
+
+def _long_tail(s: Source, rng: np.random.Generator) -> Source:
+    """Class k keeps 300 / 2^k of its training images (at least 2): 300, 150, 75, ... 2."""
+    keep = [np.flatnonzero(s.y == k)[: max(2, 300 >> k)] for k in range(len(s.classes))]
+    chosen = np.sort(np.concatenate(keep))
+    return Source(s.x[chosen], s.y[chosen], s.tx, s.ty, s.classes)
+
+
+def _right3_train(s: Source, rng: np.random.Generator) -> Source:
+    return Source(np.ascontiguousarray(np.roll(s.x, 3, axis=3)), s.y, s.tx, s.ty, s.classes)
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "framed_test": _framed_test,
+    "long_tail": _long_tail,
+    "leaked2": _leaked_share(0.02),
+    "right3_train": _right3_train,
     "test_swap_sandal_sneaker": _test_swapped("Sandal", "Sneaker"),
     "bags_x20": _repeated("Bag", 20),
     "half_vflipped_test": _half_vflipped_test,
