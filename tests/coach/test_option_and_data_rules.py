@@ -763,3 +763,49 @@ def test_steps_that_land_past_the_minimum_in_a_net_short_of_fitting_are_a_too_hi
     # healthy runs stop short of the minimum (alpha -1 to -0.2)
     short = _run({"optimizer": "sgd", "lr": 0.5, "model": "mlp"}, SLOWED, POOR, fit, _stepping(6.6e-3, -0.3))
     assert "lr_too_high" not in short.causes
+
+
+def test_a_usual_dropout_that_a_small_net_cannot_spare_is_over_regularization():
+    fit = {"train_accuracy_by_mode": {"train": 0.375, "eval": 0.594}, "lr": 1e-3}
+    slowed = [(0.32, 0.4, 1.8), (0.37, 0.54, 1.6), (0.39, 0.58, 1.55)]
+    verdict = _run({"model": "mlp", "width": 16, "dropout": 0.5, "optimizer": "adam"}, SLOWED, slowed, fit)
+    top = verdict.findings[0]
+    assert top.cause == "over_regularized"
+    assert top.title == "over-regularized: --dropout 0.5 is more than this net can spare"
+    assert top.evidence == (
+        "with --dropout at work the net gets 38% of its own training images right, without it 59%: "
+        "it takes 22 points from a fit that is short already"
+    )
+    assert top.fixes[0] == "--dropout 0 (a net that underfits needs no regularizer)"
+    assert top.fixes[1] == "--width 32 (more units to drop from)"
+    # a net that fits its training images can spare what dropout takes
+    fits = {"train_accuracy_by_mode": {"train": 0.7, "eval": 0.93}, "lr": 1e-3}
+    good = [(0.6, 0.8, 0.6), (0.66, 0.86, 0.45), (0.7, 0.88, 0.4)]
+    assert "over_regularized" not in _run({"model": "mlp", "dropout": 0.5}, SLOWED, good, fits).causes
+
+
+LONG_TAIL = [285, 142, 71, 35, 17, 8, 3, 1, 1, 1]
+
+
+def test_a_long_tailed_training_split_is_class_imbalance_not_a_test_split_drawn_otherwise():
+    names = CLASSES
+    val = dict(zip(names, [1.0, 1.0, 1.0] + [0.0] * 7))
+    test = dict(zip(names, [0.91, 0.94, 0.89] + [0.0] * 7))
+    summary = {
+        "data": {"train_class_counts": LONG_TAIL, "train": 564, "val": 35, "test": 1000},
+        "test_accuracy": 0.278,
+        "test_per_class_accuracy": test,
+        "test_class_counts": [100, 90, 114, 86, 86, 90, 96, 117, 109, 112],
+        "val_per_class_accuracy": val,
+        "val_class_counts": [15, 8, 4, 2, 1, 1, 1, 1, 1, 1],
+        "train_accuracy_by_mode": {"train": 0.83, "eval": 0.83},
+    }
+    dying = [
+        {"kind": "monitor", "monitor": "activations", "step": s, "layers": {"fc": {"mean": 0.1, "std": 0.5, "dead": d}}}
+        for s, d in ((1, 0.0), (30, 0.59))
+    ]
+    verdict = _run({}, epochs=[(0.6, 0.34, 1.8), (0.8, 0.69, 1.0), (0.84, 0.77, 0.8)], summary=summary, monitors=dying)
+    assert verdict.findings[0].cause == "class_imbalance"
+    assert "test_differs" not in verdict.causes and "lr_too_high" not in verdict.causes
+    # the units that died for want of the rare classes are a note
+    assert next(f.severity for f in verdict.findings if f.cause == "dead_units") == "info"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -256,3 +257,14 @@ def weight_skew(options: dict[str, Any], counts: list[int] | None, names: list[s
     light = min(range(len(shares)), key=shares.__getitem__)
     ratio = shares[heavy] / shares[light] if shares[light] > 0 else math.inf
     return WeightSkew(names[heavy], names[light], ratio) if ratio >= SKEWED_WEIGHTS else None
+
+
+RARE = 0.2  # a class with fewer than this share of the median class count is rare
+
+
+def rare_classes(counts: list[int]) -> list[int]:
+    """The indices of the classes with fewer than RARE of the median class's training images."""
+    if not counts:
+        return []
+    median = statistics.median(counts)
+    return [i for i, n in enumerate(counts) if n < RARE * median]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import statistics
 
-from .advice import IMBALANCE_FIXES, imbalance_compensation
+from .advice import IMBALANCE_FIXES, imbalance_compensation, rare_classes
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 from .rules import _pct
@@ -15,15 +15,8 @@ from .rules import _pct
 SKIPPED_WARN = 0.01  # share of the files that could not be read
 REPEATED_WARN = 0.2  # share of training images that repeat another
 LEAKED_WARN = 0.01  # share of test (or validation) images found in training
-RARE = 0.2  # a class with fewer than this share of the median class count is rare
 NEAR_SHARE = 0.15  # test images closer to training than 95% of validation images: ~5% when drawn alike
 NEAR_COPY = 0.99  # a median fingerprint cosine at which validation images are near-copies of training ones
-
-
-def rare_classes(counts: list[int]) -> list[int]:
-    """The indices of the classes with fewer than RARE of the median class's training images."""
-    median = statistics.median(counts)
-    return [i for i, n in enumerate(counts) if n < RARE * median]
 
 
 def near_test_words(near: dict | None) -> str | None:

@@ -20,7 +20,9 @@ def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
     past its usual strength: that option is the cause."""
     strong = strong_regularizers(facts.options, facts.image_side)
     fit = train_fit(facts)
-    if not strong or fit is None or fit >= FITS:
+    if not strong:
+        return _dropped_too_much(facts)
+    if fit is None or fit >= FITS:
         return None
     if facts.val_acc is not None and fit - facts.val_acc > max(SMALL_GAP, 0.25 * (1 - fit)):
         return None  # its training error is far below its validation error: overfitting, not held back
@@ -50,6 +52,34 @@ def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
         + (f" (validation {_pct(facts.val_acc)})" if facts.val_acc is not None else "")
         + f": the regularization holds it back from fitting, not overfitting{start}",
         fixes + ["more capacity once the regularizer is back to its usual value (--width)"],
+    )
+
+
+DROPPING = ("dropout", "dropconnect", "stochastic_depth")
+HIDDEN = 0.15  # training accuracy the dropping costs (eval mode minus train mode) that a short fit cannot spare
+
+
+def _dropped_too_much(facts: Facts) -> Finding | None:
+    """A dropping regularizer at a usual strength that a small net cannot afford: with it at work the
+    net gets far fewer of its training images right than without, and even without it fits under 80%."""
+    on = [(name, value) for name in DROPPING if isinstance(value := facts.options.get(name), int | float) and value > 0]
+    train, fit = facts.mode_train_acc, facts.mode_eval_acc
+    if not on or train is None or fit is None or fit >= 0.8 or fit - train < HIDDEN:
+        return None
+    if facts.val_acc is not None and fit - facts.val_acc > max(SMALL_GAP, 0.25 * (1 - fit)):
+        return None  # overfitting: the regularizer has work to do
+    name, value = max(on, key=lambda item: item[1])
+    flag, width = f"--{name.replace('_', '-')}", facts.options.get("width")
+    return Finding(
+        "over_regularized",
+        "warn",
+        f"over-regularized: {flag} {value:g} is more than this net can spare",
+        f"with {flag} at work the net gets {_pct(train)} of its own training images right, without it "
+        f"{_pct(fit)}: it takes {100 * (fit - train):.0f} points from a fit that is short already",
+        [
+            f"{flag} 0 (a net that underfits needs no regularizer)",
+            f"--width {2 * width} (more units to drop from)" if width else "more capacity (--width)",
+        ],
     )
 
 

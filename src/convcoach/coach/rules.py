@@ -10,7 +10,7 @@ import math
 from ..config import TrainConfig
 from ..train.lr_finder import ADAPTIVE
 from ..train.optim import DEFAULT_LR
-from .advice import EXPECTED_INITIAL_LOSS, weight_skew
+from .advice import EXPECTED_INITIAL_LOSS, rare_classes, weight_skew
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 
@@ -304,8 +304,9 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
     # fits < 90%: healthy runs here step at ~1e-2 without spikes
     overshoot = ratio is not None and ratio > HEALTHY_UPDATE[1] and spikes
     poor = poor or (overshoot and (train_fit(facts) or 0.0) < FITS)
-    # units that died in a net that still fits its training images cost it nothing worth a warning
-    died = died and (train_fit(facts) or 0.0) < FITS
+    # units that died in a net that still fits its training images cost it nothing worth a warning; where
+    # classes are rare in training, the units that would tell them apart die for want of them, whatever the LR
+    died = died and (train_fit(facts) or 0.0) < FITS and not rare_classes(facts.train_counts or [])
     if not evidence or not (poor or died) or (len(evidence) == 1 and spikes and not _flat(facts)):
         return None
     if facts.loss_start is not None and facts.loss_end is not None:
@@ -323,11 +324,13 @@ def lr_too_high(facts: Facts, found: list[Finding]) -> Finding | None:
 def dead_units(facts: Facts, found: list[Finding]) -> Finding | None:
     if facts.dead_max is None or facts.dead_max < 0.5 or _found(found, "lr_too_high", "symmetric_init"):
         return None
-    # a net that fits its training images anyway loses nothing it needs: worth a note, not a warning
+    # a net that fits its training images anyway loses nothing it needs: worth a note, not a warning; nor
+    # do units that died during training for want of the classes that are rare in the training split
     fits = (train_fit(facts) or 0.0) >= FITS
+    starved = (facts.dead_rise or 0.0) >= 0.4 and bool(rare_classes(facts.train_counts or []))
     return Finding(
         "dead_units",
-        "info" if fits else "fail" if facts.dead_max >= 0.9 else "warn",
+        "info" if fits or starved else "fail" if facts.dead_max >= 0.9 else "warn",
         "dead ReLUs: most units never fire",
         f"{_pct(facts.dead_max)} of the units of {facts.dead_layer} output zero for a whole batch: "
         "they pass no gradient",

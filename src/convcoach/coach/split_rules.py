@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .advice import weight_skew
-from .data_rules import rare_classes
+from .advice import rare_classes, weight_skew
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
 from .rules import _pct
@@ -81,6 +80,20 @@ def _rare_explain(facts: Facts) -> bool:
     return v - t <= max(SPLIT_GAP, noise)
 
 
+def _off_balance(counts: list[int]) -> float:
+    """Total variation between the class shares and equal shares."""
+    return 0.5 * sum(abs(n / sum(counts) - 1 / len(counts)) for n in counts)
+
+
+def _training_skewed(facts: Facts) -> bool:
+    """Classes rare in training, and the training split farther from equal class shares than the test
+    split: a class mix that differs between the splits is then class_imbalance's to name."""
+    train, test = facts.train_counts, facts.test_class_counts
+    if not train or not test or len(train) != len(test) or not sum(train) or not sum(test):
+        return False
+    return bool(rare_classes(train)) and _off_balance(train) > _off_balance(test)
+
+
 MIX_DISTANCE = 0.3  # total variation between the training and test class shares: drawn otherwise
 BROAD_SHIFT = 0.25  # share of pixel values whose mean moved: the test images as a whole, not a mark
 
@@ -149,6 +162,8 @@ def test_differs(facts: Facts, found: list[Finding]) -> Finding | None:
     ]
     few = classes and len(classes) <= len(facts.test_per_class or {}) / 2  # named one by one: more telling
     mix = _class_mix(facts)
+    if mix and not classes and _training_skewed(facts):
+        return None  # the classes score alike on both splits; the training split is the one off balance
     if mix and not few:
         return Finding(
             "test_differs",
