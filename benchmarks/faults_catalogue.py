@@ -3408,6 +3408,134 @@ CATALOGUE: list[Fault] = [
         fresh=True,
         image_size=20,
     ),
+    # --- fresh, twentieth set (session 24): written after fresh19's fixes, before its own first run ---
+    F(
+        "fresh20_test_jpeg_quality_10",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test images were saved as JPEG at quality 10",
+        fresh=True,
+        data="jpeg10_test",
+    ),
+    F(
+        "fresh20_confusable_labels_25",
+        "data",
+        {"label_noise"},
+        None,
+        "the ResNet with 25% of the training labels moved to the class they are most taken for",
+        fresh=True,
+        data="confusable25",
+    ),
+    F(
+        "fresh20_test_20pct_blank",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test split has 20% black images (unreadable files decoded as zeros)",
+        fresh=True,
+        data="blank20_test",
+    ),
+    F(
+        "fresh20_digits_cnn_raw_pixels",
+        "normalization",
+        {"inputs_not_normalized"},
+        "--preprocess",
+        "a CNN on digits at SGD 0.05 on raw pixels (--preprocess none)",
+        fresh=True,
+        data="digits",
+        subset=None,
+        model="cnn",
+        preprocess="none",
+        optimizer="sgd",
+        lr=0.05,
+        epochs=6,
+    ),
+    F(
+        "fresh20_vgg_adamw_lr_1e-5_cosine",
+        "optimization",
+        {"lr_too_low"},
+        "--lr",
+        "a VGG at AdamW lr 1e-5 with a cosine schedule",
+        fresh=True,
+        model="vgg",
+        optimizer="adamw",
+        lr=1e-5,
+        schedule="cosine",
+    ),
+    F(
+        "fresh20_cnn_shear_60",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--augment",
+        "a CNN at Adam with 60-degree shears",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        augment=["hflip", "shear:60"],
+    ),
+    F(
+        "fresh20_resnet_batch_6",
+        "normalization",
+        {"bn_small_batch"},
+        "--norm",
+        "the BatchNorm ResNet at batch 6",
+        fresh=True,
+        batch_size=6,
+        epochs=2,
+    ),
+    F(
+        "fresh20_healthy_resnet_balanced_weights",
+        "healthy",
+        set(),
+        what="the ResNet with balanced class weights on balanced data",
+        fresh=True,
+        class_weights=["balanced"],
+    ),
+    F(
+        "fresh20_healthy_cnn_nesterov_rotate_10",
+        "healthy",
+        set(),
+        what="a CNN at Nesterov lr 0.05 with 10-degree rotations and no label smoothing",
+        fresh=True,
+        model="cnn",
+        optimizer="nesterov",
+        lr=0.05,
+        augment=["hflip", "rotate:10"],
+        label_smoothing=0.0,
+        epochs=5,
+    ),
+    F(
+        "fresh20_healthy_vgg_muon",
+        "healthy",
+        set(),
+        what="a VGG with Muon",
+        fresh=True,
+        model="vgg",
+        epochs=5,
+    ),
+    F(
+        "fresh20_healthy_mlp_adamw_ema",
+        "healthy",
+        set(),
+        what="an MLP at AdamW with weight averaging (EMA 0.99)",
+        fresh=True,
+        model="mlp",
+        optimizer="adamw",
+        ema=0.99,
+        epochs=5,
+    ),
+    F(
+        "fresh20_healthy_digits_resnet_batch_32",
+        "healthy",
+        set(),
+        what="the ResNet on digits at batch 32",
+        fresh=True,
+        data="digits",
+        subset=None,
+        batch_size=32,
+        epochs=6,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -3854,7 +3982,51 @@ def _right3_train(s: Source, rng: np.random.Generator) -> Source:
     return Source(np.ascontiguousarray(np.roll(s.x, 3, axis=3)), s.y, s.tx, s.ty, s.classes)
 
 
+def _jpeg_test(quality: int) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        from PIL import Image
+
+        tx = s.tx.copy()
+        for i, image in enumerate(s.tx[:, 0]):
+            buffer = io.BytesIO()
+            Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+            tx[i, 0] = np.asarray(Image.open(buffer))
+        return Source(s.x, s.y, tx, s.ty, s.classes)
+
+    return make
+
+
+CONFUSABLE = {"T-shirt/top": "Shirt", "Shirt": "T-shirt/top", "Pullover": "Coat", "Coat": "Pullover"}
+CONFUSABLE |= {"Sandal": "Sneaker", "Sneaker": "Sandal", "Ankle boot": "Sneaker", "Dress": "Coat"}
+CONFUSABLE |= {"Trouser": "Dress", "Bag": "Shirt"}
+
+
+def _confusable(share: float) -> Callable[[Source, np.random.Generator], Source]:
+    """`share` of the training labels moved to the class each is most often taken for."""
+
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        y = s.y.copy()
+        moved = rng.random(len(y)) < share
+        partner = np.array([s.classes.index(CONFUSABLE[name]) for name in s.classes])
+        y[moved] = partner[s.y[moved]]
+        return Source(s.x, y, s.tx, s.ty, s.classes)
+
+    return make
+
+
+def _blank_test(share: float) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        tx = s.tx.copy()
+        tx[rng.permutation(len(tx))[: int(share * len(tx))]] = 0
+        return Source(s.x, s.y, tx, s.ty, s.classes)
+
+    return make
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "jpeg10_test": _jpeg_test(10),
+    "confusable25": _confusable(0.25),
+    "blank20_test": _blank_test(0.2),
     "framed_test": _framed_test,
     "long_tail": _long_tail,
     "leaked2": _leaked_share(0.02),
