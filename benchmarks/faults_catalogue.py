@@ -3536,6 +3536,131 @@ CATALOGUE: list[Fault] = [
         batch_size=32,
         epochs=6,
     ),
+    # --- fresh, twenty-first set (session 24): written after fresh20's first run, before its own ---
+    F(
+        "fresh21_folder_every_file_twice",
+        "data",
+        {"split_leakage", "duplicated_images"},
+        None,
+        "the ResNet on a PNG folder where every image is saved twice under two names",
+        fresh=True,
+        data="folder_twins",
+        subset=None,
+    ),
+    F(
+        "fresh21_color_test_red_zeroed",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet on randomly tinted colour images whose test images lost their red channel",
+        fresh=True,
+        data="color_red_zeroed_test",
+    ),
+    F(
+        "fresh21_test_half_labels_offset",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test split has half its labels moved to the next class",
+        fresh=True,
+        data="test_offset50",
+    ),
+    F(
+        "fresh21_color_cnn_adam_lr_0.1",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "a CNN on tinted colour images at Adam lr 0.1",
+        fresh=True,
+        data="color_random",
+        model="cnn",
+        optimizer="adam",
+        lr=0.1,
+    ),
+    F(
+        "fresh21_color_mlp_sgd_lr_1e-4",
+        "optimization",
+        {"lr_too_low"},
+        "--lr",
+        "an MLP on tinted colour images at plain SGD lr 1e-4",
+        fresh=True,
+        data="color_random",
+        model="mlp",
+        optimizer="sgd",
+        lr=1e-4,
+    ),
+    F(
+        "fresh21_small_vgg_stacked_usual_regularizers",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        None,
+        "a VGG 4 channels wide with label smoothing 0.3, mixup 0.4, cutout 14 and dropout 0.3",
+        fresh=True,
+        model="vgg",
+        width=4,
+        label_smoothing=0.3,
+        mixup=0.4,
+        cutout=14,
+        dropout=0.3,
+    ),
+    F(
+        "fresh21_digits_resnet_decay_0.05",
+        "regularization",
+        {"over_regularized"},
+        "--weight-decay",
+        "the ResNet on digits at Nesterov with weight decay 0.05",
+        fresh=True,
+        data="digits",
+        subset=None,
+        optimizer="nesterov",
+        weight_decay=0.05,
+        epochs=6,
+    ),
+    F(
+        "fresh21_healthy_color_vgg_adam",
+        "healthy",
+        set(),
+        what="a VGG at Adam on randomly tinted colour images",
+        fresh=True,
+        data="color_random",
+        model="vgg",
+        optimizer="adam",
+        epochs=5,
+    ),
+    F(
+        "fresh21_healthy_folder_cnn_adam",
+        "healthy",
+        set(),
+        what="a CNN at Adam on a PNG folder",
+        fresh=True,
+        data="folder",
+        subset=None,
+        model="cnn",
+        optimizer="adam",
+        epochs=5,
+    ),
+    F(
+        "fresh21_healthy_resnet_mixup_cutmix",
+        "healthy",
+        set(),
+        what="the ResNet with mixup 0.4 and cutmix 1 for 6 epochs",
+        fresh=True,
+        mixup=0.4,
+        cutmix=1.0,
+        epochs=6,
+    ),
+    F(
+        "fresh21_healthy_wide_mlp_dropout_0.2",
+        "healthy",
+        set(),
+        what="an MLP 512 units wide with dropout 0.2 at Adam",
+        fresh=True,
+        model="mlp",
+        width=512,
+        dropout=0.2,
+        optimizer="adam",
+        epochs=5,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -4023,7 +4148,26 @@ def _blank_test(share: float) -> Callable[[Source, np.random.Generator], Source]
     return make
 
 
+def _red_zeroed_test(s: Source, rng: np.random.Generator) -> Source:
+    tinted = _color_random(s, rng)
+    tx = tinted.tx.copy()
+    tx[:, 0] = 0
+    return Source(tinted.x, tinted.y, tx, tinted.ty, tinted.classes)
+
+
+def _test_offset(share: float) -> Callable[[Source, np.random.Generator], Source]:
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        ty = s.ty.copy()
+        moved = rng.random(len(ty)) < share
+        ty[moved] = (ty[moved] + 1) % len(s.classes)
+        return Source(s.x, s.y, s.tx, ty, s.classes)
+
+    return make
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "color_red_zeroed_test": _red_zeroed_test,
+    "test_offset50": _test_offset(0.5),
     "jpeg10_test": _jpeg_test(10),
     "confusable25": _confusable(0.25),
     "blank20_test": _blank_test(0.2),
@@ -4099,6 +4243,8 @@ def make_data(key: str, folder: Path, source: Source) -> str:
         return _corrupt_folder(folder / key, source, rng)
     if key == "folder":
         return _corrupt_folder(folder / key, source, rng, per_class=150, corrupt=0.0)
+    if key == "folder_twins":
+        return _corrupt_folder(folder / key, source, rng, per_class=100, corrupt=0.0, twins=True)
     if key == "folder_rare_bag":
         return _corrupt_folder(folder / key, source, rng, per_class=80, corrupt=0.0, counts={"Bag": 3})
     made = DATASETS[key.removeprefix("digits:")](source, rng)
@@ -4118,8 +4264,10 @@ def _corrupt_folder(
     per_class: int = 60,
     corrupt: float = 0.3,
     counts: dict[str, int] | None = None,
+    twins: bool = False,
 ) -> str:
-    """A class-per-folder tree of PNGs (`per_class` each, or `counts[name]`), `corrupt` of them truncated."""
+    """A class-per-folder tree of PNGs (`per_class` each, or `counts[name]`), `corrupt` of them truncated;
+    `twins`: each file written twice, under two names (a scraped set's duplicates)."""
     from PIL import Image
 
     for label, name in enumerate(source.classes):
@@ -4132,4 +4280,6 @@ def _corrupt_folder(
             if rng.random() < corrupt:
                 data = data[: len(data) // 3]  # truncated: unreadable
             (target / f"{index}.png").write_bytes(data)
+            if twins:
+                (target / f"{index}_copy.png").write_bytes(data)
     return str(root)
