@@ -796,6 +796,7 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     width = options.get("width")
     # less than halfway from chance to every training image right is far off; above it, a note
     halfway = (facts.chance or 0.0) + 0.5 * (1 - (facts.chance or 0.0))
+    hardest = _hardest_lost(facts)
     lost = (
         f"; the images were resized from {facts.source_side} to {facts.image_side} px, which leaves "
         f"{(facts.image_side / facts.source_side) ** 2:.0%} of their pixels: "
@@ -805,11 +806,12 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     )
     return Finding(
         "underfitting",
-        "warn" if fit < halfway or shrunk else "info",
+        "warn" if fit < halfway or shrunk or hardest else "info",
         "underfitting: the net is too small or too short to fit its training set",
         f"training accuracy only {_pct(fit)}"
         + (f" (validation {_pct(facts.val_acc)})" if facts.val_acc is not None else "")
         + f" and the loss fell only {facts.late_drop:.1%} over the last third"
+        + hardest
         + lost,
         [
             *([f"--image-size {facts.source_side} (the images' own size)"] if shrunk else []),
@@ -820,6 +822,37 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
             f"--epochs {2 * options['epochs']}" if options.get("epochs") else "more epochs",
         ],
     )
+
+
+MISSED_CLASS = 0.1  # a class below this test accuracy is (almost) never predicted right
+
+
+def missed_classes(facts: Facts) -> list[tuple[str, float]]:
+    """(class, test accuracy) of the classes under MISSED_CLASS, worst first, in a model that learned
+    overall (20 points past chance) and was tested on enough images to tell (10 a class)."""
+    per_class, overall = facts.test_per_class, facts.test_acc
+    if not per_class or overall is None or facts.chance is None or overall < facts.chance + 0.2:
+        return []
+    if facts.test_count < 10 * len(per_class):
+        return []
+    return sorted(((name, acc) for name, acc in per_class.items() if acc < MISSED_CLASS), key=lambda item: item[1])
+
+
+def _hardest_lost(facts: Facts) -> str:
+    """Words for whole classes a net that underfits never gets right though every class is about equally
+    common in training and the loss weighs them alike ("" otherwise): the hardest classes go first."""
+    counts = facts.train_counts or []
+    if not counts or rare_classes(counts) or weight_skew(facts.options, counts, list(facts.test_per_class or {})):
+        return ""
+    missed = missed_classes(facts)
+    if not missed:
+        return ""
+    val = facts.val_per_class or {}
+    listed = ", ".join(
+        f"{name} {_pct(acc)} on test" + (f", {_pct(val[name])} on validation" if name in val else "")
+        for name, acc in missed
+    )
+    return f"; it never gets whole classes right ({listed}), though training holds as many of them as of the rest"
 
 
 SMALL_IMAGES = 32  # px: resized below this side (and to half the stored one or less), detail is lost

@@ -8,11 +8,10 @@ import math
 from .advice import rare_classes, weight_skew
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
-from .rules import _pct
+from .rules import MISSED_CLASS, _pct
 
 SPLIT_GAP = 0.10  # accuracy points between validation and test beyond sampling noise that name a cause
 WEAK_CLASS = 0.5  # a class below this share of the overall test accuracy is rarely predicted right
-MISSED_CLASS = 0.1  # ...and below this accuracy it is (almost) never predicted right
 LEAKS = {"split_leakage", "duplicated_images"}  # copies between splits explain a test/validation gap
 CLASS_GAP = 0.4  # a class this much less accurate on test than on validation (beyond 4 standard errors)
 
@@ -268,6 +267,8 @@ def classes_missed(facts: Facts, found: list[Finding]) -> Finding | None:
     per_class, overall = facts.test_per_class, facts.test_acc
     if any(f.cause in ("class_imbalance", "test_differs") for f in found):
         return None  # the rare classes, or the test split's own, are the missed ones: that is the cause
+    if any(f.cause == "underfitting" and f.severity != "info" for f in found):
+        return None  # a net that underfits loses the hardest classes first: underfitting named them
     if not per_class or overall is None or facts.chance is None or overall < facts.chance + 0.2:
         return None
     if facts.test_count < 10 * len(per_class):
