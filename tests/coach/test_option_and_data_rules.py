@@ -116,19 +116,24 @@ def test_identical_weight_rows_are_a_symmetric_init():
     assert verdict.findings[0].fixes[0].startswith("--init auto")
 
 
-def test_relus_that_die_during_training_blame_the_learning_rate_not_the_init():
-    def activations(step: int, dead: float) -> dict:
-        return {
+def _dying(*points: tuple[int, float]) -> list[dict]:
+    """Activations monitor rows: the share of layer fc's units that output zero, at each (step, share)."""
+    return [
+        {
             "kind": "monitor",
             "monitor": "activations",
             "step": step,
             "layers": {"input": {"mean": 0.0, "std": 1.0}, "fc": {"mean": 0.1, "std": 0.5, "dead": dead}},
         }
+        for step, dead in points
+    ]
 
+
+def test_relus_that_die_during_training_blame_the_learning_rate_not_the_init():
     flat = [2.3] * 90
-    died = _run({}, losses=flat, epochs=LOW_FIT, monitors=[activations(1, 0.1), activations(50, 1.0)])
+    died = _run({}, losses=flat, epochs=LOW_FIT, monitors=_dying((1, 0.1), (50, 1.0)))
     assert died.causes[0] == "lr_too_high" and "died during training (10% at iteration 1)" in died.findings[0].evidence
-    born_dead = _run({}, losses=flat, epochs=LOW_FIT, monitors=[activations(1, 1.0), activations(50, 1.0)])
+    born_dead = _run({}, losses=flat, epochs=LOW_FIT, monitors=_dying((1, 1.0), (50, 1.0)))
     assert born_dead.causes[0] == "dead_units"
 
 
@@ -383,15 +388,11 @@ def test_adam_with_beta1_far_past_0_9_follows_a_stale_mean_of_the_gradients():
 
 
 def test_units_that_die_in_a_net_that_fits_its_training_images_are_only_a_note():
-    def activations(step: int, dead: float) -> dict:
-        layers = {"input": {"mean": 0.0, "std": 1.0}, "fc": {"mean": 0.1, "std": 0.5, "dead": dead}}
-        return {"kind": "monitor", "monitor": "activations", "step": step, "layers": layers}
-
     fits = [(0.9, 0.9, 0.3), (0.97, 0.96, 0.1), (0.99, 0.985, 0.06)]
     verdict = _run(
         {},
         epochs=fits,
-        monitors=[activations(1, 0.0), activations(50, 0.5)],
+        monitors=_dying((1, 0.0), (50, 0.5)),
         summary={"train_accuracy_by_mode": {"train": 0.998, "eval": 0.998}},
     )
     assert "lr_too_high" not in verdict.causes and verdict.healthy
@@ -800,11 +801,8 @@ def test_a_long_tailed_training_split_is_class_imbalance_not_a_test_split_drawn_
         "val_class_counts": [15, 8, 4, 2, 1, 1, 1, 1, 1, 1],
         "train_accuracy_by_mode": {"train": 0.83, "eval": 0.83},
     }
-    dying = [
-        {"kind": "monitor", "monitor": "activations", "step": s, "layers": {"fc": {"mean": 0.1, "std": 0.5, "dead": d}}}
-        for s, d in ((1, 0.0), (30, 0.59))
-    ]
-    verdict = _run({}, epochs=[(0.6, 0.34, 1.8), (0.8, 0.69, 1.0), (0.84, 0.77, 0.8)], summary=summary, monitors=dying)
+    epochs = [(0.6, 0.34, 1.8), (0.8, 0.69, 1.0), (0.84, 0.77, 0.8)]
+    verdict = _run({}, epochs=epochs, summary=summary, monitors=_dying((1, 0.0), (30, 0.59)))
     assert verdict.findings[0].cause == "class_imbalance"
     assert "test_differs" not in verdict.causes and "lr_too_high" not in verdict.causes
     # the units that died for want of the rare classes are a note

@@ -827,14 +827,20 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
 MISSED_CLASS = 0.1  # a class below this test accuracy is (almost) never predicted right
 
 
-def missed_classes(facts: Facts) -> list[tuple[str, float]]:
-    """(class, test accuracy) of the classes under MISSED_CLASS, worst first, in a model that learned
-    overall (20 points past chance) and was tested on enough images to tell (10 a class)."""
+def classes_judged(facts: Facts) -> bool:
+    """Per-class test accuracies worth reading: a model that learned overall (20 points past chance),
+    tested on enough images to tell (10 a class)."""
     per_class, overall = facts.test_per_class, facts.test_acc
     if not per_class or overall is None or facts.chance is None or overall < facts.chance + 0.2:
+        return False
+    return facts.test_count >= 10 * len(per_class)
+
+
+def missed_classes(facts: Facts) -> list[tuple[str, float]]:
+    """(class, test accuracy) of the classes under MISSED_CLASS, worst first, where classes_judged."""
+    if not classes_judged(facts):
         return []
-    if facts.test_count < 10 * len(per_class):
-        return []
+    per_class = facts.test_per_class or {}
     return sorted(((name, acc) for name, acc in per_class.items() if acc < MISSED_CLASS), key=lambda item: item[1])
 
 

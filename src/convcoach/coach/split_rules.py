@@ -8,7 +8,7 @@ import math
 from .advice import rare_classes, weight_skew
 from .diagnosis import Facts, Finding
 from .rule_registry import RULES
-from .rules import MISSED_CLASS, _pct
+from .rules import MISSED_CLASS, _pct, classes_judged
 
 SPLIT_GAP = 0.10  # accuracy points between validation and test beyond sampling noise that name a cause
 WEAK_CLASS = 0.5  # a class below this share of the overall test accuracy is rarely predicted right
@@ -264,15 +264,13 @@ def label_noise(facts: Facts, found: list[Finding]) -> Finding | None:
 @RULES.register("classes_missed", order=129)
 def classes_missed(facts: Facts, found: list[Finding]) -> Finding | None:
     """A model that learned overall, yet some classes are rarely or never right on the test set."""
-    per_class, overall = facts.test_per_class, facts.test_acc
+    per_class, overall = facts.test_per_class or {}, facts.test_acc or 0.0
     if any(f.cause in ("class_imbalance", "test_differs") for f in found):
         return None  # the rare classes, or the test split's own, are the missed ones: that is the cause
     if any(f.cause == "underfitting" and f.severity != "info" for f in found):
         return None  # a net that underfits loses the hardest classes first: underfitting named them
-    if not per_class or overall is None or facts.chance is None or overall < facts.chance + 0.2:
-        return None
-    if facts.test_count < 10 * len(per_class):
-        return None  # a handful of images per class cannot tell
+    if not classes_judged(facts):
+        return None  # a model near chance, or a handful of test images per class, cannot tell
     weak = {name: acc for name, acc in per_class.items() if acc < WEAK_CLASS * overall}
     if not weak:
         return None

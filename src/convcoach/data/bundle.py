@@ -43,7 +43,7 @@ class RawData:
     shape: tuple[int, int, int] | None = None  # (C, H, W) when streaming
     skipped: list[str] = field(default_factory=list)
     source: str | None = None  # where it was read: a folder, a file, or a bundled set (env.json)
-    source_shape: tuple[int, int, int] | None = None  # (C, H, W) as stored (a folder: its first file's)
+    source_shape: tuple[int, int, int] | None = None  # (C, H, W) as stored (a folder: its first file's size)
 
 
 @dataclass
