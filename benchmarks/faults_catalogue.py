@@ -3797,6 +3797,122 @@ CATALOGUE: list[Fault] = [
         dropout=0.3,
         epochs=8,
     ),
+    # --- fresh, twenty-third set (session 24): written after fresh22's first run, before its own ---
+    F(
+        "fresh23_no_norm_mlp_nesterov_lr_0.8",
+        "optimization",
+        {"lr_too_high", "exploding"},
+        "--lr",
+        "a 4-layer MLP without normalization at Nesterov lr 0.8",
+        fresh=True,
+        model="mlp",
+        depth=4,
+        norm="none",
+        optimizer="nesterov",
+        lr=0.8,
+    ),
+    F(
+        "fresh23_test_upside_down",
+        "data",
+        {"test_differs"},
+        None,
+        "the ResNet whose test images are all upside down",
+        fresh=True,
+        data="vflipped_test",
+    ),
+    F(
+        "fresh23_trousers_90pct",
+        "data",
+        {"class_imbalance", "classes_missed"},
+        None,
+        "the ResNet on a training split that is 90% trousers",
+        fresh=True,
+        data="trousers90",
+        subset=None,
+    ),
+    F(
+        "fresh23_vgg_adam_decay_0.02",
+        "regularization",
+        {"over_regularized"},
+        "--weight-decay",
+        "a VGG at Adam with (coupled) weight decay 0.02",
+        fresh=True,
+        model="vgg",
+        optimizer="adam",
+        weight_decay=0.02,
+    ),
+    F(
+        "fresh23_cnn_cutout_20",
+        "regularization",
+        {"over_regularized", "underfitting"},
+        "--cutout",
+        "a CNN at Adam with 20-px cutout on 28-px images",
+        fresh=True,
+        model="cnn",
+        optimizer="adam",
+        cutout=20,
+    ),
+    F(
+        "fresh23_elu_cnn_init_normal_1",
+        "initialization",
+        {"exploding"},
+        "--init",
+        "an ELU CNN without normalization initialized from N(0, 1)",
+        fresh=True,
+        model="cnn",
+        activation="elu",
+        norm="none",
+        init="normal:1",
+        optimizer="adam",
+    ),
+    F(
+        "fresh23_healthy_resnet_adamw_cosine",
+        "healthy",
+        set(),
+        what="the ResNet at AdamW lr 3e-3 with a cosine schedule",
+        fresh=True,
+        optimizer="adamw",
+        lr=3e-3,
+        schedule="cosine",
+        epochs=5,
+    ),
+    F(
+        "fresh23_healthy_cnn_gelu_nesterov_translate",
+        "healthy",
+        set(),
+        what="a GELU CNN at Nesterov lr 0.05 with 1-px shifts",
+        fresh=True,
+        model="cnn",
+        activation="gelu",
+        optimizer="nesterov",
+        lr=0.05,
+        augment=["hflip", "translate:1"],
+        epochs=5,
+    ),
+    F(
+        "fresh23_healthy_mlp_rmsprop",
+        "healthy",
+        set(),
+        what="a 2-layer MLP at RMSprop lr 1e-3",
+        fresh=True,
+        model="mlp",
+        depth=2,
+        optimizer="rmsprop",
+        lr=1e-3,
+        epochs=5,
+    ),
+    F(
+        "fresh23_healthy_digits_resnet_adam",
+        "healthy",
+        set(),
+        what="the ResNet on digits at Adam lr 1e-3",
+        fresh=True,
+        data="digits",
+        subset=None,
+        optimizer="adam",
+        lr=1e-3,
+        epochs=8,
+    ),
     # --- healthy runs ---
     F("healthy_resnet_muon", "healthy", set(), what="the default model and recipe"),
     F("healthy_cnn_adam", "healthy", set(), what="a CNN with Adam", model="cnn", optimizer="adam", epochs=5),
@@ -4307,7 +4423,27 @@ def _right2_test(s: Source, rng: np.random.Generator) -> Source:
     return Source(s.x, s.y, tx, s.ty, s.classes)
 
 
+def _vflipped_test(s: Source, rng: np.random.Generator) -> Source:
+    return Source(s.x, s.y, np.ascontiguousarray(s.tx[:, :, ::-1]), s.ty, s.classes)
+
+
+def _dominant(name: str, share: float) -> Callable[[Source, np.random.Generator], Source]:
+    """A training split where one class makes up `share` of the images (the others cut evenly)."""
+
+    def make(s: Source, rng: np.random.Generator) -> Source:
+        big = s.classes.index(name)
+        keep_big = np.flatnonzero(s.y == big)
+        per_other = max(1, int(len(keep_big) * (1 - share) / share / (len(s.classes) - 1)))
+        others = [np.flatnonzero(s.y == k)[:per_other] for k in range(len(s.classes)) if k != big]
+        chosen = np.sort(np.concatenate([keep_big, *others]))
+        return Source(s.x[chosen], s.y[chosen], s.tx, s.ty, s.classes)
+
+    return make
+
+
 DATASETS: dict[str, Callable[[Source, np.random.Generator], Source]] = {
+    "vflipped_test": _vflipped_test,
+    "trousers90": _dominant("Trouser", 0.9),
     "right2_test": _right2_test,
     "noise20": _noise(0.2),
     "color_red_zeroed_test": _red_zeroed_test,
