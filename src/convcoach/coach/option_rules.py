@@ -14,6 +14,11 @@ BN_BATCH = 8  # images per process below which BatchNorm's batch statistics are 
 WARMUP_REACHED = 0.5  # share of the peak LR a run must reach
 
 
+def _overfits(facts: Facts, fit: float) -> bool:
+    """Training error far below validation error: the net overfits, so a regularizer is not holding it back."""
+    return facts.val_acc is not None and fit - facts.val_acc > max(SMALL_GAP, 0.25 * (1 - fit))
+
+
 @RULES.register("over_regularized", order=5)
 def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
     """The net cannot fit its own training images, is not overfitting, and an option regularizes far
@@ -24,7 +29,7 @@ def over_regularized(facts: Facts, found: list[Finding]) -> Finding | None:
         return _dropped_too_much(facts)
     if fit is None or fit >= FITS:
         return None
-    if facts.val_acc is not None and fit - facts.val_acc > max(SMALL_GAP, 0.25 * (1 - fit)):
+    if _overfits(facts, fit):
         return None  # its training error is far below its validation error: overfitting, not held back
     first = strong[0]
     expected, written = chance_loss(facts) or (None, "")
@@ -66,7 +71,7 @@ def _dropped_too_much(facts: Facts) -> Finding | None:
     train, fit = facts.mode_train_acc, facts.mode_eval_acc
     if not on or train is None or fit is None or fit >= 0.8 or fit - train < HIDDEN:
         return None
-    if facts.val_acc is not None and fit - facts.val_acc > max(SMALL_GAP, 0.25 * (1 - fit)):
+    if _overfits(facts, fit):
         return None  # overfitting: the regularizer has work to do
     name, value = max(on, key=lambda item: item[1])
     flag, width = f"--{name.replace('_', '-')}", facts.options.get("width")

@@ -50,6 +50,11 @@ def train_fit(facts: Facts) -> float | None:
     return facts.mode_eval_acc if facts.mode_eval_acc is not None else facts.train_acc
 
 
+def halfway(facts: Facts) -> float:
+    """The accuracy halfway from chance to every image right: a fit below it is far off."""
+    return ((facts.chance or 0.0) + 1) / 2
+
+
 def _pct(value: float) -> str:
     return f"{value:.0%}"
 
@@ -468,8 +473,7 @@ def too_short(facts: Facts, found: list[Finding]) -> Finding | None:
     fixes.append("more steps: more --epochs or more data (--subset)")
     # a run of more than one epoch that fits poorly; or any run still nearer chance than a full fit
     # (one epoch of a small set: a smoke test that fits well is fine, one that learned little is not)
-    halfway = ((facts.chance or 0) + 1) / 2
-    poor = fit is not None and fit < FITS and ((options.get("epochs") or 0) > 1 or fit < halfway)
+    poor = fit is not None and fit < FITS and ((options.get("epochs") or 0) > 1 or fit < halfway(facts))
     return Finding(
         "too_short",
         "warn" if poor else "info",
@@ -577,10 +581,10 @@ def _short_steps(facts: Facts) -> Finding | None:
     """Steps below the usual size that each cover almost none of the way to the minimum along their own
     direction (Cockpit's alpha near -1), in a net that fits under halfway from chance and has stopped
     improving: the LR holds it back, not its capacity (a net too small steps at the usual size)."""
-    ratio, fit, alpha, chance = facts.update_ratio, train_fit(facts), facts.alpha, facts.chance or 0.0
+    ratio, fit, alpha = facts.update_ratio, train_fit(facts), facts.alpha
     if ratio is None or alpha is None or fit is None or facts.late_drop is None or facts.loss_drop is None:
         return None
-    if fit >= chance + 0.5 * (1 - chance) or facts.late_drop >= FLAT or ratio >= TYPICAL_UPDATE or alpha > SHORT_STEP:
+    if fit >= halfway(facts) or facts.late_drop >= FLAT or ratio >= TYPICAL_UPDATE or alpha > SHORT_STEP:
         return None
     stepped, step_fixes = _step_options(facts, high=False)
     return Finding(
@@ -794,8 +798,6 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
         return None
     options = facts.options
     width = options.get("width")
-    # less than halfway from chance to every training image right is far off; above it, a note
-    halfway = (facts.chance or 0.0) + 0.5 * (1 - (facts.chance or 0.0))
     hardest = _hardest_lost(facts)
     lost = (
         f"; the images were resized from {facts.source_side} to {facts.image_side} px, which leaves "
@@ -806,7 +808,8 @@ def underfitting(facts: Facts, found: list[Finding]) -> Finding | None:
     )
     return Finding(
         "underfitting",
-        "warn" if fit < halfway or shrunk or hardest else "info",
+        # less than halfway from chance to every training image right is far off; above it, a note
+        "warn" if fit < halfway(facts) or shrunk or hardest else "info",
         "underfitting: the net is too small or too short to fit its training set",
         f"training accuracy only {_pct(fit)}"
         + (f" (validation {_pct(facts.val_acc)})" if facts.val_acc is not None else "")
